@@ -1,0 +1,140 @@
+"""The ``paddock`` command (contract: DESIGN.md, "The contracts").
+
+Exit codes of ``paddock sandbox exec``: the command's own code; 128+N when
+it was killed by signal N; 124 when it timed out; 127 when it could not be
+started; 125 when the sandbox itself failed; 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from paddock import __version__
+from paddock.core.errors import PaddockError
+
+EXIT_SANDBOX_FAILED = 125
+EXIT_INTERRUPTED = 130
+
+
+def _err(msg: str) -> None:
+    print(f"paddock: {msg}", file=sys.stderr, flush=True)
+
+
+def _progress(quiet: bool) -> object:
+    def say(msg: str) -> None:
+        if not quiet:
+            print(f"· {msg}", file=sys.stderr, flush=True)
+
+    return say
+
+
+async def _sandbox_exec(ns: argparse.Namespace) -> int:
+    from paddock.guest import ExecOutput, ExecResult, Stream
+    from paddock.session.sandbox import Sandbox
+
+    argv = list(ns.cmd)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        _err("no command given; usage: paddock sandbox exec --folder DIR -- CMD [ARG...]")
+        return 2
+    say = _progress(ns.quiet)
+    async with Sandbox.open(Path(ns.folder), on_progress=say) as sandbox:  # type: ignore[arg-type]
+        result: ExecResult | None = None
+        async for ev in sandbox.exec(argv, timeout_s=ns.timeout or 0.0):
+            if isinstance(ev, ExecOutput):
+                out = sys.stdout.buffer if ev.stream is Stream.STDOUT else sys.stderr.buffer
+                out.write(ev.data)
+                out.flush()
+            elif isinstance(ev, ExecResult):
+                result = ev
+        assert result is not None
+        if result.message:
+            _err(result.message)
+        return result.shell_code
+
+
+async def _doctor(ns: argparse.Namespace) -> int:
+    from paddock.session.doctor import run_checks
+
+    checks = await run_checks(probe=not ns.no_probe)
+    worst = 0
+    for c in checks:
+        mark = "ok " if c.ok else ("!! " if c.required else "?? ")
+        print(f"{mark} {c.name}: {c.detail}")
+        if c.fix:
+            print(f"    → {c.fix}")
+        if not c.ok and c.required:
+            worst = 1
+    print("\nAll set." if worst == 0 else "\nSome things need fixing before Paddock can run (see → above).")
+    return worst
+
+
+def _open_app(ns: argparse.Namespace) -> int:
+    _err("the desktop app is not part of this build yet; try `paddock doctor` or `paddock sandbox exec`")
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="paddock", description="Hand real work to an AI agent, fenced in a VM.")
+    parser.add_argument("--version", action="version", version=f"paddock {__version__}")
+    sub = parser.add_subparsers(dest="command")
+
+    sandbox = sub.add_parser("sandbox", help="use the sandbox directly")
+    sandbox_sub = sandbox.add_subparsers(dest="sandbox_command", required=True)
+    ex = sandbox_sub.add_parser(
+        "exec",
+        help="boot the sandbox on a folder and run one command in it",
+        description="Boot the sandbox on DIR (seen as /workspace), run CMD there, stream its output "
+        "and exit with its code.",
+    )
+    ex.add_argument("--folder", required=True, metavar="DIR", help="the folder the sandbox may see")
+    ex.add_argument("--timeout", type=float, metavar="S", help="kill the command after S seconds")
+    ex.add_argument("--quiet", "-q", action="store_true", help="no progress messages")
+    ex.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
+    ex.set_defaults(handler=_sandbox_exec)
+
+    doc = sub.add_parser("doctor", help="check this computer and say what to fix")
+    doc.add_argument("--no-probe", action="store_true", help="do not test-boot under KVM")
+    doc.set_defaults(handler=_doctor)
+    return parser
+
+
+async def _run_cancellable(handler: object, ns: argparse.Namespace) -> int:
+    """Run a handler so that SIGTERM, like Ctrl-C, unwinds it and cleans up."""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    assert task is not None
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await handler(ns)  # type: ignore[operator,no-any-return]
+    except asyncio.CancelledError:
+        return EXIT_INTERRUPTED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    ns = parser.parse_args(argv)
+    if ns.command is None:
+        return _open_app(ns)
+    try:
+        return asyncio.run(_run_cancellable(ns.handler, ns))
+    except KeyboardInterrupt:
+        _err("interrupted; the sandbox was stopped")
+        return EXIT_INTERRUPTED
+    except PaddockError as exc:
+        _err(str(exc))
+        return EXIT_SANDBOX_FAILED
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

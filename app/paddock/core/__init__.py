@@ -1,0 +1,1 @@
+"""Shared foundations: errors, paths and events. Imports nothing else of Paddock."""

@@ -1,0 +1,50 @@
+"""Where Paddock keeps things on the host. Never inside a user's workspace."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """Rebuildable things: the guest image. ``PADDOCK_CACHE_DIR`` overrides."""
+    env = os.environ.get("PADDOCK_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "paddock"
+
+
+def data_dir() -> Path:
+    """The user's Paddock data: conversations, trust decisions, the agent profile."""
+    env = os.environ.get("PADDOCK_DATA_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "paddock"
+
+
+def profile_dir() -> Path:
+    """The agent profile shared read-only into the guest at /home/agent/.claude.
+
+    Paddock's own folder, never the ``~/.claude`` of other tools (which can
+    hold credentials).
+    """
+    path = data_dir() / "profile" / ".claude"
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def runtime_dir() -> Path:
+    """Sockets and per-VM state: a folder only this user can open.
+
+    Kept short, because a unix socket path is limited to 107 bytes.
+    """
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    root = Path(base) / "paddock" if base else Path(tempfile.gettempdir()) / f"paddock-{os.getuid()}"
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    st = root.lstat()
+    if st.st_uid != os.getuid() or st.st_mode & 0o077 or root.is_symlink():
+        raise PermissionError(f"{root} must be a folder owned by you with mode 0700")
+    return root

@@ -1,0 +1,1 @@
+"""Placeholder: see docs/ARCHITECTURE.md for what lands here."""

@@ -1,0 +1,1 @@
+"""The session engine: composes VM, guest, policy, model and audit. No Qt here."""

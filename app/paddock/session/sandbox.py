@@ -1,0 +1,184 @@
+"""A booted sandbox: the VM with the folder shared and the guest agent claimed.
+
+    async with Sandbox.open(folder) as sandbox:
+        out, err, result = await sandbox.guest.run(["uname", "-r"])
+
+Progress is reported through ``on_progress`` in plain words. A VM that fails
+at any point (while booting or mid-command) surfaces as ``SandboxFailed``
+with the VM's reason, never as a hang.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from paddock.core.errors import PaddockError
+from paddock.core.paths import profile_dir
+from paddock.guest import ExecEvent, GuestClient, GuestError, GuestUnavailable
+from paddock.vm import (
+    AccelChoice,
+    GuestImage,
+    HostTools,
+    Share,
+    VirtualMachine,
+    VMConfig,
+    VMState,
+    choose_accel,
+    find_image,
+)
+
+BOOT_TIMEOUT_S = float(os.environ.get("PADDOCK_BOOT_TIMEOUT", "60"))
+T = TypeVar("T")
+Progress = Callable[[str], None]
+
+
+class SandboxFailed(PaddockError):
+    """The sandbox could not start, or stopped while in use."""
+
+
+@dataclass(frozen=True)
+class BootTimings:
+    accel: AccelChoice
+    vm_started_s: float
+    ready_s: float
+
+
+class Sandbox:
+    def __init__(self, vm: VirtualMachine, guest: GuestClient, folder: Path, timings: BootTimings) -> None:
+        self.vm = vm
+        self.guest = guest
+        self.folder = folder
+        self.timings = timings
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls,
+        folder: Path,
+        *,
+        image: GuestImage | None = None,
+        profile: Path | None = None,
+        on_progress: Progress | None = None,
+        memory_mib: int = 1024,
+    ) -> AsyncIterator[Sandbox]:
+        sandbox = await cls.boot(folder, image=image, profile=profile, on_progress=on_progress,
+                                 memory_mib=memory_mib)
+        try:
+            yield sandbox
+        finally:
+            await sandbox.close()
+
+    @classmethod
+    async def boot(
+        cls,
+        folder: Path,
+        *,
+        image: GuestImage | None = None,
+        profile: Path | None = None,
+        on_progress: Progress | None = None,
+        memory_mib: int = 1024,
+    ) -> Sandbox:
+        say = on_progress or (lambda _msg: None)
+        t0 = time.monotonic()
+        folder = folder.resolve()
+        if not folder.is_dir():
+            raise SandboxFailed(f"The folder {folder} does not exist or is not a folder.")
+        try:
+            image = image or find_image()
+            tools = HostTools.find()
+        except PaddockError as exc:
+            raise SandboxFailed(exc.message, hint=exc.hint) from exc
+        accel = await choose_accel(image, tools)
+        say(f"Starting the sandbox ({accel.accel.label})")
+        shares = (
+            Share("workspace", folder, read_only=False),
+            Share("profile", (profile or profile_dir()).resolve(), read_only=True),
+        )
+        vm = VirtualMachine(VMConfig(image=image, accel=accel.accel, shares=shares, tools=tools,
+                                     memory_mib=memory_mib))
+        try:
+            await vm.start()
+        except PaddockError as exc:
+            await vm.stop()
+            raise SandboxFailed(f"The sandbox could not start: {exc.message}", hint=exc.hint) from exc
+        started = time.monotonic() - t0
+        say("Waiting for the sandbox to be ready")
+        guest = GuestClient(vm.agent_socket)
+        try:
+            await _unless_failed(vm, guest.wait_ready(BOOT_TIMEOUT_S))
+            await _unless_failed(vm, guest.claim())
+            vm.mark_ready()
+        except BaseException as exc:
+            tail = vm.console_tail(800)
+            await guest.close()
+            await vm.stop()
+            if isinstance(exc, (SandboxFailed, asyncio.CancelledError, KeyboardInterrupt)):
+                raise
+            detail = exc.message if isinstance(exc, PaddockError) else str(exc)
+            raise SandboxFailed(
+                f"The sandbox did not start: {detail}",
+                hint=f"Last lines from the sandbox console:\n{tail}" if tail else None,
+            ) from exc
+        say("Sandbox ready")
+        return cls(vm, guest, folder, BootTimings(accel, started, time.monotonic() - t0))
+
+    async def guarded(self, aw: Awaitable[T]) -> T:
+        """Await a guest call, turning a VM failure into SandboxFailed with its reason."""
+        return await _unless_failed(self.vm, aw)
+
+    async def exec(
+        self, argv: list[str], *, cwd: str = "", timeout_s: float = 0.0, stdin: bytes = b""
+    ) -> AsyncIterator[ExecEvent]:
+        """Stream a command's events; a VM failure mid-command raises SandboxFailed."""
+        events = self.guest.exec(argv, cwd=cwd, timeout_s=timeout_s, stdin=stdin).__aiter__()
+        try:
+            while True:
+                try:
+                    ev = await _unless_failed(self.vm, events.__anext__())
+                except StopAsyncIteration:
+                    return
+                except GuestUnavailable as exc:
+                    raise SandboxFailed(self.vm.failure or exc.message) from exc
+                yield ev
+        finally:
+            with contextlib.suppress(BaseException):
+                await events.aclose()  # type: ignore[attr-defined]
+
+    async def close(self) -> None:
+        await self.guest.close()
+        await self.vm.stop()
+
+    @property
+    def alive(self) -> bool:
+        return self.vm.state is VMState.READY
+
+
+async def _unless_failed(vm: VirtualMachine, aw: Awaitable[T]) -> T:
+    """Await ``aw`` unless the VM fails first; then raise SandboxFailed with the reason."""
+    work = asyncio.ensure_future(aw)
+    failed = asyncio.ensure_future(vm.failed())
+    try:
+        done, _ = await asyncio.wait({work, failed}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        work.cancel()
+        raise
+    finally:
+        failed.cancel()
+    if work in done:
+        try:
+            return work.result()
+        except GuestError as exc:
+            if vm.failure:
+                raise SandboxFailed(vm.failure) from exc
+            raise
+    work.cancel()
+    with contextlib.suppress(BaseException):
+        await work
+    raise SandboxFailed(vm.failure or "The sandbox stopped unexpectedly.")

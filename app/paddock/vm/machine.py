@@ -1,0 +1,429 @@
+"""One sandbox VM: QEMU plus one virtiofsd per share, supervised.
+
+States::
+
+    STOPPED ──start()──► BOOTING ──mark_ready()──► READY ──stop()──► STOPPING ──► STOPPED
+                            │                        │
+                            └──── a process dies ────┴──► FAILED (reason) ──stop()──► STOPPED
+
+Every method says which states it accepts (``@requires``). A QEMU or virtiofsd
+that exits on its own moves the VM to FAILED at once and kills the rest, so a
+caller waiting on the guest never hangs: it can await ``failed()``.
+
+Nothing a user or the guest chose reaches a QEMU or virtiofsd argument: shared
+folders are bind-mounted by bubblewrap onto fixed paths in the VM's private
+run folder, and every path QEMU sees has its commas escaped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import enum
+import functools
+import os
+import secrets
+import shutil
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from qemu.qmp import QMPClient
+from qemu.qmp.error import QMPError
+
+from paddock.core.errors import PaddockError
+from paddock.core.paths import runtime_dir
+from paddock.vm.host import Accel, HostTools
+from paddock.vm.image import GuestImage
+
+AGENT_PORT_NAME = "paddock.agent"
+QMP_ACCEPT_TIMEOUT_S = 30.0
+STOP_GRACE_S = 3.0
+
+
+class VMState(enum.Enum):
+    STOPPED = "stopped"
+    BOOTING = "booting"
+    READY = "ready"
+    STOPPING = "stopping"
+    FAILED = "failed"
+
+
+class VMError(PaddockError):
+    """The sandbox VM could not do what was asked."""
+
+
+class StateError(VMError):
+    """A method was called in a state that does not allow it."""
+
+
+@dataclass(frozen=True)
+class Share:
+    """A host folder shown to the guest under ``tag`` (mounted by the guest's init)."""
+
+    tag: str
+    host_path: Path
+    read_only: bool
+
+    def __post_init__(self) -> None:
+        if not self.tag.isidentifier():
+            raise ValueError(f"share tag must be a plain word: {self.tag!r}")
+
+
+@dataclass(frozen=True)
+class VMConfig:
+    image: GuestImage
+    accel: Accel
+    shares: tuple[Share, ...] = ()
+    memory_mib: int = 1024
+    cpus: int = 1
+    tools: HostTools = field(default_factory=HostTools.find)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def requires(*states: VMState) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Guard a method by the states it accepts (after qemu.qmp's ``@require``)."""
+
+    def decorator(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            vm = args[0]
+            assert isinstance(vm, VirtualMachine)
+            if vm.state not in states:
+                allowed = ", ".join(s.value for s in states)
+                raise StateError(f"{fn.__name__}() needs the VM to be {allowed}, but it is {vm.state.value}")
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def qemu_escape(value: str | os.PathLike[str]) -> str:
+    """Escape a value for QEMU's comma-separated option syntax."""
+    text = os.fspath(value)
+    if "\n" in text or "\x00" in text:
+        raise VMError(f"refusing a path with control characters: {text!r}")
+    return text.replace(",", ",,")
+
+
+def _set_pdeathsig() -> None:
+    """In the child: die with the parent, so a killed app leaves no VM behind."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+class VirtualMachine:
+    def __init__(self, config: VMConfig) -> None:
+        self.config = config
+        self.id = secrets.token_hex(4)
+        self._state = VMState.STOPPED
+        self.failure: str | None = None
+        self.run_dir: Path | None = None
+        self._qemu: asyncio.subprocess.Process | None = None
+        self._virtiofsd: dict[str, asyncio.subprocess.Process] = {}
+        self._qmp: QMPClient | None = None
+        self._watchers: list[asyncio.Task[None]] = []
+        self._failed = asyncio.Event()
+        self._listeners: list[Callable[[VMState, str | None], None]] = []
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def state(self) -> VMState:
+        return self._state
+
+    def subscribe(self, listener: Callable[[VMState, str | None], None]) -> None:
+        """Call ``listener(state, reason)`` on every state change."""
+        self._listeners.append(listener)
+
+    def _set_state(self, state: VMState, reason: str | None = None) -> None:
+        if state is self._state:
+            return
+        self._state = state
+        for listener in list(self._listeners):
+            listener(state, reason)
+
+    @property
+    def agent_socket(self) -> Path:
+        assert self.run_dir is not None
+        return self.run_dir / "agent.sock"
+
+    @property
+    def console_log(self) -> Path:
+        assert self.run_dir is not None
+        return self.run_dir / "console.log"
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """Host processes of this VM, by role (``qemu``, ``virtiofsd-<tag>``)."""
+        out = {f"virtiofsd-{tag}": p.pid for tag, p in self._virtiofsd.items()}
+        if self._qemu is not None:
+            out["qemu"] = self._qemu.pid
+        return out
+
+    async def failed(self) -> str:
+        """Wait until the VM fails; returns the reason."""
+        await self._failed.wait()
+        return self.failure or "the sandbox stopped unexpectedly"
+
+    # ------------------------------------------------------------------ start
+
+    @requires(VMState.STOPPED)
+    async def start(self) -> None:
+        """Start virtiofsd and QEMU; returns once QEMU runs (the guest is still booting)."""
+        self._set_state(VMState.BOOTING)
+        self.id = secrets.token_hex(4)
+        self.failure = None
+        self._failed.clear()
+        self.run_dir = runtime_dir() / f"vm-{self.id}"
+        self.run_dir.mkdir(mode=0o700)
+        try:
+            for share in self.config.shares:
+                await self._start_virtiofsd(share)
+            await self._start_qemu()
+        except BaseException as exc:
+            reason = str(exc) if isinstance(exc, PaddockError) else f"the sandbox could not start: {exc}"
+            await self._teardown()
+            self.failure = reason
+            self._set_state(VMState.FAILED, reason)
+            self._failed.set()
+            if isinstance(exc, PaddockError):
+                raise
+            if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)):
+                raise
+            raise VMError(reason) from exc
+
+    async def _spawn(self, name: str, argv: list[str]) -> asyncio.subprocess.Process:
+        assert self.run_dir is not None
+        log = open(self.run_dir / f"{name}.log", "wb")  # noqa: SIM115 - handed to the child
+        try:
+            return await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,  # a Ctrl-C in the terminal is ours to handle
+                preexec_fn=_set_pdeathsig,
+            )
+        finally:
+            log.close()
+
+    async def _start_virtiofsd(self, share: Share) -> None:
+        assert self.run_dir is not None
+        tools = self.config.tools
+        if not share.host_path.is_dir():
+            raise VMError(f"The folder to share does not exist: {share.host_path}")
+        mount_point = self.run_dir / f"share-{share.tag}"
+        mount_point.mkdir(mode=0o700)
+        sock = self.run_dir / f"fs-{share.tag}.sock"
+        bind = "--ro-bind" if share.read_only else "--bind"
+        # bubblewrap puts the folder at a fixed path of ours (no user text in
+        # virtiofsd's option string) and, for a read-only share, makes it
+        # read-only for the host side too: the guest cannot write it even as
+        # root in the guest.
+        argv = [
+            str(tools.bwrap), "--die-with-parent", "--unshare-pid",
+            "--dev-bind", "/", "/",
+            bind, str(share.host_path.resolve()), str(mount_point),
+            "--", str(tools.virtiofsd),
+            f"--socket-path={sock}",
+            "-o", f"source={mount_point}",
+            "-o", "sandbox=namespace",
+            "-o", "cache=auto",
+            "-o", "no_posix_lock",
+        ]  # fmt: skip
+        proc = await self._spawn(f"virtiofsd-{share.tag}", argv)
+        self._virtiofsd[share.tag] = proc
+        for _ in range(500):
+            if sock.exists():
+                break
+            if proc.returncode is not None:
+                raise VMError(
+                    f"The folder-sharing helper for {share.tag} stopped at start: {self._log_tail(f'virtiofsd-{share.tag}')}"
+                )
+            await asyncio.sleep(0.01)
+        else:
+            raise VMError(f"The folder-sharing helper for {share.tag} did not start within 5 s")
+        self._watchers.append(asyncio.create_task(self._watch(f"virtiofsd-{share.tag}", proc)))
+
+    def kernel_cmdline(self) -> str:
+        args = ["console=ttyS0", "panic=-1"]
+        if self.config.accel is Accel.TCG:
+            # Under TCG the early TSC calibration against the PIT fails now and
+            # then and the kernel hangs before init; a fixed rate avoids it.
+            args.append("tsc_early_khz=2000000")
+        if not os.environ.get("PADDOCK_GUEST_VERBOSE"):
+            args += ["quiet", "loglevel=3"]
+        return " ".join(args)
+
+    def qemu_argv(self) -> list[str]:
+        assert self.run_dir is not None
+        cfg = self.config
+        img = cfg.image
+        e = qemu_escape
+        mem = f"{cfg.memory_mib}M"
+        argv = [
+            str(cfg.tools.qemu),
+            "-name", f"paddock-{self.id}",
+            "-machine", "microvm,memory-backend=mem,isa-serial=on,pit=on,pic=on,rtc=on",
+            "-accel", cfg.accel.value,
+            "-cpu", "host" if cfg.accel is Accel.KVM else "max",
+            "-m", mem,
+            "-smp", str(cfg.cpus),
+            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+            "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+            "-object", f"memory-backend-memfd,id=mem,size={mem},share=on",
+            "-kernel", e(img.kernel),
+            "-initrd", e(img.initrd),
+            "-append", self.kernel_cmdline(),
+            "-global", "virtio-mmio.force-legacy=false",
+            "-drive", f"if=none,id=root,file={e(img.rootfs)},format=raw,readonly=on",
+            "-device", "virtio-blk-device,drive=root",
+            "-device", "virtio-serial-device",
+            "-chardev", f"socket,id=agent,path={e(self.agent_socket)},server=on,wait=off",
+            "-device", f"virtserialport,chardev=agent,name={AGENT_PORT_NAME}",
+            "-chardev", f"file,id=con,path={e(self.console_log)}",
+            "-serial", "chardev:con",
+            "-chardev", f"socket,id=qmp,path={e(self.run_dir / 'qmp.sock')}",
+            "-mon", "chardev=qmp,mode=control",
+        ]  # fmt: skip
+        for share in cfg.shares:
+            sock = self.run_dir / f"fs-{share.tag}.sock"
+            argv += [
+                "-chardev", f"socket,id=fs-{share.tag},path={e(sock)}",
+                "-device", f"vhost-user-fs-device,chardev=fs-{share.tag},tag={share.tag}",
+            ]  # fmt: skip
+        return argv
+
+    async def _start_qemu(self) -> None:
+        assert self.run_dir is not None
+        qmp = QMPClient(f"paddock-{self.id}")
+        await qmp.start_server(str(self.run_dir / "qmp.sock"))
+        self._qmp = qmp
+        self._qemu = await self._spawn("qemu", self.qemu_argv())
+        accept = asyncio.ensure_future(qmp.accept())
+        exited = asyncio.ensure_future(self._qemu.wait())
+        try:
+            done, _ = await asyncio.wait({accept, exited}, timeout=QMP_ACCEPT_TIMEOUT_S,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            exited.cancel()
+        if accept not in done:
+            accept.cancel()
+            with contextlib.suppress(BaseException):
+                await accept
+            if self._qemu.returncode is not None:
+                raise VMError(f"QEMU stopped at start (code {self._qemu.returncode}): {self._log_tail('qemu')}")
+            raise VMError(f"QEMU did not answer within {QMP_ACCEPT_TIMEOUT_S:.0f} s")
+        accept.result()
+        self._watchers.append(asyncio.create_task(self._watch("qemu", self._qemu)))
+        self._watchers.append(asyncio.create_task(self._watch_events(qmp)))
+
+    # ------------------------------------------------------------------ supervision
+
+    async def _watch(self, name: str, proc: asyncio.subprocess.Process) -> None:
+        code = await proc.wait()
+        if self._state in (VMState.BOOTING, VMState.READY):
+            label = "QEMU" if name == "qemu" else f"the folder-sharing helper ({name})"
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            await self._fail(f"The sandbox stopped: {label} {how}.")
+
+    async def _watch_events(self, qmp: QMPClient) -> None:
+        with contextlib.suppress(QMPError, asyncio.CancelledError):
+            with qmp.listener(("SHUTDOWN", "GUEST_PANICKED")) as listener:
+                async for event in listener:
+                    if self._state in (VMState.BOOTING, VMState.READY):
+                        what = "crashed" if event["event"] == "GUEST_PANICKED" else "shut down"
+                        await self._fail(f"The sandbox {what} on its own.")
+                        return
+
+    async def _fail(self, reason: str) -> None:
+        if self._state in (VMState.FAILED, VMState.STOPPING, VMState.STOPPED):
+            return
+        self.failure = reason
+        self._set_state(VMState.FAILED, reason)
+        self._failed.set()
+        await self._teardown(current=asyncio.current_task())
+
+    @requires(VMState.BOOTING)
+    def mark_ready(self) -> None:
+        """Called by whoever checked that the guest agent answers."""
+        self._set_state(VMState.READY)
+
+    async def query_status(self) -> dict[str, Any]:
+        """QEMU's own view (``query-status``)."""
+        if self._qmp is None:
+            raise VMError("the VM is not running")
+        result = await self._qmp.execute("query-status")
+        assert isinstance(result, dict)
+        return result
+
+    # ------------------------------------------------------------------ stop
+
+    async def stop(self) -> None:
+        """Stop everything this VM started. Safe in any state, and idempotent."""
+        if self._state is VMState.STOPPED:
+            return
+        was_failed = self._state is VMState.FAILED
+        self._set_state(VMState.STOPPING)
+        await self._teardown(current=asyncio.current_task())
+        self._set_state(VMState.STOPPED, self.failure if was_failed else None)
+
+    async def _teardown(self, current: asyncio.Task[Any] | None = None) -> None:
+        qmp, self._qmp = self._qmp, None
+        if qmp is not None and self._qemu is not None and self._qemu.returncode is None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(qmp.execute("quit"), 1.0)
+        procs = [p for p in [self._qemu, *self._virtiofsd.values()] if p is not None]
+        await _terminate(procs)
+        if qmp is not None:
+            with contextlib.suppress(Exception):
+                await qmp.disconnect()
+        for task in self._watchers:
+            if task is not current:
+                task.cancel()
+        self._watchers = [t for t in self._watchers if t is current]
+        if self.run_dir is not None and not os.environ.get("PADDOCK_KEEP_RUN_DIR"):
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    def _log_tail(self, name: str, limit: int = 600) -> str:
+        if self.run_dir is None:
+            return ""
+        try:
+            text = (self.run_dir / f"{name}.log").read_text(errors="replace").strip()
+        except OSError:
+            return ""
+        return text[-limit:]
+
+    def console_tail(self, limit: int = 2000) -> str:
+        """The end of the guest's console, for error reports and failed tests."""
+        if self.run_dir is None:
+            return ""
+        try:
+            return self.console_log.read_text(errors="replace")[-limit:]
+        except OSError:
+            return ""
+
+
+async def _terminate(procs: list[asyncio.subprocess.Process]) -> None:
+    for p in procs:
+        if p.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                p.terminate()
+    waits: list[Awaitable[int]] = [p.wait() for p in procs]
+    try:
+        await asyncio.wait_for(asyncio.gather(*waits), STOP_GRACE_S)
+    except asyncio.TimeoutError:
+        for p in procs:
+            if p.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    p.kill()
+        await asyncio.gather(*(p.wait() for p in procs))
