@@ -126,8 +126,10 @@ def check_tools() -> None:
     if not _busybox_is_static():
         missing.append("a static busybox at /bin/busybox (apt package busybox-static)")
     if missing:
-        raise BuildError("missing tools: " + "; ".join(missing) + "\n  install them with: sudo apt-get install "
-                         "debootstrap squashfs-tools cpio busybox-static")
+        raise BuildError(
+            "missing tools: " + "; ".join(missing) + "\n  install them with: sudo apt-get install "
+            "debootstrap squashfs-tools cpio busybox-static"
+        )
     if os.geteuid() != 0:
         raise BuildError("building the guest image needs root (debootstrap); run: sudo ./build_vm.sh")
 
@@ -220,7 +222,7 @@ def resolve_modules(moddir: Path) -> list[Path]:
         if path in order:
             return
         m = re.search(rb"depends=([A-Za-z0-9_,-]*)\x00", _module_bytes(path))
-        for dep in (m.group(1).decode().split(",") if m and m.group(1) else []):
+        for dep in m.group(1).decode().split(",") if m and m.group(1) else []:
             visit(dep.replace("-", "_"))
         order.append(path)
 
@@ -245,10 +247,16 @@ def build(cache: Path, force: bool) -> Path:
     try:
         root = work / "root"
         t = step(1, total, f"debootstrap {SUITE} (minbase + {', '.join(DEB_PACKAGES)}); about a minute")
-        run([
-            "debootstrap", "--variant=minbase", f"--include={','.join(DEB_PACKAGES)}",
-            SUITE, str(root), mirror,
-        ])
+        run(
+            [
+                "debootstrap",
+                "--variant=minbase",
+                f"--include={','.join(DEB_PACKAGES)}",
+                SUITE,
+                str(root),
+                mirror,
+            ]
+        )
         print(f"      done in {time.monotonic() - t:.0f} s")
 
         t = step(2, total, "kernel from Debian's linux-image package")
@@ -269,12 +277,28 @@ def build(cache: Path, force: bool) -> Path:
 
         t = step(3, total, "Python packages for the agent (grpcio, protobuf) from PyPI")
         site = root / "opt" / "paddock" / "site"
-        run([
-            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "--no-deps", "--only-binary=:all:", "--platform", "manylinux2014_x86_64",
-            "--python-version", "3.11", "--implementation", "cp",
-            "--target", str(site), "-r", str(HERE / "requirements.txt"),
-        ])
+        run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--platform",
+                "manylinux2014_x86_64",
+                "--python-version",
+                "3.11",
+                "--implementation",
+                "cp",
+                "--target",
+                str(site),
+                "-r",
+                str(HERE / "requirements.txt"),
+            ]
+        )
 
         t = step(4, total, "agent, init and users")
         _install_agent(root)
@@ -284,14 +308,37 @@ def build(cache: Path, force: bool) -> Path:
         for rel in TRIM:
             shutil.rmtree(root / rel, ignore_errors=True)
         (root / "var" / "log").mkdir(parents=True, exist_ok=True)
-        run(["chroot", str(root), "/usr/bin/python3", "-m", "compileall", "-q", "-j", "2",
-             "/opt/paddock", "/usr/lib/python3.11"], quiet=True)
+        run(
+            [
+                "chroot",
+                str(root),
+                "/usr/bin/python3",
+                "-m",
+                "compileall",
+                "-q",
+                "-j",
+                "2",
+                "/opt/paddock",
+                "/usr/lib/python3.11",
+            ],
+            quiet=True,
+        )
 
         t = step(6, total, f"squashfs root ({SQUASHFS_COMP})")
         staging = work / "out"
         staging.mkdir()
-        run(["mksquashfs", str(root), str(staging / "rootfs.squashfs"), "-comp", SQUASHFS_COMP,
-             "-noappend", "-quiet", "-no-progress"])
+        run(
+            [
+                "mksquashfs",
+                str(root),
+                str(staging / "rootfs.squashfs"),
+                "-comp",
+                SQUASHFS_COMP,
+                "-noappend",
+                "-quiet",
+                "-no-progress",
+            ]
+        )
         extract_vmlinux(vmlinuz, staging / "vmlinux")
 
         t = step(7, total, "initramfs (busybox + modules)")
@@ -375,8 +422,13 @@ def _build_initramfs(dest: Path, modules: list[Path], out: Path) -> None:
     (dest / "modules.order").write_text("\n".join(names) + "\n")
     files = subprocess.run(["find", ".", "-print0"], cwd=dest, capture_output=True, check=True).stdout
     with open(out, "wb") as fh:
-        subprocess.run(["cpio", "--null", "-o", "-H", "newc", "--quiet", "--owner=0:0"],
-                       cwd=dest, input=files, stdout=fh, check=True)
+        subprocess.run(
+            ["cpio", "--null", "-o", "-H", "newc", "--quiet", "--owner=0:0"],
+            cwd=dest,
+            input=files,
+            stdout=fh,
+            check=True,
+        )
 
 
 def _link_current(cache: Path, key: str) -> None:
@@ -390,8 +442,12 @@ def _link_current(cache: Path, key: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Build the Paddock guest image.")
-    parser.add_argument("--cache", type=Path, default=default_cache(),
-                        help="cache folder (default: $PADDOCK_CACHE_DIR or ~/.cache/paddock)")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=default_cache(),
+        help="cache folder (default: $PADDOCK_CACHE_DIR or ~/.cache/paddock)",
+    )
     parser.add_argument("--force", action="store_true", help="rebuild even when the inputs are unchanged")
     parser.add_argument("--print-hash", action="store_true", help="print the inputs' hash and exit")
     ns = parser.parse_args()

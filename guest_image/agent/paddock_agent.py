@@ -32,8 +32,9 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from concurrent import futures
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import grpc
 
@@ -129,9 +130,7 @@ def file_info(full: str, rel: str) -> pb.FileInfo:
         ftype = pb.FILE_TYPE_SYMLINK
     else:
         ftype = pb.FILE_TYPE_OTHER
-    return pb.FileInfo(
-        path=rel, type=ftype, size=st.st_size, mode=stat.S_IMODE(st.st_mode), mtime=st.st_mtime
-    )
+    return pb.FileInfo(path=rel, type=ftype, size=st.st_size, mode=stat.S_IMODE(st.st_mode), mtime=st.st_mtime)
 
 
 # --------------------------------------------------------------------------- events
@@ -189,7 +188,7 @@ def _abort_for(context: grpc.ServicerContext, exc: BaseException) -> None:
 
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    def wrapper(self: "Agent", request: Any, context: grpc.ServicerContext) -> Any:
+    def wrapper(self: Agent, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             return fn(self, request, context)
         except grpc.RpcError:
@@ -202,7 +201,7 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class Agent(pb_grpc.GuestAgentServicer):
-    def __init__(self, hub: EventHub, key_box: "KeyBox") -> None:
+    def __init__(self, hub: EventHub, key_box: KeyBox) -> None:
         self.hub = hub
         self.key_box = key_box
 
@@ -337,7 +336,9 @@ class Agent(pb_grpc.GuestAgentServicer):
         duration = time.monotonic() - started
         if timed_out:
             result = pb.ExecExit(
-                reason=pb.EXIT_REASON_TIMED_OUT, signal=signal.SIGKILL, duration_s=duration,
+                reason=pb.EXIT_REASON_TIMED_OUT,
+                signal=signal.SIGKILL,
+                duration_s=duration,
                 message=f"killed after {request.timeout_s:g} s",
             )
         elif code < 0:
@@ -361,9 +362,7 @@ class Agent(pb_grpc.GuestAgentServicer):
             data = os.pread(fd, cap, max(0, request.offset))
         finally:
             os.close(fd)
-        return pb.ReadFileResponse(
-            data=data, size=st.st_size, eof=max(0, request.offset) + len(data) >= st.st_size
-        )
+        return pb.ReadFileResponse(data=data, size=st.st_size, eof=max(0, request.offset) + len(data) >= st.st_size)
 
     @guarded
     def WriteFile(self, request: pb.WriteFileRequest, context: grpc.ServicerContext) -> pb.WriteFileResponse:
@@ -426,7 +425,9 @@ class Agent(pb_grpc.GuestAgentServicer):
     @guarded
     def Stat(self, request: pb.StatRequest, context: grpc.ServicerContext) -> pb.StatResponse:
         full = resolve(request.path, must_exist=True)
-        return pb.StatResponse(info=file_info(full, workspace_relative(full) if full != os.path.realpath(WORKSPACE) else "."))
+        return pb.StatResponse(
+            info=file_info(full, workspace_relative(full) if full != os.path.realpath(WORKSPACE) else ".")
+        )
 
     @guarded
     def Remove(self, request: pb.RemoveRequest, context: grpc.ServicerContext) -> pb.RemoveResponse:
@@ -484,7 +485,7 @@ def _feed_stdin(proc: subprocess.Popen[bytes], data: bytes) -> None:
             pass
 
 
-def _pump(stream: Any, kind: int, out: "queue.Queue[tuple[int, bytes] | None]") -> None:
+def _pump(stream: Any, kind: int, out: queue.Queue[tuple[int, bytes] | None]) -> None:
     try:
         while True:
             data = stream.read1(CHUNK)
@@ -526,7 +527,7 @@ class KeyBox:
 class BootKeyInterceptor(grpc.ServerInterceptor):
     """Every call but Claim and Health must carry this boot's key."""
 
-    OPEN = {"/paddock.guest.v1.GuestAgent/Claim", "/paddock.guest.v1.GuestAgent/Health"}
+    OPEN = frozenset({"/paddock.guest.v1.GuestAgent/Claim", "/paddock.guest.v1.GuestAgent/Health"})
 
     def __init__(self, key_box: KeyBox) -> None:
         self.key_box = key_box

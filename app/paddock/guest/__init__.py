@@ -1,5 +1,11 @@
 """The host's side of the guest agent API: the only user of grpc and the generated code."""
 
+import os
+
+# Before grpc loads: the engine forks QEMU and virtiofsd, and gRPC's fork
+# handlers only print warnings for a process that never uses gRPC in a child.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 from paddock.guest.client import (
     ExecEvent,
     ExecOutput,

@@ -203,9 +203,7 @@ def _event_from_pb(m: pb.GuestEvent) -> GuestEvent | None:
         return ProcessExitedEvent(m.seq, m.time_unix, x.exec_id, x.pid, ExecResult.from_pb(x.exit))
     if kind == "file_changed":
         f = m.file_changed
-        return FileChangedEvent(
-            m.seq, m.time_unix, f.path, f.change == pb.FileChanged.CHANGE_REMOVED, f.size
-        )
+        return FileChangedEvent(m.seq, m.time_unix, f.path, f.change == pb.FileChanged.CHANGE_REMOVED, f.size)
     return None
 
 
@@ -258,9 +256,7 @@ class GuestClient:
 
     async def info(self) -> GuestInfo:
         r = await self._unary(self._stub.Info, pb.InfoRequest())
-        return GuestInfo(
-            r.agent_version, r.kernel, r.uptime_s, tuple((m.tag, m.path, m.read_only) for m in r.mounts)
-        )
+        return GuestInfo(r.agent_version, r.kernel, r.uptime_s, tuple((m.tag, m.path, m.read_only) for m in r.mounts))
 
     async def exec(
         self,
@@ -312,9 +308,7 @@ class GuestClient:
 
     async def read_file(self, path: str, *, offset: int = 0, max_bytes: int = 0) -> tuple[bytes, int, bool]:
         """Returns (data, total size, reached end)."""
-        r = await self._unary(
-            self._stub.ReadFile, pb.ReadFileRequest(path=path, offset=offset, max_bytes=max_bytes)
-        )
+        r = await self._unary(self._stub.ReadFile, pb.ReadFileRequest(path=path, offset=offset, max_bytes=max_bytes))
         return bytes(r.data), int(r.size), bool(r.eof)
 
     async def write_file(self, path: str, data: bytes, *, mode: int = 0, create_parents: bool = True) -> int:

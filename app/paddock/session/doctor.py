@@ -38,17 +38,32 @@ async def run_checks(*, probe: bool = True) -> list[Check]:
     ok, why = kvm_usable()
     if image is not None and tools is not None and probe:
         choice = await choose_accel(image, tools)
-        checks.append(Check("Accelerator", True, f"{choice.accel.label}: {choice.reason}",
-                            None if choice.accel.value == "kvm" else
-                            "Software emulation works, only slower (a few seconds to start)."))
+        checks.append(
+            Check(
+                "Accelerator",
+                True,
+                f"{choice.accel.label}: {choice.reason}",
+                None
+                if choice.accel.value == "kvm"
+                else "Software emulation works, only slower (a few seconds to start).",
+            )
+        )
     else:
         checks.append(Check("Accelerator", True, f"KVM: {why}" if ok else f"software emulation ({why})"))
     try:
         kc = backend_status()
-        checks.append(Check("Keychain", kc.acceptable, f"{kc.name}: {kc.detail}",
-                            None if kc.acceptable else
-                            "Start your desktop's keyring (GNOME Keyring or KWallet), or set "
-                            "ANTHROPIC_API_KEY for headless use.", required=False))
+        checks.append(
+            Check(
+                "Keychain",
+                kc.acceptable,
+                f"{kc.name}: {kc.detail}",
+                None
+                if kc.acceptable
+                else "Start your desktop's keyring (GNOME Keyring or KWallet), or set "
+                "ANTHROPIC_API_KEY for headless use.",
+                required=False,
+            )
+        )
     except Exception as exc:  # noqa: BLE001 - a broken keyring must not break doctor
         checks.append(Check("Keychain", False, f"the keychain could not be checked: {exc}", required=False))
     return checks

@@ -11,8 +11,8 @@ with the VM's reason, never as a hang.
 from __future__ import annotations
 
 import asyncio
-import os
 import contextlib
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -68,8 +68,7 @@ class Sandbox:
         on_progress: Progress | None = None,
         memory_mib: int = 1024,
     ) -> AsyncIterator[Sandbox]:
-        sandbox = await cls.boot(folder, image=image, profile=profile, on_progress=on_progress,
-                                 memory_mib=memory_mib)
+        sandbox = await cls.boot(folder, image=image, profile=profile, on_progress=on_progress, memory_mib=memory_mib)
         try:
             yield sandbox
         finally:
@@ -101,8 +100,7 @@ class Sandbox:
             Share("workspace", folder, read_only=False),
             Share("profile", (profile or profile_dir()).resolve(), read_only=True),
         )
-        vm = VirtualMachine(VMConfig(image=image, accel=accel.accel, shares=shares, tools=tools,
-                                     memory_mib=memory_mib))
+        vm = VirtualMachine(VMConfig(image=image, accel=accel.accel, shares=shares, tools=tools, memory_mib=memory_mib))
         try:
             await vm.start()
         except PaddockError as exc:
@@ -145,7 +143,7 @@ class Sandbox:
                 except StopAsyncIteration:
                     return
                 except GuestUnavailable as exc:
-                    raise SandboxFailed(self.vm.failure or exc.message) from exc
+                    raise SandboxFailed(await _reason(self.vm, exc)) from exc
                 yield ev
         finally:
             with contextlib.suppress(BaseException):
@@ -174,6 +172,8 @@ async def _unless_failed(vm: VirtualMachine, aw: Awaitable[T]) -> T:
     if work in done:
         try:
             return work.result()
+        except GuestUnavailable as exc:
+            raise SandboxFailed(await _reason(vm, exc)) from exc
         except GuestError as exc:
             if vm.failure:
                 raise SandboxFailed(vm.failure) from exc
@@ -182,3 +182,14 @@ async def _unless_failed(vm: VirtualMachine, aw: Awaitable[T]) -> T:
     with contextlib.suppress(BaseException):
         await work
     raise SandboxFailed(vm.failure or "The sandbox stopped unexpectedly.")
+
+
+async def _reason(vm: VirtualMachine, exc: PaddockError) -> str:
+    """Why the guest stopped answering: the VM's own reason when it reports one.
+
+    The broken channel can be noticed a moment before the process watcher
+    sees QEMU or virtiofsd exit, so give the VM a short while to say.
+    """
+    with contextlib.suppress(asyncio.TimeoutError):
+        return await asyncio.wait_for(vm.failed(), 3.0)
+    return exc.message

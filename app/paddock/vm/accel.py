@@ -50,8 +50,9 @@ async def choose_accel(image: GuestImage, tools: HostTools | None = None) -> Acc
     choice = (
         AccelChoice(Accel.KVM, "KVM works (probe boot succeeded)")
         if works
-        else AccelChoice(Accel.TCG, f"/dev/kvm is present but a guest does not boot on it ({detail}); "
-                                    "using software emulation")
+        else AccelChoice(
+            Accel.TCG, f"/dev/kvm is present but a guest does not boot on it ({detail}); using software emulation"
+        )
     )
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"key": key, "accel": choice.accel.value, "reason": choice.reason}))

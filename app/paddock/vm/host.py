@@ -37,9 +37,7 @@ class HostTools:
     def find(cls) -> HostTools:
         qemu = os.environ.get("PADDOCK_QEMU") or shutil.which("qemu-system-x86_64")
         if not qemu:
-            raise HostError(
-                "QEMU is not installed.", hint="Install it with: sudo apt-get install qemu-system-x86"
-            )
+            raise HostError("QEMU is not installed.", hint="Install it with: sudo apt-get install qemu-system-x86")
         virtiofsd = os.environ.get("PADDOCK_VIRTIOFSD") or next(
             (c for c in VIRTIOFSD_CANDIDATES if os.access(c, os.X_OK)), None
         )

@@ -246,9 +246,8 @@ class VirtualMachine:
             if sock.exists():
                 break
             if proc.returncode is not None:
-                raise VMError(
-                    f"The folder-sharing helper for {share.tag} stopped at start: {self._log_tail(f'virtiofsd-{share.tag}')}"
-                )
+                tail = self._log_tail(f"virtiofsd-{share.tag}")
+                raise VMError(f"The folder-sharing helper for {share.tag} stopped at start: {tail}")
             await asyncio.sleep(0.01)
         else:
             raise VMError(f"The folder-sharing helper for {share.tag} did not start within 5 s")
@@ -312,8 +311,9 @@ class VirtualMachine:
         accept = asyncio.ensure_future(qmp.accept())
         exited = asyncio.ensure_future(self._qemu.wait())
         try:
-            done, _ = await asyncio.wait({accept, exited}, timeout=QMP_ACCEPT_TIMEOUT_S,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                {accept, exited}, timeout=QMP_ACCEPT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             exited.cancel()
         if accept not in done:
@@ -331,19 +331,26 @@ class VirtualMachine:
 
     async def _watch(self, name: str, proc: asyncio.subprocess.Process) -> None:
         code = await proc.wait()
+        if name != "qemu" and self._qemu is not None:
+            # virtiofsd exits on its own when QEMU goes away: blame the first cause.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._qemu.wait()), 1.0)
+                await asyncio.sleep(0)
         if self._state in (VMState.BOOTING, VMState.READY):
             label = "QEMU" if name == "qemu" else f"the folder-sharing helper ({name})"
             how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
             await self._fail(f"The sandbox stopped: {label} {how}.")
 
     async def _watch_events(self, qmp: QMPClient) -> None:
-        with contextlib.suppress(QMPError, asyncio.CancelledError):
-            with qmp.listener(("SHUTDOWN", "GUEST_PANICKED")) as listener:
-                async for event in listener:
-                    if self._state in (VMState.BOOTING, VMState.READY):
-                        what = "crashed" if event["event"] == "GUEST_PANICKED" else "shut down"
-                        await self._fail(f"The sandbox {what} on its own.")
-                        return
+        with (
+            contextlib.suppress(QMPError, asyncio.CancelledError),
+            qmp.listener(("SHUTDOWN", "GUEST_PANICKED")) as listener,
+        ):
+            async for event in listener:
+                if self._state in (VMState.BOOTING, VMState.READY):
+                    what = "crashed" if event["event"] == "GUEST_PANICKED" else "shut down"
+                    await self._fail(f"The sandbox {what} on its own.")
+                    return
 
     async def _fail(self, reason: str) -> None:
         if self._state in (VMState.FAILED, VMState.STOPPING, VMState.STOPPED):
@@ -421,7 +428,7 @@ async def _terminate(procs: list[asyncio.subprocess.Process]) -> None:
     waits: list[Awaitable[int]] = [p.wait() for p in procs]
     try:
         await asyncio.wait_for(asyncio.gather(*waits), STOP_GRACE_S)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         for p in procs:
             if p.returncode is None:
                 with contextlib.suppress(ProcessLookupError):

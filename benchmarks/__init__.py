@@ -1,0 +1,1 @@
+"""Paddock benchmarks: ``.venv/bin/python -m benchmarks``."""

@@ -1,0 +1,58 @@
+"""Run the benchmarks, print a Markdown table and write benchmarks/results/latest.json.
+
+    .venv/bin/python -m benchmarks [--boots 5] [--execs 100]
+
+Every figure is a median over repeated runs in this one process, next to a
+baseline measured in the same run (a plain host subprocess, and bubblewrap
+when it is installed), so ratios stay meaningful on a busy or slower machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+from benchmarks.sandbox import measure
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--boots", type=int, default=5, help="cold boots to time (default 5)")
+    parser.add_argument("--execs", type=int, default=100, help="exec round trips to time (default 100)")
+    ns = parser.parse_args()
+    started = time.monotonic()
+    results = measure(boots=ns.boots, execs=ns.execs)
+    rows = [
+        ("cold boot to ready agent", "cold_boot_s", "s", None),
+        ("exec round trip (`true` in the guest)", "exec_rtt_ms", "ms", None),
+        ("exec round trip, host subprocess (baseline)", "exec_rtt_subprocess_ms", "ms", "exec_rtt_ms"),
+        ("exec round trip, bubblewrap (baseline)", "exec_rtt_bwrap_ms", "ms", "exec_rtt_ms"),
+        ("guest agent unary call (Health)", "unary_rtt_ms", "ms", None),
+    ]
+    print(f"\n### Paddock benchmarks ({platform.node()}, {results['accel']})\n")
+    print("| measure | median | runs | guest ÷ baseline |")
+    print("|---|---:|---:|---:|")
+    for label, key, unit, ratio_of in rows:
+        value = results.get(key)
+        if value is None:
+            continue
+        runs = results["runs"].get(key, "")
+        ratio = ""
+        if ratio_of and value:
+            ratio = f"{results[ratio_of] / value:.1f}×"
+        print(f"| {label} | {value:.3g} {unit} | {runs} | {ratio} |")
+    results["total_s"] = round(time.monotonic() - started, 1)
+    results["medians_of"] = "median"
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\n(wrote {RESULTS / 'latest.json'} in {results['total_s']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

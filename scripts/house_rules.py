@@ -1,0 +1,54 @@
+"""House rules that review should not have to remember. Exit 1 naming each breach.
+
+1. No ``shell=True`` and no ``os.system`` in the package: arguments stay a list.
+2. No machine paths from a developer's computer in tracked files.
+3. Nothing that looks like a real secret (test keys are generated at test time).
+4. Generated gRPC code is imported only through ``paddock.guest`` (also an import contract).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = re.compile(r"sk-ant-api0\d-[A-Za-z0-9_-]{20,}|AKIA[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----")
+MACHINE_PATH = re.compile(
+    r"(?<![\w.])/(?:root|home/(?!agent/)[a-z][\w-]*|Users/[A-Za-z][\w-]*)/"
+)  # /home/agent: the guest
+SELF = Path(__file__).resolve()
+
+
+def tracked() -> list[Path]:
+    out = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    return [ROOT / p for p in out.decode().split("\0") if p]
+
+
+def main() -> int:
+    problems: list[str] = []
+    for path in tracked():
+        if path.resolve() == SELF or not path.is_file() or path.suffix in {".png", ".jpg"}:
+            continue
+        try:
+            text = path.read_text()
+        except (UnicodeDecodeError, OSError):
+            continue
+        rel = path.relative_to(ROOT)
+        if SECRET.search(text):
+            problems.append(f"{rel}: looks like a real secret or private key")
+        for m in MACHINE_PATH.finditer(text):
+            problems.append(f"{rel}: names a machine path ({m.group(0)}...)")
+        in_package = str(rel).startswith("app/paddock/") and path.suffix == ".py" and "/v1/" not in str(rel)
+        if in_package and re.search(r"shell\s*=\s*True|os\.system\(", text):
+            problems.append(f"{rel}: uses a shell; pass an argument list")
+    for p in problems:
+        print(f"house rule: {p}", file=sys.stderr)
+    if not problems:
+        print("house rules: ok")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Set up Paddock on this machine: system packages, .venv/, generated code, guest image.
+# Safe to run again: each step is skipped when already done.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+APT_PACKAGES=(qemu-system-x86 debootstrap squashfs-tools busybox-static cpio bubblewrap
+              python3-venv gnome-keyring dbus dbus-x11 libsecret-tools)
+
+say() { printf '\n==> %s\n' "$*"; }
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "Installing system packages: ${missing[*]}"
+  if [ "$(id -u)" -eq 0 ]; then sudo=(); elif command -v sudo >/dev/null; then sudo=(sudo); else
+    echo "setup: please install these packages as root: ${missing[*]}" >&2; exit 1; fi
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  say "Creating the Python environment in .venv/"
+  python3 -m venv .venv
+fi
+say "Installing Paddock and its development tools into .venv/"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+
+say "Checking the generated gRPC code"
+.venv/bin/python scripts/gen_protos.py --check
+
+say "Building the guest image (skipped when nothing changed)"
+./build_vm.sh

@@ -1,0 +1,159 @@
+"""Staged fixtures, after Firecracker's suite: image built → VM booted → agent claimed.
+
+* ``guest_image``: the built image (the test command builds it first; a
+  missing image fails the run, it is never skipped).
+* ``engine``: one asyncio loop on its own thread, as in the app.
+* ``booted``: a sandbox shared by a module's tests (one boot per module).
+* ``fresh_sandbox``: a sandbox of its own, for tests that break it.
+
+Every VM is stopped at teardown, and the session ends by checking that no
+QEMU, virtiofsd or bubblewrap process of ours is left. When a test fails,
+the guest console and the VM's logs are copied to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from paddock.core.engine import Engine
+from paddock.session.sandbox import Sandbox
+from paddock.vm import GuestImage, find_image
+
+REPO = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO / "test-artifacts"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """App data and the runtime folder of the tests never touch the user's own."""
+    base = tmp_path_factory.mktemp("paddock-home")
+    old = {k: os.environ.get(k) for k in ("PADDOCK_DATA_DIR", "XDG_RUNTIME_DIR")}
+    os.environ["PADDOCK_DATA_DIR"] = str(base / "data")
+    runtime = Path("/tmp") / f"pdk-test-{os.getpid()}"  # short: unix socket paths are limited
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def guest_image() -> GuestImage:
+    try:
+        return find_image()
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(f"the guest image is not built: {exc}\n(run ./build_vm.sh, or the README's test command)")
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    eng = Engine("paddock-test-engine")
+    yield eng
+    eng.close()
+
+
+@dataclass
+class Booted:
+    sandbox: Sandbox
+    workspace: Path
+    profile: Path
+    outside: Path  # a host folder beside the workspace that the guest must never see
+    engine: Engine
+
+    def run(self, argv: list[str], **kw: object) -> tuple[str, str, int]:
+        out, err, result = self.engine.run(self.sandbox.guest.run(argv, **kw), timeout=120)  # type: ignore[arg-type]
+        return out.decode(errors="replace"), err.decode(errors="replace"), result.shell_code
+
+    def sh(self, script: str, **kw: object) -> tuple[str, str, int]:
+        return self.run(["sh", "-c", script], **kw)
+
+
+def _make_dirs(base: Path) -> tuple[Path, Path, Path]:
+    workspace = base / "workspace"
+    profile = base / "profile" / ".claude"
+    outside = base / "outside"
+    for d in (workspace, profile, outside):
+        d.mkdir(parents=True)
+    (profile / "CLAUDE.md").write_text("profile instructions\n")
+    (outside / "canary.txt").write_text("CANARY-OUTSIDE-WORKSPACE\n")
+    return workspace, profile, outside
+
+
+def _boot(engine: Engine, image: GuestImage, base: Path) -> Booted:
+    workspace, profile, outside = _make_dirs(base)
+    sandbox = engine.run(Sandbox.boot(workspace, image=image, profile=profile), timeout=180)
+    return Booted(sandbox, workspace, profile, outside, engine)
+
+
+def _keep_logs(request: pytest.FixtureRequest, booted: Booted) -> None:
+    rep = getattr(request.node, "rep_call", None)
+    failed = rep is not None and rep.failed
+    if not failed:
+        return
+    dest = ARTIFACTS / request.node.name
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "console.log").write_text(booted.sandbox.vm.console_tail(200_000))
+
+
+@pytest.fixture(scope="module")
+def booted(engine: Engine, guest_image: GuestImage, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Booted]:
+    b = _boot(engine, guest_image, tmp_path_factory.mktemp("booted"))
+    try:
+        yield b
+    finally:
+        engine.run(b.sandbox.close(), timeout=60)
+
+
+@pytest.fixture
+def fresh_sandbox(
+    request: pytest.FixtureRequest, engine: Engine, guest_image: GuestImage, tmp_path: Path
+) -> Iterator[Booted]:
+    b = _boot(engine, guest_image, tmp_path)
+    try:
+        yield b
+    finally:
+        _keep_logs(request, b)
+        engine.run(b.sandbox.close(), timeout=60)
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    rep = outcome.get_result()  # type: ignore[attr-defined]
+    setattr(item, f"rep_{rep.when}", rep)
+
+
+def live_processes(names: tuple[str, ...] = ("qemu-system", "virtiofsd", "bwrap")) -> list[str]:
+    """Our helper processes still running (zombies excluded: they hold nothing)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if state != "Z" and any(n in cmdline for n in names) and "pdk-test-" in cmdline:
+            found.append(f"{pid}: {cmdline[:200]}")
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_leftover_processes() -> Iterator[None]:
+    yield
+    left = live_processes()
+    assert not left, f"processes left behind after the tests: {left}"

@@ -1,0 +1,82 @@
+"""Faults: a VM part that dies mid-command is reported clearly and leaves nothing behind."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import pytest
+
+from paddock.guest import ExecStarted
+from paddock.session.sandbox import SandboxFailed
+from paddock.vm import VMState
+from tests.conftest import Booted, live_processes
+
+pytestmark = pytest.mark.vm
+
+
+def _kill_mid_command(b: Booted, role: str) -> str:
+    """Start a long command, SIGKILL one host process of the VM, return the error."""
+
+    async def scenario() -> str:
+        async def consume() -> None:
+            async for ev in b.sandbox.exec(["sh", "-c", "echo before > kept.txt; sync; sleep 300"]):
+                if isinstance(ev, ExecStarted):
+                    started.set()
+
+        started = asyncio.Event()
+        task = asyncio.ensure_future(consume())
+        await asyncio.wait_for(started.wait(), 60)
+        for _ in range(100):
+            if (b.workspace / "kept.txt").exists():
+                break
+            await asyncio.sleep(0.1)
+        os.kill(b.sandbox.vm.pids[role], signal.SIGKILL)
+        try:
+            await asyncio.wait_for(task, 30)
+        except SandboxFailed as exc:
+            return str(exc)
+        raise AssertionError("the command did not fail when the VM died")
+
+    return b.engine.run(scenario(), timeout=120)
+
+
+@pytest.mark.parametrize(("role", "words"), [("qemu", "QEMU"), ("virtiofsd-workspace", "folder-sharing")])
+def test_killing_a_vm_process_mid_command(fresh_sandbox: Booted, role: str, words: str) -> None:
+    b = fresh_sandbox
+    pids = dict(b.sandbox.vm.pids)
+    message = _kill_mid_command(b, role)
+    assert words in message and "killed by signal 9" in message
+    assert b.sandbox.vm.state is VMState.FAILED
+    # What was written before the fault is still there.
+    assert (b.workspace / "kept.txt").read_text() == "before\n"
+    # Nothing of this VM is left running on the host.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in pids.values()):
+        time.sleep(0.1)
+    assert not [r for r, p in pids.items() if _alive(p)], "a VM process survived the failure"
+
+
+def test_a_restart_after_a_failure_works(fresh_sandbox: Booted, engine: object) -> None:
+    from paddock.session.sandbox import Sandbox
+
+    b = fresh_sandbox
+    _kill_mid_command(b, "qemu")
+    b.engine.run(b.sandbox.close())
+    again = b.engine.run(Sandbox.boot(b.workspace, profile=b.profile), timeout=180)
+    try:
+        out, _, result = b.engine.run(again.guest.run(["cat", "kept.txt"]))
+        assert out == b"before\n" and result.exit_code == 0
+    finally:
+        b.engine.run(again.close())
+    assert not live_processes(), "processes left after close"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

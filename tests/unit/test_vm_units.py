@@ -1,0 +1,73 @@
+"""The VM layer's pure parts: argument building, escaping, state guards, image checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from paddock.vm import Accel, GuestImage, HostTools, ImageError, Share, StateError, VirtualMachine, VMConfig, VMState
+from paddock.vm.machine import qemu_escape
+
+
+def _fake_image(tmp_path: Path) -> GuestImage:
+    root = tmp_path / "img,with,commas"
+    root.mkdir()
+    sizes = {}
+    for name in ("vmlinux", "initrd.cpio", "rootfs.squashfs"):
+        (root / name).write_bytes(b"x" * 10)
+        sizes[name] = 10
+    (root / "manifest.json").write_text(json.dumps({"hash": "h", "kernel_version": "k", "sizes": sizes}))
+    return GuestImage.load(root)
+
+
+def _tools() -> HostTools:
+    return HostTools(Path("/usr/bin/qemu-system-x86_64"), Path("/usr/lib/qemu/virtiofsd"), Path("/usr/bin/bwrap"))
+
+
+def test_qemu_escape_doubles_commas_and_refuses_control_characters() -> None:
+    assert qemu_escape("/a,b/c") == "/a,,b/c"
+    with pytest.raises(Exception, match="control characters"):
+        qemu_escape("/a\nb")
+
+
+def test_user_folder_never_reaches_qemu_arguments(tmp_path: Path) -> None:
+    folder = tmp_path / "My Folder,id=evil"
+    folder.mkdir()
+    image = _fake_image(tmp_path)
+    vm = VirtualMachine(
+        VMConfig(image=image, accel=Accel.TCG, shares=(Share("workspace", folder, False),), tools=_tools())
+    )
+    vm.run_dir = tmp_path / "run"
+    argv = vm.qemu_argv()
+    assert not [a for a in argv if "My Folder" in a]
+    assert any("img,,with,,commas" in a for a in argv)
+    assert "-nodefaults" in argv and "-sandbox" in argv
+    assert not [a for a in argv if a.startswith(("user,", "tap,")) or a == "-netdev" or a == "-nic"]
+
+
+def test_methods_are_guarded_by_state(tmp_path: Path) -> None:
+    vm = VirtualMachine(VMConfig(image=_fake_image(tmp_path), accel=Accel.TCG, tools=_tools()))
+    assert vm.state is VMState.STOPPED
+    with pytest.raises(StateError, match="needs the VM to be booting"):
+        vm.mark_ready()
+
+
+def test_share_tag_must_be_a_plain_word(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        Share("tag,evil=1", tmp_path, False)
+
+
+def test_damaged_image_is_refused_with_a_fix(tmp_path: Path) -> None:
+    image = _fake_image(tmp_path)
+    (image.root / "rootfs.squashfs").write_bytes(b"short")
+    with pytest.raises(ImageError, match="damaged") as info:
+        GuestImage.load(image.root)
+    assert info.value.hint and "build_vm.sh --force" in info.value.hint
+
+
+def test_missing_image_names_the_build_command(tmp_path: Path) -> None:
+    with pytest.raises(ImageError) as info:
+        GuestImage.load(tmp_path / "nothing")
+    assert info.value.hint and "build_vm.sh" in info.value.hint

@@ -1,0 +1,179 @@
+"""The sandbox, booted for real under QEMU: commands, files, streaming, timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from paddock.guest import ExecOutput, ExecResult, ExecStarted, ExitReason, FileType
+from tests.conftest import Booted
+
+pytestmark = pytest.mark.vm
+
+
+def test_output_and_exit_codes(booted: Booted) -> None:
+    out, err, code = booted.sh("echo to-stdout; echo to-stderr >&2; exit 7")
+    assert (out, err, code) == ("to-stdout\n", "to-stderr\n", 7)
+    assert booted.run(["true"])[2] == 0
+    assert booted.run(["false"])[2] == 1
+
+
+def test_missing_program_is_a_clear_start_failure(booted: Booted) -> None:
+    _, _, result = booted.engine.run(booted.sandbox.guest.run(["no-such-program"]))
+    assert result.reason is ExitReason.START_FAILED
+    assert "command not found" in result.message
+    assert result.shell_code == 127
+
+
+def test_signal_is_reported(booted: Booted) -> None:
+    _, _, code = booted.sh("kill -TERM $$")
+    assert code == 128 + 15
+
+
+def test_stdin_cwd_and_env(booted: Booted) -> None:
+    (booted.workspace / "sub").mkdir()
+    out, _, code = booted.run(
+        ["sh", "-c", 'pwd; echo "$GREETING"; cat'], cwd="sub", env={"GREETING": "hej"}, stdin=b"from stdin\n"
+    )
+    assert code == 0
+    assert out == "/workspace/sub\nhej\nfrom stdin\n"
+
+
+def test_cwd_outside_workspace_is_refused(booted: Booted) -> None:
+    from paddock.guest import PathOutsideWorkspace
+
+    for cwd in ("..", "/etc", "sub/../../.."):
+        with pytest.raises(PathOutsideWorkspace):
+            booted.run(["pwd"], cwd=cwd)
+
+
+def test_long_output_streams_in_chunks(booted: Booted) -> None:
+    async def collect() -> tuple[int, bytes, ExecResult | None]:
+        chunks, data, result = 0, bytearray(), None
+        async for ev in booted.sandbox.guest.exec(["seq", "1", "300000"]):
+            if isinstance(ev, ExecOutput):
+                chunks += 1
+                data.extend(ev.data)
+            elif isinstance(ev, ExecResult):
+                result = ev
+        return chunks, bytes(data), result
+
+    chunks, data, result = booted.engine.run(collect(), timeout=120)
+    lines = data.decode().splitlines()
+    assert result is not None and result.exit_code == 0
+    assert len(lines) == 300000 and lines[0] == "1" and lines[-1] == "300000"
+    assert chunks > 10, "output should arrive as a stream, not in one piece"
+
+
+def _guest_processes(booted: Booted, needle: str) -> list[str]:
+    out, _, _ = booted.sh("for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done")
+    return [line for line in out.splitlines() if needle in line and "for p in" not in line]
+
+
+def test_timeout_kills_the_whole_process_group(booted: Booted) -> None:
+    started = time.monotonic()
+    _, _, result = booted.engine.run(
+        booted.sandbox.guest.run(["sh", "-c", "sleep 301 & sleep 302; echo never"], timeout_s=1.5), timeout=60
+    )
+    assert result.reason is ExitReason.TIMED_OUT
+    assert result.shell_code == 124
+    assert time.monotonic() - started < 30
+    assert _guest_processes(booted, "sleep 30") == []
+
+
+def test_cancelling_the_call_kills_the_process(booted: Booted) -> None:
+    async def start_then_cancel() -> None:
+        async def consume() -> None:
+            async for ev in booted.sandbox.guest.exec(["sh", "-c", "sleep 303 & sleep 304"]):
+                if isinstance(ev, ExecStarted):
+                    started.set()
+
+        started = asyncio.Event()
+        task = asyncio.ensure_future(consume())
+        await asyncio.wait_for(started.wait(), 30)
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    booted.engine.run(start_then_cancel(), timeout=60)
+    deadline = time.monotonic() + 10
+    while _guest_processes(booted, "sleep 30") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _guest_processes(booted, "sleep 30") == []
+
+
+def test_files_written_on_either_side_appear_on_the_other(booted: Booted) -> None:
+    (booted.workspace / "from-host.txt").write_text("written on the host\n")
+    out, _, code = booted.sh("cat from-host.txt && echo 'written in the guest' > from-guest.txt")
+    assert code == 0 and out == "written on the host\n"
+    assert (booted.workspace / "from-guest.txt").read_text() == "written in the guest\n"
+
+    guest = booted.sandbox.guest
+    booted.engine.run(guest.write_file("deep/dir/api.txt", b"via the API"))
+    assert (booted.workspace / "deep" / "dir" / "api.txt").read_bytes() == b"via the API"
+    data, size, eof = booted.engine.run(guest.read_file("from-host.txt"))
+    assert (data, size, eof) == (b"written on the host\n", 20, True)
+
+    entries, truncated = booted.engine.run(guest.list_dir("", recursive=True))
+    paths = {e.path: e.type for e in entries}
+    assert paths["deep/dir/api.txt"] is FileType.FILE and paths["deep"] is FileType.DIRECTORY
+    assert not truncated
+
+    booted.engine.run(guest.remove("deep", recursive=True))
+    assert not (booted.workspace / "deep").exists()
+    (booted.workspace / "from-host.txt").unlink()
+    # virtiofsd runs with cache=auto: the guest may keep a name for up to 1 s.
+    deadline = time.monotonic() + 5
+    while booted.sh("test -e from-host.txt")[2] == 0 and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert booted.sh("test -e from-host.txt")[2] == 1
+
+
+def test_write_file_is_atomic_and_keeps_no_temp_files(booted: Booted) -> None:
+    guest = booted.sandbox.guest
+    booted.engine.run(guest.write_file("atomic.txt", b"one"))
+    booted.engine.run(guest.write_file("atomic.txt", b"two" * 1000))
+    assert (booted.workspace / "atomic.txt").read_bytes() == b"two" * 1000
+    assert not [p for p in booted.workspace.iterdir() if p.name.startswith(".paddock-tmp")]
+
+
+def test_guest_events_report_processes_and_writes(booted: Booted) -> None:
+    from paddock.guest import FileChangedEvent, ProcessExitedEvent, ProcessStartedEvent
+
+    async def scenario() -> list[object]:
+        seen: list[object] = []
+
+        async def listen() -> None:
+            async for ev in booted.sandbox.guest.events():
+                seen.append(ev)
+
+        task = asyncio.ensure_future(listen())
+        await asyncio.sleep(0.5)
+        await booted.sandbox.guest.run(["sh", "-c", "exit 3"])
+        await booted.sandbox.guest.write_file("evented.txt", b"x")
+        for _ in range(50):
+            if any(isinstance(e, FileChangedEvent) for e in seen):
+                break
+            await asyncio.sleep(0.1)
+        task.cancel()
+        return seen
+
+    seen = booted.engine.run(scenario(), timeout=60)
+    started = [e for e in seen if isinstance(e, ProcessStartedEvent)]
+    exited = [e for e in seen if isinstance(e, ProcessExitedEvent)]
+    written = [e for e in seen if isinstance(e, FileChangedEvent)]
+    assert started and started[0].argv == ("sh", "-c", "exit 3")
+    assert exited and exited[0].result.exit_code == 3 and exited[0].exec_id == started[0].exec_id
+    assert written and written[0].path == "evented.txt" and not written[0].removed
+
+
+def test_guest_info(booted: Booted) -> None:
+    info = booted.engine.run(booted.sandbox.guest.info())
+    assert info.agent_version
+    assert info.kernel.endswith("-amd64")
+    assert info.uptime_s > 0
+    assert ("workspace", "/workspace", False) in info.mounts
+    assert ("profile", "/home/agent/.claude", True) in info.mounts
