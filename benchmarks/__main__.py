@@ -15,7 +15,7 @@ import platform
 import time
 from pathlib import Path
 
-from benchmarks.sandbox import measure
+from benchmarks import sandbox, turn
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -24,15 +24,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--boots", type=int, default=5, help="cold boots to time (default 5)")
     parser.add_argument("--execs", type=int, default=100, help="exec round trips to time (default 100)")
+    parser.add_argument("--turns", type=int, default=30, help="agent turns to time (default 30)")
     ns = parser.parse_args()
     started = time.monotonic()
-    results = measure(boots=ns.boots, execs=ns.execs)
+    results = sandbox.measure(boots=ns.boots, execs=ns.execs)
+    turns = turn.measure(ns.turns)
+    results.update(turns)
+    results["runs"]["turn_overhead_ms"] = turns["turns"]
     rows = [
         ("cold boot to ready agent", "cold_boot_s", "s", None),
         ("exec round trip (`true` in the guest)", "exec_rtt_ms", "ms", None),
         ("exec round trip, host subprocess (baseline)", "exec_rtt_subprocess_ms", "ms", "exec_rtt_ms"),
         ("exec round trip, bubblewrap (baseline)", "exec_rtt_bwrap_ms", "ms", "exec_rtt_ms"),
         ("guest agent unary call (Health)", "unary_rtt_ms", "ms", None),
+        ("agent turn, wall (model server + one guest command + host)", "turn_wall_ms", "ms", None),
+        ("agent turn, host overhead (not model server, not guest)", "turn_overhead_ms", "ms", None),
     ]
     print(f"\n### Paddock benchmarks ({platform.node()}, {results['accel']})\n")
     print("| measure | median | runs | guest ÷ baseline |")

@@ -95,7 +95,8 @@ def inputs_hash() -> str:
     h = hashlib.sha256()
     files: list[Path] = []
     for item in INPUTS:
-        files.extend(sorted(p for p in item.rglob("*") if p.is_file()) if item.is_dir() else [item])
+        found = sorted(p for p in item.rglob("*") if p.is_file()) if item.is_dir() else [item]
+        files.extend(p for p in found if "__pycache__" not in p.parts and p.suffix != ".pyc")
     for f in files:
         h.update(str(f.relative_to(REPO)).encode() + b"\0")
         h.update(f.read_bytes() + b"\0")
@@ -361,6 +362,7 @@ def build(cache: Path, force: bool) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
         staging.rename(out)
         _link_current(cache, key)
+        _prune(cache, keep=key)
         sizes = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in manifest["sizes"].items())
         print(f"guest image ready in {manifest['build_seconds']} s: {out}\n  {sizes}")
         return out
@@ -429,6 +431,13 @@ def _build_initramfs(dest: Path, modules: list[Path], out: Path) -> None:
             stdout=fh,
             check=True,
         )
+
+
+def _prune(cache: Path, keep: str) -> None:
+    """Old images are never used again: drop them (a running VM keeps its open files)."""
+    for d in (cache / "guest").iterdir():
+        if d.is_dir() and not d.is_symlink() and d.name != keep and re.fullmatch(r"[0-9a-f]{16}", d.name):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def _link_current(cache: Path, key: str) -> None:

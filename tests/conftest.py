@@ -136,7 +136,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def live_processes(names: tuple[str, ...] = ("qemu-system", "virtiofsd", "bwrap")) -> list[str]:
-    """Our helper processes still running (zombies excluded: they hold nothing)."""
+    """This test run's helper processes still running (zombies excluded: they hold nothing)."""
     found = []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -147,7 +147,7 @@ def live_processes(names: tuple[str, ...] = ("qemu-system", "virtiofsd", "bwrap"
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if state != "Z" and any(n in cmdline for n in names) and "pdk-test-" in cmdline:
+        if state != "Z" and any(n in cmdline for n in names) and f"pdk-test-{os.getpid()}/" in cmdline:
             found.append(f"{pid}: {cmdline[:200]}")
     return found
 

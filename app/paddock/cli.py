@@ -12,7 +12,7 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from paddock import __version__
@@ -26,7 +26,7 @@ def _err(msg: str) -> None:
     print(f"paddock: {msg}", file=sys.stderr, flush=True)
 
 
-def _progress(quiet: bool) -> object:
+def _progress(quiet: bool) -> Callable[[str], None]:
     def say(msg: str) -> None:
         if not quiet:
             print(f"· {msg}", file=sys.stderr, flush=True)
@@ -45,7 +45,7 @@ async def _sandbox_exec(ns: argparse.Namespace) -> int:
         _err("no command given; usage: paddock sandbox exec --folder DIR -- CMD [ARG...]")
         return 2
     say = _progress(ns.quiet)
-    async with Sandbox.open(Path(ns.folder), on_progress=say) as sandbox:  # type: ignore[arg-type]
+    async with Sandbox.open(Path(ns.folder), on_progress=say) as sandbox:
         result: ExecResult | None = None
         async for ev in sandbox.exec(argv, timeout_s=ns.timeout or 0.0):
             if isinstance(ev, ExecOutput):
@@ -58,6 +58,47 @@ async def _sandbox_exec(ns: argparse.Namespace) -> int:
         if result.message:
             _err(result.message)
         return result.shell_code
+
+
+async def _run(ns: argparse.Namespace) -> int:
+    from paddock.llm import AnthropicProvider
+    from paddock.session.agent import (
+        AgentEvent,
+        AgentSession,
+        ConversationStore,
+        Failed,
+        TextDelta,
+        ToolCalled,
+        ToolFinished,
+        TurnStarted,
+    )
+    from paddock.session.sandbox import Sandbox
+
+    folder = Path(ns.folder)
+    provider = AnthropicProvider(os.environ.get("ANTHROPIC_API_KEY"), **({"model": ns.model} if ns.model else {}))
+    out = sys.stdout
+
+    def show(ev: AgentEvent) -> None:
+        if isinstance(ev, TextDelta):
+            out.write(ev.text)
+        elif isinstance(ev, TurnStarted) and ev.turn > 1:
+            out.write("\n")
+        elif isinstance(ev, ToolCalled):
+            out.write(f"\n▸ {ev.summary}\n")
+        elif isinstance(ev, ToolFinished) and ev.is_error:
+            out.write(f"  (that did not work: {ev.detail.strip().splitlines()[-1][:200] if ev.detail else 'error'})\n")
+        elif isinstance(ev, Failed):
+            out.write(f"\n✗ {ev.message}\n")
+        out.flush()
+
+    async with Sandbox.open(folder, on_progress=_progress(ns.quiet)) as sandbox:
+        session = AgentSession(sandbox, provider, ConversationStore(folder))
+        if ns.new:
+            session.messages.clear()
+        session.subscribe(show)
+        await session.send(ns.task)
+        out.write("\n")
+    return 0
 
 
 async def _doctor(ns: argparse.Namespace) -> int:
@@ -74,6 +115,13 @@ async def _doctor(ns: argparse.Namespace) -> int:
             worst = 1
     print("\nAll set." if worst == 0 else "\nSome things need fixing before Paddock can run (see → above).")
     return worst
+
+
+async def _mcp(ns: argparse.Namespace) -> int:
+    from paddock.mcp.server import serve_stdio
+
+    await serve_stdio(Path(ns.folder), on_progress=_progress(False))
+    return 0
 
 
 def _open_app(ns: argparse.Namespace) -> int:
@@ -99,6 +147,25 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--quiet", "-q", action="store_true", help="no progress messages")
     ex.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
     ex.set_defaults(handler=_sandbox_exec)
+
+    run = sub.add_parser(
+        "run",
+        help="run one agent session on a folder, headless",
+        description="Run one agent session on DIR and print the transcript. Exit 0 when the agent finished.",
+    )
+    run.add_argument("--folder", required=True, metavar="DIR", help="the folder the agent works on")
+    run.add_argument("--model", metavar="M", help="the model to use")
+    run.add_argument(
+        "--yes", action="store_true", help="trust the folder and answer yes to the questions policy lets a user answer"
+    )
+    run.add_argument("--new", action="store_true", help="start a new conversation instead of resuming")
+    run.add_argument("--quiet", "-q", action="store_true", help="no progress messages")
+    run.add_argument("task", metavar="TASK", help="what the agent should do")
+    run.set_defaults(handler=_run)
+
+    mcp = sub.add_parser("mcp", help="serve the sandbox tools as an MCP server on stdio")
+    mcp.add_argument("--folder", required=True, metavar="DIR", help="the folder the tools work on")
+    mcp.set_defaults(handler=_mcp)
 
     doc = sub.add_parser("doctor", help="check this computer and say what to fix")
     doc.add_argument("--no-probe", action="store_true", help="do not test-boot under KVM")
@@ -130,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except PaddockError as exc:
         _err(str(exc))
-        return EXIT_SANDBOX_FAILED
+        return EXIT_SANDBOX_FAILED if ns.command == "sandbox" else 1
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

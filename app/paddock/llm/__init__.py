@@ -1,1 +1,27 @@
-"""Placeholder: see docs/ARCHITECTURE.md for what lands here."""
+"""The model client: the only user of the anthropic SDK."""
+
+from paddock.llm.client import (
+    DEFAULT_MODEL,
+    AnthropicProvider,
+    LLMError,
+    MissingKey,
+    ModelProvider,
+    ModelReply,
+    TextBlock,
+    ToolSpec,
+    ToolUse,
+    Usage,
+)
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "AnthropicProvider",
+    "LLMError",
+    "MissingKey",
+    "ModelProvider",
+    "ModelReply",
+    "TextBlock",
+    "ToolSpec",
+    "ToolUse",
+    "Usage",
+]

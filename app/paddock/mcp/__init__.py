@@ -1,1 +1,1 @@
-"""Placeholder: see docs/ARCHITECTURE.md for what lands here."""
+"""The local MCP server: the sandbox tools for any MCP client. The only user of the mcp SDK."""

@@ -1,0 +1,147 @@
+"""The model client: the Messages API through the official ``anthropic`` SDK.
+
+The session sees only ``ModelProvider.complete``: a system prompt, the
+conversation (Messages API shape, which is also what is persisted), the tool
+specs, and a callback for streamed text. It gets back a ``ModelReply`` of
+typed blocks and the turn's token usage. A second provider (an
+OpenAI-compatible local endpoint) only has to implement that one method.
+
+``ANTHROPIC_BASE_URL`` is honoured by the SDK itself. Retries with backoff on
+429, 5xx and "overloaded" are the SDK's (``max_retries``); what is left after
+them becomes an ``LLMError`` in plain words.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import anthropic
+
+from paddock.core.errors import PaddockError
+
+DEFAULT_MODEL = os.environ.get("PADDOCK_MODEL", "claude-sonnet-5-5")
+MAX_TOKENS = 8192
+
+
+class LLMError(PaddockError):
+    """The model could not be reached or refused the request."""
+
+
+class MissingKey(LLMError):
+    """No model key is configured."""
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TextBlock:
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    id: str
+    name: str
+    input: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class ModelReply:
+    blocks: list[TextBlock | ToolUse]
+    stop_reason: str
+    usage: Usage = field(default_factory=Usage)
+
+    @property
+    def tool_uses(self) -> list[ToolUse]:
+        return [b for b in self.blocks if isinstance(b, ToolUse)]
+
+    @property
+    def text(self) -> str:
+        return "".join(b.text for b in self.blocks if isinstance(b, TextBlock))
+
+    def as_message(self) -> dict[str, Any]:
+        """The assistant message to append to the conversation."""
+        content: list[dict[str, Any]] = []
+        for b in self.blocks:
+            if isinstance(b, TextBlock):
+                content.append({"type": "text", "text": b.text})
+            else:
+                content.append({"type": "tool_use", "id": b.id, "name": b.name, "input": b.input})
+        return {"role": "assistant", "content": content}
+
+
+class ModelProvider(Protocol):
+    async def complete(
+        self,
+        *,
+        system: str,
+        messages: Sequence[dict[str, Any]],
+        tools: Sequence[ToolSpec],
+        on_text: Callable[[str], None],
+    ) -> ModelReply: ...
+
+
+class AnthropicProvider:
+    def __init__(self, api_key: str | None, *, model: str = DEFAULT_MODEL, max_retries: int = 4) -> None:
+        if not api_key:
+            raise MissingKey(
+                "No model key is set up.",
+                hint="Store one with `paddock keys set`, or set ANTHROPIC_API_KEY for headless use.",
+            )
+        self.model = model
+        self._client = anthropic.AsyncAnthropic(api_key=api_key, max_retries=max_retries)
+
+    async def complete(
+        self,
+        *,
+        system: str,
+        messages: Sequence[dict[str, Any]],
+        tools: Sequence[ToolSpec],
+        on_text: Callable[[str], None],
+    ) -> ModelReply:
+        try:
+            async with self._client.messages.stream(
+                model=self.model,
+                max_tokens=MAX_TOKENS,
+                system=system,
+                messages=list(messages),  # type: ignore[arg-type]
+                tools=[{"name": t.name, "description": t.description, "input_schema": t.input_schema} for t in tools],
+            ) as stream:
+                async for event in stream:
+                    if event.type == "text":
+                        on_text(event.text)
+                final = await stream.get_final_message()
+        except anthropic.AuthenticationError as exc:
+            raise LLMError(
+                "The model service did not accept the key.", hint="Replace it with `paddock keys set`."
+            ) from exc
+        except anthropic.PermissionDeniedError as exc:
+            raise LLMError("The model service refused this request for this key.") from exc
+        except anthropic.RateLimitError as exc:
+            raise LLMError("The model service is busy and asked us to slow down; try again shortly.") from exc
+        except anthropic.APIConnectionError as exc:
+            raise LLMError("Could not reach the model service.", hint="Check the network connection.") from exc
+        except anthropic.APIStatusError as exc:
+            raise LLMError(f"The model service answered with an error ({exc.status_code}): {exc.message}") from exc
+        blocks: list[TextBlock | ToolUse] = []
+        for block in final.content:
+            if block.type == "text":
+                blocks.append(TextBlock(block.text))
+            elif block.type == "tool_use":
+                blocks.append(ToolUse(block.id, block.name, dict(block.input)))
+        usage = Usage(final.usage.input_tokens, final.usage.output_tokens)
+        return ModelReply(blocks, str(final.stop_reason or "end_turn"), usage)
