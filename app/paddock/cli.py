@@ -61,7 +61,9 @@ async def _sandbox_exec(ns: argparse.Namespace) -> int:
 
 
 async def _run(ns: argparse.Namespace) -> int:
-    from paddock.llm import AnthropicProvider
+    from paddock.llm import DEFAULT_MODEL, AnthropicProvider
+    from paddock.policy import TrustStore, behaviour_files
+    from paddock.policy import load as load_policy
     from paddock.session.agent import (
         AgentEvent,
         AgentSession,
@@ -75,7 +77,20 @@ async def _run(ns: argparse.Namespace) -> int:
     from paddock.session.sandbox import Sandbox
 
     folder = Path(ns.folder)
-    provider = AnthropicProvider(os.environ.get("ANTHROPIC_API_KEY"), **({"model": ns.model} if ns.model else {}))
+    trust = TrustStore()
+    if ns.yes and folder.is_dir():
+        trust.trust(folder)
+    trusted = folder.is_dir() and trust.is_trusted(folder)
+    if not trusted and folder.is_dir() and behaviour_files(folder) and not ns.quiet:
+        _err(
+            f"this folder is not trusted, so its own settings are ignored ({', '.join(behaviour_files(folder))}); "
+            "pass --yes to trust it"
+        )
+    policy = load_policy(folder=folder, folder_trusted=trusted)
+    if ns.model:
+        policy.check_model(ns.model)
+    model = ns.model or policy.default_model
+    provider = AnthropicProvider(os.environ.get("ANTHROPIC_API_KEY"), model=model or DEFAULT_MODEL)
     out = sys.stdout
 
     def show(ev: AgentEvent) -> None:
@@ -91,13 +106,38 @@ async def _run(ns: argparse.Namespace) -> int:
             out.write(f"\n✗ {ev.message}\n")
         out.flush()
 
-    async with Sandbox.open(folder, on_progress=_progress(ns.quiet)) as sandbox:
+    async with Sandbox.open(folder, on_progress=_progress(ns.quiet), policy=policy) as sandbox:
         session = AgentSession(sandbox, provider, ConversationStore(folder))
         if ns.new:
             session.messages.clear()
         session.subscribe(show)
         await session.send(ns.task)
         out.write("\n")
+    return 0
+
+
+async def _policy_check(ns: argparse.Namespace) -> int:
+    from paddock.policy import MANAGED_FILE, PolicyError, load
+    from paddock.policy.effective import check_admin_owned
+
+    if ns.file:
+        path = Path(ns.file)
+        try:
+            check_admin_owned(path)
+        except PolicyError as exc:
+            print(f"note: installed as the managed policy, this file would be refused: {exc.message}")
+        except OSError:
+            pass
+        policy = load(managed=path)
+        print(f"{path} is valid. The effective policy with it as the managed policy:\n")
+    else:
+        policy = load()
+        tiers = ", ".join(f"{t.name} ({t.path})" for t in policy.tiers) or f"none (no {MANAGED_FILE})"
+        print(f"Policy files in effect: {tiers}\n")
+    rows = policy.describe()
+    width = max(len(r[0]) for r in rows)
+    for key, value, tier in rows:
+        print(f"  {key.ljust(width)}  {value}    [{tier}]")
     return 0
 
 
@@ -167,6 +207,17 @@ def build_parser() -> argparse.ArgumentParser:
     mcp.add_argument("--folder", required=True, metavar="DIR", help="the folder the tools work on")
     mcp.set_defaults(handler=_mcp)
 
+    pol = sub.add_parser("policy", help="admin policy")
+    pol_sub = pol.add_subparsers(dest="policy_command", required=True)
+    chk = pol_sub.add_parser(
+        "check",
+        help="validate a policy file and print the effective policy",
+        description="Validate FILE (or the installed policy files) and print the effective policy, "
+        "with the tier that set each value.",
+    )
+    chk.add_argument("file", nargs="?", metavar="FILE", help="a policy file to check as the managed policy")
+    chk.set_defaults(handler=_policy_check)
+
     doc = sub.add_parser("doctor", help="check this computer and say what to fix")
     doc.add_argument("--no-probe", action="store_true", help="do not test-boot under KVM")
     doc.set_defaults(handler=_doctor)
@@ -185,6 +236,23 @@ async def _run_cancellable(handler: object, ns: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
 
 
+def _crash_report(exc: BaseException) -> int:
+    import time
+    import traceback
+
+    from paddock.core.paths import data_dir
+
+    report = data_dir() / "logs" / f"crash-{time.strftime('%Y%m%d-%H%M%S')}.txt"
+    try:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text("".join(traceback.format_exception(exc)))
+        where = f"; the details are in {report}"
+    except OSError:
+        where = ""
+    _err(f"something unexpected went wrong ({type(exc).__name__}: {exc}){where}")
+    return 70
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
@@ -198,9 +266,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PaddockError as exc:
         _err(str(exc))
         return EXIT_SANDBOX_FAILED if ns.command == "sandbox" else 1
+    except OSError as exc:
+        _err(f"{exc.filename or ''}: {exc.strerror}" if exc.strerror else str(exc))
+        return 1
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except Exception as exc:  # noqa: BLE001 - last resort: a sentence and a saved report, not a traceback
+        return _crash_report(exc)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from typing import TypeVar
 from paddock.core.errors import PaddockError
 from paddock.core.paths import profile_dir
 from paddock.guest import ExecEvent, GuestClient, GuestError, GuestUnavailable
+from paddock.policy import EffectivePolicy, PolicyError
+from paddock.policy import load as load_policy
 from paddock.vm import (
     AccelChoice,
     GuestImage,
@@ -67,8 +69,11 @@ class Sandbox:
         profile: Path | None = None,
         on_progress: Progress | None = None,
         memory_mib: int = 1024,
+        policy: EffectivePolicy | None = None,
     ) -> AsyncIterator[Sandbox]:
-        sandbox = await cls.boot(folder, image=image, profile=profile, on_progress=on_progress, memory_mib=memory_mib)
+        sandbox = await cls.boot(
+            folder, image=image, profile=profile, on_progress=on_progress, memory_mib=memory_mib, policy=policy
+        )
         try:
             yield sandbox
         finally:
@@ -83,12 +88,20 @@ class Sandbox:
         profile: Path | None = None,
         on_progress: Progress | None = None,
         memory_mib: int = 1024,
+        policy: EffectivePolicy | None = None,
     ) -> Sandbox:
+        """Boot a sandbox on ``folder``. Policy decides first: a folder it denies, or a
+        managed policy that is unsafe or malformed, stops here (fail closed)."""
         say = on_progress or (lambda _msg: None)
         t0 = time.monotonic()
+        try:
+            policy = policy or load_policy()
+        except PolicyError as exc:
+            raise SandboxFailed(f"No session can start: {exc.message}", hint=exc.hint) from exc
+        decision = policy.check_folder(folder)
+        if not decision.allowed:
+            raise SandboxFailed(decision.reason)
         folder = folder.resolve()
-        if not folder.is_dir():
-            raise SandboxFailed(f"The folder {folder} does not exist or is not a folder.")
         try:
             image = image or find_image()
             tools = HostTools.find()
@@ -97,7 +110,7 @@ class Sandbox:
         accel = await choose_accel(image, tools)
         say(f"Starting the sandbox ({accel.accel.label})")
         shares = (
-            Share("workspace", folder, read_only=False),
+            Share("workspace", folder, read_only=decision.read_only),
             Share("profile", (profile or profile_dir()).resolve(), read_only=True),
         )
         vm = VirtualMachine(VMConfig(image=image, accel=accel.accel, shares=shares, tools=tools, memory_mib=memory_mib))

@@ -1,0 +1,359 @@
+"""Tiers, precedence and the effective policy.
+
+    managed   root-owned file the admin pushes; always wins; a lower tier can narrow it, never widen it
+    user      the user's settings in Paddock's app data
+    recommended  defaults the admin ships beside the managed file; the user may override them
+    folder    the workspace's own .claude/settings.json, read only once the user trusted the folder
+
+Each effective value remembers which tier set it (``sources``), so
+``paddock policy check`` can explain the result. A managed file that the user
+could write, or a symlink leading to one, is refused; a malformed managed file
+fails closed (``PolicyError``), never falls back to defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from paddock.core.errors import PaddockError
+from paddock.core.paths import data_dir
+from paddock.policy.schema import EgressGrant, PolicyFile
+
+if sys.platform == "darwin":
+    MANAGED_DIR = Path("/Library/Application Support/Paddock")
+elif sys.platform == "win32":
+    MANAGED_DIR = Path(os.environ.get("PROGRAMDATA", r"C:\ProgramData")) / "Paddock"
+else:
+    MANAGED_DIR = Path("/etc/paddock")
+MANAGED_FILE = MANAGED_DIR / "managed-policy.json"
+RECOMMENDED_FILE = MANAGED_DIR / "recommended-policy.json"
+
+HOME_DENIED = [
+    "~/.ssh", "~/.aws", "~/.gnupg", "~/.kube", "~/.docker", "~/.azure", "~/.config/gcloud", "~/.netrc",
+    "~/.password-store", "~/.local/share/keyrings", "~/.mozilla", "~/.config/google-chrome",
+    "~/.config/chromium", "~/.config/BraveSoftware", "~/.config/microsoft-edge", "~/snap/firefox",
+    "~/Library/Keychains", "~/Library/Application Support/Google/Chrome", "~/Library/Safari",
+    "~/Library/Application Support/Firefox", "~/.claude",
+]  # fmt: skip
+SYSTEM_DENIED = ["/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/boot", "/dev", "/proc", "/sys", "/var",
+                 "/opt", "/srv", "/run", "/snap", "/System", "/Library", "/Applications", "/private/etc"]  # fmt: skip
+
+
+class PolicyError(PaddockError):
+    """A policy file is unsafe or malformed."""
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str  # managed | recommended | user | folder
+    path: Path
+    policy: PolicyFile
+
+
+@dataclass
+class EffectivePolicy:
+    allowed_roots: list[Path] | None = None
+    denied_paths: list[Path] = field(default_factory=list)
+    read_only: list[Path] = field(default_factory=list)
+    grants: list[EgressGrant] = field(default_factory=list)
+    allow_asking: bool = False
+    model_endpoints: list[str] | None = None
+    models_allowed: list[str] | None = None
+    default_model: str | None = None
+    allow_folder_hooks: bool = False
+    otlp_endpoint: str | None = None
+    otlp_headers: dict[str, str] = field(default_factory=dict)
+    max_log_mb: int = 50
+    keychain_fallback: str | None = None
+    tiers: list[Tier] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    # ------------------------------------------------------------- decisions
+
+    def check_folder(self, folder: Path) -> FolderDecision:
+        """Whether ``folder`` may be shared with the sandbox, with the reason in plain words.
+
+        The folder is resolved first, so symlinks and ``..`` cannot slip past a rule.
+        """
+        try:
+            real = folder.expanduser().resolve(strict=True)
+        except (OSError, RuntimeError):
+            return FolderDecision(False, f"The folder {folder} does not exist.", "")
+        if not real.is_dir():
+            return FolderDecision(False, f"{folder} is not a folder.", "")
+        for denied in self.denied_paths:
+            if real == denied or _inside(real, denied):
+                return FolderDecision(
+                    False,
+                    f"{folder} is inside {denied}, which Paddock never shares.",
+                    self.sources.get("denied_paths", "built-in"),
+                )
+            if _inside(denied, real):
+                return FolderDecision(
+                    False,
+                    f"{folder} contains {denied}, which Paddock never shares; choose a folder inside it instead.",
+                    self.sources.get("denied_paths", "built-in"),
+                )
+        if self.allowed_roots is not None and not any(real == r or _inside(real, r) for r in self.allowed_roots):
+            roots = ", ".join(str(r) for r in self.allowed_roots) or "(none)"
+            return FolderDecision(
+                False,
+                f"Your organisation allows folders only inside: {roots}.",
+                self.sources.get("allowed_roots", "managed"),
+            )
+        read_only = any(real == r or _inside(real, r) for r in self.read_only)
+        return FolderDecision(True, "allowed", "", read_only=read_only)
+
+    def check_model(self, model: str) -> None:
+        if self.models_allowed is not None and model not in self.models_allowed:
+            raise PolicyError(
+                f"The model {model!r} is not allowed by policy (allowed: {', '.join(self.models_allowed)})."
+            )
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(setting, value, tier that set it), for ``paddock policy check``."""
+        rows = []
+        for key in ("allowed_roots", "denied_paths", "read_only", "grants", "allow_asking", "model_endpoints",
+                    "models_allowed", "default_model", "allow_folder_hooks", "otlp_endpoint", "otlp_headers",
+                    "max_log_mb", "keychain_fallback"):  # fmt: skip
+            value = getattr(self, key)
+            if key == "grants":
+                shown = (
+                    ", ".join(
+                        f"{g.id} ({'/'.join(g.methods)} {g.scheme}://{g.host}:{g.port}{g.path_pattern})" for g in value
+                    )
+                    or "none"
+                )
+            elif key == "otlp_headers":
+                shown = ", ".join(f"{k}: ***" for k in value) or "none"  # header values are often secrets
+            elif isinstance(value, list):
+                shown = ", ".join(str(v) for v in value) or "none"
+            else:
+                shown = "any" if value is None and key in ("allowed_roots", "models_allowed") else str(value)
+            rows.append((key, shown, self.sources.get(key, "default")))
+        return rows
+
+
+@dataclass(frozen=True)
+class FolderDecision:
+    allowed: bool
+    reason: str
+    tier: str
+    read_only: bool = False
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    return child != parent and child.is_relative_to(parent)
+
+
+def _expand(raw: str, home: Path) -> Path:
+    p = Path(raw.replace("~", str(home), 1) if raw.startswith("~") else raw)
+    try:
+        return p.resolve()
+    except (OSError, RuntimeError):
+        return p
+
+
+# ----------------------------------------------------------------- reading files
+
+
+def check_admin_owned(path: Path) -> None:
+    """Refuse a managed file that a non-admin could have written (or a link to one)."""
+    if sys.platform == "win32":  # ACLs: checked by the installer; nothing portable to do here
+        return
+    real = path.resolve()
+    for p in [real, *real.parents]:
+        st = p.stat()
+        if st.st_uid != 0:
+            raise PolicyError(
+                f"{path} is refused as a managed policy: {p} is owned by uid {st.st_uid}, not root.",
+                hint="Only an administrator may provide the managed policy (owner root, mode 0644).",
+            )
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (p.is_dir() and st.st_mode & stat.S_ISVTX):
+            raise PolicyError(
+                f"{path} is refused as a managed policy: {p} can be written by other users.",
+                hint="Make it writable by root only (chmod go-w).",
+            )
+
+
+def read_tier(name: str, path: Path, *, admin_owned: bool, section: str | None = None) -> Tier | None:
+    """Read one tier's file; None when it does not exist. Errors name the file and the field.
+
+    ``section``: read only that key of the file (a folder's .claude/settings.json
+    is shared with other tools; Paddock's part is under "paddock").
+    """
+    if not path.exists() and not path.is_symlink():
+        return None
+    if admin_owned:
+        check_admin_owned(path)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(f"{path}: cannot be read ({exc.strerror}).") from exc
+    policy = parse(raw, path, section=section)
+    if name != "managed":
+        _refuse_admin_only(policy, path)
+    return Tier(name, path, policy)
+
+
+def _refuse_admin_only(policy: PolicyFile, path: Path) -> None:
+    """Grants, audit export and the keychain fallback are the admin's; say so instead of ignoring them."""
+    fields = policy.model_fields_set
+    admin_only = []
+    if policy.egress.grants:
+        admin_only.append("egress.grants")
+    if "audit" in fields:
+        admin_only.append("audit")
+    if "keychain" in fields:
+        admin_only.append("keychain")
+    if admin_only:
+        raise PolicyError(
+            f"{path}: {', '.join(admin_only)} may be set only in the managed policy "
+            "(a lower tier can narrow, never widen); use egress.disabled_grants to switch grants off."
+        )
+
+
+def parse(raw: str, path: Path, *, section: str | None = None) -> PolicyFile:
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise PolicyError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}).") from exc
+    if not isinstance(data, dict):
+        raise PolicyError(f"{path}: the policy must be a JSON object.")
+    if section is not None:
+        data = data.get(section, {})
+        if not isinstance(data, dict):
+            raise PolicyError(f"{path}: {section}: must be a JSON object.")
+    data.pop("$comment", None)
+    try:
+        return PolicyFile.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(f"{where}: {msg}")
+        raise PolicyError(f"{path}: " + "; ".join(problems)) from exc
+
+
+def user_settings_file() -> Path:
+    return data_dir() / "settings.json"
+
+
+def folder_settings_file(folder: Path) -> Path:
+    return folder / ".claude" / "settings.json"
+
+
+def load(
+    *,
+    managed: Path | None = None,
+    recommended: Path | None = None,
+    user: Path | None = None,
+    folder: Path | None = None,
+    folder_trusted: bool = False,
+    home: Path | None = None,
+) -> EffectivePolicy:
+    """The effective policy from every tier. The folder tier is read only if ``folder_trusted``."""
+    tiers: list[Tier] = []
+    for name, path, admin in (
+        ("managed", managed or MANAGED_FILE, True),
+        ("recommended", recommended or RECOMMENDED_FILE, True),
+        ("user", user or user_settings_file(), False),
+    ):
+        tier = read_tier(name, path, admin_owned=admin)
+        if tier:
+            tiers.append(tier)
+    if folder is not None and folder_trusted:
+        tier = read_tier("folder", folder_settings_file(folder), admin_owned=False, section="paddock")
+        if tier:
+            tiers.append(tier)
+    return merge(tiers, home or Path.home())
+
+
+def merge(tiers: list[Tier], home: Path) -> EffectivePolicy:
+    eff = EffectivePolicy(tiers=tiers)
+    eff.denied_paths = [_expand(p, home) for p in HOME_DENIED] + [Path(p) for p in SYSTEM_DENIED]
+    eff.denied_paths.append(data_dir().resolve())  # Paddock's own data (conversations, trust, profile)
+    src = eff.sources
+    src["denied_paths"] = "built-in"
+    managed = next((t for t in tiers if t.name == "managed"), None)
+    # Lower tiers in order of precedence: the user overrides what the admin only recommends.
+    lower = (
+        [t for t in tiers if t.name == "user"]
+        + [t for t in tiers if t.name == "recommended"]
+        + [t for t in tiers if t.name == "folder"]
+    )
+    ordered = ([managed] if managed else []) + lower
+
+    for t in ordered:
+        m = t.policy.mounts
+        if m.denied_paths:
+            eff.denied_paths += [_expand(p, home) for p in m.denied_paths]  # union: anyone may deny more
+            src["denied_paths"] += f", {t.name}"
+        if m.read_only:
+            eff.read_only += [_expand(p, home) for p in m.read_only]
+            src["read_only"] = ", ".join(filter(None, [src.get("read_only"), t.name]))
+        if m.allowed_roots is not None:
+            roots = [_expand(p, home) for p in m.allowed_roots]
+            if eff.allowed_roots is None:
+                eff.allowed_roots = roots
+            else:  # narrowing only: keep what lies inside an existing root
+                eff.allowed_roots = [r for r in roots if any(r == a or _inside(r, a) for a in eff.allowed_roots)]
+            src["allowed_roots"] = ", ".join(filter(None, [src.get("allowed_roots"), t.name]))
+
+        md = t.policy.models
+        if md.allowed is not None:
+            eff.models_allowed = (
+                list(md.allowed) if eff.models_allowed is None else [x for x in md.allowed if x in eff.models_allowed]
+            )
+            src["models_allowed"] = ", ".join(filter(None, [src.get("models_allowed"), t.name]))
+        if md.endpoints is not None:
+            eff.model_endpoints = (
+                list(md.endpoints)
+                if eff.model_endpoints is None
+                else [x for x in md.endpoints if x in eff.model_endpoints]
+            )
+            src["model_endpoints"] = ", ".join(filter(None, [src.get("model_endpoints"), t.name]))
+        if md.default and "default_model" not in src:
+            eff.default_model, src["default_model"] = md.default, t.name
+
+    # Grants, audit export and the keychain fallback come from the managed tier only;
+    # lower tiers may switch grants off, never add them.
+    if managed:
+        eff.grants = list(managed.policy.egress.grants)
+        if eff.grants:
+            src["grants"] = "managed"
+        eff.allow_asking = managed.policy.egress.allow_asking
+        src["allow_asking"] = "managed"
+        eff.allow_folder_hooks = managed.policy.hooks.allow_folder_hooks
+        src["allow_folder_hooks"] = "managed"
+        a = managed.policy.audit
+        eff.otlp_endpoint, eff.otlp_headers, eff.max_log_mb = a.otlp_endpoint, dict(a.otlp_headers), a.max_log_mb
+        src.update(otlp_endpoint="managed", otlp_headers="managed", max_log_mb="managed")
+        eff.keychain_fallback = managed.policy.keychain.fallback_backend
+        src["keychain_fallback"] = "managed"
+    else:
+        # No admin: the user decides hooks and asking for themselves.
+        for t in lower:
+            if t.name == "user":
+                eff.allow_folder_hooks = t.policy.hooks.allow_folder_hooks
+                eff.allow_asking = t.policy.egress.allow_asking
+                src["allow_folder_hooks"] = src["allow_asking"] = "user"
+    for t in lower:
+        off = set(t.policy.egress.disabled_grants)
+        if off:
+            eff.grants = [g for g in eff.grants if g.id not in off]
+            src["grants"] = f"{src.get('grants', 'managed')}, narrowed by {t.name}"
+        if t.name in ("recommended", "folder") and not t.policy.hooks.allow_folder_hooks and eff.allow_folder_hooks:
+            eff.allow_folder_hooks = False
+            src["allow_folder_hooks"] += f", narrowed by {t.name}"
+    if eff.default_model and eff.models_allowed is not None and eff.default_model not in eff.models_allowed:
+        eff.default_model = eff.models_allowed[0] if eff.models_allowed else None
+    return eff

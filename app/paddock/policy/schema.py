@@ -1,0 +1,106 @@
+"""The policy file: one typed schema for every tier (managed, recommended, user, folder).
+
+Unknown fields, wrong types and bad values are errors that name the file and
+the field; nothing falls back to a default silently.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+
+
+def _only_get() -> list[Method]:
+    return ["GET"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class MountRules(_Strict):
+    allowed_roots: list[str] | None = Field(
+        default=None,
+        description="Folders under which a user may choose a workspace (None: anywhere not denied).",
+    )
+    denied_paths: list[str] = Field(default_factory=list, description="Extra folders that may never be shared.")
+    read_only: list[str] = Field(default_factory=list, description="Folders that are shared read-only.")
+
+
+class EgressGrant(_Strict):
+    id: str = Field(description="A name for this grant; audit records cite it.")
+    scheme: Literal["https", "http"] = "https"
+    host: str
+    port: int = Field(default=443, ge=1, le=65535)
+    methods: list[Method] = Field(default_factory=_only_get)
+    path_pattern: str = Field(default="/*", description="Glob for the request path, e.g. /v1/messages")
+    credential: str | None = Field(default=None, description="Name of the keychain secret the gateway attaches.")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", v):
+            raise ValueError("use lower-case letters, digits, '.', '_' or '-' (at most 64)")
+        return v
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str) -> str:
+        if not re.fullmatch(
+            r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+", v
+        ):
+            raise ValueError("must be a lower-case DNS name such as api.example.com (no IP addresses, no wildcards)")
+        if v.rsplit(".", 1)[-1].isdigit():
+            raise ValueError("must be a DNS name, not an IP address")
+        return v
+
+    @field_validator("path_pattern")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("must start with /")
+        return v
+
+
+class EgressRules(_Strict):
+    grants: list[EgressGrant] = Field(default_factory=list)
+    disabled_grants: list[str] = Field(default_factory=list, description="Grant ids a lower tier switches off.")
+    allow_asking: bool = Field(default=False, description="Whether the app may ask the user for a one-session grant.")
+
+
+class ModelRules(_Strict):
+    endpoints: list[str] | None = Field(default=None, description="Allowed API base URLs (None: the default).")
+    allowed: list[str] | None = Field(default=None, description="Allowed model names (None: any).")
+    default: str | None = None
+
+
+class HookRules(_Strict):
+    allow_folder_hooks: bool = False
+
+
+class AuditRules(_Strict):
+    otlp_endpoint: str | None = None
+    otlp_headers: dict[str, str] = Field(default_factory=dict)
+    max_log_mb: int = Field(default=50, ge=1, le=10_000)
+
+
+class KeychainRules(_Strict):
+    fallback_backend: str | None = Field(
+        default=None, description="A keyring backend allowed when no secure keychain exists (admins only)."
+    )
+
+
+class PolicyFile(_Strict):
+    """What any one tier's file may say."""
+
+    version: Literal[1] = 1
+    mounts: MountRules = Field(default_factory=MountRules)
+    egress: EgressRules = Field(default_factory=EgressRules)
+    models: ModelRules = Field(default_factory=ModelRules)
+    hooks: HookRules = Field(default_factory=HookRules)
+    audit: AuditRules = Field(default_factory=AuditRules)
+    keychain: KeychainRules = Field(default_factory=KeychainRules)
