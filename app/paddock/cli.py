@@ -141,6 +141,39 @@ async def _policy_check(ns: argparse.Namespace) -> int:
     return 0
 
 
+async def _memory(ns: argparse.Namespace) -> int:
+    import time
+
+    from paddock.core.paths import profile_dir
+    from paddock.session.memory import MemoryStore
+
+    store = MemoryStore()
+    if ns.memory_command == "forget":
+        if store.forget(ns.id):
+            print(f"Deleted note {ns.id}.")
+            return 0
+        _err(f"there is no note {ns.id}")
+        return 1
+    if ns.memory_command == "purge-expired":
+        print(f"Deleted {store.purge_expired()} expired notes.")
+        return 0
+    notes = store.list(include_expired=True)
+    print(f"Agent profile: {profile_dir()} (read-only inside the sandbox)")
+    others = sorted(
+        str(p.relative_to(profile_dir()))
+        for p in profile_dir().rglob("*")
+        if p.is_file() and "memory" not in p.relative_to(profile_dir()).parts
+    )
+    print("Files the agent can read there: " + (", ".join(others) if others else "none"))
+    if not notes:
+        print("No saved notes.")
+    for m in notes:
+        day = time.strftime("%Y-%m-%d", time.localtime(m.created))
+        until = "EXPIRED" if m.expired else "until " + time.strftime("%Y-%m-%d", time.localtime(m.expires))
+        print(f"\n[{m.id}] saved {day} by session {m.session} on {m.folder} ({until})\n    {m.text}")
+    return 0
+
+
 async def _doctor(ns: argparse.Namespace) -> int:
     from paddock.session.doctor import run_checks
 
@@ -217,6 +250,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chk.add_argument("file", nargs="?", metavar="FILE", help="a policy file to check as the managed policy")
     chk.set_defaults(handler=_policy_check)
+
+    mem = sub.add_parser("memory", help="review the notes the agent keeps between sessions")
+    mem_sub = mem.add_subparsers(dest="memory_command", required=True)
+    mem_sub.add_parser("list", help="list notes with where they came from").set_defaults(handler=_memory)
+    forget = mem_sub.add_parser("forget", help="delete one note")
+    forget.add_argument("id")
+    forget.set_defaults(handler=_memory)
+    mem_sub.add_parser("purge-expired", help="delete expired notes").set_defaults(handler=_memory)
 
     doc = sub.add_parser("doctor", help="check this computer and say what to fix")
     doc.add_argument("--no-probe", action="store_true", help="do not test-boot under KVM")

@@ -31,6 +31,7 @@ from typing import Any
 from paddock.core.errors import PaddockError
 from paddock.core.paths import data_dir
 from paddock.llm import LLMError, ModelProvider, ModelReply, Usage
+from paddock.session.memory import MemoryStore
 from paddock.session.sandbox import Sandbox, SandboxFailed
 from paddock.session.tools import TOOL_SPECS, ToolBox, describe
 
@@ -169,7 +170,8 @@ class AgentSession:
         self._state = AgentState.IDLE
         self.failure: str | None = None
         self._listeners: list[Callable[[AgentEvent], None]] = []
-        self.tools = ToolBox(self.sandbox)
+        self.memory = MemoryStore()
+        self.tools = ToolBox(self.sandbox, self.memory)
         self.messages = self.store.load()
         self._repair()
 
@@ -262,7 +264,10 @@ class AgentSession:
             self._emit(TextDelta(delta))
 
         return await self.provider.complete(
-            system=self.system_prompt, messages=self.messages, tools=TOOL_SPECS, on_text=on_text
+            system=self.system_prompt + self.memory.for_prompt(),
+            messages=self.messages,
+            tools=TOOL_SPECS,
+            on_text=on_text,
         )
 
     def _close_pending(self, why: str) -> None:

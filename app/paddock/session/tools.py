@@ -8,14 +8,17 @@ enters the model's context.
 
 from __future__ import annotations
 
+import secrets
 import shlex
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from paddock.core.errors import PaddockError
 from paddock.guest import ExecOutput, ExecResult, ExitReason, FileType, GuestError, Stream
 from paddock.llm import ToolSpec
-from paddock.session.sandbox import Sandbox
+from paddock.session.memory import MemoryStore
+from paddock.session.sandbox import Sandbox, SandboxFailed
 
 DEFAULT_TIMEOUT_S = 120.0
 MAX_TIMEOUT_S = 600.0
@@ -84,6 +87,12 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
             "required": ["pattern"],
         },
     ),
+    ToolSpec(
+        "remember",
+        "Save a short note for future sessions (the person can review and delete it; it expires). "
+        "Use it only for lasting preferences the person stated.",
+        {"type": "object", "properties": {"note": {"type": "string"}}, "required": ["note"]},
+    ),
 )
 TOOL_NAMES = frozenset(t.name for t in TOOL_SPECS)
 
@@ -127,12 +136,15 @@ def describe(name: str, args: dict[str, Any]) -> str:
         "edit_file": f"Edit {path}",
         "list_files": f"List the files in {path}",
         "search_files": f"Search for “{args.get('pattern', '')}” in {path}",
+        "remember": "Save a note for later sessions",
     }.get(name, f"Use a tool called {name}")
 
 
 class ToolBox:
-    def __init__(self, sandbox: Sandbox) -> None:
+    def __init__(self, sandbox: Sandbox, memory: MemoryStore | None = None, session_id: str = "") -> None:
         self.sandbox = sandbox
+        self.memory = memory or MemoryStore()
+        self.session_id = session_id or secrets.token_hex(6)
 
     async def call(self, name: str, args: dict[str, Any]) -> ToolOutcome:
         started = time.monotonic()
@@ -150,7 +162,9 @@ class ToolBox:
             return outcome
         except (KeyError, TypeError, ValueError) as exc:
             return done(f"The arguments for {name} are not right: {exc}", "", error=True)
-        except GuestError as exc:
+        except (GuestError, PaddockError) as exc:
+            if isinstance(exc, SandboxFailed):
+                raise
             return done(f"{name} failed: {exc.message}", exc.message, error=True)
 
     async def _run_command(self, args: dict[str, Any], done: Done) -> ToolOutcome:
@@ -212,6 +226,13 @@ class ToolBox:
             lines.append("[more entries left out]")
         text = "\n".join(lines) or "(empty)"
         return done(untrusted("file listing", text), text)
+
+    async def _remember(self, args: dict[str, Any], done: Done) -> ToolOutcome:
+        # Runs on the host on purpose: the profile is read-only in the guest, and a
+        # note must carry where it came from and when it expires.
+        memory = self.memory.add(str(args["note"]), session=self.session_id, folder=self.sandbox.folder)
+        days = round((memory.expires - memory.created) / 86400)
+        return done(f"Saved note {memory.id}; it expires in {days} days and the person can delete it.", memory.text)
 
     async def _search_files(self, args: dict[str, Any], done: Done) -> ToolOutcome:
         pattern, path = str(args["pattern"]), str(args.get("path") or ".")
