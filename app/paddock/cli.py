@@ -14,9 +14,14 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from paddock import __version__
 from paddock.core.errors import PaddockError
+
+if TYPE_CHECKING:
+    from paddock.audit import AuditTrail
+    from paddock.policy import EffectivePolicy
 
 EXIT_SANDBOX_FAILED = 125
 EXIT_INTERRUPTED = 130
@@ -74,6 +79,7 @@ async def _run(ns: argparse.Namespace) -> int:
         ToolFinished,
         TurnStarted,
     )
+    from paddock.session.auditing import SessionAuditor
     from paddock.session.sandbox import Sandbox
 
     folder = Path(ns.folder)
@@ -106,13 +112,60 @@ async def _run(ns: argparse.Namespace) -> int:
             out.write(f"\n✗ {ev.message}\n")
         out.flush()
 
-    async with Sandbox.open(folder, on_progress=_progress(ns.quiet), policy=policy) as sandbox:
-        session = AgentSession(sandbox, provider, ConversationStore(folder))
-        if ns.new:
-            session.messages.clear()
-        session.subscribe(show)
-        await session.send(ns.task)
-        out.write("\n")
+    trail = _audit_trail(policy)
+    auditor = SessionAuditor(trail, folder, model=provider.model)
+    decision = policy.check_folder(folder)
+    auditor.policy_decision(f"share folder {folder}", decision.allowed, decision.reason, decision.tier)
+    try:
+        async with Sandbox.open(folder, on_progress=_progress(ns.quiet), policy=policy) as sandbox:
+            auditor.follow(sandbox)
+            session = AgentSession(sandbox, provider, ConversationStore(folder))
+            if ns.new:
+                session.messages.clear()
+            session.subscribe(show)
+            session.subscribe(auditor.on_agent_event)
+            await session.send(ns.task)
+            out.write("\n")
+            await auditor.close()
+    finally:
+        trail.close()
+    return 0
+
+
+def _audit_trail(policy: EffectivePolicy) -> AuditTrail:
+    from paddock.audit import AuditLog, AuditTrail, otlp_exporter
+
+    log = AuditLog(max_bytes=policy.max_log_mb * 1024 * 1024)
+    exporter = otlp_exporter(policy.otlp_endpoint, policy.otlp_headers) if policy.otlp_endpoint else None
+    return AuditTrail(log, exporter)
+
+
+async def _audit(ns: argparse.Namespace) -> int:
+    import json
+    from datetime import datetime
+
+    from paddock.audit import AuditLog
+
+    log = AuditLog()
+    if ns.audit_command == "verify":
+        result = log.verify()
+        if result.ok:
+            print(f"The audit log is intact ({result.records} records, {log.folder}).")
+            return 0
+        _err(f"the audit log does not verify: {result.problem} ({log.folder})")
+        return 1
+    since = None
+    if ns.since:
+        try:
+            since = float(ns.since)
+        except ValueError:
+            try:
+                since = datetime.fromisoformat(ns.since).timestamp()
+            except ValueError:
+                _err(f"--since takes a date and time such as 2026-11-22T09:00 or seconds since 1970, not {ns.since!r}")
+                return 2
+    for rec in log.records(since):
+        sys.stdout.write(json.dumps(rec, ensure_ascii=False) + "\n")
     return 0
 
 
@@ -258,6 +311,13 @@ def build_parser() -> argparse.ArgumentParser:
     forget.add_argument("id")
     forget.set_defaults(handler=_memory)
     mem_sub.add_parser("purge-expired", help="delete expired notes").set_defaults(handler=_memory)
+
+    aud = sub.add_parser("audit", help="the local audit log")
+    aud_sub = aud.add_subparsers(dest="audit_command", required=True)
+    exp = aud_sub.add_parser("export", help="print the audit log as JSON lines")
+    exp.add_argument("--since", metavar="T", help="only records from T on (ISO date/time or Unix seconds)")
+    exp.set_defaults(handler=_audit)
+    aud_sub.add_parser("verify", help="check the log's hash chain").set_defaults(handler=_audit)
 
     doc = sub.add_parser("doctor", help="check this computer and say what to fix")
     doc.add_argument("--no-probe", action="store_true", help="do not test-boot under KVM")

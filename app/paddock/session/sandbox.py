@@ -21,7 +21,7 @@ from typing import TypeVar
 
 from paddock.core.errors import PaddockError
 from paddock.core.paths import profile_dir
-from paddock.guest import ExecEvent, GuestClient, GuestError, GuestUnavailable
+from paddock.guest import ExecEvent, ExecStarted, GuestClient, GuestError, GuestUnavailable
 from paddock.policy import EffectivePolicy, PolicyError
 from paddock.policy import load as load_policy
 from paddock.vm import (
@@ -58,6 +58,7 @@ class Sandbox:
         self.guest = guest
         self.folder = folder
         self.timings = timings
+        self.exec_listeners: list[Callable[[str], None]] = []
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -157,6 +158,9 @@ class Sandbox:
                     return
                 except GuestUnavailable as exc:
                     raise SandboxFailed(await _reason(self.vm, exc)) from exc
+                if isinstance(ev, ExecStarted):
+                    for listener in self.exec_listeners:
+                        listener(ev.exec_id)
                 yield ev
         finally:
             with contextlib.suppress(BaseException):

@@ -1,0 +1,130 @@
+"""Turns a session's events and the guest's live event stream into linked audit records.
+
+    session (trace) ─► turn (span) ─► tool call (span) ─► guest process / file write
+                                                      └► tool result
+
+Guest events are recorded as they arrive from the guest agent, not at the
+end of the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+from paddock.audit import (
+    FILE_REMOVED,
+    FILE_WRITTEN,
+    POLICY_DECISION,
+    PROCESS_EXITED,
+    PROCESS_STARTED,
+    SESSION_ENDED,
+    SESSION_STARTED,
+    TOOL_CALL,
+    TOOL_RESULT,
+    TURN,
+    AuditEvent,
+    AuditTrail,
+    new_span_id,
+    new_trace_id,
+)
+from paddock.guest import FileChangedEvent, GuestError, GuestEvent, ProcessExitedEvent, ProcessStartedEvent
+from paddock.session.agent import AgentEvent, Cancelled, Failed, Finished, ToolCalled, ToolFinished, TurnStarted
+from paddock.session.sandbox import Sandbox
+
+INPUT_PREVIEW = 2000
+
+
+class SessionAuditor:
+    def __init__(self, trail: AuditTrail, folder: Path, *, model: str = "") -> None:
+        self.trail = trail
+        self.session_id = new_trace_id()
+        self.session_span = new_span_id()
+        self._turn_span: str | None = None
+        self._tool_span: str | None = None
+        self._tool_spans: dict[str, str] = {}
+        self._exec_parent: dict[str, str] = {}
+        self._follower: asyncio.Task[None] | None = None
+        self._emit(SESSION_STARTED, None, {"paddock.folder": str(folder), "gen_ai.request.model": model},
+                   span=self.session_span)  # fmt: skip
+
+    def _emit(self, kind: str, parent: str | None, attributes: dict[str, Any], *, span: str | None = None) -> str:
+        event = AuditEvent(kind, self.session_id, span or new_span_id(), parent, attributes)
+        self.trail.record(event)
+        return event.span_id
+
+    # ------------------------------------------------------------------ session events
+
+    def on_agent_event(self, ev: AgentEvent) -> None:
+        if isinstance(ev, TurnStarted):
+            self._turn_span = self._emit(TURN, self.session_span, {"paddock.turn": ev.turn})
+        elif isinstance(ev, ToolCalled):
+            preview = str(ev.input)[:INPUT_PREVIEW]
+            span = self._emit(TOOL_CALL, self._turn_span, {
+                "gen_ai.tool.name": ev.name, "gen_ai.tool.call.id": ev.call_id,
+                "paddock.tool.summary": ev.summary, "paddock.tool.input": preview})  # fmt: skip
+            self._tool_spans[ev.call_id] = span
+            self._tool_span = span
+        elif isinstance(ev, ToolFinished):
+            self._emit(TOOL_RESULT, self._tool_spans.get(ev.call_id), {
+                "gen_ai.tool.name": ev.name, "gen_ai.tool.call.id": ev.call_id,
+                "paddock.tool.is_error": ev.is_error, "paddock.tool.duration_s": round(ev.duration_s, 4)})  # fmt: skip
+        elif isinstance(ev, Finished):
+            self._emit(SESSION_ENDED, self.session_span, {
+                "paddock.outcome": "finished", "paddock.turns": ev.turns,
+                "gen_ai.usage.input_tokens": ev.usage.input_tokens,
+                "gen_ai.usage.output_tokens": ev.usage.output_tokens})  # fmt: skip
+        elif isinstance(ev, Failed):
+            self._emit(SESSION_ENDED, self.session_span, {"paddock.outcome": "failed", "error.type": ev.message})
+        elif isinstance(ev, Cancelled):
+            self._emit(SESSION_ENDED, self.session_span, {"paddock.outcome": "cancelled"})
+
+    def on_exec_started(self, exec_id: str) -> None:
+        if self._tool_span:
+            self._exec_parent[exec_id] = self._tool_span
+
+    def policy_decision(self, subject: str, allowed: bool, reason: str, tier: str) -> None:
+        self._emit(POLICY_DECISION, self.session_span, {
+            "paddock.policy.subject": subject, "paddock.policy.allowed": allowed,
+            "paddock.policy.reason": reason, "paddock.policy.tier": tier or "built-in"})  # fmt: skip
+
+    # ------------------------------------------------------------------ guest events
+
+    def on_guest_event(self, ev: GuestEvent) -> None:
+        if isinstance(ev, ProcessStartedEvent):
+            parent = self._exec_parent.get(ev.exec_id, self._tool_span)
+            self._exec_parent[ev.exec_id] = parent or self.session_span
+            self._emit(PROCESS_STARTED, parent, {
+                "process.pid": ev.pid, "process.command_args": list(ev.argv),
+                "process.working_directory": "/workspace/" + ev.cwd if ev.cwd else "/workspace",
+                "paddock.exec_id": ev.exec_id, "paddock.guest.seq": ev.seq})  # fmt: skip
+        elif isinstance(ev, ProcessExitedEvent):
+            r = ev.result
+            self._emit(PROCESS_EXITED, self._exec_parent.get(ev.exec_id, self._tool_span), {
+                "process.pid": ev.pid, "process.exit.code": r.exit_code, "paddock.exit.reason": r.reason.value,
+                "paddock.exit.signal": r.signal, "paddock.exec_id": ev.exec_id,
+                "paddock.duration_s": round(r.duration_s, 4), "paddock.guest.seq": ev.seq})  # fmt: skip
+        elif isinstance(ev, FileChangedEvent):
+            self._emit(FILE_REMOVED if ev.removed else FILE_WRITTEN, self._tool_span, {
+                "file.path": ev.path, "file.size": ev.size, "paddock.guest.seq": ev.seq})  # fmt: skip
+
+    def follow(self, sandbox: Sandbox) -> None:
+        """Record the guest's events live, for as long as the sandbox runs."""
+        sandbox.exec_listeners.append(self.on_exec_started)
+
+        async def run() -> None:
+            with contextlib.suppress(GuestError, asyncio.CancelledError):
+                async for ev in sandbox.guest.events():
+                    self.on_guest_event(ev)
+
+        self._follower = asyncio.ensure_future(run())
+
+    async def close(self) -> None:
+        if self._follower is not None:
+            await asyncio.sleep(0.3)  # let events already on the wire arrive
+            self._follower.cancel()
+            with contextlib.suppress(BaseException):
+                await self._follower
+        self.trail.close()

@@ -1,0 +1,195 @@
+"""The audit trail: the hash chain, export, and a scripted session against the real VM
+feeding a real OTLP receiver (which goes down mid-session in one test)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from paddock.audit import AuditEvent, AuditLog, AuditTrail, otlp_exporter
+from paddock.core.engine import Engine
+from paddock.llm import AnthropicProvider
+from paddock.session.agent import AgentSession, ConversationStore
+from paddock.session.auditing import SessionAuditor
+from paddock.session.sandbox import Sandbox
+from tests.fakes.messages_api import MessagesAPI, text, tool
+from tests.otlp_receiver import OtlpReceiver
+
+# ------------------------------------------------------------------ the chain
+
+
+def _filled(tmp_path: Path, n: int = 20, max_bytes: int = 50_000_000) -> AuditLog:
+    log = AuditLog(tmp_path / "audit", max_bytes=max_bytes)
+    for i in range(n):
+        log.append(AuditEvent("turn", "ab" * 16, attributes={"i": i}).as_record())
+    return log
+
+
+def test_an_intact_log_verifies_and_exports(tmp_path: Path) -> None:
+    log = _filled(tmp_path)
+    assert log.verify().ok and log.verify().records == 20
+    assert [r["seq"] for r in log.records()] == list(range(1, 21))
+    cut = list(log.records())[10]["time_unix"]
+    assert [r["seq"] for r in log.records(since=cut)][0] == 11
+
+
+def test_an_edited_record_fails_verify_naming_it(tmp_path: Path) -> None:
+    log = _filled(tmp_path)
+    lines = log.current.read_text().splitlines()
+    rec = json.loads(lines[6])
+    rec["attributes"]["i"] = 999
+    lines[6] = json.dumps(rec)
+    log.current.write_text("\n".join(lines) + "\n")
+    result = log.verify()
+    assert not result.ok and "line 7 (record 7): its content was changed" in result.problem
+
+
+def test_a_deleted_middle_record_fails_verify(tmp_path: Path) -> None:
+    log = _filled(tmp_path)
+    lines = log.current.read_text().splitlines()
+    del lines[4]
+    log.current.write_text("\n".join(lines) + "\n")
+    result = log.verify()
+    assert not result.ok and "record 6" in result.problem and "missing" in result.problem
+
+
+def test_a_truncated_log_fails_verify(tmp_path: Path) -> None:
+    log = _filled(tmp_path)
+    lines = log.current.read_text().splitlines()
+    log.current.write_text("\n".join(lines[:-3]) + "\n")
+    result = log.verify()
+    assert not result.ok and "removed from the end" in result.problem
+
+
+def test_rotation_keeps_the_chain(tmp_path: Path) -> None:
+    log = _filled(tmp_path, n=60, max_bytes=2000)
+    assert len(log.files()) > 2
+    result = log.verify()
+    assert result.ok and result.records == 60
+
+
+def test_audit_verify_cli(tmp_path: Path) -> None:
+    env = {**os.environ, "PADDOCK_DATA_DIR": str(tmp_path)}
+    log = AuditLog(tmp_path / "audit")
+    for i in range(3):
+        log.append({"kind": "turn", "attributes": {"i": i}})
+    run = [sys.executable, "-m", "paddock.cli", "audit"]
+    ok = subprocess.run([*run, "verify"], capture_output=True, text=True, env=env, timeout=60)
+    assert ok.returncode == 0 and "intact (3 records" in ok.stdout
+    exported = subprocess.run([*run, "export"], capture_output=True, text=True, env=env, timeout=60)
+    assert [json.loads(line)["seq"] for line in exported.stdout.splitlines()] == [1, 2, 3]
+    log.current.write_text(log.current.read_text().replace('"i":1', '"i":7'))
+    bad = subprocess.run([*run, "verify"], capture_output=True, text=True, env=env, timeout=60)
+    assert bad.returncode == 1 and "record 2" in bad.stderr
+
+
+# ------------------------------------------------------------------ a session, end to end
+
+
+def _scripted_session(engine: Engine, folder: Path, trail: AuditTrail, tmp_path: Path, steps: list[object],
+                      between: object = None) -> SessionAuditor:  # fmt: skip
+    with MessagesAPI(steps) as api:  # type: ignore[arg-type]
+        os.environ["ANTHROPIC_BASE_URL"] = api.url
+        try:
+
+            async def run() -> SessionAuditor:
+                async with Sandbox.open(folder) as sandbox:
+                    auditor = SessionAuditor(trail, folder, model="scripted")
+                    auditor.follow(sandbox)
+                    agent = AgentSession(
+                        sandbox,
+                        AnthropicProvider(f"test-{secrets.token_hex(6)}"),
+                        ConversationStore(folder, tmp_path / "store"),
+                    )
+                    agent.subscribe(auditor.on_agent_event)
+                    if callable(between):
+                        agent.subscribe(between)
+                    await agent.send("make the report")
+                    await auditor.close()
+                    return auditor
+
+            return engine.run(run(), timeout=300)
+        finally:
+            del os.environ["ANTHROPIC_BASE_URL"]
+
+
+STEPS = [
+    tool("run_command", command="echo 'a,b' > data.csv; exit 3"),
+    tool("write_file", path="report.md", content="# Report\n"),
+    text("done"),
+]
+
+
+@pytest.mark.vm
+def test_a_session_produces_linked_records_locally_and_over_otlp(tmp_path: Path, engine: Engine) -> None:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    receiver = OtlpReceiver().start()
+    try:
+        trail = AuditTrail(AuditLog(tmp_path / "audit"), otlp_exporter(receiver.endpoint, {"x-tenant": "t1"}))
+        auditor = _scripted_session(engine, folder, trail, tmp_path, STEPS)
+    finally:
+        receiver.stop()
+    records = list(trail.log.records())
+    assert trail.log.verify().ok
+    by_kind: dict[str, list[dict[str, object]]] = {}
+    for r in records:
+        by_kind.setdefault(str(r["kind"]), []).append(r)
+    assert {r["session_id"] for r in records} == {auditor.session_id}
+    session_span = by_kind["session.started"][0]["span_id"]
+    turns = {r["span_id"] for r in by_kind["turn"]}
+    assert all(r["parent_span_id"] == session_span for r in by_kind["turn"])
+    calls = {r["attributes"]["gen_ai.tool.name"]: r for r in by_kind["tool.call"]}  # type: ignore[index]
+    assert all(c["parent_span_id"] in turns for c in calls.values())
+    started = by_kind["guest.process.started"][0]
+    exited = by_kind["guest.process.exited"][0]
+    assert started["parent_span_id"] == calls["run_command"]["span_id"]
+    assert started["attributes"]["process.command_args"][:2] == ["sh", "-c"]  # type: ignore[index]
+    assert exited["attributes"]["process.exit.code"] == 3  # type: ignore[index]
+    written = by_kind["guest.file.written"][0]
+    assert written["attributes"]["file.path"] == "report.md"  # type: ignore[index]
+    assert written["parent_span_id"] == calls["write_file"]["span_id"]
+    # Recorded live: the guest's process records came before that tool's result.
+    result_seq = next(
+        r["seq"] for r in by_kind["tool.result"] if r["parent_span_id"] == calls["run_command"]["span_id"]
+    )
+    assert int(exited["seq"]) < int(result_seq)  # type: ignore[call-overload]
+    # The collector got the same records, in the session's trace, with the admin's headers.
+    assert {log["trace_id"] for log in receiver.logs} == {auditor.session_id}
+    assert {log["body"] for log in receiver.logs} >= {"guest.process.exited", "guest.file.written", "tool.call"}
+    assert any(s["name"] == "paddock.tool run_command" for s in receiver.spans)
+    assert all(s["trace_id"] == auditor.session_id for s in receiver.spans)
+    assert any(h.get("x-tenant") == "t1" for h in receiver.headers)
+
+
+@pytest.mark.vm
+def test_the_collector_going_down_mid_session_loses_nothing_locally(tmp_path: Path, engine: Engine) -> None:
+    from paddock.session.agent import ToolFinished
+
+    folder = tmp_path / "work"
+    folder.mkdir()
+    receiver = OtlpReceiver().start()
+    stopped = []
+
+    def stop_collector(ev: object) -> None:
+        if isinstance(ev, ToolFinished) and not stopped:
+            receiver.stop()  # the collector dies after the first tool call
+            stopped.append(time.monotonic())
+
+    trail = AuditTrail(AuditLog(tmp_path / "audit"), otlp_exporter(receiver.endpoint))
+    t0 = time.monotonic()
+    _scripted_session(engine, folder, trail, tmp_path, STEPS, between=stop_collector)
+    took = time.monotonic() - t0
+    kinds = [r["kind"] for r in trail.log.records()]
+    assert trail.log.verify().ok
+    for kind in ("session.started", "tool.call", "guest.process.exited", "guest.file.written", "session.ended"):
+        assert kind in kinds, kind
+    assert stopped, "the collector was not stopped"
+    assert took < 240, "the session was held up by the collector"
