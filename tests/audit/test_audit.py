@@ -37,7 +37,7 @@ def test_an_intact_log_verifies_and_exports(tmp_path: Path) -> None:
     assert log.verify().ok and log.verify().records == 20
     assert [r["seq"] for r in log.records()] == list(range(1, 21))
     cut = list(log.records())[10]["time_unix"]
-    assert [r["seq"] for r in log.records(since=cut)][0] == 11
+    assert next(r["seq"] for r in log.records(since=cut)) == 11
 
 
 def test_an_edited_record_fails_verify_naming_it(tmp_path: Path) -> None:
