@@ -14,5 +14,5 @@ printf '\n==> import contracts\n'
 .venv/bin/lint-imports
 printf '\n==> house rules\n'
 .venv/bin/python scripts/house_rules.py
-printf '\n==> tests (they boot the real guest under QEMU)\n'
-exec .venv/bin/python -m pytest "$@"
+printf '\n==> tests (they boot the real guest under QEMU; the keychain is a real gnome-keyring)\n'
+exec dbus-run-session -- ./scripts/with_keyring.sh .venv/bin/python -m pytest "$@"

@@ -21,6 +21,7 @@ from paddock.core.errors import PaddockError
 
 if TYPE_CHECKING:
     from paddock.audit import AuditTrail
+    from paddock.credentials import Keychain
     from paddock.policy import EffectivePolicy
 
 EXIT_SANDBOX_FAILED = 125
@@ -96,7 +97,7 @@ async def _run(ns: argparse.Namespace) -> int:
     if ns.model:
         policy.check_model(ns.model)
     model = ns.model or policy.default_model
-    provider = AnthropicProvider(os.environ.get("ANTHROPIC_API_KEY"), model=model or DEFAULT_MODEL)
+    provider = AnthropicProvider(_model_key(), model=model or DEFAULT_MODEL)
     out = sys.stdout
 
     def show(ev: AgentEvent) -> None:
@@ -227,6 +228,54 @@ async def _memory(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _keychain() -> Keychain:
+    from paddock.credentials import Keychain
+    from paddock.policy import load as load_policy
+
+    return Keychain(allowed_fallback=load_policy().keychain_fallback)
+
+
+async def _keys(ns: argparse.Namespace) -> int:
+    import getpass
+
+    from paddock.credentials import MODEL_KEY, TokenAuthority, backend_status
+
+    cmd = ns.keys_command
+    if cmd == "revoke-sessions":
+        TokenAuthority().revoke_all()
+        print("Every session token issued so far is revoked; running sessions lose network access now.")
+        return 0
+    chain = _keychain()
+    if cmd == "status":
+        status = backend_status()
+        stored = chain.get(MODEL_KEY) is not None
+        print(f"Keychain: {status.name} ({status.detail})")
+        print(f"Model key: {'stored' if stored else 'not set'}")
+        if os.environ.get("ANTHROPIC_API_KEY"):
+            print("ANTHROPIC_API_KEY is set in this environment and is used instead for headless runs.")
+        return 0
+    if cmd == "remove":
+        print("Model key removed." if chain.remove(MODEL_KEY) else "There was no model key to remove.")
+        return 0
+    # set: from a prompt on a terminal, else from standard input; never from the command line.
+    if sys.stdin.isatty():
+        secret = getpass.getpass("Model API key (input is hidden): ")
+    else:
+        secret = sys.stdin.readline()
+    chain.set(MODEL_KEY, secret)
+    print("Model key stored in the keychain.")
+    return 0
+
+
+def _model_key() -> str | None:
+    from paddock.credentials import MODEL_KEY
+
+    env = os.environ.get("ANTHROPIC_API_KEY")
+    if env:
+        return env
+    return _keychain().get(MODEL_KEY)
+
+
 async def _doctor(ns: argparse.Namespace) -> int:
     from paddock.session.doctor import run_checks
 
@@ -318,6 +367,15 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--since", metavar="T", help="only records from T on (ISO date/time or Unix seconds)")
     exp.set_defaults(handler=_audit)
     aud_sub.add_parser("verify", help="check the log's hash chain").set_defaults(handler=_audit)
+
+    keys = sub.add_parser("keys", help="the model key in the OS keychain, and session tokens")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    keys_sub.add_parser("set", help="store the model key (read from a prompt or standard input)").set_defaults(
+        handler=_keys
+    )
+    keys_sub.add_parser("status", help="say where keys are kept and whether one is set").set_defaults(handler=_keys)
+    keys_sub.add_parser("remove", help="delete the model key").set_defaults(handler=_keys)
+    keys_sub.add_parser("revoke-sessions", help="revoke every session token").set_defaults(handler=_keys)
 
     doc = sub.add_parser("doctor", help="check this computer and say what to fix")
     doc.add_argument("--no-probe", action="store_true", help="do not test-boot under KVM")
