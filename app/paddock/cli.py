@@ -258,10 +258,8 @@ async def _keys(ns: argparse.Namespace) -> int:
         print("Model key removed." if chain.remove(MODEL_KEY) else "There was no model key to remove.")
         return 0
     # set: from a prompt on a terminal, else from standard input; never from the command line.
-    if sys.stdin.isatty():
-        secret = getpass.getpass("Model API key (input is hidden): ")
-    else:
-        secret = sys.stdin.readline()
+    tty = sys.stdin.isatty()
+    secret = getpass.getpass("Model API key (input is hidden): ") if tty else sys.stdin.readline()
     chain.set(MODEL_KEY, secret)
     print("Model key stored in the keychain.")
     return 0
