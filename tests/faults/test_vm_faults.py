@@ -29,8 +29,9 @@ def _kill_mid_command(b: Booted, role: str) -> str:
         started = asyncio.Event()
         task = asyncio.ensure_future(consume())
         await asyncio.wait_for(started.wait(), 60)
-        for _ in range(100):
-            if (b.workspace / "kept.txt").exists():
+        kept = b.workspace / "kept.txt"
+        for _ in range(100):  # wait until the write reached the host, then break things
+            if kept.exists() and kept.read_text() == "before\n":
                 break
             await asyncio.sleep(0.1)
         os.kill(b.sandbox.vm.pids[role], signal.SIGKILL)
