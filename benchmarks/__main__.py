@@ -33,10 +33,16 @@ def main() -> int:
     results["runs"]["turn_overhead_ms"] = turns["turns"]
     rows = [
         ("cold boot to ready agent", "cold_boot_s", "s", None),
+        ("folder chosen to first command answered", "first_exec_s", "s", None),
         ("exec round trip (`true` in the guest)", "exec_rtt_ms", "ms", None),
         ("exec round trip, host subprocess (baseline)", "exec_rtt_subprocess_ms", "ms", "exec_rtt_ms"),
         ("exec round trip, bubblewrap (baseline)", "exec_rtt_bwrap_ms", "ms", "exec_rtt_ms"),
         ("guest agent unary call (Health)", "unary_rtt_ms", "ms", None),
+        ("virtiofs write, 64 MiB with fsync", "virtiofs_write_mbps", "MB/s", None),
+        ("host disk write (baseline)", "host_write_mbps", "MB/s", "virtiofs_write_mbps"),
+        ("virtiofs read, 64 MiB, guest cache dropped", "virtiofs_read_mbps", "MB/s", None),
+        ("host disk read (baseline)", "host_read_mbps", "MB/s", "virtiofs_read_mbps"),
+        ("host memory per session (QEMU + virtiofsd RSS)", "session_rss_mb", "MB", None),
         ("agent turn, wall (model server + one guest command + host)", "turn_wall_ms", "ms", None),
         ("agent turn, host overhead (not model server, not guest)", "turn_overhead_ms", "ms", None),
     ]
@@ -51,7 +57,8 @@ def main() -> int:
         ratio = ""
         if ratio_of and value:
             ratio = f"{results[ratio_of] / value:.1f}×"
-        print(f"| {label} | {value:.3g} {unit} | {runs} | {ratio} |")
+        shown = f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+        print(f"| {label} | {shown} {unit} | {runs} | {ratio} |")
     results["total_s"] = round(time.monotonic() - started, 1)
     results["medians_of"] = "median"
     RESULTS.mkdir(exist_ok=True)

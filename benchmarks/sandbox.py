@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import statistics
 import subprocess
@@ -18,16 +19,79 @@ def _median(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
-async def _boots(folder: Path, n: int) -> tuple[list[float], str]:
-    times: list[float] = []
+async def _boots(folder: Path, n: int) -> tuple[list[float], list[float], str]:
+    """Cold boot to a ready agent, and "folder chosen" to the first command's answer."""
+    boots: list[float] = []
+    firsts: list[float] = []
     accel = ""
     for _ in range(n):
         t0 = time.monotonic()
         sandbox = await Sandbox.boot(folder)
-        times.append(time.monotonic() - t0)
+        boots.append(time.monotonic() - t0)
+        await sandbox.guest.run(["true"])
+        firsts.append(time.monotonic() - t0)
         accel = sandbox.timings.accel.accel.value
         await sandbox.close()
-    return times, accel
+    return boots, firsts, accel
+
+
+DD_MB = 64
+
+
+def _mbps(seconds: float) -> float:
+    return round(DD_MB / seconds, 1)
+
+
+async def _virtiofs(folder: Path, repeats: int) -> tuple[list[float], list[float], float]:
+    """Write (with fsync) and read (guest caches dropped) 64 MiB through the workspace share."""
+    writes: list[float] = []
+    reads: list[float] = []
+    async with Sandbox.open(folder) as sandbox:
+        run = sandbox.guest.run
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            await run(["dd", "if=/dev/zero", "of=bench.bin", "bs=1M", f"count={DD_MB}", "conv=fsync", "status=none"])
+            writes.append(_mbps(time.perf_counter() - t0))
+            await run(["sh", "-c", "sync; echo 3 > /proc/sys/vm/drop_caches"])
+            t0 = time.perf_counter()
+            await run(["dd", "if=bench.bin", "of=/dev/null", "bs=1M", "status=none"])
+            reads.append(_mbps(time.perf_counter() - t0))
+        rss = _rss_mb(list(sandbox.vm.pids.values()))
+        await run(["rm", "-f", "bench.bin"])
+    return writes, reads, rss
+
+
+def _host_disk(folder: Path, repeats: int) -> tuple[list[float], list[float]]:
+    """The same on the host, through a subprocess dd, with the file dropped from the page cache."""
+    writes: list[float] = []
+    reads: list[float] = []
+    target = folder / "host-bench.bin"
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run(["dd", "if=/dev/zero", f"of={target}", "bs=1M", f"count={DD_MB}", "conv=fsync",
+                        "status=none"], check=True)  # fmt: skip
+        writes.append(_mbps(time.perf_counter() - t0))
+        fd = os.open(target, os.O_RDONLY)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
+        t0 = time.perf_counter()
+        subprocess.run(["dd", f"if={target}", "of=/dev/null", "bs=1M", "status=none"], check=True)
+        reads.append(_mbps(time.perf_counter() - t0))
+    target.unlink()
+    return writes, reads
+
+
+def _rss_mb(pids: list[int]) -> float:
+    """Resident memory of the VM's host processes (QEMU, virtiofsd), guest RAM it touched included."""
+    total_kb = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total_kb += int(line.split()[1])
+        except OSError:
+            continue
+    return round(total_kb / 1024, 1)
 
 
 async def _execs(folder: Path, n: int) -> tuple[list[float], list[float]]:
@@ -58,16 +122,30 @@ def _host_execs(argv: list[str], n: int) -> list[float]:
 def measure(boots: int, execs: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="paddock-bench-") as tmp:
         folder = Path(tmp)
-        boot_times, accel = asyncio.run(_boots(folder, boots))
+        boot_times, first_times, accel = asyncio.run(_boots(folder, boots))
         exec_times, unary_times = asyncio.run(_execs(folder, execs))
+        vfs_writes, vfs_reads, rss = asyncio.run(_virtiofs(folder, 3))
+        host_writes, host_reads = _host_disk(folder, 3)
         results: dict[str, Any] = {
             "accel": accel,
             "cold_boot_s": round(_median(boot_times), 3),
+            "first_exec_s": round(_median(first_times), 3),
+            "virtiofs_write_mbps": _median(vfs_writes),
+            "virtiofs_read_mbps": _median(vfs_reads),
+            "host_write_mbps": _median(host_writes),
+            "host_read_mbps": _median(host_reads),
+            "session_rss_mb": rss,
             "exec_rtt_ms": round(_median(exec_times) * 1000, 2),
             "unary_rtt_ms": round(_median(unary_times) * 1000, 2),
             "exec_rtt_subprocess_ms": round(_median(_host_execs(["true"], execs)) * 1000, 2),
             "runs": {
                 "cold_boot_s": boots,
+                "first_exec_s": boots,
+                "virtiofs_write_mbps": 3,
+                "virtiofs_read_mbps": 3,
+                "host_write_mbps": 3,
+                "host_read_mbps": 3,
+                "session_rss_mb": 1,
                 "exec_rtt_ms": execs,
                 "unary_rtt_ms": execs,
                 "exec_rtt_subprocess_ms": execs,
