@@ -47,6 +47,8 @@ AGENT_SOCKET = "/run/paddock/agent.sock"
 PORT_NAME = "paddock.agent"
 AGENT_HOME = "/home/agent"
 SETPRIV = "/usr/bin/setpriv"
+BUSYBOX = "/opt/paddock/bin/busybox"
+COMMANDS_CGROUP = "/sys/fs/cgroup/commands/cgroup.procs"
 BOOT_KEY_METADATA = "paddock-boot-key"
 READ_CAP = 16 * 1024 * 1024
 LIST_CAP = 10_000
@@ -263,6 +265,9 @@ class Agent(pb_grpc.GuestAgentServicer):
             # setpriv rather than Popen(user=...): that would stop subprocess
             # from using vfork, and forking this process is slow under TCG.
             argv = [SETPRIV, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--", *argv]
+        if os.path.exists(COMMANDS_CGROUP):
+            # Join the commands' cgroup (pids, memory and cpu limits) before anything runs.
+            argv = [BUSYBOX, "sh", "-c", f'echo $$ > {COMMANDS_CGROUP} && exec "$@"', "paddock-exec", *argv]
         try:
             proc = subprocess.Popen(
                 argv,
