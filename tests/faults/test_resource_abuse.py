@@ -48,7 +48,7 @@ def test_memory_hog_is_killed_not_the_agent(booted: Booted) -> None:
 
 
 def test_filling_the_guest_disk_fails_cleanly(booted: Booted) -> None:
-    out, err, code = booted.sh("dd if=/dev/zero of=/tmp/fill bs=1M 2>&1; echo dd-exit=$?; rm -f /tmp/fill")
+    out, err, _ = booted.sh("dd if=/dev/zero of=/tmp/fill bs=1M 2>&1; echo dd-exit=$?; rm -f /tmp/fill")
     assert "No space left on device" in out + err and "dd-exit=1" in out
     _still_fine(booted)
 
