@@ -29,6 +29,14 @@ say "Installing Paddock and its development tools into .venv/"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 
+if [ ! -x .venv-gateway/bin/mitmdump ]; then
+  # The egress gateway runs mitmproxy in an environment of its own: mitmproxy pins an
+  # older h11 than the model SDK needs, so the two cannot share .venv/.
+  say "Installing the egress gateway (mitmproxy) into .venv-gateway/"
+  python3 -m venv .venv-gateway
+  .venv-gateway/bin/python -m pip install --quiet --disable-pip-version-check -r packaging/gateway-requirements.txt
+fi
+
 say "Checking the generated gRPC code"
 .venv/bin/python scripts/gen_protos.py --check
 

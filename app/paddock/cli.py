@@ -127,9 +127,8 @@ async def _run(ns: argparse.Namespace) -> int:
             session.subscribe(auditor.on_agent_event)
             await session.send(ns.task)
             out.write("\n")
-            await auditor.close()
     finally:
-        trail.close()
+        await auditor.close()
     return 0
 
 

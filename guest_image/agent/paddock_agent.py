@@ -48,6 +48,8 @@ PORT_NAME = "paddock.agent"
 AGENT_HOME = "/home/agent"
 SETPRIV = "/usr/bin/setpriv"
 BUSYBOX = "/opt/paddock/bin/busybox"
+CA_PATH = "/etc/ssl/certs/paddock-egress-ca.pem"
+EGRESS_PORT = 3128
 COMMANDS_CGROUP = "/sys/fs/cgroup/commands/cgroup.procs"
 BOOT_KEY_METADATA = "paddock-boot-key"
 READ_CAP = 16 * 1024 * 1024
@@ -206,6 +208,8 @@ class Agent(pb_grpc.GuestAgentServicer):
     def __init__(self, hub: EventHub, key_box: KeyBox) -> None:
         self.hub = hub
         self.key_box = key_box
+        self.extra_env: dict[str, str] = {}
+        self.egress_lock = threading.Lock()
 
     def Claim(self, request: pb.ClaimRequest, context: grpc.ServicerContext) -> pb.ClaimResponse:
         if len(request.boot_key) < 16:
@@ -247,6 +251,7 @@ class Agent(pb_grpc.GuestAgentServicer):
             "LANG": "C.UTF-8",
             "TMPDIR": "/tmp",
         }
+        env.update(self.extra_env)
         env.update(request.env)
         exec_id = uuid.uuid4().hex[:12]
         started = time.monotonic()
@@ -449,6 +454,107 @@ class Agent(pb_grpc.GuestAgentServicer):
         )
         return pb.RemoveResponse()
 
+    @guarded
+    def Configure(self, request: pb.ConfigureRequest, context: grpc.ServicerContext) -> pb.ConfigureResponse:
+        if request.ca_pem:
+            os.makedirs(os.path.dirname(CA_PATH), exist_ok=True)
+            with open(CA_PATH + ".tmp", "wb") as fh:
+                fh.write(request.ca_pem)
+            os.chmod(CA_PATH + ".tmp", 0o644)
+            os.rename(CA_PATH + ".tmp", CA_PATH)
+        self.extra_env = dict(request.env)
+        return pb.ConfigureResponse()
+
+    def Egress(
+        self, request_iterator: Iterator[pb.EgressFrame], context: grpc.ServicerContext
+    ) -> Iterator[pb.EgressFrame]:
+        """Carry guest connections to 127.0.0.1:3128 to the host, one frame at a time."""
+        if not self.egress_lock.acquire(blocking=False):
+            context.abort(grpc.StatusCode.ALREADY_EXISTS, "an egress tunnel is already open")
+        out: queue.Queue[pb.EgressFrame | None] = queue.Queue(maxsize=256)
+        conns: dict[int, socket.socket] = {}
+        lock = threading.Lock()
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", EGRESS_PORT))
+        listener.listen(64)
+        stop = threading.Event()
+
+        def close(conn_id: int) -> None:
+            with lock:
+                sock = conns.pop(conn_id, None)
+            if sock is not None:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+
+        def read_from(conn_id: int, sock: socket.socket) -> None:
+            try:
+                while True:
+                    data = sock.recv(CHUNK)
+                    if not data:
+                        break
+                    out.put(pb.EgressFrame(conn=conn_id, kind=pb.EgressFrame.KIND_DATA, data=data))
+            except OSError:
+                pass
+            out.put(pb.EgressFrame(conn=conn_id, kind=pb.EgressFrame.KIND_CLOSE))
+
+        def accept_loop() -> None:
+            next_id = 1
+            while not stop.is_set():
+                try:
+                    sock, _ = listener.accept()
+                except OSError:
+                    return
+                conn_id, next_id = next_id, next_id + 1
+                with lock:
+                    conns[conn_id] = sock
+                out.put(pb.EgressFrame(conn=conn_id, kind=pb.EgressFrame.KIND_OPEN))
+                threading.Thread(target=read_from, args=(conn_id, sock), daemon=True).start()
+
+        def from_host() -> None:
+            try:
+                for frame in request_iterator:
+                    if frame.kind == pb.EgressFrame.KIND_DATA:
+                        with lock:
+                            sock = conns.get(frame.conn)
+                        if sock is not None:
+                            try:
+                                sock.sendall(frame.data)
+                            except OSError:
+                                close(frame.conn)
+                    elif frame.kind == pb.EgressFrame.KIND_CLOSE:
+                        close(frame.conn)
+            except grpc.RpcError:
+                pass
+            finally:
+                out.put(None)
+
+        def shutdown() -> None:
+            stop.set()
+            listener.close()
+            for conn_id in list(conns):
+                close(conn_id)
+            out.put(None)
+
+        context.add_callback(shutdown)
+        threading.Thread(target=accept_loop, daemon=True).start()
+        threading.Thread(target=from_host, daemon=True).start()
+        try:
+            while context.is_active():
+                try:
+                    frame = out.get(timeout=1.0)
+                except queue.Empty:
+                    continue
+                if frame is None:
+                    break
+                yield frame
+        finally:
+            shutdown()
+            self.egress_lock.release()
+
     def Events(self, request: pb.EventsRequest, context: grpc.ServicerContext) -> Iterator[pb.GuestEvent]:
         q = self.hub.subscribe()
         context.add_callback(lambda: self.hub.unsubscribe(q))
@@ -542,6 +648,7 @@ class BootKeyInterceptor(grpc.ServerInterceptor):
 
         self._deny_unary = grpc.unary_unary_rpc_method_handler(deny)
         self._deny_stream = grpc.unary_stream_rpc_method_handler(deny)
+        self._deny_bidi = grpc.stream_stream_rpc_method_handler(deny)
 
     def intercept_service(self, continuation: Any, handler_call_details: Any) -> Any:
         method = handler_call_details.method
@@ -552,6 +659,8 @@ class BootKeyInterceptor(grpc.ServerInterceptor):
             return continuation(handler_call_details)
         if method.endswith(("/Exec", "/Events")):
             return self._deny_stream
+        if method.endswith("/Egress"):
+            return self._deny_bidi
         return self._deny_unary
 
 

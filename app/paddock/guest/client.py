@@ -333,6 +333,72 @@ class GuestClient:
     async def remove(self, path: str, *, recursive: bool = False) -> None:
         await self._unary(self._stub.Remove, pb.RemoveRequest(path=path, recursive=recursive))
 
+    async def configure(self, *, env: Mapping[str, str], ca_pem: bytes = b"") -> None:
+        """Environment for every later command (the egress proxy) and the gateway's CA certificate."""
+        await self._unary(self._stub.Configure, pb.ConfigureRequest(env=dict(env), ca_pem=ca_pem))
+
+    async def egress_tunnel(self, gateway_port: int) -> None:
+        """Carry the guest's connections to 127.0.0.1:3128 (guest) to the gateway on host loopback.
+
+        Runs until cancelled or the VM goes away. Each guest connection becomes
+        one TCP connection from this process to the gateway, nothing else.
+        """
+        outgoing: asyncio.Queue[pb.EgressFrame | None] = asyncio.Queue()
+        writers: dict[int, asyncio.StreamWriter] = {}
+        pumps: set[asyncio.Task[None]] = set()
+
+        async def requests() -> AsyncIterator[pb.EgressFrame]:
+            while True:
+                frame = await outgoing.get()
+                if frame is None:
+                    return
+                yield frame
+
+        async def pump(conn: int, reader: asyncio.StreamReader) -> None:
+            try:
+                while data := await reader.read(64 * 1024):
+                    await outgoing.put(pb.EgressFrame(conn=conn, kind=pb.EgressFrame.KIND_DATA, data=data))
+            except OSError:
+                pass
+            finally:
+                writer = writers.pop(conn, None)
+                if writer is not None:
+                    writer.close()
+                    await outgoing.put(pb.EgressFrame(conn=conn, kind=pb.EgressFrame.KIND_CLOSE))
+
+        call = self._stub.Egress(requests(), metadata=self._metadata)
+        try:
+            async for frame in call:
+                if frame.kind == pb.EgressFrame.KIND_OPEN:
+                    try:
+                        reader, writer = await asyncio.open_connection("127.0.0.1", gateway_port)
+                    except OSError:
+                        await outgoing.put(pb.EgressFrame(conn=frame.conn, kind=pb.EgressFrame.KIND_CLOSE))
+                        continue
+                    writers[frame.conn] = writer
+                    task = asyncio.ensure_future(pump(frame.conn, reader))
+                    pumps.add(task)
+                    task.add_done_callback(pumps.discard)
+                elif frame.kind == pb.EgressFrame.KIND_DATA:
+                    open_writer = writers.get(frame.conn)
+                    if open_writer is not None:
+                        open_writer.write(frame.data)
+                        await open_writer.drain()
+                elif frame.kind == pb.EgressFrame.KIND_CLOSE:
+                    closing = writers.pop(frame.conn, None)
+                    if closing is not None:
+                        closing.close()
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.CANCELLED:
+                _raise(exc)
+        finally:
+            call.cancel()
+            await outgoing.put(None)
+            for task in list(pumps):
+                task.cancel()
+            for writer in writers.values():
+                writer.close()
+
     async def events(self) -> AsyncIterator[GuestEvent]:
         """The guest's live event stream (processes, file changes)."""
         call = self._stub.Events(pb.EventsRequest(), metadata=self._metadata)

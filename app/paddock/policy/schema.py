@@ -39,6 +39,9 @@ class EgressGrant(_Strict):
     methods: list[Method] = Field(default_factory=_only_get)
     path_pattern: str = Field(default="/*", description="Glob for the request path, e.g. /v1/messages")
     credential: str | None = Field(default=None, description="Name of the keychain secret the gateway attaches.")
+    credential_header: str = Field(
+        default="authorization", description="Header the secret goes in (authorization: Bearer)."
+    )
 
     @field_validator("id")
     @classmethod

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from paddock.audit import (
+    EGRESS_DECISION,
     FILE_REMOVED,
     FILE_WRITTEN,
     POLICY_DECISION,
@@ -22,6 +23,8 @@ from paddock.audit import (
     PROCESS_STARTED,
     SESSION_ENDED,
     SESSION_STARTED,
+    TOKEN_MINTED,
+    TOKEN_REVOKED,
     TOOL_CALL,
     TOOL_RESULT,
     TURN,
@@ -47,6 +50,8 @@ class SessionAuditor:
         self._tool_spans: dict[str, str] = {}
         self._exec_parent: dict[str, str] = {}
         self._follower: asyncio.Task[None] | None = None
+        self._poller: asyncio.Task[None] | None = None
+        self._sandbox: Sandbox | None = None
         self._emit(SESSION_STARTED, None, {"paddock.folder": str(folder), "gen_ai.request.model": model},
                    span=self.session_span)  # fmt: skip
 
@@ -111,17 +116,55 @@ class SessionAuditor:
                 "file.path": ev.path, "file.size": ev.size, "paddock.guest.seq": ev.seq})  # fmt: skip
 
     def follow(self, sandbox: Sandbox) -> None:
-        """Record the guest's events live, for as long as the sandbox runs."""
+        """Record the guest's events live, for as long as the sandbox runs, and the egress
+        gateway's decisions and this boot's token."""
         sandbox.exec_listeners.append(self.on_exec_started)
+        self._sandbox = sandbox
+        if sandbox.token is not None:
+            t = sandbox.token
+            minted = {
+                "paddock.token.id": t.token_id,
+                "paddock.vm.id": t.vm_id,
+                "paddock.token.expires_unix": t.expires / 1000,
+                "paddock.token.grants_hash": t.grants_hash,
+            }
+            self._emit(TOKEN_MINTED, self.session_span, minted)
+
+            def revoked() -> None:
+                self.record_egress()
+                self._emit(TOKEN_REVOKED, self.session_span, {"paddock.token.id": t.token_id,
+                                                              "paddock.reason": "session ended"})  # fmt: skip
+
+            sandbox.close_listeners.append(revoked)
 
         async def run() -> None:
             with contextlib.suppress(GuestError, asyncio.CancelledError):
                 async for ev in sandbox.guest.events():
                     self.on_guest_event(ev)
+                    self.record_egress()
+
+        async def poll_egress() -> None:
+            while True:
+                await asyncio.sleep(0.5)
+                self.record_egress()
 
         self._follower = asyncio.ensure_future(run())
+        if sandbox.gateway is not None:
+            self._poller = asyncio.ensure_future(poll_egress())
+
+    def record_egress(self) -> None:
+        gateway = self._sandbox.gateway if self._sandbox is not None else None
+        if gateway is None:
+            return
+        for d in gateway.decisions():
+            self._emit(EGRESS_DECISION, self._tool_span or self.session_span, {
+                "paddock.egress.allowed": d.allowed, "paddock.egress.grant": d.grant or "",
+                "paddock.egress.reason": d.reason, "http.request.method": d.method,
+                "server.address": d.host, "url.path": d.path})  # fmt: skip
 
     async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
         if self._follower is not None:
             await asyncio.sleep(0.3)  # let events already on the wire arrive
             self._follower.cancel()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from paddock.core.errors import PaddockError
 from paddock.credentials import backend_status
+from paddock.egress import find_mitmdump
 from paddock.vm import HostTools, choose_accel, find_image, kvm_usable
 
 
@@ -35,6 +36,10 @@ async def run_checks(*, probe: bool = True) -> list[Check]:
         checks.append(Check("Sandbox image", True, f"{image.root} (kernel {image.kernel_version}, {sizes:.0f} MB)"))
     except PaddockError as exc:
         checks.append(Check("Sandbox image", False, exc.message, exc.hint))
+    try:
+        checks.append(Check("Egress gateway (mitmproxy)", True, str(find_mitmdump()), required=False))
+    except PaddockError as exc:
+        checks.append(Check("Egress gateway (mitmproxy)", False, exc.message, exc.hint, required=False))
     ok, why = kvm_usable()
     if image is not None and tools is not None and probe:
         choice = await choose_accel(image, tools)

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from paddock.core.errors import PaddockError
-from paddock.core.paths import profile_dir
+from paddock.core.paths import profile_dir, runtime_dir
+from paddock.credentials import Keychain, KeychainError, SessionToken, TokenAuthority
+from paddock.egress import EgressGateway
 from paddock.guest import ExecEvent, ExecStarted, GuestClient, GuestError, GuestUnavailable
 from paddock.policy import EffectivePolicy, PolicyError
 from paddock.policy import load as load_policy
@@ -36,6 +38,7 @@ from paddock.vm import (
     find_image,
 )
 
+EGRESS_PORT = 3128  # the guest agent's local end of the egress tunnel
 BOOT_TIMEOUT_S = float(os.environ.get("PADDOCK_BOOT_TIMEOUT", "60"))
 T = TypeVar("T")
 Progress = Callable[[str], None]
@@ -59,6 +62,10 @@ class Sandbox:
         self.folder = folder
         self.timings = timings
         self.exec_listeners: list[Callable[[str], None]] = []
+        self.gateway: EgressGateway | None = None
+        self.token: SessionToken | None = None
+        self._tunnel: asyncio.Task[None] | None = None
+        self.close_listeners: list[Callable[[], None]] = []
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -71,9 +78,16 @@ class Sandbox:
         on_progress: Progress | None = None,
         memory_mib: int = 1024,
         policy: EffectivePolicy | None = None,
+        secrets: dict[str, str] | None = None,
     ) -> AsyncIterator[Sandbox]:
         sandbox = await cls.boot(
-            folder, image=image, profile=profile, on_progress=on_progress, memory_mib=memory_mib, policy=policy
+            folder,
+            image=image,
+            profile=profile,
+            on_progress=on_progress,
+            memory_mib=memory_mib,
+            policy=policy,
+            secrets=secrets,
         )
         try:
             yield sandbox
@@ -90,6 +104,7 @@ class Sandbox:
         on_progress: Progress | None = None,
         memory_mib: int = 1024,
         policy: EffectivePolicy | None = None,
+        secrets: dict[str, str] | None = None,
     ) -> Sandbox:
         """Boot a sandbox on ``folder``. Policy decides first: a folder it denies, or a
         managed policy that is unsafe or malformed, stops here (fail closed)."""
@@ -138,8 +153,35 @@ class Sandbox:
                 f"The sandbox did not start: {detail}",
                 hint=f"Last lines from the sandbox console:\n{tail}" if tail else None,
             ) from exc
+        sandbox = cls(vm, guest, folder, BootTimings(accel, started, time.monotonic() - t0))
+        if policy.grants:
+            say("Opening the network paths your organisation allows")
+            try:
+                await sandbox._open_egress(policy, secrets)
+            except BaseException:
+                await sandbox.close()
+                raise
         say("Sandbox ready")
-        return cls(vm, guest, folder, BootTimings(accel, started, time.monotonic() - t0))
+        return sandbox
+
+    async def _open_egress(self, policy: EffectivePolicy, secrets: dict[str, str] | None) -> None:
+        """Start the gateway, mint this boot's token, tell the guest, open the tunnel."""
+        grant_ids = [g.id for g in policy.grants]
+        if secrets is None:
+            secrets = _secrets_for(policy)
+        self.gateway = EgressGateway(runtime_dir() / f"gw-{self.vm.id}", self.vm.id, policy.grants, secrets)
+        upstream_ca = os.environ.get("PADDOCK_TEST_UPSTREAM_CA")  # host test process only
+        try:
+            await self.gateway.start(upstream_ca=Path(upstream_ca) if upstream_ca else None)
+        except PaddockError as exc:
+            raise SandboxFailed(exc.message, hint=exc.hint) from exc
+        self.token = TokenAuthority().mint(self.vm.id, grant_ids)
+        proxy = f"http://paddock:{self.token.value}@127.0.0.1:{EGRESS_PORT}"
+        ca = "/etc/ssl/certs/paddock-egress-ca.pem"
+        env = {"HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "https_proxy": proxy, "http_proxy": proxy,
+               "SSL_CERT_FILE": ca, "REQUESTS_CA_BUNDLE": ca, "CURL_CA_BUNDLE": ca}  # fmt: skip
+        await self.guarded(self.guest.configure(env=env, ca_pem=self.gateway.ca_cert_pem))
+        self._tunnel = asyncio.ensure_future(self.guest.egress_tunnel(self.gateway.port))
 
     async def guarded(self, aw: Awaitable[T]) -> T:
         """Await a guest call, turning a VM failure into SandboxFailed with its reason."""
@@ -167,6 +209,16 @@ class Sandbox:
                 await events.aclose()  # type: ignore[attr-defined]
 
     async def close(self) -> None:
+        if self._tunnel is not None:
+            self._tunnel.cancel()
+            with contextlib.suppress(BaseException):
+                await self._tunnel
+        if self.token is not None:
+            TokenAuthority().revoke(self.token.token_id)  # the token dies with the session
+        for listener in self.close_listeners:
+            listener()
+        if self.gateway is not None:
+            await self.gateway.stop()
         await self.guest.close()
         await self.vm.stop()
 
@@ -210,3 +262,20 @@ async def _reason(vm: VirtualMachine, exc: PaddockError) -> str:
     with contextlib.suppress(asyncio.TimeoutError):
         return await asyncio.wait_for(vm.failed(), 3.0)
     return exc.message
+
+
+def _secrets_for(policy: EffectivePolicy) -> dict[str, str]:
+    """The real keys the grants name, from the keychain (they go to the gateway only)."""
+    out: dict[str, str] = {}
+    names = {g.credential for g in policy.grants if g.credential}
+    if not names:
+        return out
+    chain = Keychain(allowed_fallback=policy.keychain_fallback)
+    for name in names:
+        try:
+            value = chain.get(name)
+        except KeychainError:
+            continue  # the gateway then refuses that grant's requests, saying the credential is missing
+        if value:
+            out[name] = value
+    return out

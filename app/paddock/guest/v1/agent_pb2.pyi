@@ -42,6 +42,43 @@ FILE_TYPE_DIRECTORY: FileType
 FILE_TYPE_SYMLINK: FileType
 FILE_TYPE_OTHER: FileType
 
+class ConfigureRequest(_message.Message):
+    __slots__ = ("env", "ca_pem")
+    class EnvEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ENV_FIELD_NUMBER: _ClassVar[int]
+    CA_PEM_FIELD_NUMBER: _ClassVar[int]
+    env: _containers.ScalarMap[str, str]
+    ca_pem: bytes
+    def __init__(self, env: _Optional[_Mapping[str, str]] = ..., ca_pem: _Optional[bytes] = ...) -> None: ...
+
+class ConfigureResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class EgressFrame(_message.Message):
+    __slots__ = ("conn", "kind", "data")
+    class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        KIND_DATA: _ClassVar[EgressFrame.Kind]
+        KIND_OPEN: _ClassVar[EgressFrame.Kind]
+        KIND_CLOSE: _ClassVar[EgressFrame.Kind]
+    KIND_DATA: EgressFrame.Kind
+    KIND_OPEN: EgressFrame.Kind
+    KIND_CLOSE: EgressFrame.Kind
+    CONN_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    conn: int
+    kind: EgressFrame.Kind
+    data: bytes
+    def __init__(self, conn: _Optional[int] = ..., kind: _Optional[_Union[EgressFrame.Kind, str]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
 class ClaimRequest(_message.Message):
     __slots__ = ("boot_key",)
     BOOT_KEY_FIELD_NUMBER: _ClassVar[int]

@@ -84,6 +84,16 @@ class GuestAgentStub:
                 request_serializer=paddock_dot_guest_dot_v1_dot_agent__pb2.EventsRequest.SerializeToString,
                 response_deserializer=paddock_dot_guest_dot_v1_dot_agent__pb2.GuestEvent.FromString,
                 _registered_method=True)
+        self.Configure = channel.unary_unary(
+                '/paddock.guest.v1.GuestAgent/Configure',
+                request_serializer=paddock_dot_guest_dot_v1_dot_agent__pb2.ConfigureRequest.SerializeToString,
+                response_deserializer=paddock_dot_guest_dot_v1_dot_agent__pb2.ConfigureResponse.FromString,
+                _registered_method=True)
+        self.Egress = channel.stream_stream(
+                '/paddock.guest.v1.GuestAgent/Egress',
+                request_serializer=paddock_dot_guest_dot_v1_dot_agent__pb2.EgressFrame.SerializeToString,
+                response_deserializer=paddock_dot_guest_dot_v1_dot_agent__pb2.EgressFrame.FromString,
+                _registered_method=True)
 
 
 class GuestAgentServicer:
@@ -158,6 +168,23 @@ class GuestAgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Configure(self, request, context):
+        """Settings for every later Exec: extra environment (the egress proxy with
+        this session's token) and the gateway's CA certificate (never its key).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Egress(self, request_iterator, context):
+        """The guest's only way out. While the host holds this stream open, the
+        agent listens on 127.0.0.1:3128 in the guest and carries each
+        connection to the host's egress gateway as frames on this stream.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GuestAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -210,6 +237,16 @@ def add_GuestAgentServicer_to_server(servicer, server):
                     servicer.Events,
                     request_deserializer=paddock_dot_guest_dot_v1_dot_agent__pb2.EventsRequest.FromString,
                     response_serializer=paddock_dot_guest_dot_v1_dot_agent__pb2.GuestEvent.SerializeToString,
+            ),
+            'Configure': grpc.unary_unary_rpc_method_handler(
+                    servicer.Configure,
+                    request_deserializer=paddock_dot_guest_dot_v1_dot_agent__pb2.ConfigureRequest.FromString,
+                    response_serializer=paddock_dot_guest_dot_v1_dot_agent__pb2.ConfigureResponse.SerializeToString,
+            ),
+            'Egress': grpc.stream_stream_rpc_method_handler(
+                    servicer.Egress,
+                    request_deserializer=paddock_dot_guest_dot_v1_dot_agent__pb2.EgressFrame.FromString,
+                    response_serializer=paddock_dot_guest_dot_v1_dot_agent__pb2.EgressFrame.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -482,6 +519,60 @@ class GuestAgent:
             '/paddock.guest.v1.GuestAgent/Events',
             paddock_dot_guest_dot_v1_dot_agent__pb2.EventsRequest.SerializeToString,
             paddock_dot_guest_dot_v1_dot_agent__pb2.GuestEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Configure(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paddock.guest.v1.GuestAgent/Configure',
+            paddock_dot_guest_dot_v1_dot_agent__pb2.ConfigureRequest.SerializeToString,
+            paddock_dot_guest_dot_v1_dot_agent__pb2.ConfigureResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Egress(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/paddock.guest.v1.GuestAgent/Egress',
+            paddock_dot_guest_dot_v1_dot_agent__pb2.EgressFrame.SerializeToString,
+            paddock_dot_guest_dot_v1_dot_agent__pb2.EgressFrame.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,211 @@
+"""The egress gateway's rules, as a mitmproxy addon (loaded by ``mitmdump -s``).
+
+Runs in the gateway's own Python environment (mitmproxy cannot share the
+app's: it pins an older h11). Every request from the guest is checked against
+the capability grants of the managed policy:
+
+* the session token (Proxy-Authorization) must be valid for this VM, now:
+  revocation is read on every request;
+* scheme, host, port, method and path must fall inside one grant;
+* the Host header and SNI must agree with the CONNECT target;
+* names must not resolve to private, loopback or link-local addresses;
+* every credential the guest supplied is stripped (Authorization, x-api-key,
+  cookies, keys in the query string), and the real key is attached only where
+  the grant names one;
+* redirects to other hosts and oversized bodies are refused.
+
+Anything unclear is refused. Every decision is written as a JSON line naming
+the grant that allowed it (or why nothing did) for the audit trail.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import ipaddress
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from mitmproxy import ctx, http  # type: ignore[import-not-found]  # the gateway's own environment
+
+from paddock.credentials.tokens import TokenAuthority, TokenError
+
+MAX_BODY = 10 * 1024 * 1024
+STRIP_HEADERS = ("authorization", "x-api-key", "cookie", "proxy-authorization", "x-goog-api-key", "api-key")
+STRIP_QUERY = ("key", "api_key", "apikey", "access_token", "token", "auth", "sig", "signature")
+
+
+def _blocked_address(addr: str) -> bool:
+    ip = ipaddress.ip_address(addr)
+    return bool(ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
+                or ip.is_unspecified)  # fmt: skip
+
+
+class Gate:
+    def __init__(self) -> None:
+        cfg_path = os.environ["PADDOCK_GATEWAY_CONFIG"]
+        self.cfg: dict[str, Any] = json.loads(Path(cfg_path).read_text())
+        self.secrets: dict[str, str] = json.loads(sys.stdin.readline() or "{}")  # never on disk or argv
+        self.authority = TokenAuthority(Path(self.cfg["token_dir"]))
+        self.vm_id: str = self.cfg["vm_id"]
+        self.grants: list[dict[str, Any]] = self.cfg["grants"]
+        self.grant_ids = [g["id"] for g in self.grants]
+        # host -> "ip:port": only for tests, written by the host side from the test process's environment.
+        self.overrides: dict[str, str] = self.cfg.get("test_upstream_overrides", {})
+        self.decisions = open(self.cfg["decisions"], "a", buffering=1)  # noqa: SIM115 - lives as long as the addon
+        self.tokens: dict[str, str] = {}  # client connection id -> token
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def running(self) -> None:
+        server = ctx.master.addons.get("proxyserver")
+        addrs = server.listen_addrs() if server else []
+        Path(self.cfg["ready"]).write_text(json.dumps({"port": addrs[0][1] if addrs else 0}))
+
+    # ------------------------------------------------------------------ decisions
+
+    def _decide(self, flow: http.HTTPFlow, allowed: bool, reason: str, grant: str | None = None,
+                status: int = 403) -> None:  # fmt: skip
+        req = flow.request
+        record = {"time_unix": time.time(), "allowed": allowed, "reason": reason, "grant": grant,
+                  "method": req.method, "scheme": req.scheme, "host": req.pretty_host, "port": req.port,
+                  "path": req.path.split("?")[0][:300]}  # fmt: skip
+        self.decisions.write(json.dumps(record) + "\n")
+        if not allowed:
+            flow.response = http.Response.make(status, f"Paddock refused this request: {reason}\n".encode(),
+                                               {"content-type": "text/plain"})  # fmt: skip
+
+    def _token_ok(self, flow: http.HTTPFlow, value: str | None) -> bool:
+        try:
+            self.authority.check(value, vm_id=self.vm_id, grant_ids=self.grant_ids)
+            return True
+        except TokenError as exc:
+            self._decide(flow, False, f"session token refused ({exc.reason})", status=407)
+            return False
+
+    @staticmethod
+    def _proxy_token(headers: http.Headers) -> str | None:
+        raw = headers.get("proxy-authorization", "")
+        if not raw.lower().startswith("basic "):
+            return None
+        try:
+            user_pass = base64.b64decode(raw[6:]).decode()
+        except ValueError:
+            return None
+        return user_pass.partition(":")[2] or None
+
+    def _matching_grant(
+        self, scheme: str, host: str, port: int, method: str | None, path: str | None
+    ) -> dict[str, Any] | None:
+        for g in self.grants:
+            if g["scheme"] != scheme or g["host"] != host or int(g["port"]) != port:
+                continue
+            if method is not None and method not in g["methods"]:
+                continue
+            if path is not None and not fnmatch.fnmatchcase(path, g["path_pattern"]):
+                continue
+            return g
+        return None
+
+    def _resolves_safely(self, flow: http.HTTPFlow, host: str, port: int) -> bool:
+        if host in self.overrides:
+            return True  # test upstream on loopback, set by the host side only
+        try:
+            ipaddress.ip_address(host)
+            self._decide(flow, False, "IP addresses are not granted; use a name")
+            return False
+        except ValueError:
+            pass
+        try:
+            addrs = {str(ai[4][0]) for ai in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)}
+        except OSError:
+            self._decide(flow, False, f"{host} does not resolve", status=502)
+            return False
+        if not addrs or any(_blocked_address(a) for a in addrs):
+            self._decide(flow, False, f"{host} resolves to a private, loopback or link-local address")
+            return False
+        return True
+
+    # ------------------------------------------------------------------ hooks
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        req = flow.request
+        if not self._token_ok(flow, self._proxy_token(req.headers)):
+            return
+        if self._matching_grant("https", req.host, req.port, None, None) is None:
+            self._decide(flow, False, f"no grant for {req.host}:{req.port}")
+            return
+        if not self._resolves_safely(flow, req.host, req.port):
+            return
+        self.tokens[flow.client_conn.id] = self._proxy_token(req.headers) or ""
+        flow.metadata["paddock_connect_host"] = req.host
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        req = flow.request
+        if req.method == "CONNECT":
+            return
+        if flow.client_conn.id in self.tokens:  # inside a granted CONNECT tunnel
+            token = self.tokens[flow.client_conn.id]
+            connect_host = flow.server_conn.address[0] if flow.server_conn.address else None
+            sni = flow.client_conn.sni
+            if req.host_header and req.host_header.split(":")[0] != req.host:
+                self._decide(flow, False, "the Host header disagrees with the tunnel's target")
+                return
+            if sni and sni != req.host:
+                self._decide(flow, False, "the TLS server name disagrees with the tunnel's target")
+                return
+            if connect_host and connect_host != req.host and req.host not in self.overrides:
+                self._decide(flow, False, "the request left its tunnel's host")
+                return
+        else:  # plain HTTP through the proxy
+            token = self._proxy_token(req.headers) or ""
+            if not self._resolves_safely(flow, req.host, req.port):
+                return
+        if not self._token_ok(flow, token):  # checked on every request: revocation is immediate
+            return
+        grant = self._matching_grant(req.scheme, req.host, req.port, req.method, req.path.split("?")[0])
+        if grant is None:
+            self._decide(flow, False, f"no grant allows {req.method} {req.scheme}://{req.host}{req.path.split('?')[0]}")
+            return
+        if len(req.raw_content or b"") > MAX_BODY:
+            self._decide(flow, False, "the request body is too large", grant["id"], status=413)
+            return
+        for name in STRIP_HEADERS:
+            req.headers.pop(name, None)
+        for key in list(req.query.keys()):
+            if key.lower() in STRIP_QUERY:
+                del req.query[key]
+        credential = grant.get("credential")
+        if credential:
+            secret = self.secrets.get(credential)
+            if not secret:
+                self._decide(flow, False, f"the credential {credential} is not available", grant["id"], status=503)
+                return
+            header = grant.get("credential_header") or "authorization"
+            req.headers[header] = f"Bearer {secret}" if header.lower() == "authorization" else secret
+        self._decide(flow, True, "granted", grant["id"])
+        if req.host in self.overrides:
+            name = req.host
+            ip, _, port = self.overrides[name].partition(":")
+            req.host, req.port = ip, int(port)
+            req.host_header = name
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        resp = flow.response
+        if resp is None or not (300 <= resp.status_code < 400):
+            return
+        location = resp.headers.get("location", "")
+        if location.startswith(("http://", "https://")):
+            target = location.split("://", 1)[1].split("/", 1)[0].split(":")[0]
+            if target != flow.request.host:
+                flow.response = http.Response.make(403, b"Paddock refused a redirect to another host\n",
+                                                   {"content-type": "text/plain"})  # fmt: skip
+                self._decide(flow, False, f"redirect to another host ({target})")
+
+
+addons = [Gate()]

@@ -1,0 +1,166 @@
+"""Start and stop the egress gateway: mitmdump with Paddock's addon, in its own environment.
+
+The gateway listens on loopback only. Its configuration (grants, the VM it
+serves, where token state and decisions live) goes in a file only this user
+can read; the real keys go over its standard input and are never written to
+disk or put on a command line. Its certificate authority is per install
+(``$PADDOCK_DATA_DIR/gateway-ca``); only the CA's certificate ever goes to
+the guest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from paddock.core.errors import PaddockError
+from paddock.core.paths import data_dir
+from paddock.policy import EgressGrant
+
+ADDON = Path(__file__).with_name("addon.py")
+APP_ROOT = Path(__file__).resolve().parents[2]
+TEST_OVERRIDE_ENV = "PADDOCK_TEST_UPSTREAM_OVERRIDES"  # host process only; see docs/SECURITY.md
+
+
+class GatewayError(PaddockError):
+    """The egress gateway could not start."""
+
+
+def find_mitmdump() -> Path:
+    env = os.environ.get("PADDOCK_MITMDUMP")
+    candidates = [env] if env else []
+    candidates += [str(APP_ROOT.parent / ".venv-gateway" / "bin" / "mitmdump"), shutil.which("mitmdump") or ""]
+    for c in candidates:
+        if c and os.access(c, os.X_OK):
+            return Path(c)
+    raise GatewayError(
+        "The egress gateway (mitmproxy) is not installed.",
+        hint="Run ./scripts/setup.sh, which installs it into .venv-gateway/.",
+    )
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str
+    grant: str | None
+    method: str
+    host: str
+    path: str
+
+
+class EgressGateway:
+    def __init__(self, run_dir: Path, vm_id: str, grants: Sequence[EgressGrant], secrets: dict[str, str]) -> None:
+        self.run_dir = run_dir
+        self.vm_id = vm_id
+        self.grants = list(grants)
+        self._secrets = secrets
+        self.port = 0
+        self._proc: asyncio.subprocess.Process | None = None
+        self.confdir = data_dir() / "gateway-ca"
+        self._decisions_read = 0
+
+    @property
+    def ca_cert_pem(self) -> bytes:
+        return (self.confdir / "mitmproxy-ca-cert.pem").read_bytes()
+
+    async def start(self, *, upstream_ca: Path | None = None) -> None:
+        self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.confdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        ready = self.run_dir / "gateway.ready"
+        config: dict[str, Any] = {
+            "vm_id": self.vm_id,
+            "grants": [g.model_dump() for g in self.grants],
+            "token_dir": str(data_dir() / "tokens"),
+            "decisions": str(self.run_dir / "egress-decisions.jsonl"),
+            "ready": str(ready),
+            "test_upstream_overrides": _test_overrides(),
+        }
+        cfg_path = self.run_dir / "gateway.json"
+        fd = os.open(cfg_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump(config, fh)
+        argv = [str(find_mitmdump()), "--quiet", "-s", str(ADDON),
+                "--listen-host", "127.0.0.1", "--listen-port", "0",
+                "--set", f"confdir={self.confdir}", "--set", "connection_strategy=lazy",
+                "--set", "block_global=false", "--set", "http2=false"]  # fmt: skip
+        if upstream_ca is not None:
+            argv += ["--set", f"ssl_verify_upstream_trusted_ca={upstream_ca}"]
+        env = {**os.environ, "PADDOCK_GATEWAY_CONFIG": str(cfg_path),
+               "PYTHONPATH": str(APP_ROOT), "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
+        log = open(self.run_dir / "gateway.log", "wb")  # noqa: SIM115 - handed to the child
+        try:
+            self._proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.PIPE, stdout=log, stderr=log, env=env, start_new_session=True
+            )
+        finally:
+            log.close()
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps(self._secrets).encode() + b"\n")
+        await self._proc.stdin.drain()
+        self._proc.stdin.close()
+        for _ in range(600):
+            if ready.exists() and ready.read_text():
+                self.port = int(json.loads(ready.read_text())["port"])
+                return
+            if self._proc.returncode is not None:
+                break
+            await asyncio.sleep(0.05)
+        tail = (self.run_dir / "gateway.log").read_text(errors="replace")[-800:]
+        await self.stop()
+        raise GatewayError(f"The egress gateway did not start: {tail.strip() or 'no output'}")
+
+    def decisions(self) -> list[Decision]:
+        """Decisions made since the last call (for the audit trail)."""
+        path = self.run_dir / "egress-decisions.jsonl"
+        try:
+            lines = path.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        new, self._decisions_read = lines[self._decisions_read :], len(lines)
+        out = []
+        for line in new:
+            d = json.loads(line)
+            out.append(Decision(d["allowed"], d["reason"], d.get("grant"), d["method"], d["host"], d["path"]))
+        return out
+
+    async def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        try:
+            if proc is not None and proc.returncode is None:
+                await _terminate(proc)
+        finally:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+async def _terminate(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), 5)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
+def _test_overrides() -> dict[str, str]:
+    """``name=127.0.0.1:port,...`` from the host test process only. The guest, the workspace
+    and the user's settings files have no way to set a host process's environment."""
+    raw = os.environ.get(TEST_OVERRIDE_ENV, "")
+    out = {}
+    for item in filter(None, raw.split(",")):
+        name, _, target = item.partition("=")
+        if not target.startswith("127.0.0.1:"):
+            print(f"paddock: ignoring {TEST_OVERRIDE_ENV} entry {item!r} (loopback only)", file=sys.stderr)
+            continue
+        out[name] = target
+    return out
