@@ -353,6 +353,7 @@ def build(cache: Path, force: bool) -> Path:
             "kernel_version": kver,
             "modules": [_module_name(m) for m in modules],
             "sizes": {p.name: p.stat().st_size for p in staging.iterdir()},
+            "sha256": {p.name: _sha256(p) for p in staging.iterdir()},
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "build_seconds": round(time.monotonic() - started, 1),
         }
@@ -433,11 +434,24 @@ def _build_initramfs(dest: Path, modules: list[Path], out: Path) -> None:
         )
 
 
-def _prune(cache: Path, keep: str) -> None:
-    """Old images are never used again: drop them (a running VM keeps its open files)."""
-    for d in (cache / "guest").iterdir():
-        if d.is_dir() and not d.is_symlink() and d.name != keep and re.fullmatch(r"[0-9a-f]{16}", d.name):
-            shutil.rmtree(d, ignore_errors=True)
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _prune(cache: Path, keep: str, keep_recent: int = 3) -> None:
+    """Drop old images, keeping the newest few (another checkout may still use one)."""
+    images = [
+        d
+        for d in (cache / "guest").iterdir()
+        if d.is_dir() and not d.is_symlink() and re.fullmatch(r"[0-9a-f]{16}", d.name) and d.name != keep
+    ]
+    images.sort(key=lambda d: d.stat().st_mtime, reverse=True)
+    for d in images[keep_recent - 1 :]:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def _link_current(cache: Path, key: str) -> None:

@@ -6,12 +6,13 @@ import asyncio
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
 from paddock.guest import ExecStarted
 from paddock.session.sandbox import SandboxFailed
-from paddock.vm import VMState
+from paddock.vm import GuestImage, VMState
 from tests.conftest import Booted, live_processes
 
 pytestmark = pytest.mark.vm
@@ -81,3 +82,26 @@ def _alive(pid: int) -> bool:
             return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_a_corrupted_image_is_refused_before_boot(tmp_path: Path, guest_image: GuestImage) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    copy = tmp_path / "image"
+    shutil.copytree(guest_image.root, copy)
+    rootfs = copy / "rootfs.squashfs"
+    with open(rootfs, "r+b") as fh:  # flip one byte in the middle of the root file system
+        fh.seek(rootfs.stat().st_size // 2)
+        byte = fh.read(1)
+        fh.seek(-1, 1)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**os.environ, "PADDOCK_GUEST_IMAGE": str(copy)}
+    proc = subprocess.run([sys.executable, "-m", "paddock.cli", "sandbox", "exec", "--folder", str(work), "--", "true"],
+                          capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+    assert proc.returncode == 125
+    assert "damaged" in proc.stderr and "build_vm.sh --force" in proc.stderr and "Traceback" not in proc.stderr
+    assert not live_processes()

@@ -71,3 +71,18 @@ def test_missing_image_names_the_build_command(tmp_path: Path) -> None:
     with pytest.raises(ImageError) as info:
         GuestImage.load(tmp_path / "nothing")
     assert info.value.hint and "build_vm.sh" in info.value.hint
+
+
+def test_a_flipped_byte_in_the_image_is_refused(tmp_path: Path) -> None:
+    import hashlib
+
+    image = _fake_image(tmp_path)
+    manifest = json.loads((image.root / "manifest.json").read_text())
+    manifest["sha256"] = {n: hashlib.sha256((image.root / n).read_bytes()).hexdigest() for n in manifest["sizes"]}
+    (image.root / "manifest.json").write_text(json.dumps(manifest))
+    GuestImage.load(image.root)
+    data = bytearray((image.root / "rootfs.squashfs").read_bytes())
+    data[3] ^= 0x01
+    (image.root / "rootfs.squashfs").write_bytes(bytes(data))
+    with pytest.raises(ImageError, match="checksum does not match"):
+        GuestImage.load(image.root)

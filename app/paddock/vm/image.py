@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ class GuestImage:
     hash: str
     kernel_version: str
     sizes: dict[str, int]
+    sha256: dict[str, str]
 
     @classmethod
     def load(cls, root: Path) -> GuestImage:
@@ -46,6 +49,7 @@ class GuestImage:
                 hash=str(manifest["hash"]),
                 kernel_version=str(manifest["kernel_version"]),
                 sizes={str(k): int(v) for k, v in dict(manifest["sizes"]).items()},
+                sha256={str(k): str(v) for k, v in dict(manifest.get("sha256", {})).items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ImageError(f"The sandbox image's manifest is incomplete: {exc}", hint=BUILD_HINT) from exc
@@ -53,18 +57,37 @@ class GuestImage:
         return image
 
     def verify(self) -> None:
-        """Cheap integrity check: every file present with the size the build recorded."""
+        """Every file present, with the size and SHA-256 the build recorded.
+
+        The hash is computed once per file version (path, size, mtime) in this
+        process, so a damaged or tampered image is refused before it boots.
+        """
         for path in (self.kernel, self.initrd, self.rootfs):
             try:
-                size = path.stat().st_size
+                st = path.stat()
             except FileNotFoundError as exc:
                 raise ImageError(f"The sandbox image is missing {path.name}.", hint=BUILD_HINT) from exc
             expected = self.sizes.get(path.name)
-            if expected is not None and size != expected:
+            if expected is not None and st.st_size != expected:
                 raise ImageError(
-                    f"The sandbox image file {path.name} is damaged ({size} bytes, expected {expected}).",
+                    f"The sandbox image file {path.name} is damaged ({st.st_size} bytes, expected {expected}).",
                     hint="Rebuild it with ./build_vm.sh --force.",
                 )
+            digest = self.sha256.get(path.name)
+            if digest is not None and _sha256(path, st.st_size, st.st_mtime_ns) != digest:
+                raise ImageError(
+                    f"The sandbox image file {path.name} is damaged (its checksum does not match).",
+                    hint="Rebuild it with ./build_vm.sh --force.",
+                )
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256(path: Path, size: int, mtime_ns: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def find_image(explicit: Path | None = None) -> GuestImage:
