@@ -56,7 +56,8 @@ def main() -> int:
         runs = results["runs"].get(key, "")
         ratio = ""
         if ratio_of and value:
-            ratio = f"{results[ratio_of] / value:.1f}×"
+            r = results[ratio_of] / value
+            ratio = f"{r:.2f}×" if r < 1 else f"{r:.1f}×"
         shown = f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
         print(f"| {label} | {shown} {unit} | {runs} | {ratio} |")
     results["total_s"] = round(time.monotonic() - started, 1)

@@ -204,6 +204,14 @@ def test_the_real_key_never_reaches_the_guest(egress: Egress) -> None:
         egress.sandbox.guest.run(["python3", "-c", SEARCH], stdin=egress.secret.encode(), timeout_s=300), timeout=400
     )
     assert out.decode().strip() == "FOUND []", f"the real key is visible in the guest: {out!r}"
+    # Nor the gateway CA's private key (the guest trusts the CA's certificate only).
+    assert egress.sandbox.gateway is not None
+    ca_pem = (egress.sandbox.gateway.confdir / "mitmproxy-ca.pem").read_text()
+    key_line = next(line for line in ca_pem.split("PRIVATE KEY-----", 1)[1].splitlines() if len(line) > 40)
+    out, _, _ = egress.engine.run(
+        egress.sandbox.guest.run(["python3", "-c", SEARCH], stdin=key_line.encode(), timeout_s=300), timeout=400
+    )
+    assert out.decode().strip() == "FOUND []", f"the gateway CA's private key is visible in the guest: {out!r}"
     assert egress.secret not in egress.sandbox.vm.console_tail(1_000_000)
     env, _, _ = egress.engine.run(egress.sandbox.guest.run(["env"]))
     assert b"HTTPS_PROXY=http://paddock:pdk1." in env  # the guest holds only its session token
