@@ -105,3 +105,45 @@ def test_a_corrupted_image_is_refused_before_boot(tmp_path: Path, guest_image: G
     assert proc.returncode == 125
     assert "damaged" in proc.stderr and "build_vm.sh --force" in proc.stderr and "Traceback" not in proc.stderr
     assert not live_processes()
+
+
+AGENT_PID = "/opt/paddock/bin/busybox pidof python3"  # the agent is the guest's only Python process here
+
+
+@pytest.mark.parametrize(("signal_name", "words"), [("KILL", "helper inside the VM"), ("STOP", "did not answer")])
+def test_the_guest_agent_dying_or_hanging_mid_command(
+    fresh_sandbox: Booted, monkeypatch: pytest.MonkeyPatch, signal_name: str, words: str
+) -> None:
+    import paddock.session.sandbox as sandbox_module
+
+    monkeypatch.setattr(sandbox_module, "WATCHDOG_TIMEOUT_S", 6.0)
+    b = fresh_sandbox
+    pids = dict(b.sandbox.vm.pids)
+
+    async def scenario() -> str:
+        async def consume(argv: list[str]) -> None:
+            async for ev in b.sandbox.exec(argv):
+                if isinstance(ev, ExecStarted):
+                    started.set()
+
+        started = asyncio.Event()
+        long = asyncio.ensure_future(consume(["sh", "-c", "echo before > kept.txt; sleep 300"]))
+        await asyncio.wait_for(started.wait(), 60)
+        killer = asyncio.ensure_future(consume(["sh", "-c", f"kill -{signal_name} $({AGENT_PID})"]))
+        try:
+            await asyncio.wait_for(long, 90)
+        except SandboxFailed as exc:
+            killer.cancel()
+            return str(exc)
+        raise AssertionError("the long command did not fail when its agent went away")
+
+    t0 = time.monotonic()
+    message = b.engine.run(scenario(), timeout=180)
+    assert words in message, message
+    assert time.monotonic() - t0 < 90
+    assert b.sandbox.vm.state is VMState.FAILED
+    assert (b.workspace / "kept.txt").read_text() == "before\n"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in pids.values()):
+        time.sleep(0.1)
+    assert not [r for r, p in pids.items() if _alive(p)], "a VM process survived the failure"

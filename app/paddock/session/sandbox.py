@@ -39,6 +39,8 @@ from paddock.vm import (
 )
 
 EGRESS_PORT = 3128  # the guest agent's local end of the egress tunnel
+WATCHDOG_INTERVAL_S = 5.0
+WATCHDOG_TIMEOUT_S = float(os.environ.get("PADDOCK_WATCHDOG_TIMEOUT", "30"))
 BOOT_TIMEOUT_S = float(os.environ.get("PADDOCK_BOOT_TIMEOUT", "60"))
 T = TypeVar("T")
 Progress = Callable[[str], None]
@@ -66,6 +68,7 @@ class Sandbox:
         self.token: SessionToken | None = None
         self._tunnel: asyncio.Task[None] | None = None
         self.close_listeners: list[Callable[[], None]] = []
+        self._watchdog: asyncio.Task[None] | None = None
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -154,6 +157,7 @@ class Sandbox:
                 hint=f"Last lines from the sandbox console:\n{tail}" if tail else None,
             ) from exc
         sandbox = cls(vm, guest, folder, BootTimings(accel, started, time.monotonic() - t0))
+        sandbox._watchdog = asyncio.ensure_future(sandbox._watch_agent())
         if policy.grants:
             say("Opening the network paths your organisation allows")
             try:
@@ -208,7 +212,28 @@ class Sandbox:
             with contextlib.suppress(BaseException):
                 await events.aclose()  # type: ignore[attr-defined]
 
+    async def _watch_agent(self) -> None:
+        """Ping the agent; one that does not answer for WATCHDOG_TIMEOUT_S (hung, stopped) fails the VM,
+        so every waiting call gets SandboxFailed instead of hanging."""
+        while self.vm.state is VMState.READY:
+            await asyncio.sleep(WATCHDOG_INTERVAL_S)
+            try:
+                await asyncio.wait_for(self.guest.health(), WATCHDOG_TIMEOUT_S)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - any failure to answer counts
+                if self.vm.state is VMState.READY:
+                    await self.vm.fail(
+                        f"The sandbox's helper inside the VM did not answer for {WATCHDOG_TIMEOUT_S:.0f} s; "
+                        "the sandbox was stopped."
+                    )
+                return
+
     async def close(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(BaseException):
+                await self._watchdog
         if self._tunnel is not None:
             self._tunnel.cancel()
             with contextlib.suppress(BaseException):
@@ -261,7 +286,9 @@ async def _reason(vm: VirtualMachine, exc: PaddockError) -> str:
     """
     with contextlib.suppress(asyncio.TimeoutError):
         return await asyncio.wait_for(vm.failed(), 3.0)
-    return exc.message
+    # QEMU is still running but the agent is gone: fail closed, stop everything.
+    await vm.fail("The sandbox's helper inside the VM stopped answering; the sandbox was stopped.")
+    return vm.failure or exc.message
 
 
 def _secrets_for(policy: EffectivePolicy) -> dict[str, str]:

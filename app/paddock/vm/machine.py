@@ -360,6 +360,10 @@ class VirtualMachine:
         self._failed.set()
         await self._teardown(current=asyncio.current_task())
 
+    async def fail(self, reason: str) -> None:
+        """Give up on this VM (its agent stopped answering): FAILED, and everything stopped."""
+        await self._fail(reason)
+
     @requires(VMState.BOOTING)
     def mark_ready(self) -> None:
         """Called by whoever checked that the guest agent answers."""
