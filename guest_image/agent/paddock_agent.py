@@ -34,7 +34,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent import futures
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 
@@ -543,14 +543,7 @@ class Agent(pb_grpc.GuestAgentServicer):
         threading.Thread(target=accept_loop, daemon=True).start()
         threading.Thread(target=from_host, daemon=True).start()
         try:
-            while context.is_active():
-                try:
-                    frame = out.get(timeout=1.0)
-                except queue.Empty:
-                    continue
-                if frame is None:
-                    break
-                yield frame
+            yield from _drain(out, context)
         finally:
             shutdown()
             self.egress_lock.release()
@@ -558,14 +551,22 @@ class Agent(pb_grpc.GuestAgentServicer):
     def Events(self, request: pb.EventsRequest, context: grpc.ServicerContext) -> Iterator[pb.GuestEvent]:
         q = self.hub.subscribe()
         context.add_callback(lambda: self.hub.unsubscribe(q))
-        while context.is_active():
-            try:
-                event = q.get(timeout=1.0)
-            except queue.Empty:
-                continue
-            if event is None:
-                return
-            yield event
+        yield from _drain(q, context)
+
+
+T = TypeVar("T")
+
+
+def _drain(q: queue.Queue[T | None], context: grpc.ServicerContext) -> Iterator[T]:
+    """Yield what a queue receives until None arrives or the caller goes away."""
+    while context.is_active():
+        try:
+            item = q.get(timeout=1.0)
+        except queue.Empty:
+            continue
+        if item is None:
+            return
+        yield item
 
 
 def _makedirs_as_agent(path: str) -> None:
