@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from paddock.audit import AuditTrail
     from paddock.credentials import Keychain
     from paddock.policy import EffectivePolicy
+    from paddock.session.summary import Change
 
 EXIT_SANDBOX_FAILED = 125
 EXIT_INTERRUPTED = 130
@@ -82,6 +83,7 @@ async def _run(ns: argparse.Namespace) -> int:
     )
     from paddock.session.auditing import SessionAuditor
     from paddock.session.sandbox import Sandbox
+    from paddock.session.summary import diff, snapshot
 
     folder = Path(ns.folder)
     trust = TrustStore()
@@ -117,6 +119,7 @@ async def _run(ns: argparse.Namespace) -> int:
     auditor = SessionAuditor(trail, folder, model=provider.model)
     decision = policy.check_folder(folder)
     auditor.policy_decision(f"share folder {folder}", decision.allowed, decision.reason, decision.tier)
+    before = snapshot(folder) if folder.is_dir() else {}
     try:
         async with Sandbox.open(folder, on_progress=_progress(ns.quiet), policy=policy) as sandbox:
             auditor.follow(sandbox)
@@ -129,7 +132,24 @@ async def _run(ns: argparse.Namespace) -> int:
             out.write("\n")
     finally:
         await auditor.close()
+        if folder.is_dir():
+            _print_summary(diff(before, snapshot(folder)))
     return 0
+
+
+def _print_summary(changes: list[Change]) -> None:
+    if not changes:
+        return
+    counts = {k: sum(1 for c in changes if c.kind == k) for k in ("created", "changed", "deleted")}
+    print("Files: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n), file=sys.stderr)
+    for c in changes[:50]:
+        print(f"  {c.kind:8} {c.path}", file=sys.stderr)
+    risky = [c for c in changes if c.risk]
+    if risky:
+        print("⚠ These files could run on your computer later; look at them before you use this folder "
+              "with other tools:", file=sys.stderr)  # fmt: skip
+        for c in risky:
+            print(f"  {c.path}: {c.risk}", file=sys.stderr)
 
 
 def _audit_trail(policy: EffectivePolicy) -> AuditTrail:

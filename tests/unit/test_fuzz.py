@@ -85,3 +85,56 @@ def test_agent_paths_never_leave_the_workspace(agent: object, parts: list[str], 
         follow = resolve is agent.resolve_follow  # type: ignore[attr-defined]
         used = os.path.realpath(full if follow else os.path.dirname(full))
         assert used == root or used.startswith(root + "/"), (path, full)
+
+
+# ------------------------------------------------------------------ the gateway's rules
+
+from paddock.egress.rules import blocked_address, clean_path, match_grant  # noqa: E402
+
+GRANTS = [
+    {"id": "msgs", "scheme": "https", "host": "api.example.com", "port": 443, "methods": ["POST"],
+     "path_pattern": "/v1/messages"},
+    {"id": "charts", "scheme": "https", "host": "charts.example.com", "port": 443, "methods": ["GET", "POST"],
+     "path_pattern": "/api/charts/*"},
+]  # fmt: skip
+path_parts = st.sampled_from(["v1", "messages", "files", "api", "charts", "..", ".", "%2e%2e", "%2f", "", "x", "%00",
+                              "\\", "a%2Fb", ";", "?q=1", "#f"])  # fmt: skip
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    st.lists(path_parts, max_size=6),
+    st.sampled_from(["GET", "POST", "PUT", "DELETE"]),
+    st.sampled_from(["api.example.com", "API.EXAMPLE.COM", "charts.example.com", "evil.example.com"]),
+)
+def test_a_grant_never_admits_another_path_method_or_host(parts: list[str], method: str, host: str) -> None:
+    path = "/" + "/".join(parts)
+    grant = match_grant(GRANTS, "https", host, 443, method, path)
+    if grant is None:
+        return
+    cleaned = clean_path(path)
+    assert cleaned is not None and ".." not in cleaned.split("/")
+    assert method in grant["methods"] and host.lower() == grant["host"]
+    if grant["id"] == "msgs":
+        assert cleaned == "/v1/messages"
+    else:
+        assert cleaned.startswith("/api/charts/")
+
+
+def test_dot_segments_and_encodings_never_reach_a_wildcard_grant() -> None:
+    for path in ("/api/charts/../../v1/files", "/api/charts/%2e%2e/x", "/api/charts/a%2fb", "/api/charts//x",
+                 "/api/charts/.\\x", "/api/charts/x%00"):  # fmt: skip
+        assert match_grant(GRANTS, "https", "charts.example.com", 443, "GET", path) is None, path
+    assert match_grant(GRANTS, "https", "charts.example.com", 443, "GET", "/api/charts/ok?x=1")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.ip_addresses())
+def test_only_public_addresses_pass(addr: object) -> None:
+    import ipaddress
+
+    ip = ipaddress.ip_address(str(addr))
+    if blocked_address(str(addr)):
+        assert not ip.is_global or ip.is_multicast or ip.is_reserved
+    else:
+        assert not (ip.is_private or ip.is_loopback or ip.is_link_local)

@@ -21,7 +21,6 @@ the grant that allowed it (or why nothing did) for the audit trail.
 from __future__ import annotations
 
 import base64
-import fnmatch
 import ipaddress
 import json
 import os
@@ -34,16 +33,9 @@ from typing import Any
 from mitmproxy import ctx, http  # type: ignore[import-not-found]  # the gateway's own environment
 
 from paddock.credentials.tokens import TokenAuthority, TokenError
+from paddock.egress.rules import STRIP_HEADERS, STRIP_QUERY, blocked_address, match_grant
 
 MAX_BODY = 10 * 1024 * 1024
-STRIP_HEADERS = ("authorization", "x-api-key", "cookie", "proxy-authorization", "x-goog-api-key", "api-key")
-STRIP_QUERY = ("key", "api_key", "apikey", "access_token", "token", "auth", "sig", "signature")
-
-
-def _blocked_address(addr: str) -> bool:
-    ip = ipaddress.ip_address(addr)
-    return bool(ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
-                or ip.is_unspecified)  # fmt: skip
 
 
 class Gate:
@@ -102,15 +94,7 @@ class Gate:
     def _matching_grant(
         self, scheme: str, host: str, port: int, method: str | None, path: str | None
     ) -> dict[str, Any] | None:
-        for g in self.grants:
-            if g["scheme"] != scheme or g["host"] != host or int(g["port"]) != port:
-                continue
-            if method is not None and method not in g["methods"]:
-                continue
-            if path is not None and not fnmatch.fnmatchcase(path, g["path_pattern"]):
-                continue
-            return g
-        return None
+        return match_grant(self.grants, scheme, host, port, method, path)
 
     def _resolves_safely(self, flow: http.HTTPFlow, host: str, port: int) -> bool:
         if host in self.overrides:
@@ -126,7 +110,7 @@ class Gate:
         except OSError:
             self._decide(flow, False, f"{host} does not resolve", status=502)
             return False
-        if not addrs or any(_blocked_address(a) for a in addrs):
+        if not addrs or any(blocked_address(a) for a in addrs):
             self._decide(flow, False, f"{host} resolves to a private, loopback or link-local address")
             return False
         return True
@@ -168,7 +152,7 @@ class Gate:
                 return
         if not self._token_ok(flow, token):  # checked on every request: revocation is immediate
             return
-        grant = self._matching_grant(req.scheme, req.host, req.port, req.method, req.path.split("?")[0])
+        grant = self._matching_grant(req.scheme, req.host, req.port, req.method, req.path)
         if grant is None:
             self._decide(flow, False, f"no grant allows {req.method} {req.scheme}://{req.host}{req.path.split('?')[0]}")
             return

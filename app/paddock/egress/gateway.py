@@ -19,11 +19,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from paddock.core.errors import PaddockError
 from paddock.core.paths import data_dir
-from paddock.policy import EgressGrant
+
+if TYPE_CHECKING:  # the addon imports this package inside the gateway's own environment, which has no pydantic
+    from paddock.policy import EgressGrant
 
 ADDON = Path(__file__).with_name("addon.py")
 APP_ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,56 @@
+"""The gateway's rules as pure functions (standard library only), shared by the mitmproxy
+addon and the tests that fuzz them."""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import re
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote
+
+STRIP_HEADERS = ("authorization", "x-api-key", "cookie", "proxy-authorization", "x-goog-api-key", "api-key")
+STRIP_QUERY = ("key", "api_key", "apikey", "access_token", "token", "auth", "sig", "signature")
+_SUSPICIOUS = re.compile(r"%(2e|2f|5c|00)", re.IGNORECASE)
+
+
+def blocked_address(addr: str) -> bool:
+    """Private, loopback, link-local and other non-public addresses are never reached."""
+    ip = ipaddress.ip_address(addr)
+    return bool(ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
+                or ip.is_unspecified)  # fmt: skip
+
+
+def clean_path(path: str) -> str | None:
+    """The request path without its query, or None when it could mean another path upstream
+    (dot segments, encoded dots or slashes, backslashes, empty segments, control characters)."""
+    raw = path.split("?", 1)[0].split("#", 1)[0]
+    if not raw.startswith("/") or _SUSPICIOUS.search(raw):
+        return None
+    decoded = unquote(raw)
+    if "\\" in decoded or "//" in decoded or any(ord(c) < 0x20 or ord(c) == 0x7F for c in decoded):
+        return None
+    if any(seg in (".", "..") for seg in decoded.split("/")):
+        return None
+    return decoded
+
+
+def match_grant(
+    grants: Sequence[dict[str, Any]], scheme: str, host: str, port: int, method: str | None, path: str | None
+) -> dict[str, Any] | None:
+    """The first grant that allows this request (method/path None: any, for a CONNECT)."""
+    if path is not None:
+        cleaned = clean_path(path)
+        if cleaned is None:
+            return None
+        path = cleaned
+    for g in grants:
+        if g["scheme"] != scheme or g["host"] != host.lower() or int(g["port"]) != port:
+            continue
+        if method is not None and method not in g["methods"]:
+            continue
+        if path is not None and not fnmatch.fnmatchcase(path, g["path_pattern"]):
+            continue
+        return g
+    return None
