@@ -317,8 +317,19 @@ async def _mcp(ns: argparse.Namespace) -> int:
 
 
 def _open_app(ns: argparse.Namespace) -> int:
-    _err("the desktop app is not part of this build yet; try `paddock doctor` or `paddock sandbox exec`")
-    return 2
+    print(
+        "Paddock's desktop window is not part of this build yet. Everything it will do works from here:\n"
+        "\n"
+        "  paddock doctor                                  check this computer\n"
+        "  paddock keys set                                store your model key in the keychain\n"
+        '  paddock run --folder DIR "what to do"           let the assistant work on a folder\n'
+        "  paddock sandbox exec --folder DIR -- CMD        run one command in the sandbox\n"
+        "  paddock mcp --folder DIR                        the sandbox's tools for any MCP client\n"
+        "  paddock policy check | audit export | memory list\n"
+        "\n"
+        "paddock --help lists everything."
+    )
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -65,3 +65,9 @@ def test_doctor_reports_each_check() -> None:
         assert name in proc.stdout
     assert proc.returncode in (0, 1)
     assert "Traceback" not in proc.stderr
+
+
+def test_paddock_without_arguments_explains_what_is_there() -> None:
+    proc = _run(timeout=60)
+    assert proc.returncode == 0
+    assert "paddock run --folder DIR" in proc.stdout and "Traceback" not in proc.stderr
