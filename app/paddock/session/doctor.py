@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from paddock.core.errors import PaddockError
@@ -36,6 +37,11 @@ async def run_checks(*, probe: bool = True) -> list[Check]:
         checks.append(Check("Sandbox image", True, f"{image.root} (kernel {image.kernel_version}, {sizes:.0f} MB)"))
     except PaddockError as exc:
         checks.append(Check("Sandbox image", False, exc.message, exc.hint))
+    if os.geteuid() != 0:
+        checks.append(Check(
+            "Permissions", False,
+            "this build shares folders with the C virtiofsd of QEMU 7.2, which needs root",
+            "Run Paddock as root for now; an unprivileged virtiofsd is planned."))  # fmt: skip
     try:
         checks.append(Check("Egress gateway (mitmproxy)", True, str(find_mitmdump()), required=False))
     except PaddockError as exc:
@@ -54,7 +60,12 @@ async def run_checks(*, probe: bool = True) -> list[Check]:
             )
         )
     else:
-        checks.append(Check("Accelerator", True, f"KVM: {why}" if ok else f"software emulation ({why})"))
+        detail = (
+            f"not tested ({why}); `paddock doctor` without --no-probe test-boots under KVM"
+            if ok
+            else (f"software emulation ({why})")
+        )
+        checks.append(Check("Accelerator", True, detail))
     try:
         kc = backend_status()
         checks.append(
