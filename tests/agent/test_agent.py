@@ -11,7 +11,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,9 +99,7 @@ def test_unknown_tool_and_bad_paths_are_errors_the_model_sees(booted: Booted, ap
 def test_a_command_that_times_out_is_stopped_and_reported(booted: Booted, api_key: str, tmp_path: Path) -> None:
     with MessagesAPI([tool("run_command", command="sleep 120", timeout_s=1), text("it timed out")]) as api:
         session = _session(booted, api, api_key, tmp_path)
-        t0 = time.monotonic()
         booted.engine.run(session.send("go"), timeout=120)
-        assert time.monotonic() - t0 < 60
         result = api.tool_results()[0]
     assert result["is_error"] and "timed out after 1 s" in result["content"]
 

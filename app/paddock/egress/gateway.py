@@ -11,7 +11,6 @@ the guest.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import shutil
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from paddock.core.errors import PaddockError
 from paddock.core.paths import data_dir
+from paddock.core.processes import terminate
 
 if TYPE_CHECKING:  # the addon imports this package inside the gateway's own environment, which has no pydantic
     from paddock.policy import EgressGrant
@@ -138,20 +138,9 @@ class EgressGateway:
         proc, self._proc = self._proc, None
         try:
             if proc is not None and proc.returncode is None:
-                await _terminate(proc)
+                await terminate([proc], 5.0)
         finally:
             shutil.rmtree(self.run_dir, ignore_errors=True)
-
-
-async def _terminate(proc: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        proc.terminate()
-    try:
-        await asyncio.wait_for(proc.wait(), 5)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
 
 
 def _test_overrides() -> dict[str, str]:

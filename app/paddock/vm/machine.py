@@ -26,7 +26,7 @@ import os
 import secrets
 import shutil
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -36,6 +36,7 @@ from qemu.qmp.error import QMPError
 
 from paddock.core.errors import PaddockError
 from paddock.core.paths import runtime_dir
+from paddock.core.processes import terminate
 from paddock.vm.host import Accel, HostTools
 from paddock.vm.image import GuestImage
 
@@ -394,7 +395,7 @@ class VirtualMachine:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(qmp.execute("quit"), 1.0)
         procs = [p for p in [self._qemu, *self._virtiofsd.values()] if p is not None]
-        await _terminate(procs)
+        await terminate(procs, STOP_GRACE_S)
         if qmp is not None:
             with contextlib.suppress(Exception):
                 await qmp.disconnect()
@@ -422,19 +423,3 @@ class VirtualMachine:
             return self.console_log.read_text(errors="replace")[-limit:]
         except OSError:
             return ""
-
-
-async def _terminate(procs: list[asyncio.subprocess.Process]) -> None:
-    for p in procs:
-        if p.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                p.terminate()
-    waits: list[Awaitable[int]] = [p.wait() for p in procs]
-    try:
-        await asyncio.wait_for(asyncio.gather(*waits), STOP_GRACE_S)
-    except TimeoutError:
-        for p in procs:
-            if p.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    p.kill()
-        await asyncio.gather(*(p.wait() for p in procs))
