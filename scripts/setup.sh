@@ -5,7 +5,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 APT_PACKAGES=(qemu-system-x86 debootstrap squashfs-tools busybox-static cpio bubblewrap
-              python3-venv gnome-keyring dbus dbus-x11 libsecret-tools)
+              python3-venv gnome-keyring dbus dbus-x11 libsecret-tools
+              # what Qt (PySide6) needs to draw the window, offscreen in tests or under Xvfb
+              libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 fonts-dejavu-core
+              libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0
+              libxcb-randr0 libxcb-xinerama0 libxcb-xkb1 xvfb xauth)
 
 say() { printf '\n==> %s\n' "$*"; }
 

@@ -316,20 +316,29 @@ async def _mcp(ns: argparse.Namespace) -> int:
     return 0
 
 
+COMMANDS = (
+    "  paddock doctor                                  check this computer\n"
+    "  paddock keys set                                store your model key in the keychain\n"
+    '  paddock run --folder DIR "what to do"           let the assistant work on a folder\n'
+    "  paddock sandbox exec --folder DIR -- CMD        run one command in the sandbox\n"
+    "  paddock mcp --folder DIR                        the sandbox's tools for any MCP client\n"
+    "  paddock policy check | audit export | memory list\n"
+)
+
+
 def _open_app(ns: argparse.Namespace) -> int:
-    print(
-        "Paddock's desktop window is not part of this build yet. Everything it will do works from here:\n"
-        "\n"
-        "  paddock doctor                                  check this computer\n"
-        "  paddock keys set                                store your model key in the keychain\n"
-        '  paddock run --folder DIR "what to do"           let the assistant work on a folder\n'
-        "  paddock sandbox exec --folder DIR -- CMD        run one command in the sandbox\n"
-        "  paddock mcp --folder DIR                        the sandbox's tools for any MCP client\n"
-        "  paddock policy check | audit export | memory list\n"
-        "\n"
-        "paddock --help lists everything."
-    )
-    return 0
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")):
+        print(
+            "Paddock's window needs a desktop session (no display was found). Everything it does works from here:\n"
+            f"\n{COMMANDS}\npaddock --help lists everything."
+        )
+        return 0
+    try:
+        from paddock.ui.app import main as open_window
+    except ImportError as exc:
+        _err(f"the desktop window cannot start ({exc}); run ./scripts/setup.sh to install what it needs")
+        return 1
+    return open_window()
 
 
 def build_parser() -> argparse.ArgumentParser:

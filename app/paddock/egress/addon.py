@@ -51,6 +51,10 @@ class Gate:
         self.overrides: dict[str, str] = self.cfg.get("test_upstream_overrides", {})
         self.decisions = open(self.cfg["decisions"], "a", buffering=1)  # noqa: SIM115 - lives as long as the addon
         self.tokens: dict[str, str] = {}  # client connection id -> token
+        # Grants the person gave for this session only (written by the host app, read on every request).
+        self.session_grants_path = Path(self.cfg["session_grants"]) if self.cfg.get("session_grants") else None
+        self._session_grants: list[dict[str, Any]] = []
+        self._session_grants_mtime = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -94,7 +98,22 @@ class Gate:
     def _matching_grant(
         self, scheme: str, host: str, port: int, method: str | None, path: str | None
     ) -> dict[str, Any] | None:
-        return match_grant(self.grants, scheme, host, port, method, path)
+        return match_grant(self.grants + self._load_session_grants(), scheme, host, port, method, path)
+
+    def _load_session_grants(self) -> list[dict[str, Any]]:
+        path = self.session_grants_path
+        if path is None:
+            return []
+        try:
+            mtime = path.stat().st_mtime_ns
+            if mtime != self._session_grants_mtime:
+                self._session_grants = list(json.loads(path.read_text()))
+                self._session_grants_mtime = mtime
+        except FileNotFoundError:
+            self._session_grants = []
+        except (OSError, ValueError):
+            self._session_grants = []  # unreadable: nothing extra is allowed
+        return self._session_grants
 
     def _resolves_safely(self, flow: http.HTTPFlow, host: str, port: int) -> bool:
         if host in self.overrides:

@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,6 +57,8 @@ class Decision:
     method: str
     host: str
     path: str
+    port: int = 0
+    scheme: str = "https"
 
 
 class EgressGateway:
@@ -69,6 +71,8 @@ class EgressGateway:
         self._proc: asyncio.subprocess.Process | None = None
         self.confdir = data_dir() / "gateway-ca"
         self._decisions_read = 0
+        self.session_grants: list[EgressGrant] = []
+        self.decision_listeners: list[Callable[[Decision], None]] = []
 
     @property
     def ca_cert_pem(self) -> bytes:
@@ -84,6 +88,7 @@ class EgressGateway:
             "token_dir": str(data_dir() / "tokens"),
             "decisions": str(self.run_dir / "egress-decisions.jsonl"),
             "ready": str(ready),
+            "session_grants": str(self.run_dir / "session-grants.json"),
             "test_upstream_overrides": _test_overrides(),
         }
         cfg_path = self.run_dir / "gateway.json"
@@ -131,8 +136,23 @@ class EgressGateway:
         out = []
         for line in new:
             d = json.loads(line)
-            out.append(Decision(d["allowed"], d["reason"], d.get("grant"), d["method"], d["host"], d["path"]))
+            fields = (d["allowed"], d["reason"], d.get("grant"), d["method"], d["host"], d["path"])
+            out.append(Decision(*fields, port=d.get("port", 0), scheme=d.get("scheme", "https")))
+        for decision in out:
+            for listener in list(self.decision_listeners):
+                listener(decision)
         return out
+
+    def add_session_grant(self, grant: EgressGrant) -> None:
+        """Allow one more capability until this gateway stops (a person said yes to a question).
+        The addon reads the file on every request, so the next request may use it."""
+        self.session_grants.append(grant)
+        path = self.run_dir / "session-grants.json"
+        tmp = self.run_dir / "session-grants.json.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            json.dump([g.model_dump() for g in self.session_grants], fh)
+        os.replace(tmp, path)
 
     async def stop(self) -> None:
         proc, self._proc = self._proc, None

@@ -82,6 +82,7 @@ class Sandbox:
         memory_mib: int = 1024,
         policy: EffectivePolicy | None = None,
         secrets: dict[str, str] | None = None,
+        egress_asking: bool = False,
     ) -> AsyncIterator[Sandbox]:
         sandbox = await cls.boot(
             folder,
@@ -91,6 +92,7 @@ class Sandbox:
             memory_mib=memory_mib,
             policy=policy,
             secrets=secrets,
+            egress_asking=egress_asking,
         )
         try:
             yield sandbox
@@ -108,9 +110,13 @@ class Sandbox:
         memory_mib: int = 1024,
         policy: EffectivePolicy | None = None,
         secrets: dict[str, str] | None = None,
+        egress_asking: bool = False,
     ) -> Sandbox:
         """Boot a sandbox on ``folder``. Policy decides first: a folder it denies, or a
-        managed policy that is unsafe or malformed, stops here (fail closed)."""
+        managed policy that is unsafe or malformed, stops here (fail closed).
+
+        ``egress_asking`` (only where policy allows asking) starts the egress gateway even
+        with no grants, so a refused request can become a question to the person."""
         say = on_progress or (lambda _msg: None)
         t0 = time.monotonic()
         try:
@@ -158,7 +164,7 @@ class Sandbox:
             ) from exc
         sandbox = cls(vm, guest, folder, BootTimings(accel, started, time.monotonic() - t0))
         sandbox._watchdog = asyncio.ensure_future(sandbox._watch_agent())
-        if policy.grants:
+        if policy.grants or (egress_asking and policy.allow_asking):
             say("Opening the network paths your organisation allows")
             try:
                 await sandbox._open_egress(policy, secrets)

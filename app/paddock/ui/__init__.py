@@ -1,1 +1,1 @@
-"""Placeholder: see docs/ARCHITECTURE.md for what lands here."""
+"""The desktop window (Qt lives only here). See docs/ARCHITECTURE.md."""

@@ -1,0 +1,458 @@
+"""The desktop app's engine: everything the window does, without Qt.
+
+``Desk`` lives on the engine thread (one asyncio loop, ``paddock.core.engine``)
+and publishes typed events; the window subscribes through the small bridge in
+``paddock.ui.bridge`` and never touches the sandbox, the keychain or policy
+itself. Tests and scripts can drive a ``Desk`` with no UI at all.
+
+    first run ─► choose folder ─► (trust?) ─► open ─► chat … ─► finish ─► summary
+
+States of the sandbox, as the window shows them::
+
+    STOPPED ─open()─► STARTING ─► READY ─finish()─► STOPPED
+                          └──────────┴──► FAILED(reason) ─restart()─► STARTING
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import os
+import shutil
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from paddock.audit import AuditLog, AuditTrail, otlp_exporter
+from paddock.core.errors import PaddockError
+from paddock.core.paths import data_dir
+from paddock.credentials import MODEL_KEY, Keychain, KeychainError, TokenAuthority, backend_status
+from paddock.llm import DEFAULT_MODEL, AnthropicProvider, ModelProvider
+from paddock.policy import EffectivePolicy, PolicyError, TrustStore, behaviour_files
+from paddock.policy import load as load_policy
+from paddock.session.agent import AgentEvent, AgentSession, ConversationStore
+from paddock.session.auditing import SessionAuditor
+from paddock.session.doctor import Check, run_checks
+from paddock.session.egress_questions import EgressAsker, EgressQuestion
+from paddock.session.sandbox import Sandbox, SandboxFailed
+from paddock.session.summary import Change, Entry, diff, risk_of, snapshot
+
+MAX_RECENT = 8
+BACKUP_MAX_FILE = 1024 * 1024  # files that could run on the host are kept (up to this size) so Revert can restore them
+
+
+class SandboxState(enum.Enum):
+    STOPPED = "stopped"
+    STARTING = "starting"
+    READY = "ready"
+    FAILED = "failed"
+
+
+# ---------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True)
+class SandboxStatus:
+    state: SandboxState
+    detail: str
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    folder: Path
+    changes: list[Change]
+    questions_asked: int
+    backup: Path  # copies of the files that could run on the host, as they were before the session
+
+    @property
+    def risky(self) -> list[Change]:
+        return [c for c in self.changes if c.risk]
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the person should read, in plain words (an error or a result)."""
+
+    text: str
+    error: bool = False
+
+
+DeskEvent = AgentEvent | SandboxStatus | SessionSummary | EgressQuestion | Notice
+
+
+@dataclass(frozen=True)
+class FolderCheck:
+    folder: Path
+    allowed: bool
+    reason: str
+    trusted: bool
+    behaviour: list[str]  # files inside that would change the agent's behaviour once trusted
+
+
+@dataclass(frozen=True)
+class FirstRun:
+    needs_key: bool
+    checks: list[Check]
+
+    @property
+    def problems(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok and c.required]
+
+
+@dataclass
+class _Open:
+    """What belongs to the folder that is open now."""
+
+    folder: Path
+    policy: EffectivePolicy
+    before: dict[str, Entry]
+    backup: Path
+    auditor: SessionAuditor
+    sandbox: Sandbox | None = None
+    agent: AgentSession | None = None
+    asker: EgressAsker | None = None
+    watcher: asyncio.Task[None] | None = None
+    work: asyncio.Task[str] | None = None
+    backed_up: set[str] = field(default_factory=set)
+    asked_before: int = 0  # questions asked by earlier sandboxes of this session (before a restart)
+
+
+class Desk:
+    """The app engine. Every coroutine runs on the engine loop; ``subscribe`` listeners are
+    called there too (the UI bridge moves them to the Qt thread)."""
+
+    def __init__(
+        self,
+        *,
+        provider_factory: Callable[[str | None, str], ModelProvider] | None = None,
+        policy_loader: Callable[..., EffectivePolicy] | None = None,
+    ) -> None:
+        """``policy_loader`` stands in for the policy files (tests, embedding code); by default the
+        managed, recommended, user and (once trusted) folder tiers are read as everywhere else."""
+        self._listeners: list[Callable[[DeskEvent], None]] = []
+        self._load_policy = policy_loader or load_policy
+        self._provider_factory = provider_factory or (lambda key, model: AnthropicProvider(key, model=model))
+        self._open: _Open | None = None
+        self.sandbox_state = SandboxState.STOPPED
+        self.model: str | None = None
+        self.recent_path = data_dir() / "recent-folders.json"
+
+    # ------------------------------------------------------------------ events
+
+    def subscribe(self, listener: Callable[[DeskEvent], None]) -> None:
+        self._listeners.append(listener)
+
+    def _emit(self, event: DeskEvent) -> None:
+        for listener in list(self._listeners):
+            listener(event)
+
+    def _status(self, state: SandboxState, detail: str) -> None:
+        self.sandbox_state = state
+        self._emit(SandboxStatus(state, detail))
+
+    # ------------------------------------------------------------------ first run and keys
+
+    def _keychain(self) -> Keychain:
+        try:
+            fallback = self._load_policy().keychain_fallback
+        except PolicyError:
+            fallback = None
+        return Keychain(allowed_fallback=fallback)
+
+    def model_key(self) -> str | None:
+        env = os.environ.get("ANTHROPIC_API_KEY")
+        if env:
+            return env
+        try:
+            return self._keychain().get(MODEL_KEY)
+        except KeychainError:
+            return None
+
+    async def first_run(self) -> FirstRun:
+        """Whether a key is needed, and the host checks (``paddock doctor``, without the KVM probe)."""
+        checks = await run_checks(probe=False)
+        return FirstRun(self.model_key() is None, checks)
+
+    async def store_key(self, secret: str) -> None:
+        secret = secret.strip()
+        if not secret:
+            raise PaddockError("The key is empty. Paste the key your organisation gave you.")
+        self._keychain().set(MODEL_KEY, secret)
+
+    async def key_status(self) -> str:
+        try:
+            status = backend_status()
+            stored = self._keychain().get(MODEL_KEY) is not None
+        except KeychainError as exc:
+            return exc.message
+        where = f"kept in {status.name}"
+        if os.environ.get("ANTHROPIC_API_KEY"):
+            return f"The key from ANTHROPIC_API_KEY is used (a key is {'also ' if stored else 'not '}{where})."
+        return f"A key is stored ({where})." if stored else "No key is stored yet."
+
+    async def remove_key(self) -> bool:
+        return self._keychain().remove(MODEL_KEY)
+
+    async def revoke_sessions(self) -> None:
+        TokenAuthority().revoke_all()
+
+    async def policy_rows(self) -> list[tuple[str, str, str]]:
+        """(setting, value, who set it): the effective policy, for the settings page."""
+        return self._load_policy().describe()
+
+    async def audit_records(self, limit: int = 200) -> list[dict[str, object]]:
+        records = list(AuditLog().records(None))
+        return records[-limit:]
+
+    # ------------------------------------------------------------------ folders
+
+    def recent_folders(self) -> list[Path]:
+        try:
+            raw = json.loads(self.recent_path.read_text())
+        except (OSError, ValueError):
+            return []
+        return [Path(p) for p in raw if isinstance(p, str) and Path(p).is_dir()][:MAX_RECENT]
+
+    def _remember_folder(self, folder: Path) -> None:
+        items = [str(folder)] + [str(p) for p in self.recent_folders() if p != folder]
+        self.recent_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = self.recent_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(items[:MAX_RECENT]))
+        os.replace(tmp, self.recent_path)
+
+    async def check_folder(self, folder: Path) -> FolderCheck:
+        """May this folder be shared, and is it trusted? Reads only names inside it, never contents."""
+        try:
+            policy = self._load_policy()
+        except PolicyError as exc:
+            return FolderCheck(folder, False, f"No session can start: {exc.message}", False, [])
+        decision = policy.check_folder(folder)
+        if not decision.allowed:
+            return FolderCheck(folder, False, decision.reason, False, [])
+        real = folder.resolve()
+        return FolderCheck(real, True, decision.reason, TrustStore().is_trusted(real), behaviour_files(real))
+
+    async def trust(self, folder: Path) -> None:
+        TrustStore().trust(folder)
+
+    # ------------------------------------------------------------------ session
+
+    @property
+    def folder(self) -> Path | None:
+        return self._open.folder if self._open else None
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._open and self._open.work and not self._open.work.done())
+
+    async def open(self, folder: Path, *, model: str | None = None) -> None:
+        """Open ``folder``: check policy, boot the sandbox (progress as events), start the agent.
+
+        A folder policy denies raises ``PaddockError`` before anything starts. A sandbox that
+        fails to boot is reported as ``FAILED``; the folder stays open so ``restart`` can retry.
+        """
+        if self._open is not None:
+            await self.finish()
+        check = await self.check_folder(folder)
+        if not check.allowed:
+            raise PaddockError(check.reason)
+        folder = check.folder
+        policy = self._load_policy(folder=folder, folder_trusted=check.trusted)
+        if model:
+            policy.check_model(model)
+        self.model = model or policy.default_model or DEFAULT_MODEL
+        self._remember_folder(folder)
+        trail = AuditTrail(
+            AuditLog(max_bytes=policy.max_log_mb * 1024 * 1024),
+            otlp_exporter(policy.otlp_endpoint, policy.otlp_headers) if policy.otlp_endpoint else None,
+        )
+        auditor = SessionAuditor(trail, folder, model=self.model)
+        decision = policy.check_folder(folder)
+        auditor.policy_decision(f"share folder {folder}", decision.allowed, decision.reason, decision.tier)
+        backup = data_dir() / "backups" / auditor.session_id
+        opened = _Open(folder, policy, {}, backup, auditor)
+        self._open = opened
+        opened.before = await asyncio.to_thread(snapshot, folder)
+        opened.backed_up = await asyncio.to_thread(_back_up, folder, opened.before, backup)
+        await self._boot()
+
+    async def _boot(self) -> None:
+        opened = self._require_open()
+        self._status(SandboxState.STARTING, "Starting the sandbox")
+        try:
+            sandbox = await Sandbox.boot(
+                opened.folder,
+                policy=opened.policy,
+                on_progress=lambda msg: self._status(SandboxState.STARTING, msg),
+                egress_asking=opened.policy.allow_asking,
+            )
+        except SandboxFailed as exc:
+            self._status(SandboxState.FAILED, str(exc))
+            return
+        opened.sandbox = sandbox
+        opened.auditor.follow(sandbox)
+        provider = self._provider_factory(self.model_key(), self.model or DEFAULT_MODEL)
+        agent = AgentSession(sandbox, provider, ConversationStore(opened.folder))
+        agent.subscribe(self._emit)
+        agent.subscribe(opened.auditor.on_agent_event)
+        opened.agent = agent
+        if sandbox.gateway is not None and opened.policy.allow_asking:
+            opened.asker = EgressAsker(sandbox.gateway, self._emit, opened.auditor)
+        opened.watcher = asyncio.ensure_future(self._watch(sandbox))
+        self._status(SandboxState.READY, f"Ready ({sandbox.timings.accel.accel.label})")
+
+    async def _watch(self, sandbox: Sandbox) -> None:
+        """A VM that dies mid-session is reported; the app stays up and can restart it."""
+        reason = await sandbox.vm.failed()
+        if self._open is not None and self._open.sandbox is sandbox:
+            self._status(SandboxState.FAILED, reason or "The sandbox stopped unexpectedly.")
+
+    def _require_open(self) -> _Open:
+        if self._open is None:
+            raise PaddockError("Choose a folder first.")
+        return self._open
+
+    async def restart(self) -> None:
+        """Stop whatever is left of the sandbox and boot a new one on the same folder."""
+        self._require_open()
+        await self._stop_work()
+        await self._close_sandbox()
+        await self._boot()
+
+    async def send(self, text: str) -> str | None:
+        """Run one message to the assistant's final answer. Returns None when stopped or failed
+        (the reason arrives as an event)."""
+        opened = self._require_open()
+        if opened.agent is None or opened.sandbox is None or not opened.sandbox.alive:
+            raise PaddockError("The sandbox is not running. Press Restart to start it again.")
+        if self.busy:
+            raise PaddockError("The assistant is still working on the previous message.")
+        opened.work = asyncio.ensure_future(opened.agent.send(text))
+        try:
+            return await asyncio.shield(opened.work)
+        except asyncio.CancelledError:
+            if opened.work.cancelled():
+                return None
+            raise
+        except (PaddockError, SandboxFailed):
+            return None  # the agent already published Failed with the reason
+
+    async def stop(self) -> None:
+        """Stop what the assistant is doing now: the model call, or the command in the guest."""
+        await self._stop_work()
+
+    async def _stop_work(self) -> None:
+        opened = self._open
+        if opened is None or opened.work is None or opened.work.done():
+            return
+        opened.work.cancel()
+        with contextlib.suppress(BaseException):
+            await opened.work
+
+    async def answer(self, question_id: str, allow: bool) -> None:
+        """The person's answer to an egress question: yes adds a grant for this session only."""
+        opened = self._require_open()
+        if opened.asker is None:
+            raise PaddockError("There is no question waiting.")
+        await opened.asker.answer(question_id, allow)
+
+    @property
+    def questions_asked(self) -> int:
+        opened = self._open
+        if opened is None:
+            return 0
+        return opened.asked_before + (opened.asker.asked if opened.asker else 0)
+
+    async def finish(self) -> SessionSummary:
+        """End the session: stop the assistant and the sandbox, then say what changed."""
+        opened = self._require_open()
+        await self._stop_work()
+        await self._close_sandbox()
+        after = await asyncio.to_thread(snapshot, opened.folder)
+        summary = SessionSummary(opened.folder, diff(opened.before, after), self.questions_asked, opened.backup)
+        await opened.auditor.close()
+        self._open = None
+        self._emit(summary)
+        return summary
+
+    async def _close_sandbox(self) -> None:
+        opened = self._open
+        if opened is None:
+            return
+        if opened.watcher is not None:
+            opened.watcher.cancel()
+            with contextlib.suppress(BaseException):
+                await opened.watcher
+        if opened.asker is not None:
+            opened.asked_before += opened.asker.asked
+        sandbox, opened.sandbox, opened.agent, opened.watcher, opened.asker = opened.sandbox, None, None, None, None
+        if sandbox is not None:
+            await sandbox.close()
+        if self.sandbox_state is not SandboxState.FAILED:
+            self._status(SandboxState.STOPPED, "The sandbox is stopped")
+
+    async def close(self) -> None:
+        """The window is closing: end the session if one is open."""
+        if self._open is not None:
+            await self.finish()
+
+
+# ---------------------------------------------------------------------- revert
+
+
+def _back_up(folder: Path, entries: dict[str, Entry], backup: Path) -> set[str]:
+    """Copy the files that could run on the host later (hooks, editor tasks, agent settings,
+    macros, executables), so Revert can put them back. Small: these are config files."""
+    kept: set[str] = set()
+    for rel, entry in entries.items():
+        if not stat.S_ISREG(entry.mode) or entry.size > BACKUP_MAX_FILE:
+            continue
+        if risk_of(rel, None, entry) is None:
+            continue
+        dest = backup / rel
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with open(folder / rel, "rb", opener=_nofollow) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+            kept.add(rel)
+        except OSError:
+            continue
+    return kept
+
+
+def _nofollow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW)
+
+
+def revert(summary: SessionSummary, change: Change) -> str:
+    """Undo one change in the folder, from the host. Returns what was done, in plain words.
+
+    A created file is deleted; a changed or deleted file comes back from the copy kept when the
+    session started (kept for files that could run on the host); otherwise its permissions are
+    put back. Paths are checked to stay inside the folder; links are never followed.
+    """
+    folder = summary.folder
+    target = folder / change.path
+    real_parent = target.parent.resolve()
+    if real_parent != folder and folder not in real_parent.parents:
+        raise PaddockError(f"{change.path} is not inside the folder; nothing was changed.")
+    if change.kind == "created":
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
+        return f"Deleted {change.path}."
+    copy = summary.backup / change.path
+    if copy.is_file() and not copy.is_symlink():
+        if target.is_symlink():
+            target.unlink()
+        shutil.copyfile(copy, target)
+        return f"Put back the earlier {change.path}."
+    if change.kind == "changed" and target.is_file() and not target.is_symlink():
+        mode = target.stat().st_mode
+        target.chmod(stat.S_IMODE(mode) & ~0o111)
+        return f"{change.path} can no longer be run as a program."
+    raise PaddockError(f"There is no earlier copy of {change.path} to put back.")

@@ -1,0 +1,156 @@
+"""Settings: model; keys (status, replace, remove); revoke every session token; the effective
+policy (read-only: admins set it); the audit log."""
+
+from __future__ import annotations
+
+import json
+
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from paddock.llm import DEFAULT_MODEL
+from paddock.ui.bridge import Bridge
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, bridge: Bridge, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("settingsDialog")
+        self.setWindowTitle("Paddock settings")
+        self.resize(720, 480)
+        self.bridge = bridge
+        desk = bridge.desk
+        tabs = QTabWidget()
+        layout = QVBoxLayout(self)
+        layout.addWidget(tabs)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+        # Model
+        model = QWidget()
+        ml = QVBoxLayout(model)
+        ml.addWidget(QLabel("The assistant's model (used from the next folder you open):"))
+        self.model_edit = QLineEdit(desk.model or DEFAULT_MODEL)
+        self.model_edit.setObjectName("modelEdit")
+        self.model_edit.editingFinished.connect(self._set_model)
+        ml.addWidget(self.model_edit)
+        ml.addStretch(1)
+        tabs.addTab(model, "Model")
+
+        # Keys
+        keys = QWidget()
+        kl = QVBoxLayout(keys)
+        self.key_status = QLabel("…")
+        self.key_status.setObjectName("keyStatus")
+        self.key_status.setWordWrap(True)
+        kl.addWidget(self.key_status)
+        row = QHBoxLayout()
+        self.new_key = QLineEdit()
+        self.new_key.setObjectName("replaceKeyEdit")
+        self.new_key.setEchoMode(QLineEdit.EchoMode.Password)
+        self.new_key.setPlaceholderText("A new key, to replace the stored one")
+        row.addWidget(self.new_key, 1)
+        replace = QPushButton("Replace key")
+        replace.setObjectName("replaceKey")
+        replace.clicked.connect(self._replace)
+        row.addWidget(replace)
+        kl.addLayout(row)
+        remove = QPushButton("Remove key")
+        remove.setObjectName("removeKey")
+        remove.clicked.connect(self._remove)
+        kl.addWidget(remove)
+        kl.addSpacing(12)
+        kl.addWidget(QLabel("Cut off the network access of every running and earlier session at once:"))
+        revoke = QPushButton("Revoke all session tokens")
+        revoke.setObjectName("revokeTokens")
+        revoke.clicked.connect(self._revoke)
+        kl.addWidget(revoke)
+        self.key_message = QLabel("")
+        self.key_message.setObjectName("keysMessage")
+        kl.addWidget(self.key_message)
+        kl.addStretch(1)
+        tabs.addTab(keys, "Keys")
+
+        # Policy
+        policy = QWidget()
+        pl = QVBoxLayout(policy)
+        pl.addWidget(QLabel("What your organisation allows. Values set by an administrator cannot be changed here."))
+        self.policy_table = QTableWidget(0, 3)
+        self.policy_table.setObjectName("policyTable")
+        self.policy_table.setHorizontalHeaderLabels(["Setting", "Value", "Set by"])
+        self.policy_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.policy_table.horizontalHeader().setStretchLastSection(True)
+        pl.addWidget(self.policy_table)
+        tabs.addTab(policy, "Policy")
+
+        # Audit
+        audit = QWidget()
+        al = QVBoxLayout(audit)
+        al.addWidget(QLabel("The most recent entries of the audit log (what the assistant and the sandbox did):"))
+        self.audit_view = QPlainTextEdit()
+        self.audit_view.setObjectName("auditView")
+        self.audit_view.setReadOnly(True)
+        al.addWidget(self.audit_view)
+        tabs.addTab(audit, "Audit log")
+        self.refresh()
+
+    def refresh(self) -> None:
+        desk = self.bridge.desk
+        self.bridge.call(desk.key_status(), self.key_status.setText, self.key_status.setText)
+        self.bridge.call(desk.policy_rows(), self._show_policy, self._policy_error)
+        self.bridge.call(desk.audit_records(), self._show_audit, self.audit_view.setPlainText)
+
+    def _set_model(self) -> None:
+        self.bridge.desk.model = self.model_edit.text().strip() or None
+
+    def _show_policy(self, rows: list[tuple[str, str, str]]) -> None:
+        self.policy_table.setRowCount(len(rows))
+        for i, (key, value, tier) in enumerate(rows):
+            for j, text in enumerate((key.replace("_", " "), value, tier)):
+                self.policy_table.setItem(i, j, QTableWidgetItem(text))
+
+    def _policy_error(self, message: str) -> None:
+        self.policy_table.setRowCount(1)
+        self.policy_table.setItem(0, 0, QTableWidgetItem("error"))
+        self.policy_table.setItem(0, 1, QTableWidgetItem(message))
+
+    def _show_audit(self, records: list[dict[str, object]]) -> None:
+        self.audit_view.setPlainText("\n".join(json.dumps(r, ensure_ascii=False) for r in records) or "(empty)")
+
+    def _replace(self) -> None:
+        secret = self.new_key.text()
+        self.new_key.clear()
+        if secret.strip():
+            self.bridge.call(self.bridge.desk.store_key(secret), lambda _: self._said("The new key is stored."),
+                             self._said)  # fmt: skip
+
+    def _remove(self) -> None:
+        self.bridge.call(
+            self.bridge.desk.remove_key(),
+            lambda gone: self._said("The key was removed." if gone else "There was no key to remove."),
+            self._said,
+        )
+
+    def _revoke(self) -> None:
+        self.bridge.call(
+            self.bridge.desk.revoke_sessions(),
+            lambda _: self._said("Every session token is revoked; running sessions lost their network access."),
+            self._said,
+        )
+
+    def _said(self, message: str) -> None:
+        self.key_message.setText(message)
+        self.bridge.call(self.bridge.desk.key_status(), self.key_status.setText, self.key_status.setText)

@@ -1,0 +1,212 @@
+"""The desktop window driving the real engine.
+
+Real: the engine thread, the sandbox (QEMU, virtiofs, gRPC), the keychain (gnome-keyring in
+the test's D-Bus session), policy, the audit log. The one fake is the model service: the
+loopback Messages API server in ``tests/fakes`` (the SDK reaches it through its standard
+``ANTHROPIC_BASE_URL``). The native folder dialog is not opened: tests call what it calls.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pytestqt.qtbot import QtBot
+
+from paddock.core.engine import Engine
+from paddock.credentials import MODEL_KEY, Keychain
+from paddock.session.desk import Desk, SandboxState
+from paddock.ui.pages import ToolCard
+from paddock.ui.window import MainWindow
+from tests.fakes.messages_api import MessagesAPI, text, tool
+
+BOOT_MS = 180_000
+
+
+@pytest.fixture
+def api_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    Keychain().remove(MODEL_KEY)
+    yield f"test-{secrets.token_hex(8)}"  # generated per test; never a real key
+    Keychain().remove(MODEL_KEY)
+
+
+def _window(qtbot: QtBot, engine: Engine) -> MainWindow:
+    window = MainWindow(engine, Desk())
+    qtbot.addWidget(window)
+    window.show()
+    return window
+
+
+def _open_trusted(qtbot: QtBot, window: MainWindow, folder: Path) -> None:
+    window.choose_folder(folder)
+    qtbot.waitUntil(lambda: window.folders.trust_box.isVisible() or window.stack.currentWidget() is window.chat)
+    if window.folders.trust_box.isVisible():
+        qtbot.mouseClick(window.folders.findChild(type(window.chat.send_button), "trustYes"), _left())
+    qtbot.waitUntil(lambda: window.desk.sandbox_state is SandboxState.READY, timeout=BOOT_MS)
+
+
+def _left():  # type: ignore[no-untyped-def]
+    from PySide6.QtCore import Qt
+
+    return Qt.MouseButton.LeftButton
+
+
+def _say(qtbot: QtBot, window: MainWindow, message: str) -> None:
+    qtbot.keyClicks(window.chat.input, message)
+    qtbot.mouseClick(window.chat.send_button, _left())
+
+
+@pytest.mark.vm
+def test_first_run_choose_trust_chat_in_the_vm_and_summary(
+    qtbot: QtBot, engine: Engine, guest_image: object, tmp_path: Path, api_key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "Quarterly"
+    (folder / ".claude").mkdir(parents=True)
+    (folder / ".claude" / "settings.json").write_text('{"paddock": {}}\n')
+    (folder / "notes.txt").write_text("figures: 10 32\n")
+    command = (
+        "awk '{print $2+$3}' notes.txt > total.txt && cat total.txt && mkdir -p .git/hooks && "
+        "printf '#!/bin/sh\\necho gotcha\\n' > .git/hooks/pre-commit && chmod +x .git/hooks/pre-commit"
+    )
+    steps = [tool("run_command", command=command), text("I added the figures up: the total is in total.txt.")]
+    with MessagesAPI(steps) as api:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)
+        window = _window(qtbot, engine)
+
+        # First run: the key goes to the real keychain and is never shown again.
+        welcome = window.welcome
+        qtbot.waitUntil(lambda: welcome.key_box.isVisible() and welcome.checks.text() != "")
+        assert "Sandbox image" in welcome.checks.text()
+        assert not welcome.continue_button.isEnabled()
+        qtbot.keyClicks(welcome.key_edit, api_key)
+        qtbot.mouseClick(welcome.findChild(type(window.chat.send_button), "saveKey"), _left())
+        qtbot.waitUntil(welcome.continue_button.isEnabled)
+        assert Keychain().get(MODEL_KEY) == api_key
+        assert welcome.key_edit.text() == ""
+        qtbot.mouseClick(welcome.continue_button, _left())
+        assert window.stack.currentWidget() is window.folders
+
+        # Choose the folder: not trusted yet, so the question names what would change behaviour.
+        window.choose_folder(folder)
+        qtbot.waitUntil(window.folders.trust_box.isVisible)
+        assert ".claude/settings.json" in window.folders.trust_text.text()
+        qtbot.mouseClick(window.folders.findChild(type(window.chat.send_button), "trustYes"), _left())
+        qtbot.waitUntil(lambda: window.stack.currentWidget() is window.chat)
+        qtbot.waitUntil(lambda: window.desk.sandbox_state is SandboxState.READY, timeout=BOOT_MS)
+        assert "ready" in window.chat.status.text()
+
+        # Chat: a command that runs in the real VM, shown as a card; the answer streams in.
+        _say(qtbot, window, "Add up the figures in notes.txt")
+        qtbot.waitUntil(lambda: window.chat._answer is not None and "total.txt" in window.chat._answer.text(),
+                        timeout=120_000)  # fmt: skip
+        qtbot.waitUntil(lambda: not window.desk.busy)
+        [card] = window.chat.cards.values()
+        assert isinstance(card, ToolCard)
+        assert card.summary.text().startswith("Run a command")
+        assert not card.detail.isVisible()
+        qtbot.mouseClick(card.toggle, _left())
+        assert card.detail.isVisible() and "awk" in card.detail.toPlainText() and "42" in card.detail.toPlainText()
+        assert (folder / "total.txt").read_text().strip() == "42"  # written by the guest, seen on the host
+        assert api.headers[0].get("authorization") == f"Bearer {api_key}"
+        assert window.chat.send_button.isEnabled() and not window.chat.stop_button.isEnabled()
+
+        # Summary: created files, and the git hook flagged with Revert.
+        qtbot.mouseClick(window.chat.finish_button, _left())
+        qtbot.waitUntil(lambda: window.stack.currentWidget() is window.summary, timeout=60_000)
+        listed = [window.summary.changes.item(i).text() for i in range(window.summary.changes.count())]
+        assert "created: total.txt" in listed and "created: .git/hooks/pre-commit" in listed
+        assert window.summary.warning.isVisible()
+        assert set(window.summary.revert_buttons) == {".git/hooks/pre-commit"}
+        assert "0 questions" in window.summary.counts.text()
+        qtbot.mouseClick(window.summary.revert_buttons[".git/hooks/pre-commit"], _left())
+        qtbot.waitUntil(lambda: not (folder / ".git" / "hooks" / "pre-commit").exists())
+        assert "Deleted" in window.summary.message.text()
+        assert (folder / "total.txt").exists()  # only what was asked for was reverted
+        assert window.desk.folder is None and window.desk.sandbox_state is SandboxState.STOPPED
+
+
+@pytest.mark.vm
+def test_stop_really_stops_and_a_dead_vm_can_be_restarted(
+    qtbot: QtBot, engine: Engine, guest_image: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    monkeypatch.setenv("ANTHROPIC_API_KEY", f"test-{secrets.token_hex(8)}")
+    steps = [
+        tool("run_command", command="echo started > started.txt; sleep 300; echo finished > finished.txt"),
+        tool("run_command", command="echo again > again.txt"),
+        text("Done again."),
+    ]
+    with MessagesAPI(steps) as api:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)
+        window = _window(qtbot, engine)
+        qtbot.waitUntil(lambda: window.stack.currentWidget() is window.folders or window.welcome.checks.text() != "")
+        if window.stack.currentWidget() is not window.folders:
+            window.show_folders()
+        _open_trusted(qtbot, window, folder)
+
+        _say(qtbot, window, "Take your time")
+        qtbot.waitUntil(lambda: (folder / "started.txt").exists(), timeout=120_000)
+        assert window.chat.stop_button.isEnabled()
+        qtbot.mouseClick(window.chat.stop_button, _left())
+        qtbot.waitUntil(lambda: not window.desk.busy, timeout=30_000)
+        assert not window.chat.stop_button.isEnabled()
+        sandbox = window.desk._open.sandbox if window.desk._open else None
+        assert sandbox is not None
+        out, _, _ = engine.run(sandbox.guest.run(["sh", "-c", "ps -eo args | grep -c '[s]leep 300'"]), timeout=60)
+        assert out.decode().strip() == "0", "the stopped command is still running in the guest"
+        assert not (folder / "finished.txt").exists()
+
+        # The VM dies: the window says so, stays usable, and Restart brings a new sandbox.
+        os.kill(sandbox.vm.pids["qemu"], signal.SIGKILL)
+        qtbot.waitUntil(lambda: window.desk.sandbox_state is SandboxState.FAILED, timeout=30_000)
+        assert window.chat.restart_button.isVisible()
+        assert "stopped working" in window.chat.status.text()
+        assert not window.chat.send_button.isEnabled()
+        qtbot.mouseClick(window.chat.restart_button, _left())
+        qtbot.waitUntil(lambda: window.desk.sandbox_state is SandboxState.READY, timeout=BOOT_MS)
+        _say(qtbot, window, "Try again")
+        qtbot.waitUntil(lambda: (folder / "again.txt").exists(), timeout=120_000)
+        qtbot.waitUntil(lambda: not window.desk.busy, timeout=60_000)
+        window.close()
+        assert window.desk.folder is None
+
+
+def test_a_folder_policy_denies_is_refused_with_the_reason(
+    qtbot: QtBot, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", f"test-{secrets.token_hex(8)}")
+    window = _window(qtbot, engine)
+    window.show_folders()
+    window.choose_folder(Path.home() / ".ssh")
+    qtbot.waitUntil(lambda: window.folders.error.text() != "")
+    assert "can't be used" in window.folders.error.text()
+    assert "never shares" in window.folders.error.text() or "does not exist" in window.folders.error.text()
+    window.choose_folder(Path.home())
+    qtbot.waitUntil(lambda: "never shares" in window.folders.error.text())
+    assert window.stack.currentWidget() is window.folders and window.desk.folder is None
+
+
+def test_settings_show_keys_policy_and_audit(qtbot: QtBot, engine: Engine, api_key: str) -> None:
+    window = _window(qtbot, engine)
+    window.open_settings()
+    dialog = window.settings
+    assert dialog is not None
+    qtbot.waitUntil(lambda: "No key" in dialog.key_status.text())
+    qtbot.keyClicks(dialog.new_key, api_key)
+    qtbot.mouseClick(dialog.findChild(type(window.chat.send_button), "replaceKey"), _left())
+    qtbot.waitUntil(lambda: "A key is stored" in dialog.key_status.text())
+    assert Keychain().get(MODEL_KEY) == api_key and dialog.new_key.text() == ""
+    assert api_key not in dialog.key_status.text()
+    qtbot.waitUntil(lambda: dialog.policy_table.rowCount() > 5)
+    rows = {dialog.policy_table.item(i, 0).text() for i in range(dialog.policy_table.rowCount())}
+    assert "denied paths" in rows and "grants" in rows
+    qtbot.mouseClick(dialog.findChild(type(window.chat.send_button), "removeKey"), _left())
+    qtbot.waitUntil(lambda: "No key" in dialog.key_status.text())
+    assert Keychain().get(MODEL_KEY) is None
+    dialog.close()
