@@ -12,8 +12,9 @@ import pytest
 PADDOCK = [sys.executable, "-m", "paddock.cli"]
 
 
-def _run(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*PADDOCK, *args], capture_output=True, text=True, timeout=timeout, env=os.environ.copy())
+def _run(*args: str, timeout: float = 240, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = os.environ.copy() if env is None else env
+    return subprocess.run([*PADDOCK, *args], capture_output=True, text=True, timeout=timeout, env=env)
 
 
 @pytest.mark.vm
@@ -67,7 +68,9 @@ def test_doctor_reports_each_check() -> None:
     assert "Traceback" not in proc.stderr
 
 
-def test_paddock_without_arguments_explains_what_is_there() -> None:
-    proc = _run(timeout=60)
+def test_paddock_without_a_display_explains_what_is_there() -> None:
+    no_display = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    proc = _run(timeout=60, env=no_display)
+    assert "needs a desktop session" in proc.stdout
     assert proc.returncode == 0
     assert "paddock run --folder DIR" in proc.stdout and "Traceback" not in proc.stderr

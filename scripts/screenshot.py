@@ -1,0 +1,81 @@
+"""Render Paddock's main window to a PNG (for the README): ``scripts/screenshot.sh``.
+
+Runs the real window on a real X server (Xvfb, started by the shell wrapper) and
+fills the chat with a scripted conversation: the events are the ones the engine
+publishes, fed straight to the window, so no VM or model is needed to draw it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("PADDOCK_DATA_DIR", tempfile.mkdtemp(prefix="paddock-shot-"))
+os.environ.setdefault("ANTHROPIC_API_KEY", "screenshot-placeholder")  # skips the first-run key page
+
+from PySide6.QtWidgets import QApplication
+
+from paddock.core.engine import Engine
+from paddock.llm import Usage
+from paddock.session.agent import Finished, TextDelta, ToolCalled, ToolFinished
+from paddock.session.desk import Desk, SandboxState, SandboxStatus
+from paddock.ui.window import MainWindow
+
+
+def main(out: Path) -> int:
+    app = QApplication(sys.argv[:1])
+    engine = Engine()
+    window = MainWindow(engine, Desk())
+    window.resize(960, 640)
+    window.show()
+    deadline = time.monotonic() + 30
+    while not window.bridge.idle and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.05)
+    app.processEvents()
+    folder = Path("~/Documents/Sales 2026")  # shown as written; nothing is opened
+    window.chat.reset(folder)
+    window.stack.setCurrentWidget(window.chat)
+    script = [
+        SandboxStatus(SandboxState.READY, "Ready (software emulation)"),
+    ]
+    for ev in script:
+        window._on_event(ev)
+    window.chat.add_user("Add up the three monthly sales files and write a short report with a chart.")
+    calls = [
+        ("c1", "list_files", {}, "List the files in the workspace", "jan.csv\nfeb.csv\nmar.csv"),
+        ("c2", "run_command", {"command": "python3 make_chart.py"}, "Run a command: python3 make_chart.py",
+         "wrote chart.png"),
+        ("c3", "write_file", {"path": "report.md", "content": "# Sales, first quarter\n…"}, "Write report.md", ""),
+    ]  # fmt: skip
+    events: list[object] = []
+    for cid, name, args, summary, output in calls:
+        events += [ToolCalled(cid, name, args, summary), ToolFinished(cid, name, False, summary, output, 0.4)]
+    answer = (
+        "Done. Sales rose from 41,200 in January to 48,900 in March (+19%). I wrote report.md with a "
+        "table per month and saved the chart as chart.png. Your original files are unchanged."
+    )
+    events += [TextDelta(answer), Finished(answer, Usage(1200, 300), 4)]
+    for ev in events:
+        window._on_event(ev)  # type: ignore[arg-type]
+    window.chat.cards["c2"].toggle.click()
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.02)
+    screen = window.screen()
+    image = screen.grabWindow(window.winId()) if screen is not None else window.grab()
+    if image.isNull():
+        image = window.grab()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ok = image.save(str(out))
+    window.close()
+    engine.close()
+    print(f"wrote {out}" if ok else f"could not write {out}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshot.png")))
