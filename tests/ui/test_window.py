@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -54,6 +54,23 @@ def _left():  # type: ignore[no-untyped-def]
     from PySide6.QtCore import Qt
 
     return Qt.MouseButton.LeftButton
+
+
+def _shown(window: MainWindow) -> str:
+    """What the chat shows, for a failing test's message."""
+    from PySide6.QtWidgets import QLabel
+
+    texts = [w.text() for w in window.chat.transcript.findChildren(QLabel)]
+    return f"status={window.chat.status.text()!r} state={window.desk.sandbox_state} busy={window.desk.busy} " + (
+        " | ".join(texts)
+    )
+
+
+def _wait(qtbot: QtBot, window: MainWindow, predicate: Callable[[], bool], timeout: int = 120_000) -> None:
+    try:
+        qtbot.waitUntil(predicate, timeout=timeout)
+    except Exception as exc:
+        raise AssertionError(f"timed out; the window shows: {_shown(window)}") from exc
 
 
 def _say(qtbot: QtBot, window: MainWindow, message: str) -> None:
@@ -102,8 +119,7 @@ def test_first_run_choose_trust_chat_in_the_vm_and_summary(
 
         # Chat: a command that runs in the real VM, shown as a card; the answer streams in.
         _say(qtbot, window, "Add up the figures in notes.txt")
-        qtbot.waitUntil(lambda: window.chat._answer is not None and "total.txt" in window.chat._answer.text(),
-                        timeout=120_000)  # fmt: skip
+        _wait(qtbot, window, lambda: window.chat._answer is not None and "total.txt" in window.chat._answer.text())
         qtbot.waitUntil(lambda: not window.desk.busy)
         [card] = window.chat.cards.values()
         assert isinstance(card, ToolCard)
@@ -151,7 +167,7 @@ def test_stop_really_stops_and_a_dead_vm_can_be_restarted(
         _open_trusted(qtbot, window, folder)
 
         _say(qtbot, window, "Take your time")
-        qtbot.waitUntil(lambda: (folder / "started.txt").exists(), timeout=120_000)
+        _wait(qtbot, window, lambda: (folder / "started.txt").exists())
         assert window.chat.stop_button.isEnabled()
         qtbot.mouseClick(window.chat.stop_button, _left())
         qtbot.waitUntil(lambda: not window.desk.busy, timeout=30_000)
@@ -171,7 +187,7 @@ def test_stop_really_stops_and_a_dead_vm_can_be_restarted(
         qtbot.mouseClick(window.chat.restart_button, _left())
         qtbot.waitUntil(lambda: window.desk.sandbox_state is SandboxState.READY, timeout=BOOT_MS)
         _say(qtbot, window, "Try again")
-        qtbot.waitUntil(lambda: (folder / "again.txt").exists(), timeout=120_000)
+        _wait(qtbot, window, lambda: (folder / "again.txt").exists())
         qtbot.waitUntil(lambda: not window.desk.busy, timeout=60_000)
         window.close()
         assert window.desk.folder is None
