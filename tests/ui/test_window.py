@@ -74,6 +74,7 @@ def _wait(qtbot: QtBot, window: MainWindow, predicate: Callable[[], bool], timeo
 
 
 def _say(qtbot: QtBot, window: MainWindow, message: str) -> None:
+    _wait(qtbot, window, window.chat.send_button.isEnabled, 30_000)
     qtbot.keyClicks(window.chat.input, message)
     qtbot.mouseClick(window.chat.send_button, _left())
 
