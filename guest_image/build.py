@@ -48,6 +48,24 @@ MODULES = [
     "fuse",
     "virtiofs",
 ]
+# The knowledge-work toolkit (#11): documents, spreadsheets, slides, PDFs and charts. The root is
+# a lazily read squashfs, so these cost image size, not boot time.
+OFFICE_PACKAGES = [
+    "python3-openpyxl",  # .xlsx with formulas
+    "python3-docx",  # .docx
+    "python3-pandas",  # tables, .csv
+    "python3-matplotlib",  # charts as PNG/SVG/PDF
+    "python3-pypdf",  # read PDF text
+    "python3-reportlab",  # write PDF
+    "poppler-utils",  # pdftotext, pdftoppm
+    "pandoc",  # Markdown to .docx
+    # fonttools (a matplotlib dependency) needs "scipy | munkres"; scipy would drag in pythran, gcc
+    # and boost (about 300 MB of squashfs). debootstrap always takes the first alternative, so the
+    # toolkit is installed afterwards with apt, which takes the alternative that is asked for.
+    "python3-munkres",
+]
+# The host's mirror may be a fixed snapshot whose Release files are past their Valid-Until.
+APT_OPTIONS = ["-o", "Acquire::Check-Valid-Until=false", "-o", "Acquire::Check-Date=false"]
 DEB_PACKAGES = ["python3"]
 # lz4 decompresses several times faster than zstd under software emulation,
 # and the root is read lazily: boot time matters more than the image size.
@@ -67,6 +85,7 @@ TRIM = [
 INPUTS = [
     HERE / "build.py",
     HERE / "requirements.txt",
+    HERE / "office-requirements.txt",
     HERE / "agent" / "paddock_agent.py",
     HERE / "initramfs" / "init",
     REPO / "protos",
@@ -101,7 +120,7 @@ def inputs_hash() -> str:
         h.update(str(f.relative_to(REPO)).encode() + b"\0")
         h.update(f.read_bytes() + b"\0")
         h.update(oct(f.stat().st_mode & 0o111).encode())
-    h.update(f"{SUITE} {KERNEL_META} {DEB_PACKAGES} {MODULES} {SQUASHFS_COMP}".encode())
+    h.update(f"{SUITE} {KERNEL_META} {DEB_PACKAGES} {OFFICE_PACKAGES} {MODULES} {SQUASHFS_COMP}".encode())
     return h.hexdigest()[:16]
 
 
@@ -259,6 +278,13 @@ def build(cache: Path, force: bool) -> Path:
             ]
         )
         print(f"      done in {time.monotonic() - t:.0f} s")
+        t = time.monotonic()
+        print(f"      the office toolkit with apt ({', '.join(OFFICE_PACKAGES)}); a minute or two", flush=True)
+        run(["chroot", str(root), "apt-get", *APT_OPTIONS, "update", "-qq"])
+        run(["chroot", str(root), "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", *APT_OPTIONS, "install",
+             "-y", "-qq", "--no-install-recommends", *OFFICE_PACKAGES])  # fmt: skip
+        run(["chroot", str(root), "apt-get", "clean"])
+        print(f"      done in {time.monotonic() - t:.0f} s")
 
         t = step(2, total, "kernel from Debian's linux-image package")
         kdir = work / "kernel"
@@ -276,30 +302,11 @@ def build(cache: Path, force: bool) -> Path:
         moddir = kdir / "x" / "lib" / "modules" / kver
         print(f"      {kpkg} ({kver}) in {time.monotonic() - t:.0f} s")
 
-        t = step(3, total, "Python packages for the agent (grpcio, protobuf) from PyPI")
+        t = step(3, total, "Python packages from PyPI: the agent's (grpcio, protobuf) and python-pptx")
         site = root / "opt" / "paddock" / "site"
-        run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--platform",
-                "manylinux2014_x86_64",
-                "--python-version",
-                "3.11",
-                "--implementation",
-                "cp",
-                "--target",
-                str(site),
-                "-r",
-                str(HERE / "requirements.txt"),
-            ]
-        )
+        _pip_target(site, HERE / "requirements.txt")
+        office = root / "usr" / "local" / "lib" / "python3.11" / "dist-packages"
+        _pip_target(office, HERE / "office-requirements.txt")
 
         t = step(4, total, "agent, init and users")
         _install_agent(root)
@@ -321,6 +328,7 @@ def build(cache: Path, force: bool) -> Path:
                 "2",
                 "/opt/paddock",
                 "/usr/lib/python3.11",
+                "/usr/local/lib/python3.11",
             ],
             quiet=True,
         )
@@ -369,6 +377,33 @@ def build(cache: Path, force: bool) -> Path:
         return out
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _pip_target(target: Path, requirements: Path) -> None:
+    """Wheels for the guest's Python 3.11, unpacked into ``target`` (no dependency resolution:
+    the requirement files pin everything they need beyond Debian's packages)."""
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--platform",
+            "manylinux2014_x86_64",
+            "--python-version",
+            "3.11",
+            "--implementation",
+            "cp",
+            "--target",
+            str(target),
+            "-r",
+            str(requirements),
+        ]
+    )
 
 
 def _install_agent(root: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from paddock.core.errors import PaddockError
 from paddock.guest import ExecOutput, ExecResult, ExitReason, FileType, GuestError, Stream
 from paddock.llm import ToolSpec
+from paddock.session import skills
 from paddock.session.memory import MemoryStore
 from paddock.session.sandbox import Sandbox, SandboxFailed
 
@@ -24,6 +25,7 @@ DEFAULT_TIMEOUT_S = 120.0
 MAX_TIMEOUT_S = 600.0
 OUTPUT_CAP = 30_000
 READ_CAP = 200_000
+EXTRACTOR = "/opt/paddock/tools/extract.py"  # in the guest image (guest_image/rootfs)
 
 TOOL_SPECS: tuple[ToolSpec, ...] = (
     ToolSpec(
@@ -88,6 +90,24 @@ TOOL_SPECS: tuple[ToolSpec, ...] = (
         },
     ),
     ToolSpec(
+        "read_document",
+        "Read the text and structure of an office file or PDF in the workspace (.docx headings and "
+        "tables, .xlsx sheets with values and formulas, .pptx slides, .pdf pages, .csv rows), bounded in size.",
+        {
+            "type": "object",
+            "properties": {
+                "path": {"type": "string"},
+                "max_chars": {"type": "integer", "minimum": 1000, "maximum": OUTPUT_CAP},
+            },
+            "required": ["path"],
+        },
+    ),
+    ToolSpec(
+        "load_skill",
+        "Load the instructions of one skill (listed in the system prompt) before doing that kind of work.",
+        {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
+    ),
+    ToolSpec(
         "remember",
         "Save a short note for future sessions (the person can review and delete it; it expires). "
         "Use it only for lasting preferences the person stated.",
@@ -136,6 +156,8 @@ def describe(name: str, args: dict[str, Any]) -> str:
         "edit_file": f"Edit {path}",
         "list_files": f"List the files in {path}",
         "search_files": f"Search for “{args.get('pattern', '')}” in {path}",
+        "read_document": f"Read the document {path}",
+        "load_skill": f"Look up how to do this well ({args.get('name', '')})",
         "remember": "Save a note for later sessions",
     }.get(name, f"Use a tool called {name}")
 
@@ -226,6 +248,32 @@ class ToolBox:
             lines.append("[more entries left out]")
         text = "\n".join(lines) or "(empty)"
         return done(untrusted("file listing", text), text)
+
+    async def _read_document(self, args: dict[str, Any], done: Done) -> ToolOutcome:
+        path = str(args["path"])
+        limit = max(1000, min(int(args.get("max_chars") or OUTPUT_CAP), OUTPUT_CAP))
+        if path.startswith("/") or ".." in path.replace("\\", "/").split("/"):
+            return done(f"{path}: give a path inside the workspace, relative to it.", "", error=True)
+        if path.startswith("-"):
+            path = "./" + path
+        out, err = bytearray(), bytearray()
+        result: ExecResult | None = None
+        argv = ["python3", EXTRACTOR, "--max-chars", str(limit), path]
+        async for ev in self.sandbox.exec(argv, timeout_s=DEFAULT_TIMEOUT_S):
+            if isinstance(ev, ExecOutput):
+                (out if ev.stream is Stream.STDOUT else err).extend(ev.data)
+            elif isinstance(ev, ExecResult):
+                result = ev
+        text = cap(out.decode(errors="replace"), limit + 500)
+        if result is None or result.reason is not ExitReason.EXITED or result.exit_code != 0:
+            problem = err.decode(errors="replace").strip()[-2000:] or "the document could not be read"
+            return done(untrusted(f"document {path}", problem), problem, error=True)
+        return done(untrusted(f"document {path}", text), text)
+
+    async def _load_skill(self, args: dict[str, Any], done: Done) -> ToolOutcome:
+        # On the host: skills live in the agent profile, which Paddock manages.
+        text = skills.load(str(args["name"]))
+        return done(f'<skill name="{args["name"]}">\n{text}\n</skill>', text)
 
     async def _remember(self, args: dict[str, Any], done: Done) -> ToolOutcome:
         # Runs on the host on purpose: the profile is read-only in the guest, and a
