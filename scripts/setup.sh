@@ -9,7 +9,9 @@ APT_PACKAGES=(qemu-system-x86 debootstrap squashfs-tools busybox-static cpio bub
               # what Qt (PySide6) needs to draw the window, offscreen in tests or under Xvfb
               libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 fonts-dejavu-core
               libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0
-              libxcb-randr0 libxcb-xinerama0 libxcb-xkb1 xvfb xauth)
+              libxcb-randr0 libxcb-xinerama0 libxcb-xkb1 xvfb xauth
+              # building, signing and verifying the Debian package (packaging/, tests/packaging)
+              dpkg-dev binutils gnupg gpgv debsigs debsig-verify apt-utils)
 
 say() { printf '\n==> %s\n' "$*"; }
 
