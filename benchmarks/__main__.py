@@ -33,7 +33,9 @@ def main() -> int:
     results["runs"]["turn_overhead_ms"] = turns["turns"]
     rows = [
         ("cold boot to ready agent", "cold_boot_s", "s", None),
-        ("folder chosen to first command answered", "first_exec_s", "s", None),
+        ("folder chosen to first command answered, cold boot (baseline)", "first_exec_cold_s", "s", "first_exec_s"),
+        ("saved sandbox woken, shares attached, claimed", "restore_s", "s", None),
+        ("folder chosen to first command answered (woken)", "first_exec_s", "s", None),
         ("exec round trip (`true` in the guest)", "exec_rtt_ms", "ms", None),
         ("exec round trip, host subprocess (baseline)", "exec_rtt_subprocess_ms", "ms", "exec_rtt_ms"),
         ("exec round trip, bubblewrap (baseline)", "exec_rtt_bwrap_ms", "ms", "exec_rtt_ms"),

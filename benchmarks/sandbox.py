@@ -12,15 +12,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-from paddock.session.sandbox import Sandbox
+from paddock.session.sandbox import SNAPSHOT_ENV, Sandbox, ensure_snapshot
 
 
 def _median(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
-async def _boots(folder: Path, n: int) -> tuple[list[float], list[float], str]:
-    """Cold boot to a ready agent, and "folder chosen" to the first command's answer."""
+async def _boots(folder: Path, n: int, *, restore: bool) -> tuple[list[float], list[float], str]:
+    """Boot (cold, or woken from the saved sandbox) to a ready agent, and "folder chosen" to the
+    first command's answer."""
+    os.environ[SNAPSHOT_ENV] = "1" if restore else "0"
+    if restore:
+        await ensure_snapshot()
     boots: list[float] = []
     firsts: list[float] = []
     accel = ""
@@ -31,6 +35,8 @@ async def _boots(folder: Path, n: int) -> tuple[list[float], list[float], str]:
         await sandbox.guest.run(["true"])
         firsts.append(time.monotonic() - t0)
         accel = sandbox.timings.accel.accel.value
+        if sandbox.timings.restored != restore:
+            raise RuntimeError("the benchmark did not boot the way it meant to")
         await sandbox.close()
     return boots, firsts, accel
 
@@ -122,13 +128,16 @@ def _host_execs(argv: list[str], n: int) -> list[float]:
 def measure(boots: int, execs: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="paddock-bench-") as tmp:
         folder = Path(tmp)
-        boot_times, first_times, accel = asyncio.run(_boots(folder, boots))
+        boot_times, cold_first_times, accel = asyncio.run(_boots(folder, boots, restore=False))
+        restore_times, first_times, _ = asyncio.run(_boots(folder, boots, restore=True))
         exec_times, unary_times = asyncio.run(_execs(folder, execs))
         vfs_writes, vfs_reads, rss = asyncio.run(_virtiofs(folder, 3))
         host_writes, host_reads = _host_disk(folder, 3)
         results: dict[str, Any] = {
             "accel": accel,
             "cold_boot_s": round(_median(boot_times), 3),
+            "first_exec_cold_s": round(_median(cold_first_times), 3),
+            "restore_s": round(_median(restore_times), 3),
             "first_exec_s": round(_median(first_times), 3),
             "virtiofs_write_mbps": _median(vfs_writes),
             "virtiofs_read_mbps": _median(vfs_reads),
@@ -140,6 +149,8 @@ def measure(boots: int, execs: int) -> dict[str, Any]:
             "exec_rtt_subprocess_ms": round(_median(_host_execs(["true"], execs)) * 1000, 2),
             "runs": {
                 "cold_boot_s": boots,
+                "first_exec_cold_s": boots,
+                "restore_s": boots,
                 "first_exec_s": boots,
                 "virtiofs_write_mbps": 3,
                 "virtiofs_read_mbps": 3,
@@ -150,7 +161,10 @@ def measure(boots: int, execs: int) -> dict[str, Any]:
                 "unary_rtt_ms": execs,
                 "exec_rtt_subprocess_ms": execs,
             },
-            "raw": {"cold_boot_s": [round(t, 3) for t in boot_times]},
+            "raw": {
+                "cold_boot_s": [round(t, 3) for t in boot_times],
+                "restore_s": [round(t, 3) for t in restore_times],
+            },
         }
         bwrap = shutil.which("bwrap")
         if bwrap:

@@ -33,8 +33,9 @@ ARTIFACTS = REPO / "test-artifacts"
 def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """App data and the runtime folder of the tests never touch the user's own."""
     base = tmp_path_factory.mktemp("paddock-home")
-    old = {k: os.environ.get(k) for k in ("PADDOCK_DATA_DIR", "XDG_RUNTIME_DIR")}
+    old = {k: os.environ.get(k) for k in ("PADDOCK_DATA_DIR", "XDG_RUNTIME_DIR", "PADDOCK_SNAPSHOTS")}
     os.environ["PADDOCK_DATA_DIR"] = str(base / "data")
+    os.environ["PADDOCK_SNAPSHOTS"] = "0"  # cold boots, deterministic; tests/vm/test_snapshot.py wakes saved ones
     runtime = Path("/tmp") / f"pdk-test-{os.getpid()}"  # short: unix socket paths are limited
     runtime.mkdir(mode=0o700, exist_ok=True)
     os.environ["XDG_RUNTIME_DIR"] = str(runtime)

@@ -66,6 +66,34 @@ def uptime() -> float:
         return float(fh.read().split()[0])
 
 
+# Shares the host may attach after a snapshot restore: tag -> (mount point, read-only).
+SHARE_MOUNTS = {"workspace": ("/workspace", False), "profile": ("/home/agent/.claude", True)}
+MOUNT_WAIT_S = 20.0
+
+
+def mount_share(tag: str) -> str | None:
+    """Mount a hot-plugged virtiofs share at its fixed place; wait for the device to appear.
+    Returns None when mounted, else why not."""
+    path, read_only = SHARE_MOUNTS[tag]
+    options = "ro,nosuid,nodev" if read_only else "nosuid,nodev"
+    deadline = time.monotonic() + MOUNT_WAIT_S
+    last = ""
+    while time.monotonic() < deadline:
+        with open("/proc/mounts") as fh:
+            if any(line.split()[:3] == [tag, path, "virtiofs"] for line in fh):
+                return None
+        proc = subprocess.run(
+            [BUSYBOX, "mount", "-t", "virtiofs", "-o", options, tag, path],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if proc.returncode == 0:
+            log(f"mounted {tag} at {path} (guest uptime {uptime():.2f} s)")
+            return None
+        last = proc.stderr.strip()
+        time.sleep(0.05)
+    return f"the {tag} share did not appear within {MOUNT_WAIT_S:.0f} s ({last})"
+
+
 def workspace_owner() -> tuple[int, int]:
     """Commands run as whoever owns the shared folder on the host, so what
     they create belongs to the user, not to a uid that exists only here."""
@@ -216,6 +244,20 @@ class Agent(pb_grpc.GuestAgentServicer):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "boot key too short")
         if not self.key_box.set_once(request.boot_key):
             context.abort(grpc.StatusCode.PERMISSION_DENIED, "this boot is already claimed")
+        if request.unix_time_ns > 0:
+            try:
+                time.clock_settime(time.CLOCK_REALTIME, request.unix_time_ns / 1e9)
+            except OSError as exc:
+                log(f"could not set the clock: {exc}")
+        if request.entropy:
+            with open("/dev/urandom", "wb") as fh:  # mixed into the pool (a restored guest shares the snapshot's)
+                fh.write(request.entropy[:4096])
+        for tag in request.mount_tags:
+            if tag not in SHARE_MOUNTS:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown share {tag!r}")
+            problem = mount_share(tag)
+            if problem:
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION, problem)
         return pb.ClaimResponse()
 
     def Health(self, request: pb.HealthRequest, context: grpc.ServicerContext) -> pb.HealthResponse:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import secrets
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,11 +236,16 @@ class GuestClient:
                 raise GuestUnavailable(f"The sandbox did not become ready within {timeout_s:.0f} s.") from exc
             _raise(exc)
 
-    async def claim(self, key: bytes | None = None) -> None:
-        """Bind this boot to a fresh key; every later call carries it."""
+    async def claim(self, key: bytes | None = None, *, mount_tags: tuple[str, ...] = ()) -> None:
+        """Bind this boot to a fresh key; every later call carries it. The guest also gets the
+        host's clock and fresh randomness (a guest restored from a snapshot needs both), and
+        mounts the shares named in ``mount_tags`` (attached after a restore) before answering."""
         key = key or secrets.token_bytes(32)
+        request = pb.ClaimRequest(
+            boot_key=key, unix_time_ns=time.time_ns(), entropy=secrets.token_bytes(64), mount_tags=list(mount_tags)
+        )
         try:
-            await self._stub.Claim(pb.ClaimRequest(boot_key=key), timeout=10)
+            await self._stub.Claim(request, timeout=30 if mount_tags else 10)
         except grpc.aio.AioRpcError as exc:
             _raise(exc)
         self._metadata = ((BOOT_KEY_METADATA, key.hex()),)

@@ -37,7 +37,7 @@ from paddock.session.agent import AgentEvent, AgentSession, ConversationStore
 from paddock.session.auditing import SessionAuditor
 from paddock.session.doctor import Check, run_checks
 from paddock.session.egress_questions import EgressAsker, EgressQuestion
-from paddock.session.sandbox import Sandbox, SandboxFailed
+from paddock.session.sandbox import Sandbox, SandboxFailed, ensure_snapshot, snapshots_enabled
 from paddock.session.summary import Change, Entry, diff, risk_of, snapshot
 
 MAX_RECENT = 8
@@ -139,6 +139,7 @@ class Desk:
         self.sandbox_state = SandboxState.STOPPED
         self.model: str | None = None
         self.recent_path = data_dir() / "recent-folders.json"
+        self._warming: asyncio.Future[Path] | None = None
 
     # ------------------------------------------------------------------ events
 
@@ -206,6 +207,21 @@ class Desk:
     async def audit_records(self, limit: int = 200) -> list[dict[str, object]]:
         records = list(AuditLog().records(None))
         return records[-limit:]
+
+    async def warm(self) -> None:
+        """Prepare the saved sandbox in the background as soon as the app opens, so that choosing
+        a folder wakes a sandbox instead of booting one. Failing here costs only speed."""
+        if not snapshots_enabled() or self._warming is not None:
+            return
+        warming = self._warming = asyncio.ensure_future(ensure_snapshot())
+        with contextlib.suppress(PaddockError, OSError):
+            await asyncio.shield(warming)
+
+    async def _warmed(self) -> None:
+        if self._warming is not None and not self._warming.done():
+            self._status(SandboxState.STARTING, "Getting the sandbox ready for the first time")
+            with contextlib.suppress(PaddockError, OSError):
+                await asyncio.shield(self._warming)
 
     # ------------------------------------------------------------------ folders
 
@@ -281,6 +297,7 @@ class Desk:
 
     async def _boot(self) -> None:
         opened = self._require_open()
+        await self._warmed()
         self._status(SandboxState.STARTING, "Starting the sandbox")
         try:
             sandbox = await Sandbox.boot(

@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from paddock.core.errors import PaddockError
-from paddock.core.paths import profile_dir, runtime_dir
+from paddock.core.paths import cache_dir, profile_dir, runtime_dir
 from paddock.credentials import Keychain, KeychainError, SessionToken, TokenAuthority
 from paddock.egress import EgressGateway
 from paddock.guest import ExecEvent, ExecStarted, GuestClient, GuestError, GuestUnavailable
 from paddock.policy import EffectivePolicy, PolicyError
 from paddock.policy import load as load_policy
 from paddock.vm import (
+    Accel,
     AccelChoice,
     GuestImage,
     HostTools,
@@ -42,6 +43,8 @@ EGRESS_PORT = 3128  # the guest agent's local end of the egress tunnel
 WATCHDOG_INTERVAL_S = 5.0
 WATCHDOG_TIMEOUT_S = float(os.environ.get("PADDOCK_WATCHDOG_TIMEOUT", "30"))
 BOOT_TIMEOUT_S = float(os.environ.get("PADDOCK_BOOT_TIMEOUT", "60"))
+RESTORE_TIMEOUT_S = 20.0
+SNAPSHOT_ENV = "PADDOCK_SNAPSHOTS"  # "0": always boot cold (tests of the cold path, debugging)
 T = TypeVar("T")
 Progress = Callable[[str], None]
 
@@ -55,6 +58,7 @@ class BootTimings:
     accel: AccelChoice
     vm_started_s: float
     ready_s: float
+    restored: bool = False  # woken from the saved sandbox rather than booted
 
 
 class Sandbox:
@@ -133,36 +137,26 @@ class Sandbox:
         except PaddockError as exc:
             raise SandboxFailed(exc.message, hint=exc.hint) from exc
         accel = await choose_accel(image, tools)
-        say(f"Starting the sandbox ({accel.accel.label})")
         shares = (
             Share("workspace", folder, read_only=decision.read_only),
             Share("profile", (profile or profile_dir()).resolve(), read_only=True),
         )
-        vm = VirtualMachine(VMConfig(image=image, accel=accel.accel, shares=shares, tools=tools, memory_mib=memory_mib))
-        try:
-            await vm.start()
-        except PaddockError as exc:
-            await vm.stop()
-            raise SandboxFailed(f"The sandbox could not start: {exc.message}", hint=exc.hint) from exc
-        started = time.monotonic() - t0
-        say("Waiting for the sandbox to be ready")
-        guest = GuestClient(vm.agent_socket)
-        try:
-            await _unless_failed(vm, guest.wait_ready(BOOT_TIMEOUT_S))
-            await _unless_failed(vm, guest.claim())
-            vm.mark_ready()
-        except BaseException as exc:
-            tail = vm.console_tail(800)
-            await guest.close()
-            await vm.stop()
-            if isinstance(exc, (SandboxFailed, asyncio.CancelledError, KeyboardInterrupt)):
-                raise
-            detail = exc.message if isinstance(exc, PaddockError) else str(exc)
-            raise SandboxFailed(
-                f"The sandbox did not start: {detail}",
-                hint=f"Last lines from the sandbox console:\n{tail}" if tail else None,
-            ) from exc
-        sandbox = cls(vm, guest, folder, BootTimings(accel, started, time.monotonic() - t0))
+        snapshot = snapshot_path(image, accel.accel, memory_mib)
+        restored: tuple[VirtualMachine, GuestClient] | None = None
+        if snapshots_enabled() and snapshot.exists():
+            say(f"Waking the sandbox ({accel.accel.label})")
+            try:
+                restored = await _restore(snapshot, image, tools, accel, shares, memory_mib)
+            except (PaddockError, OSError) as exc:
+                say(f"Starting the sandbox afresh (the saved one could not be used: {exc})")
+                snapshot.unlink(missing_ok=True)  # made again by the next ensure_snapshot
+        if restored is not None:
+            vm, guest = restored
+            started = time.monotonic() - t0
+        else:
+            vm, guest, started = await _cold_boot(image, tools, accel, shares, memory_mib, say, t0)
+        timings = BootTimings(accel, started, time.monotonic() - t0, restored=restored is not None)
+        sandbox = cls(vm, guest, folder, timings)
         sandbox._watchdog = asyncio.ensure_future(sandbox._watch_agent())
         if policy.grants or (egress_asking and policy.allow_asking):
             say("Opening the network paths your organisation allows")
@@ -256,6 +250,107 @@ class Sandbox:
     @property
     def alive(self) -> bool:
         return self.vm.state is VMState.READY
+
+
+def snapshots_enabled() -> bool:
+    return os.environ.get(SNAPSHOT_ENV, "1") != "0"
+
+
+def snapshot_path(image: GuestImage, accel: Accel, memory_mib: int) -> Path:
+    """One saved, idle, unclaimed guest per image, accelerator and memory size."""
+    return cache_dir() / "snapshots" / f"{image.hash}-{accel.value}-{memory_mib}m.state"
+
+
+async def ensure_snapshot(
+    image: GuestImage | None = None, *, memory_mib: int = 1024, on_progress: Progress | None = None
+) -> Path:
+    """Make the saved sandbox that later sessions wake from, once per image (about as long as a
+    cold boot). It holds no key, token or share: those are given after each restore."""
+    image = image or find_image()
+    tools = HostTools.find()
+    accel = await choose_accel(image, tools)
+    path = snapshot_path(image, accel.accel, memory_mib)
+    if path.exists():
+        return path
+    if on_progress:
+        on_progress("Preparing a sandbox to start quickly next time")
+    vm = VirtualMachine(VMConfig(image=image, accel=accel.accel, tools=tools, memory_mib=memory_mib, hotplug=True))
+    try:
+        await vm.start()
+        guest = GuestClient(vm.agent_socket)
+        try:
+            await _unless_failed(vm, guest.wait_ready(BOOT_TIMEOUT_S))
+        finally:
+            await guest.close()
+        await vm.save_snapshot(path)
+    except PaddockError as exc:
+        raise SandboxFailed(f"The quick-start sandbox could not be prepared: {exc.message}", hint=exc.hint) from exc
+    finally:
+        await vm.stop()
+    return path
+
+
+async def _restore(
+    snapshot: Path, image: GuestImage, tools: HostTools, accel: AccelChoice, shares: tuple[Share, ...], memory_mib: int
+) -> tuple[VirtualMachine, GuestClient]:
+    """Wake a saved guest, attach the shares, then claim it with a fresh key (and the clock,
+    fresh randomness and the mounts). Any failure stops everything and raises."""
+    vm = VirtualMachine(
+        VMConfig(image=image, accel=accel.accel, shares=shares, tools=tools, memory_mib=memory_mib, hotplug=True)
+    )
+    try:
+        await vm.start(incoming=snapshot)
+    except BaseException:
+        await vm.stop()
+        raise
+    guest = GuestClient(vm.agent_socket)
+    try:
+        await _unless_failed(vm, guest.wait_ready(RESTORE_TIMEOUT_S))
+        await _unless_failed(vm, vm.attach_shares())
+        await _unless_failed(vm, guest.claim(mount_tags=tuple(s.tag for s in shares)))
+        vm.mark_ready()
+    except BaseException:
+        await guest.close()
+        await vm.stop()
+        raise
+    return vm, guest
+
+
+async def _cold_boot(
+    image: GuestImage,
+    tools: HostTools,
+    accel: AccelChoice,
+    shares: tuple[Share, ...],
+    memory_mib: int,
+    say: Progress,
+    t0: float,
+) -> tuple[VirtualMachine, GuestClient, float]:
+    say(f"Starting the sandbox ({accel.accel.label})")
+    vm = VirtualMachine(VMConfig(image=image, accel=accel.accel, shares=shares, tools=tools, memory_mib=memory_mib))
+    try:
+        await vm.start()
+    except PaddockError as exc:
+        await vm.stop()
+        raise SandboxFailed(f"The sandbox could not start: {exc.message}", hint=exc.hint) from exc
+    started = time.monotonic() - t0
+    say("Waiting for the sandbox to be ready")
+    guest = GuestClient(vm.agent_socket)
+    try:
+        await _unless_failed(vm, guest.wait_ready(BOOT_TIMEOUT_S))
+        await _unless_failed(vm, guest.claim())
+        vm.mark_ready()
+    except BaseException as exc:
+        tail = vm.console_tail(800)
+        await guest.close()
+        await vm.stop()
+        if isinstance(exc, (SandboxFailed, asyncio.CancelledError, KeyboardInterrupt)):
+            raise
+        detail = exc.message if isinstance(exc, PaddockError) else str(exc)
+        raise SandboxFailed(
+            f"The sandbox did not start: {detail}",
+            hint=f"Last lines from the sandbox console:\n{tail}" if tail else None,
+        ) from exc
+    return vm, guest, started
 
 
 async def _unless_failed(vm: VirtualMachine, aw: Awaitable[T]) -> T:

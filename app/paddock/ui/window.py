@@ -66,6 +66,8 @@ class MainWindow(QMainWindow):
 
     def _first_run(self, state: FirstRun) -> None:
         self.welcome.show_first_run(state)
+        if not state.problems:
+            self.bridge.call(self.desk.warm())  # the saved sandbox, made in the background
         if not state.needs_key and not state.problems:
             self.show_folders()
 

@@ -82,6 +82,13 @@ class VMConfig:
     memory_mib: int = 1024
     cpus: int = 1
     tools: HostTools = field(default_factory=HostTools.find)
+    # Snapshot mode: a PCIe bus with hot-plug ports, no shares on the command line (a
+    # vhost-user-fs device blocks migration); ``attach_shares`` adds them after a restore.
+    hotplug: bool = False
+
+
+HOTPLUG_PORTS = 2
+MIGRATION_TIMEOUT_S = 60.0
 
 
 P = ParamSpec("P")
@@ -134,6 +141,7 @@ class VirtualMachine:
         self._watchers: list[asyncio.Task[None]] = []
         self._failed = asyncio.Event()
         self._listeners: list[Callable[[VMState, str | None], None]] = []
+        self._attached = False
 
     # ------------------------------------------------------------------ state
 
@@ -178,8 +186,13 @@ class VirtualMachine:
     # ------------------------------------------------------------------ start
 
     @requires(VMState.STOPPED)
-    async def start(self) -> None:
-        """Start virtiofsd and QEMU; returns once QEMU runs (the guest is still booting)."""
+    async def start(self, incoming: Path | None = None) -> None:
+        """Start virtiofsd and QEMU; returns once QEMU runs (the guest is still booting).
+
+        With ``incoming`` (hot-plug mode only), QEMU loads that snapshot instead of booting and
+        the guest continues from where it was saved."""
+        if incoming is not None and not self.config.hotplug:
+            raise VMError("a snapshot can only be restored into a VM in hot-plug mode")
         self._set_state(VMState.BOOTING)
         self.id = secrets.token_hex(4)
         self.failure = None
@@ -187,9 +200,10 @@ class VirtualMachine:
         self.run_dir = runtime_dir() / f"vm-{self.id}"
         self.run_dir.mkdir(mode=0o700)
         try:
-            for share in self.config.shares:
-                await self._start_virtiofsd(share)
-            await self._start_qemu()
+            if not self.config.hotplug:
+                for share in self.config.shares:
+                    await self._start_virtiofsd(share)
+            await self._start_qemu(incoming)
         except BaseException as exc:
             reason = str(exc) if isinstance(exc, PaddockError) else f"the sandbox could not start: {exc}"
             await self._teardown()
@@ -256,6 +270,8 @@ class VirtualMachine:
 
     def kernel_cmdline(self) -> str:
         args = ["console=ttyS0", "panic=-1"]
+        if self.config.hotplug:
+            args.append("pcie_ports=native")  # pciehp takes hot-plugged shares without ACPI _OSC
         if self.config.accel is Accel.TCG:
             # Under TCG the early TSC calibration against the PIT fails now and
             # then and the kernel hangs before init; a fixed rate avoids it.
@@ -270,10 +286,13 @@ class VirtualMachine:
         img = cfg.image
         e = qemu_escape
         mem = f"{cfg.memory_mib}M"
+        machine = "microvm,memory-backend=mem,isa-serial=on,pit=on,pic=on,rtc=on"
+        if cfg.hotplug:
+            machine = machine.replace("microvm,", "microvm,pcie=on,acpi=on,")
         argv = [
             str(cfg.tools.qemu),
             "-name", f"paddock-{self.id}",
-            "-machine", "microvm,memory-backend=mem,isa-serial=on,pit=on,pic=on,rtc=on",
+            "-machine", machine,
             "-accel", cfg.accel.value,
             "-cpu", "host" if cfg.accel is Accel.KVM else "max",
             "-m", mem,
@@ -295,6 +314,10 @@ class VirtualMachine:
             "-chardev", f"socket,id=qmp,path={e(self.run_dir / 'qmp.sock')}",
             "-mon", "chardev=qmp,mode=control",
         ]  # fmt: skip
+        if cfg.hotplug:
+            for i in range(HOTPLUG_PORTS):
+                argv += ["-device", f"pcie-root-port,id=rp{i},bus=pcie.0,chassis={i + 1},slot={i + 1}"]
+            return argv
         for share in cfg.shares:
             sock = self.run_dir / f"fs-{share.tag}.sock"
             argv += [
@@ -303,12 +326,13 @@ class VirtualMachine:
             ]  # fmt: skip
         return argv
 
-    async def _start_qemu(self) -> None:
+    async def _start_qemu(self, incoming: Path | None = None) -> None:
         assert self.run_dir is not None
         qmp = QMPClient(f"paddock-{self.id}")
         await qmp.start_server(str(self.run_dir / "qmp.sock"))
         self._qmp = qmp
-        self._qemu = await self._spawn("qemu", self.qemu_argv())
+        argv = self.qemu_argv() + (["-incoming", "defer"] if incoming is not None else [])
+        self._qemu = await self._spawn("qemu", argv)
         accept = asyncio.ensure_future(qmp.accept())
         exited = asyncio.ensure_future(self._qemu.wait())
         try:
@@ -327,6 +351,89 @@ class VirtualMachine:
         accept.result()
         self._watchers.append(asyncio.create_task(self._watch("qemu", self._qemu)))
         self._watchers.append(asyncio.create_task(self._watch_events(qmp)))
+        if incoming is not None:
+            await self._load_snapshot(qmp, incoming)
+
+    async def _execute(self, command: str, arguments: dict[str, Any] | None = None) -> object:
+        """A QMP command whose failure is a VMError naming it (the caller falls back or reports)."""
+        if self._qmp is None:
+            raise VMError("the VM is not running")
+        try:
+            return await self._qmp.execute(command, arguments)
+        except QMPError as exc:
+            raise VMError(f"QEMU refused {command}: {exc}") from exc
+
+    async def _load_snapshot(self, qmp: QMPClient, path: Path) -> None:
+        """Feed the saved state to QEMU through a file descriptor (``-sandbox`` forbids ``exec:``)."""
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            qmp.send_fd_scm(fd)
+            await self._execute("getfd", {"fdname": "snapshot"})
+        finally:
+            os.close(fd)
+        await self._execute("migrate-incoming", {"uri": "fd:snapshot"})
+        status = await self._wait_migration(qmp, incoming=True)
+        if status != "paused":
+            raise VMError(f"The saved sandbox could not be loaded (QEMU says {status}).")
+        await self._execute("cont")
+
+    async def _wait_migration(self, qmp: QMPClient, *, incoming: bool) -> str:
+        deadline = asyncio.get_running_loop().time() + MIGRATION_TIMEOUT_S
+        while asyncio.get_running_loop().time() < deadline:
+            if incoming:
+                info = await self._execute("query-status")
+                status = str(info.get("status", "")) if isinstance(info, dict) else ""
+                if status != "inmigrate":
+                    return status
+            else:
+                info = await self._execute("query-migrate")
+                status = str(info.get("status", "")) if isinstance(info, dict) else ""
+                if status in ("completed", "failed", "cancelled"):
+                    return status
+            await asyncio.sleep(0.02)
+        return "timed out"
+
+    @requires(VMState.BOOTING, VMState.READY)
+    async def save_snapshot(self, path: Path) -> None:
+        """Pause the guest and save its whole state to ``path`` (written atomically). Hot-plug
+        mode only, before any share is attached. The VM stays paused; stop it afterwards."""
+        if not self.config.hotplug or self._attached:
+            raise VMError("only a hot-plug VM with no shares attached can be saved")
+        qmp = self._qmp
+        assert qmp is not None
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_suffix(f".tmp-{os.getpid()}")
+        await self._execute("stop")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            qmp.send_fd_scm(fd)
+            await self._execute("getfd", {"fdname": "snapshot"})
+        finally:
+            os.close(fd)
+        await self._execute("migrate", {"uri": "fd:snapshot"})
+        status = await self._wait_migration(qmp, incoming=False)
+        if status != "completed":
+            tmp.unlink(missing_ok=True)
+            raise VMError(f"The sandbox could not be saved (QEMU says {status}).")
+        os.replace(tmp, path)
+
+    @requires(VMState.BOOTING)
+    async def attach_shares(self) -> None:
+        """Hot-plug mode: start one virtiofsd per share and add it as a vhost-user-fs-pci device
+        on its own PCIe port. The guest mounts them when asked (the agent's Claim)."""
+        assert self.run_dir is not None and self._qmp is not None
+        if len(self.config.shares) > HOTPLUG_PORTS:
+            raise VMError(f"at most {HOTPLUG_PORTS} shares can be attached")
+        for port, share in enumerate(self.config.shares):
+            await self._start_virtiofsd(share)
+            sock = self.run_dir / f"fs-{share.tag}.sock"
+            chardev = {"type": "socket", "data": {"addr": {"type": "unix", "data": {"path": str(sock)}},
+                                                   "server": False}}  # fmt: skip
+            await self._execute("chardev-add", {"id": f"fs-{share.tag}", "backend": chardev})
+            await self._execute("device_add", {"driver": "vhost-user-fs-pci", "id": f"fs-{share.tag}",
+                                                   "chardev": f"fs-{share.tag}", "tag": share.tag,
+                                                   "bus": f"rp{port}"})  # fmt: skip
+            self._attached = True
 
     # ------------------------------------------------------------------ supervision
 

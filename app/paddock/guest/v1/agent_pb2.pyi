@@ -80,10 +80,16 @@ class EgressFrame(_message.Message):
     def __init__(self, conn: _Optional[int] = ..., kind: _Optional[_Union[EgressFrame.Kind, str]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class ClaimRequest(_message.Message):
-    __slots__ = ("boot_key",)
+    __slots__ = ("boot_key", "unix_time_ns", "entropy", "mount_tags")
     BOOT_KEY_FIELD_NUMBER: _ClassVar[int]
+    UNIX_TIME_NS_FIELD_NUMBER: _ClassVar[int]
+    ENTROPY_FIELD_NUMBER: _ClassVar[int]
+    MOUNT_TAGS_FIELD_NUMBER: _ClassVar[int]
     boot_key: bytes
-    def __init__(self, boot_key: _Optional[bytes] = ...) -> None: ...
+    unix_time_ns: int
+    entropy: bytes
+    mount_tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, boot_key: _Optional[bytes] = ..., unix_time_ns: _Optional[int] = ..., entropy: _Optional[bytes] = ..., mount_tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ClaimResponse(_message.Message):
     __slots__ = ()
