@@ -16,6 +16,7 @@ protobuf wheels the image build installed; it imports nothing from the host.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 
 # Must be set before grpc is imported: the agent forks for every command.
@@ -92,6 +93,21 @@ def mount_share(tag: str) -> str | None:
         last = proc.stderr.strip()
         time.sleep(0.05)
     return f"the {tag} share did not appear within {MOUNT_WAIT_S:.0f} s ({last})"
+
+
+RNDRESEEDCRNG = 0x5207  # _IO('R', 0x07)
+
+
+def reseed_random(entropy: bytes) -> None:
+    """Mix the host's bytes into the pool and reseed the kernel's CRNG at once. Every guest woken
+    from one snapshot starts with the same CRNG state; a plain write to /dev/urandom only feeds the
+    input pool, and the CRNG would keep producing the same bytes until its periodic reseed."""
+    fd = os.open("/dev/urandom", os.O_WRONLY)
+    try:
+        os.write(fd, entropy)
+        fcntl.ioctl(fd, RNDRESEEDCRNG)
+    finally:
+        os.close(fd)
 
 
 def workspace_owner() -> tuple[int, int]:
@@ -250,8 +266,10 @@ class Agent(pb_grpc.GuestAgentServicer):
             except OSError as exc:
                 log(f"could not set the clock: {exc}")
         if request.entropy:
-            with open("/dev/urandom", "wb") as fh:  # mixed into the pool (a restored guest shares the snapshot's)
-                fh.write(request.entropy[:4096])
+            try:
+                reseed_random(request.entropy[:4096])
+            except OSError as exc:  # fail closed: no guest with a shared random state
+                context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"could not reseed the random pool: {exc}")
         for tag in request.mount_tags:
             if tag not in SHARE_MOUNTS:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown share {tag!r}")

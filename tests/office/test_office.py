@@ -16,7 +16,7 @@ import pytest
 
 from paddock.session.agent import AgentSession, ConversationStore
 from tests.conftest import Booted
-from tests.fakes.messages_api import MessagesAPI, Reply, text, tool
+from tests.fakes.messages_api import MessagesAPI, Reply, Step, text, tool
 
 pytestmark = pytest.mark.vm
 
@@ -103,6 +103,21 @@ print("made", sorted(totals))
 """
 
 
+def _scripted_session(booted: Booted, tmp_path: Path, steps: list[Step], task: str) -> MessagesAPI:
+    """Run ``task`` through the agent loop in the booted sandbox, with the model scripted."""
+    from paddock.llm import AnthropicProvider
+
+    with MessagesAPI(steps) as api:
+        os.environ["ANTHROPIC_BASE_URL"] = api.url
+        try:
+            provider = AnthropicProvider(f"test-{secrets.token_hex(8)}", max_retries=1)
+            session = AgentSession(booted.sandbox, provider, ConversationStore(booted.workspace, tmp_path))
+            booted.engine.run(session.send(task), timeout=600)
+        finally:
+            os.environ.pop("ANTHROPIC_BASE_URL", None)
+    return api
+
+
 def test_three_csv_files_become_a_workbook_with_formulas_a_chart_a_document_slides_and_a_pdf(
     booted: Booted, tmp_path: Path
 ) -> None:
@@ -119,22 +134,13 @@ def test_three_csv_files_become_a_workbook_with_formulas_a_chart_a_document_slid
         tool("read_document", path="deck.pptx"),
         text("I made report.xlsx, chart.png, summary.docx, deck.pptx and report.pdf."),
     ]
-    with MessagesAPI(steps) as api:
-        os.environ["ANTHROPIC_BASE_URL"] = api.url
-        try:
-            from paddock.llm import AnthropicProvider
-
-            provider = AnthropicProvider(f"test-{secrets.token_hex(8)}", max_retries=1)
-            session = AgentSession(booted.sandbox, provider, ConversationStore(ws, tmp_path))
-            booted.engine.run(session.send("Turn the three monthly CSV files into a report"), timeout=600)
-        finally:
-            os.environ.pop("ANTHROPIC_BASE_URL", None)
-        results = api.tool_results()
-        # The skills are listed in the system prompt (names only) and loaded on request.
-        assert "spreadsheets:" in str(api.requests[0]["system"])
-        assert "real Excel formulas" in results[0]["content"]
-        assert not results[2]["is_error"], results[2]["content"]
-        xlsx_text, pdf_text, docx_text, pptx_text = (r["content"] for r in results[3:7])
+    api = _scripted_session(booted, tmp_path, steps, "Turn the three monthly CSV files into a report")
+    results = api.tool_results()
+    # The skills are listed in the system prompt (names only) and loaded on request.
+    assert "spreadsheets:" in str(api.requests[0]["system"])
+    assert "real Excel formulas" in results[0]["content"]
+    assert not results[2]["is_error"], results[2]["content"]
+    xlsx_text, pdf_text, docx_text, pptx_text = (r["content"] for r in results[3:7])
 
     # The workbook: formulas, not pasted values, and they compute the right totals.
     import openpyxl
@@ -190,17 +196,7 @@ def test_read_document_is_bounded_and_fails_in_plain_words(booted: Booted, tmp_p
         Reply(tool_uses=[("load_skill", {"name": "../../etc/passwd"})]),
         text("ok"),
     ]
-    with MessagesAPI(steps) as api:
-        os.environ["ANTHROPIC_BASE_URL"] = api.url
-        try:
-            from paddock.llm import AnthropicProvider
-
-            provider = AnthropicProvider(f"test-{secrets.token_hex(8)}", max_retries=1)
-            session = AgentSession(booted.sandbox, provider, ConversationStore(ws, tmp_path))
-            booted.engine.run(session.send("read"), timeout=300)
-        finally:
-            os.environ.pop("ANTHROPIC_BASE_URL", None)
-        big, broken, outside, skill = api.tool_results()
+    big, broken, outside, skill = _scripted_session(booted, tmp_path, steps, "read").tool_results()
     assert not big["is_error"] and len(big["content"]) < 4000 and "cut at 2000 characters" in big["content"]
     assert broken["is_error"] and "could not be read as .xlsx" in broken["content"]
     assert outside["is_error"] and "inside the workspace" in outside["content"]
