@@ -66,9 +66,9 @@ class Gate:
     # ------------------------------------------------------------------ decisions
 
     def _decide(self, flow: http.HTTPFlow, allowed: bool, reason: str, grant: str | None = None,
-                status: int = 403) -> None:  # fmt: skip
+                status: int = 403, no_grant: bool = False) -> None:  # fmt: skip
         req = flow.request
-        record = {"time_unix": time.time(), "allowed": allowed, "reason": reason, "grant": grant,
+        record = {"time_unix": time.time(), "allowed": allowed, "reason": reason, "grant": grant, "no_grant": no_grant,
                   "method": req.method, "scheme": req.scheme, "host": req.pretty_host, "port": req.port,
                   "path": req.path.split("?")[0][:300]}  # fmt: skip
         self.decisions.write(json.dumps(record) + "\n")
@@ -141,7 +141,7 @@ class Gate:
         if not self._token_ok(flow, self._proxy_token(req.headers)):
             return
         if self._matching_grant("https", req.host, req.port, None, None) is None:
-            self._decide(flow, False, f"no grant for {req.host}:{req.port}")
+            self._decide(flow, False, f"no grant for {req.host}:{req.port}", no_grant=True)
             return
         if not self._resolves_safely(flow, req.host, req.port):
             return
@@ -173,7 +173,8 @@ class Gate:
             return
         grant = self._matching_grant(req.scheme, req.host, req.port, req.method, req.path)
         if grant is None:
-            self._decide(flow, False, f"no grant allows {req.method} {req.scheme}://{req.host}{req.path.split('?')[0]}")
+            where = f"{req.scheme}://{req.host}{req.path.split('?')[0]}"
+            self._decide(flow, False, f"no grant allows {req.method} {where}", no_grant=True)
             return
         if len(req.raw_content or b"") > MAX_BODY:
             self._decide(flow, False, "the request body is too large", grant["id"], status=413)

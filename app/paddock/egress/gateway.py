@@ -59,6 +59,7 @@ class Decision:
     path: str
     port: int = 0
     scheme: str = "https"
+    no_grant: bool = False  # refused only because no grant covers the request (it may be asked about)
 
 
 class EgressGateway:
@@ -137,7 +138,8 @@ class EgressGateway:
         for line in new:
             d = json.loads(line)
             fields = (d["allowed"], d["reason"], d.get("grant"), d["method"], d["host"], d["path"])
-            out.append(Decision(*fields, port=d.get("port", 0), scheme=d.get("scheme", "https")))
+            extra = {"port": d.get("port", 0), "scheme": d.get("scheme", "https"), "no_grant": bool(d.get("no_grant"))}
+            out.append(Decision(*fields, **extra))
         for decision in out:
             for listener in list(self.decision_listeners):
                 listener(decision)

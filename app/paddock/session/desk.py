@@ -23,7 +23,7 @@ import os
 import shutil
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from paddock.audit import AuditLog, AuditTrail, otlp_exporter
@@ -116,7 +116,6 @@ class _Open:
     asker: EgressAsker | None = None
     watcher: asyncio.Task[None] | None = None
     work: asyncio.Task[str] | None = None
-    backed_up: set[str] = field(default_factory=set)
     asked_before: int = 0  # questions asked by earlier sandboxes of this session (before a restart)
 
 
@@ -292,7 +291,7 @@ class Desk:
         opened = _Open(folder, policy, {}, backup, auditor)
         self._open = opened
         opened.before = await asyncio.to_thread(snapshot, folder)
-        opened.backed_up = await asyncio.to_thread(_back_up, folder, opened.before, backup)
+        await asyncio.to_thread(_back_up, folder, opened.before, backup)
         await self._boot()
 
     async def _boot(self) -> None:
@@ -420,10 +419,9 @@ class Desk:
 # ---------------------------------------------------------------------- revert
 
 
-def _back_up(folder: Path, entries: dict[str, Entry], backup: Path) -> set[str]:
+def _back_up(folder: Path, entries: dict[str, Entry], backup: Path) -> None:
     """Copy the files that could run on the host later (hooks, editor tasks, agent settings,
     macros, executables), so Revert can put them back. Small: these are config files."""
-    kept: set[str] = set()
     for rel, entry in entries.items():
         if not stat.S_ISREG(entry.mode) or entry.size > BACKUP_MAX_FILE:
             continue
@@ -434,10 +432,8 @@ def _back_up(folder: Path, entries: dict[str, Entry], backup: Path) -> set[str]:
             dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             with open(folder / rel, "rb", opener=_nofollow) as src, open(dest, "wb") as out:
                 shutil.copyfileobj(src, out)
-            kept.add(rel)
         except OSError:
             continue
-    return kept
 
 
 def _nofollow(path: str, flags: int) -> int:

@@ -12,7 +12,6 @@ addresses, credentials stripped, Host/SNI) still apply to a granted host.
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,8 +22,6 @@ from pydantic import ValidationError
 from paddock.egress import Decision, EgressGateway
 from paddock.policy import EgressGrant
 from paddock.session.auditing import SessionAuditor
-
-_NO_GRANT = re.compile(r"^no grant (?:for|allows)\b")
 
 
 @dataclass(frozen=True)
@@ -50,7 +47,7 @@ class EgressAsker:
         gateway.decision_listeners.append(self._on_decision)
 
     def _on_decision(self, d: Decision) -> None:
-        if d.allowed or not _NO_GRANT.match(d.reason):
+        if d.allowed or not d.no_grant:
             return
         scheme = "https" if d.method == "CONNECT" else d.scheme
         port = d.port or (443 if scheme == "https" else 80)

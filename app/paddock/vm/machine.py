@@ -363,14 +363,19 @@ class VirtualMachine:
         except QMPError as exc:
             raise VMError(f"QEMU refused {command}: {exc}") from exc
 
-    async def _load_snapshot(self, qmp: QMPClient, path: Path) -> None:
-        """Feed the saved state to QEMU through a file descriptor (``-sandbox`` forbids ``exec:``)."""
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    async def _pass_fd(self, qmp: QMPClient, path: Path, flags: int) -> None:
+        """Open ``path`` here and hand QEMU the descriptor as ``fd:snapshot`` (``-sandbox`` forbids
+        ``exec:`` migration, and QEMU 7.2 has no ``file:``)."""
+        fd = os.open(path, flags | os.O_CLOEXEC, 0o600)
         try:
             qmp.send_fd_scm(fd)
             await self._execute("getfd", {"fdname": "snapshot"})
         finally:
             os.close(fd)
+
+    async def _load_snapshot(self, qmp: QMPClient, path: Path) -> None:
+        """Feed the saved state to QEMU and let the guest run on from where it was saved."""
+        await self._pass_fd(qmp, path, os.O_RDONLY)
         await self._execute("migrate-incoming", {"uri": "fd:snapshot"})
         status = await self._wait_migration(qmp, incoming=True)
         if status != "paused":
@@ -404,12 +409,7 @@ class VirtualMachine:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = path.with_suffix(f".tmp-{os.getpid()}")
         await self._execute("stop")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            qmp.send_fd_scm(fd)
-            await self._execute("getfd", {"fdname": "snapshot"})
-        finally:
-            os.close(fd)
+        await self._pass_fd(qmp, tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         await self._execute("migrate", {"uri": "fd:snapshot"})
         status = await self._wait_migration(qmp, incoming=False)
         if status != "completed":
