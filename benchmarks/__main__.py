@@ -1,6 +1,6 @@
 """Run the benchmarks, print a Markdown table and write benchmarks/results/latest.json.
 
-    .venv/bin/python -m benchmarks [--boots 5] [--execs 100]
+    .venv/bin/python -m benchmarks [--boots 5] [--execs 100] [--out FILE]
 
 Every figure is a median over repeated runs in this one process, next to a
 baseline measured in the same run (a plain host subprocess, and bubblewrap
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ def main() -> int:
     parser.add_argument("--boots", type=int, default=5, help="cold boots to time (default 5)")
     parser.add_argument("--execs", type=int, default=100, help="exec round trips to time (default 100)")
     parser.add_argument("--turns", type=int, default=30, help="agent turns to time (default 30)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where to write the JSON")
     ns = parser.parse_args()
     started = time.monotonic()
     results = sandbox.measure(boots=ns.boots, execs=ns.execs)
@@ -48,7 +50,8 @@ def main() -> int:
         ("agent turn, wall (model server + one guest command + host)", "turn_wall_ms", "ms", None),
         ("agent turn, host overhead (not model server, not guest)", "turn_overhead_ms", "ms", None),
     ]
-    print(f"\n### Paddock benchmarks ({platform.node()}, {results['accel']})\n")
+    who = "root" if os.geteuid() == 0 else "an ordinary user"
+    print(f"\n### Paddock benchmarks ({platform.node()}, {results['accel']}, as {who})\n")
     print("| measure | median | runs | guest ÷ baseline |")
     print("|---|---:|---:|---:|")
     for label, key, unit, ratio_of in rows:
@@ -64,9 +67,10 @@ def main() -> int:
         print(f"| {label} | {shown} {unit} | {runs} | {ratio} |")
     results["total_s"] = round(time.monotonic() - started, 1)
     results["medians_of"] = "median"
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\n(wrote {RESULTS / 'latest.json'} in {results['total_s']} s)")
+    results["user"] = "root" if os.geteuid() == 0 else "ordinary user"
+    ns.out.parent.mkdir(parents=True, exist_ok=True)
+    ns.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\n(wrote {ns.out} in {results['total_s']} s, as {results['user']})")
     return 0
 
 

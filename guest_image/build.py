@@ -2,8 +2,10 @@
 
     sudo python3 guest_image/build.py [--cache DIR] [--force]
 
-Output (in a cache folder outside the repository, keyed by a hash of every
-input, so an unchanged recipe is not rebuilt):
+Output (in a system-wide cache folder, /var/cache/paddock unless --cache or
+$PADDOCK_CACHE_DIR says otherwise, keyed by a hash of every input, so an
+unchanged recipe is not rebuilt; the files are world-readable, because
+Paddock runs as the person, never as root):
 
     <cache>/guest/<hash>/vmlinux          uncompressed kernel (boots via PVH on -M microvm)
     <cache>/guest/<hash>/initrd.cpio      busybox + the modules the root needs + /init
@@ -20,6 +22,7 @@ Debian mirror the host's apt uses and to PyPI.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import hashlib
 import json
@@ -124,12 +127,20 @@ def inputs_hash() -> str:
     return h.hexdigest()[:16]
 
 
+SYSTEM_CACHE = Path("/var/cache/paddock")  # images are read from here by every user of the machine
+
+
 def default_cache() -> Path:
     env = os.environ.get("PADDOCK_CACHE_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "paddock"
+    return Path(env) if env else SYSTEM_CACHE
+
+
+def _publish(out: Path) -> None:
+    """Make the image readable by every user (the build runs as root; Paddock runs as the person)."""
+    for d in (out.parent.parent, out.parent, out):
+        d.chmod(0o755)
+    for f in out.iterdir():
+        f.chmod(0o644)
 
 
 def check_tools() -> None:
@@ -256,6 +267,8 @@ def build(cache: Path, force: bool) -> Path:
     out = cache / "guest" / key
     if (out / "manifest.json").exists() and not force:
         print(f"guest image is up to date: {out}")
+        with contextlib.suppress(PermissionError):
+            _publish(out)  # an image built before images were world-readable
         _link_current(cache, key)
         return out
     check_tools()
@@ -370,6 +383,7 @@ def build(cache: Path, force: bool) -> Path:
             shutil.rmtree(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         staging.rename(out)
+        _publish(out)
         _link_current(cache, key)
         _prune(cache, keep=key)
         sizes = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in manifest["sizes"].items())
@@ -504,7 +518,7 @@ def main() -> int:
         "--cache",
         type=Path,
         default=default_cache(),
-        help="cache folder (default: $PADDOCK_CACHE_DIR or ~/.cache/paddock)",
+        help="cache folder (default: $PADDOCK_CACHE_DIR or /var/cache/paddock)",
     )
     parser.add_argument("--force", action="store_true", help="rebuild even when the inputs are unchanged")
     parser.add_argument("--print-hash", action="store_true", help="print the inputs' hash and exit")

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-APT_PACKAGES=(qemu-system-x86 debootstrap squashfs-tools busybox-static cpio bubblewrap
+APT_PACKAGES=(qemu-system-x86 libseccomp2 acl debootstrap squashfs-tools busybox-static cpio bubblewrap
               python3-venv gnome-keyring dbus dbus-x11 libsecret-tools
               # what Qt (PySide6) needs to draw the window, offscreen in tests or under Xvfb
               libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 fonts-dejavu-core
@@ -27,19 +27,34 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
-if [ ! -x .venv/bin/python ]; then
-  say "Creating the Python environment in .venv/"
-  python3 -m venv .venv
+# The system's Python (Debian's), not one under a user's home: Paddock runs as the person, and
+# an interpreter in root's home (pyenv, say) is one that no other user can start.
+py=/usr/bin/python3
+[ -x "$py" ] || py="$(command -v python3)"
+py_home="$(dirname "$py")"
+venv_for() {  # $1: folder; true when it exists and was made from $py
+  [ -x "$1/bin/python" ] && grep -qx "home = $py_home" "$1/pyvenv.cfg" 2>/dev/null
+}
+if ! venv_for .venv; then
+  say "Creating the Python environment in .venv/ (with $py)"
+  rm -rf .venv
+  "$py" -m venv .venv
 fi
-say "Installing Paddock and its development tools into .venv/"
-.venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+# Skipped when nothing it depends on changed, so a second run needs no network.
+stamp_now="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
+if [ "$(cat .venv/.paddock-setup 2>/dev/null)" != "$stamp_now" ]; then
+  say "Installing Paddock and its development tools into .venv/"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+  echo "$stamp_now" > .venv/.paddock-setup
+fi
 
-if [ ! -x .venv-gateway/bin/mitmdump ]; then
+if ! venv_for .venv-gateway || [ ! -x .venv-gateway/bin/mitmdump ]; then
   # The egress gateway runs mitmproxy in an environment of its own: mitmproxy pins an
   # older h11 than the model SDK needs, so the two cannot share .venv/.
   say "Installing the egress gateway (mitmproxy) into .venv-gateway/"
-  python3 -m venv .venv-gateway
+  rm -rf .venv-gateway
+  "$py" -m venv .venv-gateway
   .venv-gateway/bin/python -m pip install --quiet --disable-pip-version-check -r packaging/gateway-requirements.txt
 fi
 

@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
 # Set up (see scripts/setup.sh), then run every check: lint, types, import
 # contracts, and the test suite with the real VM. Extra arguments go to pytest.
+#
+# Paddock runs as the person, so the tests do too. Run as an ordinary user, everything runs
+# as you (the package-install tests, which need root to make a clean Debian root, are then
+# skipped). Run as root (as CI does), root only installs and prepares; the suite runs as the
+# ordinary user `paddock-tester` (created if missing), and only the package-install tests
+# run as root.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ./scripts/setup.sh
@@ -14,5 +20,35 @@ printf '\n==> import contracts\n'
 .venv/bin/lint-imports
 printf '\n==> house rules\n'
 .venv/bin/python scripts/house_rules.py
-printf '\n==> tests (they boot the real guest under QEMU; the keychain is a real gnome-keyring)\n'
-exec dbus-run-session -- ./scripts/with_keyring.sh .venv/bin/python -m pytest "$@"
+
+pytest_in_keyring() {  # a D-Bus session with a real gnome-keyring of its own, then pytest
+  dbus-run-session -- ./scripts/with_keyring.sh .venv/bin/python -m pytest "$@"
+}
+
+if [ "$(id -u)" -ne 0 ]; then
+  printf '\n==> tests, as %s (they boot the real guest under QEMU; the keychain is a real gnome-keyring)\n' "$(id -un)"
+  pytest_in_keyring "$@"
+  exit
+fi
+
+# As root: prepare, then hand the suite to an ordinary user.
+eval "$(./scripts/test_user.sh)"   # sets TEST_USER, TEST_HOME, ADMIN_DIR
+codes=()
+printf '\n==> tests that install the package into a clean Debian root (as root)\n'
+set +e
+PADDOCK_TEST_ROLE=root PADDOCK_TEST_USER="$TEST_USER" pytest_in_keyring -p no:cacheprovider "$@"
+codes+=($?)
+printf '\n==> tests, as the ordinary user %s (they boot the real guest under QEMU; the keychain is a real gnome-keyring)\n' "$TEST_USER"
+runuser -u "$TEST_USER" -- env -i \
+  PATH=/usr/local/bin:/usr/bin:/bin HOME="$TEST_HOME" USER="$TEST_USER" LOGNAME="$TEST_USER" LANG=C.UTF-8 \
+  CI="${CI:-}" PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PADDOCK_TEST_ROLE=user \
+  PADDOCK_TEST_ADMIN_DIR="$ADMIN_DIR" PADDOCK_TEST_ARTIFACTS="$PWD/test-artifacts" \
+  bash -c 'cd "$1" && shift && dbus-run-session -- ./scripts/with_keyring.sh .venv/bin/python -m pytest -p no:cacheprovider "$@"' \
+  paddock-tests "$PWD" "$@"
+codes+=($?)
+set -e
+# pytest's 5 is "no test selected": fine for one half when a selection falls wholly in the other.
+if [ "${codes[0]}" -eq 5 ] && [ "${codes[1]}" -eq 5 ]; then exit 5; fi
+for c in "${codes[@]}"; do
+  if [ "$c" -ne 0 ] && [ "$c" -ne 5 ]; then exit "$c"; fi
+done

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,31 @@ from paddock.session.sandbox import Sandbox
 from paddock.vm import GuestImage, find_image
 
 REPO = Path(__file__).resolve().parent.parent
-ARTIFACTS = REPO / "test-artifacts"
+ARTIFACTS = Path(os.environ.get("PADDOCK_TEST_ARTIFACTS") or REPO / "test-artifacts")
+# scripts/test.sh, as root, runs the suite in two halves: "user" (everything but the package
+# install, as an ordinary user) and "root" (the package install only). Unset: everything here.
+ROLE = os.environ.get("PADDOCK_TEST_ROLE", "")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # CPython before 3.11.5 (Debian 12 ships 3.11.2) can fail ast.parse with "AST constructor
+    # recursion depth mismatch" once some earlier parse failed (cpython#106905); pytest's long
+    # tracebacks parse source, so one failing test would end the whole run in an INTERNALERROR.
+    # Native tracebacks do not parse source.
+    if (3, 11) <= sys.version_info[:3] < (3, 11, 5) and config.option.tbstyle == "auto":
+        config.option.tbstyle = "native"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if ROLE not in ("user", "root"):
+        return
+    keep, drop = [], []
+    for item in items:
+        as_root = item.get_closest_marker("package") is not None
+        (keep if as_root == (ROLE == "root") else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -92,10 +117,14 @@ def _make_dirs(base: Path) -> tuple[Path, Path, Path]:
     return workspace, profile, outside
 
 
-def _boot(engine: Engine, image: GuestImage, base: Path) -> Booted:
+def _boot(engine: Engine, image: GuestImage, base: Path, *, guest_root: bool = False) -> Booted:
     workspace, profile, outside = _make_dirs(base)
-    sandbox = engine.run(Sandbox.boot(workspace, image=image, profile=profile), timeout=180)
-    return Booted(sandbox, workspace, profile, outside, engine)
+    sandbox = engine.run(Sandbox.boot(workspace, image=image, profile=profile, guest_root=guest_root), timeout=180)
+    b = Booted(sandbox, workspace, profile, outside, engine)
+    if guest_root:
+        out, _, _ = b.sh("id -u")
+        assert out.strip() == "0", f"the guest-root sandbox runs commands as uid {out}"
+    return b
 
 
 def _keep_logs(request: pytest.FixtureRequest, booted: Booted) -> None:
@@ -117,11 +146,24 @@ def booted(engine: Engine, guest_image: GuestImage, tmp_path_factory: pytest.Tem
         engine.run(b.sandbox.close(), timeout=60)
 
 
+@pytest.fixture(scope="module")
+def booted_as_guest_root(
+    engine: Engine, guest_image: GuestImage, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Booted]:
+    """A sandbox whose commands run as the guest's root: an attacker who escalated inside the
+    guest. The host's fence (shares, ownership, network) must hold against it too."""
+    b = _boot(engine, guest_image, tmp_path_factory.mktemp("booted-root"), guest_root=True)
+    try:
+        yield b
+    finally:
+        engine.run(b.sandbox.close(), timeout=60)
+
+
 @pytest.fixture
 def fresh_sandbox(
     request: pytest.FixtureRequest, engine: Engine, guest_image: GuestImage, tmp_path: Path
 ) -> Iterator[Booted]:
-    b = _boot(engine, guest_image, tmp_path)
+    b = _boot(engine, guest_image, tmp_path, guest_root=request.node.get_closest_marker("guest_root") is not None)
     try:
         yield b
     finally:

@@ -189,6 +189,13 @@ async def _audit(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _owner(path: Path) -> int:
+    try:
+        return path.resolve().stat().st_uid
+    except OSError:
+        return os.geteuid()
+
+
 async def _policy_check(ns: argparse.Namespace) -> int:
     from paddock.policy import MANAGED_FILE, PolicyError, load
     from paddock.policy.effective import check_admin_owned
@@ -201,7 +208,8 @@ async def _policy_check(ns: argparse.Namespace) -> int:
             print(f"note: installed as the managed policy, this file would be refused: {exc.message}")
         except OSError:
             pass
-        policy = load(managed=path)
+        # Validate the content whoever owns the file (a draft is the admin's own before it is installed).
+        policy = load(managed=path, admin_uid=_owner(path))
         print(f"{path} is valid. The effective policy with it as the managed policy:\n")
     else:
         policy = load()

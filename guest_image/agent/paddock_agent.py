@@ -15,6 +15,8 @@ protobuf wheels the image build installed; it imports nothing from the host.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import errno
 import fcntl
 import os
@@ -56,6 +58,19 @@ BOOT_KEY_METADATA = "paddock-boot-key"
 READ_CAP = 16 * 1024 * 1024
 LIST_CAP = 10_000
 CHUNK = 32 * 1024
+
+
+def _kernel_flag(flag: str) -> bool:
+    try:
+        with open("/proc/cmdline") as fh:
+            return flag in fh.read().split()
+    except OSError:
+        return False
+
+
+# Set by the host's fence tests only (VMConfig.guest_root): commands run as guest root, as an
+# attacker who escalated inside the guest would. The host's fence must hold against that too.
+EXEC_AS_ROOT = _kernel_flag("paddock.exec_as_root")
 
 
 def log(msg: str) -> None:
@@ -111,10 +126,30 @@ def reseed_random(entropy: bytes) -> None:
 
 
 def workspace_owner() -> tuple[int, int]:
-    """Commands run as whoever owns the shared folder on the host, so what
-    they create belongs to the user, not to a uid that exists only here."""
+    """Commands run as whoever owns the shared folder as the guest sees it (the host maps the
+    person to uid 1000 here), so what they create belongs to the person on the host."""
     st = os.stat(WORKSPACE)
     return st.st_uid, st.st_gid
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_SYS_SETFSUID = 122  # x86_64
+_SYS_SETFSGID = 123
+
+
+@contextlib.contextmanager
+def as_owner() -> Iterator[None]:
+    """Create files in the workspace as its owner, on this thread only (setfsuid is per thread).
+    The host's folder-sharing helper maps only the owner's uid: a file created as guest root
+    would be refused there, so the agent's own writes take the owner's identity."""
+    uid, gid = workspace_owner()
+    old_gid = _LIBC.syscall(_SYS_SETFSGID, gid)
+    old_uid = _LIBC.syscall(_SYS_SETFSUID, uid)
+    try:
+        yield
+    finally:
+        _LIBC.syscall(_SYS_SETFSUID, old_uid)
+        _LIBC.syscall(_SYS_SETFSGID, old_gid)
 
 
 # --------------------------------------------------------------------------- paths
@@ -326,7 +361,7 @@ class Agent(pb_grpc.GuestAgentServicer):
                 )
             )
             return
-        if uid != 0:
+        if uid != 0 and not EXEC_AS_ROOT:
             # setpriv rather than Popen(user=...): that would stop subprocess
             # from using vfork, and forking this process is slow under TCG.
             argv = [SETPRIV, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--", *argv]
@@ -438,18 +473,21 @@ class Agent(pb_grpc.GuestAgentServicer):
     def WriteFile(self, request: pb.WriteFileRequest, context: grpc.ServicerContext) -> pb.WriteFileResponse:
         full = resolve(request.path, allow_root=False)
         parent = os.path.dirname(full)
+        with as_owner():
+            return self._write_file(request, full, parent)
+
+    def _write_file(self, request: pb.WriteFileRequest, full: str, parent: str) -> pb.WriteFileResponse:
         if request.create_parents:
             _makedirs_as_agent(parent)
         # A symlink at the target is replaced by the rename, never written through.
         tmp = os.path.join(parent, f".paddock-tmp-{uuid.uuid4().hex}")
-        mode = request.mode & 0o7777 or 0o644
+        mode = request.mode & 0o777 or 0o644  # never setuid, setgid or sticky
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
         try:
             view = memoryview(request.data)
             while view:
                 n = os.write(fd, view)
                 view = view[n:]
-            os.fchown(fd, *workspace_owner())
             os.fchmod(fd, mode)
             os.fsync(fd)
             os.close(fd)
@@ -638,7 +676,6 @@ def _makedirs_as_agent(path: str) -> None:
         p = os.path.dirname(p)
     for d in reversed(missing):
         os.mkdir(d, 0o755)
-        os.chown(d, *workspace_owner())
         real = os.path.realpath(d)
         if not (real == root or real.startswith(root + "/")):
             raise PathError("path leaves the workspace")

@@ -57,7 +57,7 @@ def test_missing_image_is_a_clear_error(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 125
-    assert "build_vm.sh" in proc.stderr and "Traceback" not in proc.stderr
+    assert "setup.sh" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_doctor_reports_each_check() -> None:

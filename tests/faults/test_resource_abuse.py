@@ -4,14 +4,13 @@ the guest agent keeps answering, the host is untouched, and nothing in the works
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-from collections.abc import Iterator
+import sys
 from pathlib import Path
 
 import pytest
 
-from paddock.guest import ExitReason, GuestNoSpace
+from paddock.guest import ExitReason
 from tests.conftest import Booted
 
 pytestmark = pytest.mark.vm
@@ -61,37 +60,55 @@ def test_cpu_spin_is_stopped_by_its_timeout(booted: Booted) -> None:
     _still_fine(booted)
 
 
-@pytest.fixture
-def small_workspace(tmp_path: Path) -> Iterator[Path]:
-    """A 4 MiB file system as the workspace (a tmpfs mount; needs root, as CI has)."""
-    if os.geteuid() != 0:
-        pytest.fail("this test mounts a small tmpfs and needs root (CI runs as root)")
-    target = tmp_path / "small"
-    target.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(target)], check=True)
+FULL_DISK_SCENARIO = """
+import os
+import sys
+from pathlib import Path
+
+from paddock.core.engine import Engine
+from paddock.guest import GuestNoSpace
+from paddock.session.sandbox import Sandbox
+
+folder = Path(sys.argv[1])
+(folder / "existing.txt").write_text("already here\\n")
+engine = Engine("full-disk")
+sandbox = engine.run(Sandbox.boot(folder), timeout=180)
+try:
     try:
-        yield target
-    finally:
-        subprocess.run(["umount", "-l", str(target)], check=False)
-        shutil.rmtree(target, ignore_errors=True)
+        engine.run(sandbox.guest.write_file("big.bin", b"x" * (8 * 1024 * 1024)), timeout=120)
+        print("write_file: no error")
+    except GuestNoSpace as exc:
+        print(f"write_file: GuestNoSpace: {exc}")
+    _, _, result = engine.run(sandbox.guest.run(["sh", "-c", "head -c 8000000 /dev/zero > big2.bin"]))
+    print(f"shell exit: {result.exit_code}")
+    _, _, ok = engine.run(sandbox.guest.run(["true"]))
+    print(f"after: {ok.exit_code}")
+finally:
+    engine.run(sandbox.close(), timeout=60)
+    engine.close()
+print("existing:", (folder / "existing.txt").read_text().strip())
+print("leftovers:", sorted(p.name for p in folder.iterdir() if p.name.startswith(".paddock-tmp")))
+"""
 
 
-def test_a_full_workspace_disk_is_a_clear_error_and_loses_nothing(small_workspace: Path, engine: object,
-                                                                  guest_image: object) -> None:  # fmt: skip
-    from paddock.core.engine import Engine
-    from paddock.session.sandbox import Sandbox
-
-    assert isinstance(engine, Engine)
-    (small_workspace / "existing.txt").write_text("already here\n")
-    sandbox = engine.run(Sandbox.boot(small_workspace), timeout=180)
-    try:
-        with pytest.raises(GuestNoSpace, match="no space left"):
-            engine.run(sandbox.guest.write_file("big.bin", b"x" * (8 * 1024 * 1024)), timeout=120)
-        _, _, result = engine.run(sandbox.guest.run(["sh", "-c", "head -c 8000000 /dev/zero > big2.bin"]))
-        assert result.exit_code != 0
-        assert (small_workspace / "existing.txt").read_text() == "already here\n"
-        assert not [p.name for p in small_workspace.iterdir() if p.name.startswith(".paddock-tmp")]
-        _, _, ok = engine.run(sandbox.guest.run(["true"]))
-        assert ok.exit_code == 0
-    finally:
-        engine.run(sandbox.close(), timeout=60)
+def test_a_full_workspace_disk_is_a_clear_error_and_loses_nothing(tmp_path: Path, guest_image: object) -> None:
+    """A 4 MiB file system as the workspace. An ordinary user may mount a tmpfs in a user and
+    mount namespace of their own, so the whole session (QEMU, virtiofsd, the engine) runs in
+    one, still as the person, and sees the small disk there."""
+    small = tmp_path / "small"
+    small.mkdir()
+    # Root of a namespace of our own to mount the tmpfs, then back to the person's uid (in a
+    # namespace nested inside) to run the session: capabilities do not survive an exec as non-root.
+    script = (
+        'mount -t tmpfs -o size=4m tmpfs "$1" && exec unshare --user --map-user="$2" --map-group="$3" "$4" -c "$5" "$1"'
+    )
+    proc = subprocess.run(
+        ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, "full-disk",
+         str(small), str(os.getuid()), str(os.getgid()), sys.executable, FULL_DISK_SCENARIO],
+        capture_output=True, text=True, timeout=400, cwd=Path(__file__).resolve().parents[2],
+    )  # fmt: skip
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert "write_file: GuestNoSpace" in out and "no space left" in out, out
+    assert "shell exit: 0" not in out and "after: 0" in out, out
+    assert "existing: already here" in out and "leftovers: []" in out, out

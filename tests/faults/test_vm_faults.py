@@ -110,6 +110,7 @@ def test_a_corrupted_image_is_refused_before_boot(tmp_path: Path, guest_image: G
 AGENT_PID = "/opt/paddock/bin/busybox pidof python3"  # the agent is the guest's only Python process here
 
 
+@pytest.mark.guest_root  # only the guest's root may signal the agent
 @pytest.mark.parametrize(("signal_name", "words"), [("KILL", "helper inside the VM"), ("STOP", "did not answer")])
 def test_the_guest_agent_dying_or_hanging_mid_command(
     fresh_sandbox: Booted, monkeypatch: pytest.MonkeyPatch, signal_name: str, words: str
@@ -127,7 +128,9 @@ def test_the_guest_agent_dying_or_hanging_mid_command(
                     started.set()
 
         started = asyncio.Event()
-        long = asyncio.ensure_future(consume(["sh", "-c", "echo before > kept.txt; sleep 300"]))
+        # The long command writes as the guest's user (its root may not create files in the folder).
+        as_user = ["/usr/bin/setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "--"]
+        long = asyncio.ensure_future(consume([*as_user, "sh", "-c", "echo before > kept.txt; sleep 300"]))
         await asyncio.wait_for(started.wait(), 60)
         killer = asyncio.ensure_future(consume(["sh", "-c", f"kill -{signal_name} $({AGENT_PID})"]))
         try:

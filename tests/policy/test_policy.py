@@ -15,14 +15,26 @@ from paddock.policy.effective import check_admin_owned
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "packaging" / "policy" / "managed-policy.example.json"
+# The tests run as an ordinary user (as Paddock does), who cannot make root-owned files: they
+# stand in for the administrator with their own uid (``admin_uid``). Under root it is root itself.
+# A real root-owned policy, prepared by scripts/test.sh as root, is checked at the end.
+ADMIN = os.geteuid()
 
 
-def _write(path: Path, data: object, *, owner: int = 0, mode: int = 0o644) -> Path:
+def _write(path: Path, data: object, *, mode: int = 0o644) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data) if not isinstance(data, str) else data)
-    os.chown(path, owner, owner)
     path.chmod(mode)
     return path
+
+
+def _not_the_admins(path: Path) -> tuple[int, int]:
+    """Make ``path`` belong to someone who is not the administrator. Returns (the admin uid to
+    check with, the owner the refusal must name)."""
+    if ADMIN == 0:
+        os.chown(path, 1000, 1000)
+        return 0, 1000
+    return 0, ADMIN  # the file stays ours, and the administrator is root
 
 
 @pytest.fixture
@@ -37,7 +49,7 @@ def home(tmp_path: Path) -> Path:
 def _load(tmp_path: Path, home: Path, managed: object = None, user: object = None, **kw: object) -> object:
     m = _write(tmp_path / "etc" / "managed.json", managed) if managed is not None else tmp_path / "none-m.json"
     u = _write(tmp_path / "user" / "settings.json", user) if user is not None else tmp_path / "none-u.json"
-    return load(managed=m, recommended=tmp_path / "none-r.json", user=u, home=home, **kw)  # type: ignore[arg-type]
+    return load(managed=m, recommended=tmp_path / "none-r.json", user=u, home=home, admin_uid=ADMIN, **kw)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ precedence
@@ -134,23 +146,46 @@ def test_user_owned_or_user_writable_managed_files_are_refused(tmp_path: Path) -
     base = tmp_path / "etc"
     base.mkdir()
     good = _write(base / "good.json", {"version": 1})
-    check_admin_owned(good)
-    owned = _write(base / "owned.json", {"version": 1}, owner=1000)
-    with pytest.raises(PolicyError, match="owned by uid 1000"):
-        load(managed=owned, recommended=tmp_path / "x", user=tmp_path / "y")
+    check_admin_owned(good, ADMIN)
+    owned = _write(base / "owned.json", {"version": 1})
+    admin, owner = _not_the_admins(owned)
+    with pytest.raises(PolicyError, match=f"owned by uid {owner}"):
+        load(managed=owned, recommended=tmp_path / "x", user=tmp_path / "y", admin_uid=admin)
     writable = _write(base / "writable.json", {"version": 1}, mode=0o666)
     with pytest.raises(PolicyError, match="can be written by other users"):
-        load(managed=writable, recommended=tmp_path / "x", user=tmp_path / "y")
+        load(managed=writable, recommended=tmp_path / "x", user=tmp_path / "y", admin_uid=ADMIN)
     link = base / "link.json"
     link.symlink_to(owned)
-    with pytest.raises(PolicyError, match="owned by uid 1000"):
-        load(managed=link, recommended=tmp_path / "x", user=tmp_path / "y")
+    with pytest.raises(PolicyError, match=f"owned by uid {owner}"):
+        load(managed=link, recommended=tmp_path / "x", user=tmp_path / "y", admin_uid=admin)
+
+
+@pytest.mark.skipif(ADMIN != 0, reason="a root-owned file in a user's folder can only be made by root")
+def test_a_root_owned_file_in_a_users_folder_is_refused(tmp_path: Path) -> None:
     user_dir = tmp_path / "userdir"
     user_dir.mkdir()
     os.chown(user_dir, 1000, 1000)
     inside = _write(user_dir / "p.json", {"version": 1})
-    with pytest.raises(PolicyError, match="owned by uid 1000"):
+    with pytest.raises(PolicyError, match=f"{user_dir} is owned by uid 1000"):
         load(managed=inside, recommended=tmp_path / "x", user=tmp_path / "y")
+
+
+def test_a_real_root_owned_managed_policy_is_accepted(tmp_path: Path) -> None:
+    """With root as the only administrator (as installed): a file root prepared is taken."""
+    prepared = os.environ.get("PADDOCK_TEST_ADMIN_DIR")
+    if prepared:
+        path = Path(prepared) / "managed-policy.json"
+    elif ADMIN == 0:
+        path = _write(tmp_path / "etc" / "managed-policy.json", {"version": 1})
+    else:
+        pytest.skip("needs a root-owned policy: scripts/test.sh prepares one when run as root")
+    assert path.stat().st_uid == 0
+    policy = load(managed=path, recommended=tmp_path / "x", user=tmp_path / "y")
+    assert [t.name for t in policy.tiers] == ["managed"]
+    ours = _write(tmp_path / "mine.json", {"version": 1})
+    if ADMIN != 0:  # and the same file of an ordinary user is not
+        with pytest.raises(PolicyError, match=f"owned by uid {ADMIN}"):
+            load(managed=ours, recommended=tmp_path / "x", user=tmp_path / "y")
 
 
 @pytest.mark.parametrize(
@@ -172,7 +207,7 @@ def test_user_owned_or_user_writable_managed_files_are_refused(tmp_path: Path) -
 def test_malformed_files_give_the_file_and_field(tmp_path: Path, content: str, expected: str) -> None:
     path = _write(tmp_path / "etc" / "managed.json", content)
     with pytest.raises(PolicyError) as info:
-        load(managed=path, recommended=tmp_path / "x", user=tmp_path / "y")
+        load(managed=path, recommended=tmp_path / "x", user=tmp_path / "y", admin_uid=ADMIN)
     assert str(path) in info.value.message and expected in info.value.message
 
 

@@ -141,6 +141,9 @@ def test_a_malformed_managed_policy_fails_closed(
     bad.parent.mkdir()
     bad.write_text('{"mounts": {"allowed_roots": ')
     monkeypatch.setattr(effective, "MANAGED_FILE", bad)
+    # The test runs as an ordinary user: that user stands in for the administrator who owns it.
+    admin_check = effective.check_admin_owned
+    monkeypatch.setattr(effective, "check_admin_owned", lambda path, _uid=0: admin_check(path, os.geteuid()))
     folder = tmp_path / "w"
     folder.mkdir()
     with pytest.raises(SandboxFailed, match="No session can start") as info:

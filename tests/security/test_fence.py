@@ -11,7 +11,6 @@ import os
 import socket
 import stat
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -28,12 +27,18 @@ def _everything_the_guest_can_read(booted: Booted, where: str) -> str:
     return out + err
 
 
-def test_guest_root_is_not_the_host_root(booted: Booted) -> None:
-    marker = Path("/") / f"paddock-host-marker-{os.getpid()}"
-    marker.write_text("host root")
+def test_guest_root_sees_no_host_file_outside_the_shares(booted_as_guest_root: Booted) -> None:
+    booted = booted_as_guest_root
+    marker = booted.outside / f"paddock-host-marker-{os.getpid()}"
+    marker.write_text("host file")
     try:
-        out, _, _ = booted.sh(f"ls -a /; test -e /{marker.name} && echo VISIBLE")
-        assert "VISIBLE" not in out
+        out, _, _ = booted.sh(
+            f"find / -path /proc -prune -o -path /sys -prune -o -name {marker.name} -print 2>/dev/null; "
+            f"cat /proc/mounts"
+        )
+        assert marker.name not in out
+        mounts = [line.split()[:3] for line in out.splitlines() if "virtiofs" in line]
+        assert sorted(m[0] for m in mounts) == ["profile", "workspace"], mounts
     finally:
         marker.unlink()
 
@@ -97,7 +102,8 @@ def test_file_api_refuses_paths_outside_the_workspace(booted: Booted, path: str)
     assert not (booted.outside / "escaped").exists()
 
 
-def test_profile_is_read_only_even_for_root_in_the_guest(booted: Booted) -> None:
+def test_profile_is_read_only_even_for_root_in_the_guest(booted_as_guest_root: Booted) -> None:
+    booted = booted_as_guest_root
     before = {p.name: p.read_bytes() for p in booted.profile.iterdir()}
     out, _, _ = booted.sh("cat /home/agent/.claude/CLAUDE.md")
     assert out == "profile instructions\n"

@@ -7,7 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from paddock.vm import Accel, GuestImage, HostTools, ImageError, Share, StateError, VirtualMachine, VMConfig, VMState
+from paddock.vm import (
+    Accel,
+    Daemon,
+    FolderSharing,
+    GuestImage,
+    HostTools,
+    ImageError,
+    Share,
+    StateError,
+    VirtualMachine,
+    VMConfig,
+    VMState,
+)
 from paddock.vm.machine import qemu_escape
 
 
@@ -22,8 +34,12 @@ def _fake_image(tmp_path: Path) -> GuestImage:
     return GuestImage.load(root)
 
 
+def _sharing(daemon: Daemon = Daemon.QEMU_C) -> FolderSharing:
+    return FolderSharing(Path("/usr/lib/qemu/virtiofsd"), daemon, "7.2.22", Path("/usr/bin/bwrap"))
+
+
 def _tools() -> HostTools:
-    return HostTools(Path("/usr/bin/qemu-system-x86_64"), Path("/usr/lib/qemu/virtiofsd"), Path("/usr/bin/bwrap"))
+    return HostTools(Path("/usr/bin/qemu-system-x86_64"), _sharing(), Path("/usr/bin/bwrap"))
 
 
 def test_qemu_escape_doubles_commas_and_refuses_control_characters() -> None:
@@ -67,10 +83,30 @@ def test_damaged_image_is_refused_with_a_fix(tmp_path: Path) -> None:
     assert info.value.hint and "build_vm.sh --force" in info.value.hint
 
 
-def test_missing_image_names_the_build_command(tmp_path: Path) -> None:
+def test_missing_image_names_the_set_up(tmp_path: Path) -> None:
     with pytest.raises(ImageError) as info:
         GuestImage.load(tmp_path / "nothing")
-    assert info.value.hint and "build_vm.sh" in info.value.hint
+    assert info.value.hint and "setup.sh" in info.value.hint and "package" in info.value.hint
+
+
+@pytest.mark.parametrize("daemon", list(Daemon))
+def test_the_folder_helper_runs_jailed_with_a_fixed_source(tmp_path: Path, daemon: Daemon) -> None:
+    """Both daemons: a user namespace with the person as uid 1000, the filter, a minimal root,
+    and the folder only as a bind onto the fixed mount point (read-only where the share is)."""
+    folder = tmp_path / "My Folder,source=/etc"
+    run = tmp_path / "run"
+    mount_point, sock = run / "share-workspace", run / "fs-workspace.sock"
+    for read_only in (False, True):
+        argv = _sharing(daemon).argv(folder, mount_point, run, sock, read_only=read_only, seccomp_fd=7)
+        split = argv.index("--")
+        jail, daemon_args = argv[:split], argv[split + 1 :]
+        assert jail[:6] == ["/usr/bin/bwrap", "--unshare-user", "--uid", "1000", "--gid", "1000"]
+        assert jail[jail.index("--seccomp") : jail.index("--seccomp") + 2] == ["--seccomp", "7"]
+        bind = "--ro-bind" if read_only else "--bind"
+        assert [bind, str(folder), str(mount_point)] == jail[jail.index(str(folder)) - 1 : jail.index(str(folder)) + 2]
+        assert jail[1:4] != ["--ro-bind", "/", "/"] and "--dev-bind" not in jail  # no view of the whole host
+        assert not [a for a in daemon_args if "My Folder" in a]  # the folder's name never reaches the daemon
+        assert any(str(mount_point) in a for a in daemon_args) and any(str(sock) in a for a in daemon_args)
 
 
 def test_a_flipped_byte_in_the_image_is_refused(tmp_path: Path) -> None:

@@ -7,22 +7,32 @@ import tempfile
 from pathlib import Path
 
 
+def _private(path: Path) -> Path:
+    """``path`` as a folder only its owner can open (made if missing; tightened if ours)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    st = path.stat()
+    if st.st_uid == os.getuid() and st.st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
 def cache_dir() -> Path:
-    """Rebuildable things: the guest image. ``PADDOCK_CACHE_DIR`` overrides."""
+    """Rebuildable things of this user: saved sandboxes, the KVM verdict (the guest image
+    itself is system-wide, see ``paddock.vm.image``). ``PADDOCK_CACHE_DIR`` overrides."""
     env = os.environ.get("PADDOCK_CACHE_DIR")
     if env:
-        return Path(env)
+        return _private(Path(env))
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "paddock"
+    return _private(Path(base) / "paddock")
 
 
 def data_dir() -> Path:
     """The user's Paddock data: conversations, trust decisions, the agent profile."""
     env = os.environ.get("PADDOCK_DATA_DIR")
     if env:
-        return Path(env)
+        return _private(Path(env))
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "paddock"
+    return _private(Path(base) / "paddock")
 
 
 def profile_dir() -> Path:

@@ -164,14 +164,19 @@ def _expand(raw: str, home: Path) -> Path:
 # ----------------------------------------------------------------- reading files
 
 
-def check_admin_owned(path: Path) -> None:
-    """Refuse a managed file that a non-admin could have written (or a link to one)."""
+ROOT_UID = 0
+
+
+def check_admin_owned(path: Path, admin_uid: int = ROOT_UID) -> None:
+    """Refuse a managed file that a non-admin could have written (or a link to one): the file
+    and every folder above it must belong to root (or to ``admin_uid``, which tests that run
+    as an ordinary user set to their own uid) and be writable by nobody else."""
     if sys.platform == "win32":  # ACLs: checked by the installer; nothing portable to do here
         return
     real = path.resolve()
     for p in [real, *real.parents]:
         st = p.stat()
-        if st.st_uid != 0:
+        if st.st_uid not in (ROOT_UID, admin_uid):
             raise PolicyError(
                 f"{path} is refused as a managed policy: {p} is owned by uid {st.st_uid}, not root.",
                 hint="Only an administrator may provide the managed policy (owner root, mode 0644).",
@@ -183,7 +188,9 @@ def check_admin_owned(path: Path) -> None:
             )
 
 
-def read_tier(name: str, path: Path, *, admin_owned: bool, section: str | None = None) -> Tier | None:
+def read_tier(
+    name: str, path: Path, *, admin_owned: bool, section: str | None = None, admin_uid: int = ROOT_UID
+) -> Tier | None:
     """Read one tier's file; None when it does not exist. Errors name the file and the field.
 
     ``section``: read only that key of the file (a folder's .claude/settings.json
@@ -192,7 +199,7 @@ def read_tier(name: str, path: Path, *, admin_owned: bool, section: str | None =
     if not path.exists() and not path.is_symlink():
         return None
     if admin_owned:
-        check_admin_owned(path)
+        check_admin_owned(path, admin_uid)
     try:
         raw = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -259,15 +266,17 @@ def load(
     folder: Path | None = None,
     folder_trusted: bool = False,
     home: Path | None = None,
+    admin_uid: int = ROOT_UID,
 ) -> EffectivePolicy:
-    """The effective policy from every tier. The folder tier is read only if ``folder_trusted``."""
+    """The effective policy from every tier. The folder tier is read only if ``folder_trusted``.
+    ``admin_uid``: who besides root may own the managed tiers (tests only; see check_admin_owned)."""
     tiers: list[Tier] = []
     for name, path, admin in (
         ("managed", managed or MANAGED_FILE, True),
         ("recommended", recommended or RECOMMENDED_FILE, True),
         ("user", user or user_settings_file(), False),
     ):
-        tier = read_tier(name, path, admin_owned=admin)
+        tier = read_tier(name, path, admin_owned=admin, admin_uid=admin_uid)
         if tier:
             tiers.append(tier)
     if folder is not None and folder_trusted:

@@ -8,7 +8,13 @@ from dataclasses import dataclass
 from paddock.core.errors import PaddockError
 from paddock.credentials import backend_status
 from paddock.egress import find_mitmdump
-from paddock.vm import HostTools, choose_accel, find_image, kvm_usable
+from paddock.vm import HostTools, choose_accel, find_image, kvm_usable, user_namespaces_work
+
+SLOW_HINT = "Software emulation works, only slower (a few seconds to start)."
+KVM_HINT = (
+    "Software emulation works, only slower. To start faster, ask your administrator to add your account "
+    "to the kvm group, then log out and in again."
+)
 
 
 @dataclass(frozen=True)
@@ -26,8 +32,19 @@ async def run_checks(*, probe: bool = True) -> list[Check]:
     try:
         tools = HostTools.find()
         checks.append(Check("QEMU", True, tools.qemu_version()))
-        checks.append(Check("Folder sharing (virtiofsd)", True, str(tools.virtiofsd)))
         checks.append(Check("Bubblewrap", True, str(tools.bwrap)))
+        userns, why_not = user_namespaces_work(tools.bwrap)
+        checks.append(
+            Check(
+                "Folder sharing (virtiofsd)",
+                userns,
+                f"{tools.sharing.label}: {tools.virtiofsd}" if userns else f"cannot make a user namespace: {why_not}",
+                None
+                if userns
+                else "Ask your administrator to allow unprivileged user namespaces for bubblewrap "
+                "(sysctl kernel.unprivileged_userns_clone=1; on Ubuntu, the bwrap AppArmor profile).",
+            )
+        )
     except PaddockError as exc:
         checks.append(Check("Host tools", False, exc.message, exc.hint))
     image = None
@@ -37,11 +54,12 @@ async def run_checks(*, probe: bool = True) -> list[Check]:
         checks.append(Check("Sandbox image", True, f"{image.root} (kernel {image.kernel_version}, {sizes:.0f} MB)"))
     except PaddockError as exc:
         checks.append(Check("Sandbox image", False, exc.message, exc.hint))
-    if os.geteuid() != 0:
+    if os.geteuid() == 0:
         checks.append(Check(
-            "Permissions", False,
-            "this build shares folders with the C virtiofsd of QEMU 7.2, which needs root",
-            "Run Paddock as root for now; an unprivileged virtiofsd is planned."))  # fmt: skip
+            "Your account", True,
+            "Paddock is running as root; it never needs to",
+            "Run Paddock as yourself: the keychain, your folders and their files are then your own.",
+            required=False))  # fmt: skip
     try:
         checks.append(Check("Egress gateway (mitmproxy)", True, str(find_mitmdump()), required=False))
     except PaddockError as exc:
@@ -54,9 +72,7 @@ async def run_checks(*, probe: bool = True) -> list[Check]:
                 "Accelerator",
                 True,
                 f"{choice.accel.label}: {choice.reason}",
-                None
-                if choice.accel.value == "kvm"
-                else "Software emulation works, only slower (a few seconds to start).",
+                None if choice.accel.value == "kvm" else KVM_HINT if not ok else SLOW_HINT,
             )
         )
     else:
@@ -65,7 +81,7 @@ async def run_checks(*, probe: bool = True) -> list[Check]:
             if ok
             else (f"software emulation ({why})")
         )
-        checks.append(Check("Accelerator", True, detail))
+        checks.append(Check("Accelerator", True, detail, None if ok else KVM_HINT))
     try:
         kc = backend_status()
         checks.append(

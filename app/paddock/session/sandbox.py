@@ -115,12 +115,15 @@ class Sandbox:
         policy: EffectivePolicy | None = None,
         secrets: dict[str, str] | None = None,
         egress_asking: bool = False,
+        guest_root: bool = False,
     ) -> Sandbox:
         """Boot a sandbox on ``folder``. Policy decides first: a folder it denies, or a
         managed policy that is unsafe or malformed, stops here (fail closed).
 
         ``egress_asking`` (only where policy allows asking) starts the egress gateway even
-        with no grants, so a refused request can become a question to the person."""
+        with no grants, so a refused request can become a question to the person.
+        ``guest_root``: commands run as the guest's root (the fence tests' attacker who
+        escalated inside the guest); always a cold boot."""
         say = on_progress or (lambda _msg: None)
         t0 = time.monotonic()
         try:
@@ -143,7 +146,7 @@ class Sandbox:
         )
         snapshot = snapshot_path(image, accel.accel, memory_mib)
         restored: tuple[VirtualMachine, GuestClient] | None = None
-        if snapshots_enabled() and snapshot.exists():
+        if snapshots_enabled() and not guest_root and snapshot.exists():
             say(f"Waking the sandbox ({accel.accel.label})")
             try:
                 restored = await _restore(snapshot, image, tools, accel, shares, memory_mib)
@@ -154,7 +157,10 @@ class Sandbox:
             vm, guest = restored
             started = time.monotonic() - t0
         else:
-            vm, guest, started = await _cold_boot(image, tools, accel, shares, memory_mib, say, t0)
+            config = VMConfig(
+                image=image, accel=accel.accel, shares=shares, tools=tools, memory_mib=memory_mib, guest_root=guest_root
+            )
+            vm, guest, started = await _cold_boot(config, say, t0)
         timings = BootTimings(accel, started, time.monotonic() - t0, restored=restored is not None)
         sandbox = cls(vm, guest, folder, timings)
         sandbox._watchdog = asyncio.ensure_future(sandbox._watch_agent())
@@ -316,17 +322,9 @@ async def _restore(
     return vm, guest
 
 
-async def _cold_boot(
-    image: GuestImage,
-    tools: HostTools,
-    accel: AccelChoice,
-    shares: tuple[Share, ...],
-    memory_mib: int,
-    say: Progress,
-    t0: float,
-) -> tuple[VirtualMachine, GuestClient, float]:
-    say(f"Starting the sandbox ({accel.accel.label})")
-    vm = VirtualMachine(VMConfig(image=image, accel=accel.accel, shares=shares, tools=tools, memory_mib=memory_mib))
+async def _cold_boot(config: VMConfig, say: Progress, t0: float) -> tuple[VirtualMachine, GuestClient, float]:
+    say(f"Starting the sandbox ({config.accel.label})")
+    vm = VirtualMachine(config)
     try:
         await vm.start()
     except PaddockError as exc:

@@ -4,15 +4,19 @@ from paddock.vm.accel import AccelChoice, choose_accel
 from paddock.vm.host import Accel, HostError, HostTools, kvm_usable
 from paddock.vm.image import GuestImage, ImageError, find_image
 from paddock.vm.machine import Share, StateError, VirtualMachine, VMConfig, VMError, VMState
+from paddock.vm.sharing import Daemon, FolderSharing, SharingError, user_namespaces_work
 
 __all__ = [
     "Accel",
     "AccelChoice",
+    "Daemon",
+    "FolderSharing",
     "GuestImage",
     "HostError",
     "HostTools",
     "ImageError",
     "Share",
+    "SharingError",
     "StateError",
     "VMConfig",
     "VMError",
@@ -21,4 +25,5 @@ __all__ = [
     "choose_accel",
     "find_image",
     "kvm_usable",
+    "user_namespaces_work",
 ]

@@ -12,7 +12,12 @@ from pathlib import Path
 from paddock.core.errors import PaddockError
 from paddock.core.paths import cache_dir
 
-BUILD_HINT = "Build it with ./build_vm.sh from the Paddock source folder (takes about a minute)."
+BUILD_HINT = (
+    "Install the paddock package, or run ./scripts/setup.sh from the Paddock source folder "
+    "(it builds the image once, with sudo, in about a minute)."
+)
+SYSTEM_IMAGES = Path("/var/cache/paddock/guest")  # where the README's set-up builds it (root-owned, world-readable)
+PACKAGE_IMAGE = Path("/opt/paddock/guest")  # where the Debian package installs it
 
 
 class ImageError(PaddockError):
@@ -90,9 +95,24 @@ def _sha256(path: Path, size: int, mtime_ns: int) -> str:
     return h.hexdigest()
 
 
+def image_candidates() -> list[Path]:
+    """Where an image may be, in order: ``$PADDOCK_GUEST_IMAGE``; ``$PADDOCK_CACHE_DIR/guest/current``
+    (a developer's own build); the set-up's system-wide build; the package's copy."""
+    env = os.environ.get("PADDOCK_GUEST_IMAGE")
+    if env:
+        return [Path(env)]
+    out = []
+    if os.environ.get("PADDOCK_CACHE_DIR"):
+        out.append(cache_dir() / "guest" / "current")
+    return [*out, SYSTEM_IMAGES / "current", PACKAGE_IMAGE]
+
+
 def find_image(explicit: Path | None = None) -> GuestImage:
-    """The image to boot: ``explicit``, else ``$PADDOCK_GUEST_IMAGE``, else the cache's current one."""
-    if explicit is None:
-        env = os.environ.get("PADDOCK_GUEST_IMAGE")
-        explicit = Path(env) if env else cache_dir() / "guest" / "current"
-    return GuestImage.load(explicit.resolve())
+    """The image to boot: ``explicit``, else the first of ``image_candidates()`` that is there."""
+    if explicit is not None:
+        return GuestImage.load(explicit.resolve())
+    candidates = image_candidates()
+    for path in candidates:
+        if (path / "manifest.json").exists():
+            return GuestImage.load(path.resolve())
+    return GuestImage.load(candidates[0].resolve())  # says what is missing, with the hint

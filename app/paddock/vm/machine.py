@@ -12,7 +12,8 @@ caller waiting on the guest never hangs: it can await ``failed()``.
 
 Nothing a user or the guest chose reaches a QEMU or virtiofsd argument: shared
 folders are bind-mounted by bubblewrap onto fixed paths in the VM's private
-run folder, and every path QEMU sees has its commas escaped.
+run folder, and every path QEMU sees has its commas escaped. Nothing here needs
+root: virtiofsd runs in a user namespace (see ``sharing``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from paddock.core.paths import runtime_dir
 from paddock.core.processes import terminate
 from paddock.vm.host import Accel, HostTools
 from paddock.vm.image import GuestImage
+from paddock.vm.sharing import seccomp_fd
 
 AGENT_PORT_NAME = "paddock.agent"
 QMP_ACCEPT_TIMEOUT_S = 30.0
@@ -85,6 +87,9 @@ class VMConfig:
     # Snapshot mode: a PCIe bus with hot-plug ports, no shares on the command line (a
     # vhost-user-fs device blocks migration); ``attach_shares`` adds them after a restore.
     hotplug: bool = False
+    # Commands run as the guest's root instead of its ordinary user: the fence tests' attacker
+    # who escalated inside the guest. Never a saved sandbox (its command line is fixed).
+    guest_root: bool = False
 
 
 HOTPLUG_PORTS = 2
@@ -216,7 +221,7 @@ class VirtualMachine:
                 raise
             raise VMError(reason) from exc
 
-    async def _spawn(self, name: str, argv: list[str]) -> asyncio.subprocess.Process:
+    async def _spawn(self, name: str, argv: list[str], pass_fds: tuple[int, ...] = ()) -> asyncio.subprocess.Process:
         assert self.run_dir is not None
         log = open(self.run_dir / f"{name}.log", "wb")  # noqa: SIM115 - handed to the child
         try:
@@ -227,6 +232,7 @@ class VirtualMachine:
                 stderr=log,
                 start_new_session=True,  # a Ctrl-C in the terminal is ours to handle
                 preexec_fn=_set_pdeathsig,
+                pass_fds=pass_fds,
             )
         finally:
             log.close()
@@ -239,23 +245,14 @@ class VirtualMachine:
         mount_point = self.run_dir / f"share-{share.tag}"
         mount_point.mkdir(mode=0o700)
         sock = self.run_dir / f"fs-{share.tag}.sock"
-        bind = "--ro-bind" if share.read_only else "--bind"
-        # bubblewrap puts the folder at a fixed path of ours (no user text in
-        # virtiofsd's option string) and, for a read-only share, makes it
-        # read-only for the host side too: the guest cannot write it even as
-        # root in the guest.
-        argv = [
-            str(tools.bwrap), "--die-with-parent", "--unshare-pid",
-            "--dev-bind", "/", "/",
-            bind, str(share.host_path.resolve()), str(mount_point),
-            "--", str(tools.virtiofsd),
-            f"--socket-path={sock}",
-            "-o", f"source={mount_point}",
-            "-o", "sandbox=namespace",
-            "-o", "cache=auto",
-            "-o", "no_posix_lock",
-        ]  # fmt: skip
-        proc = await self._spawn(f"virtiofsd-{share.tag}", argv)
+        fd = seccomp_fd()
+        try:
+            argv = tools.sharing.argv(
+                share.host_path.resolve(), mount_point, self.run_dir, sock, read_only=share.read_only, seccomp_fd=fd
+            )
+            proc = await self._spawn(f"virtiofsd-{share.tag}", argv, pass_fds=(fd,))
+        finally:
+            os.close(fd)
         self._virtiofsd[share.tag] = proc
         for _ in range(500):
             if sock.exists():
@@ -278,6 +275,8 @@ class VirtualMachine:
             args.append("tsc_early_khz=2000000")
         if not os.environ.get("PADDOCK_GUEST_VERBOSE"):
             args += ["quiet", "loglevel=3"]
+        if self.config.guest_root:
+            args.append("paddock.exec_as_root")
         return " ".join(args)
 
     def qemu_argv(self) -> list[str]:
@@ -348,7 +347,19 @@ class VirtualMachine:
             if self._qemu.returncode is not None:
                 raise VMError(f"QEMU stopped at start (code {self._qemu.returncode}): {self._log_tail('qemu')}")
             raise VMError(f"QEMU did not answer within {QMP_ACCEPT_TIMEOUT_S:.0f} s")
-        accept.result()
+        try:
+            accept.result()
+        except Exception as exc:  # QEMU hung up at once: say why, from its own log
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._qemu.wait(), 2.0)
+            code = self._qemu.returncode
+            status = f"stopped at start (code {code})" if code is not None else "closed its control channel"
+            helpers = "".join(
+                f"\nThe folder-sharing helper for {tag} stopped too: {self._log_tail(f'virtiofsd-{tag}')}"
+                for tag, proc in self._virtiofsd.items()
+                if proc.returncode is not None
+            )
+            raise VMError(f"QEMU {status}: {self._log_tail('qemu') or exc}{helpers}") from exc
         self._watchers.append(asyncio.create_task(self._watch("qemu", self._qemu)))
         self._watchers.append(asyncio.create_task(self._watch_events(qmp)))
         if incoming is not None:
