@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from paddock.session.sandbox import SNAPSHOT_ENV, Sandbox, ensure_snapshot
+from paddock.sandbox import SNAPSHOT_ENV, Sandbox, ensure_snapshot
 
 
 def _median(xs: list[float]) -> float:

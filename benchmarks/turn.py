@@ -15,9 +15,9 @@ from typing import Any
 
 from tests.fakes.messages_api import MessagesAPI, text, tool
 
+from paddock.assistant.loop import AgentSession, ConversationStore
 from paddock.llm import AnthropicProvider
-from paddock.session.agent import AgentSession, ConversationStore
-from paddock.session.sandbox import Sandbox
+from paddock.sandbox import Sandbox
 
 
 def measure(turns: int = 30) -> dict[str, Any]:

@@ -18,9 +18,9 @@ os.environ.setdefault("ANTHROPIC_API_KEY", "screenshot-placeholder")  # skips th
 
 from PySide6.QtWidgets import QApplication
 
+from paddock.assistant.loop import Finished, TextDelta, ToolCalled, ToolFinished
 from paddock.core.engine import Engine
 from paddock.llm import Usage
-from paddock.session.agent import Finished, TextDelta, ToolCalled, ToolFinished
 from paddock.session.desk import Desk, SandboxState, SandboxStatus
 from paddock.ui.window import MainWindow
 

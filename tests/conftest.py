@@ -3,12 +3,16 @@
 * ``guest_image``: the built image (the test command builds it first; a
   missing image fails the run, it is never skipped).
 * ``engine``: one asyncio loop on its own thread, as in the app.
-* ``booted``: a sandbox shared by a module's tests (one boot per module).
+* ``vms``: the VM factory every sandbox is booted through; it tracks them.
+* ``booted``: a cold-booted sandbox shared by a module's tests (one boot per module);
+  ``woken``: the same, woken from the saved sandbox (the app's fast start);
+  ``booted_as_guest_root``: commands run as the guest's root (an attacker inside).
 * ``fresh_sandbox``: a sandbox of its own, for tests that break it.
 
 Every VM is stopped at teardown, and the session ends by checking that no
-QEMU, virtiofsd or bubblewrap process of ours is left. When a test fails,
-the guest console and the VM's logs are copied to ``test-artifacts/``.
+QEMU, virtiofsd or bubblewrap process of ours is left. When a test fails, the
+QEMU, virtiofsd and console logs of every VM still running are copied to
+``test-artifacts/<test>/``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from paddock.core.engine import Engine
-from paddock.session.sandbox import Sandbox
+from paddock.sandbox import SNAPSHOT_ENV, Sandbox, ensure_snapshot
 from paddock.vm import GuestImage, find_image
 
 REPO = Path(__file__).resolve().parent.parent
@@ -117,58 +121,116 @@ def _make_dirs(base: Path) -> tuple[Path, Path, Path]:
     return workspace, profile, outside
 
 
-def _boot(engine: Engine, image: GuestImage, base: Path, *, guest_root: bool = False) -> Booted:
-    workspace, profile, outside = _make_dirs(base)
-    sandbox = engine.run(Sandbox.boot(workspace, image=image, profile=profile, guest_root=guest_root), timeout=180)
-    b = Booted(sandbox, workspace, profile, outside, engine)
-    if guest_root:
-        out, _, _ = b.sh("id -u")
-        assert out.strip() == "0", f"the guest-root sandbox runs commands as uid {out}"
-    return b
+class VMFactory:
+    """Every sandbox a test boots goes through here (after Firecracker's microvm factory): it
+    is tracked while it runs, its QEMU, virtiofsd and console logs are kept when a test using
+    it fails, and whatever is still running at the end of the session is stopped."""
+
+    def __init__(self, engine: Engine, image: GuestImage) -> None:
+        self.engine = engine
+        self.image = image
+        self.live: list[Booted] = []
+
+    def boot(self, base: Path, *, guest_root: bool = False, woken: bool = False) -> Booted:
+        """A sandbox on a new workspace under ``base``: booted cold, or ``woken`` from the saved
+        sandbox (made first if needed)."""
+        workspace, profile, outside = _make_dirs(base)
+        old = os.environ.get(SNAPSHOT_ENV)
+        if woken:
+            self.engine.run(ensure_snapshot(self.image), timeout=300)
+            os.environ[SNAPSHOT_ENV] = "1"
+        try:
+            sandbox = self.engine.run(
+                Sandbox.boot(workspace, image=self.image, profile=profile, guest_root=guest_root), timeout=180
+            )
+        finally:
+            if woken:
+                os.environ[SNAPSHOT_ENV] = old or "0"
+        b = Booted(sandbox, workspace, profile, outside, self.engine)
+        self.live.append(b)
+        if guest_root:
+            out, _, _ = b.sh("id -u")
+            assert out.strip() == "0", f"the guest-root sandbox runs commands as uid {out}"
+        if woken:
+            assert sandbox.timings.restored, "the saved sandbox was not used"
+        return b
+
+    def close(self, b: Booted) -> None:
+        if b in self.live:
+            self.live.remove(b)
+        self.engine.run(b.sandbox.close(), timeout=60)
+
+    def keep_logs(self, dest: Path) -> None:
+        """Copy every running VM's logs (QEMU, each virtiofsd, the guest console) to ``dest``."""
+        for b in self.live:
+            vm = b.sandbox.vm
+            folder = dest / f"vm-{vm.id}"
+            folder.mkdir(parents=True, exist_ok=True)
+            if vm.run_dir is not None and vm.run_dir.is_dir():
+                for log in vm.run_dir.glob("*.log"):
+                    shutil.copyfile(log, folder / log.name)
+            (folder / "console-tail.log").write_text(vm.console_tail(200_000))
+
+    def close_all(self) -> None:
+        for b in list(self.live):
+            self.close(b)
 
 
-def _keep_logs(request: pytest.FixtureRequest, booted: Booted) -> None:
+@pytest.fixture(scope="session")
+def vms(engine: Engine, guest_image: GuestImage) -> Iterator[VMFactory]:
+    factory = VMFactory(engine, guest_image)
+    yield factory
+    factory.close_all()
+
+
+def _failed(request: pytest.FixtureRequest) -> bool:
     rep = getattr(request.node, "rep_call", None)
-    failed = rep is not None and rep.failed
-    if not failed:
-        return
-    dest = ARTIFACTS / request.node.name
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "console.log").write_text(booted.sandbox.vm.console_tail(200_000))
+    return rep is not None and bool(rep.failed)
+
+
+@pytest.fixture(autouse=True)
+def _logs_of_a_failed_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """When a test fails, every VM still running keeps its logs in test-artifacts/<test>/."""
+    yield
+    if _failed(request) and "vms" in request.fixturenames:
+        factory = request.getfixturevalue("vms")
+        assert isinstance(factory, VMFactory)
+        factory.keep_logs(ARTIFACTS / request.node.name)
 
 
 @pytest.fixture(scope="module")
-def booted(engine: Engine, guest_image: GuestImage, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Booted]:
-    b = _boot(engine, guest_image, tmp_path_factory.mktemp("booted"))
-    try:
-        yield b
-    finally:
-        engine.run(b.sandbox.close(), timeout=60)
+def booted(vms: VMFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Booted]:
+    """One cold-booted sandbox for a module's tests."""
+    b = vms.boot(tmp_path_factory.mktemp("booted"))
+    yield b
+    vms.close(b)
 
 
 @pytest.fixture(scope="module")
-def booted_as_guest_root(
-    engine: Engine, guest_image: GuestImage, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Booted]:
+def woken(vms: VMFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Booted]:
+    """One sandbox woken from the saved sandbox (the stage the app uses) for a module's tests."""
+    b = vms.boot(tmp_path_factory.mktemp("woken"), woken=True)
+    yield b
+    vms.close(b)
+
+
+@pytest.fixture(scope="module")
+def booted_as_guest_root(vms: VMFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Booted]:
     """A sandbox whose commands run as the guest's root: an attacker who escalated inside the
     guest. The host's fence (shares, ownership, network) must hold against it too."""
-    b = _boot(engine, guest_image, tmp_path_factory.mktemp("booted-root"), guest_root=True)
-    try:
-        yield b
-    finally:
-        engine.run(b.sandbox.close(), timeout=60)
+    b = vms.boot(tmp_path_factory.mktemp("booted-root"), guest_root=True)
+    yield b
+    vms.close(b)
 
 
 @pytest.fixture
-def fresh_sandbox(
-    request: pytest.FixtureRequest, engine: Engine, guest_image: GuestImage, tmp_path: Path
-) -> Iterator[Booted]:
-    b = _boot(engine, guest_image, tmp_path, guest_root=request.node.get_closest_marker("guest_root") is not None)
-    try:
-        yield b
-    finally:
-        _keep_logs(request, b)
-        engine.run(b.sandbox.close(), timeout=60)
+def fresh_sandbox(request: pytest.FixtureRequest, vms: VMFactory, tmp_path: Path) -> Iterator[Booted]:
+    """A sandbox of the test's own, for tests that break it."""
+    b = vms.boot(tmp_path, guest_root=request.node.get_closest_marker("guest_root") is not None)
+    yield b
+    if _failed(request):  # this fixture ends before the autouse one: keep its logs now
+        vms.keep_logs(ARTIFACTS / request.node.name)
+    vms.close(b)
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)

@@ -20,9 +20,7 @@ from paddock import __version__
 from paddock.core.errors import PaddockError
 
 if TYPE_CHECKING:
-    from paddock.audit import AuditTrail
     from paddock.credentials import Keychain
-    from paddock.policy import EffectivePolicy
     from paddock.session.summary import Change
 
 EXIT_SANDBOX_FAILED = 125
@@ -43,7 +41,7 @@ def _progress(quiet: bool) -> Callable[[str], None]:
 
 async def _sandbox_exec(ns: argparse.Namespace) -> int:
     from paddock.guest import ExecOutput, ExecResult, Stream
-    from paddock.session.sandbox import Sandbox
+    from paddock.session.runner import EntryPoint, SessionRunner
 
     argv = list(ns.cmd)
     if argv and argv[0] == "--":
@@ -51,8 +49,10 @@ async def _sandbox_exec(ns: argparse.Namespace) -> int:
     if not argv:
         _err("no command given; usage: paddock sandbox exec --folder DIR -- CMD [ARG...]")
         return 2
-    say = _progress(ns.quiet)
-    async with Sandbox.open(Path(ns.folder), on_progress=say) as sandbox:
+    runner = await SessionRunner.open(Path(ns.folder), EntryPoint.EXEC)
+    outcome = "failed"
+    try:
+        sandbox = await runner.boot(on_progress=_progress(ns.quiet))
         result: ExecResult | None = None
         async for ev in sandbox.exec(argv, timeout_s=ns.timeout or 0.0):
             if isinstance(ev, ExecOutput):
@@ -64,25 +64,17 @@ async def _sandbox_exec(ns: argparse.Namespace) -> int:
         assert result is not None
         if result.message:
             _err(result.message)
+        outcome = "finished"
         return result.shell_code
+    finally:
+        await runner.close(outcome=outcome)
 
 
 async def _run(ns: argparse.Namespace) -> int:
+    from paddock.assistant.loop import AgentEvent, Failed, TextDelta, ToolCalled, ToolFinished, TurnStarted
     from paddock.llm import DEFAULT_MODEL, AnthropicProvider
     from paddock.policy import TrustStore, behaviour_files
-    from paddock.policy import load as load_policy
-    from paddock.session.agent import (
-        AgentEvent,
-        AgentSession,
-        ConversationStore,
-        Failed,
-        TextDelta,
-        ToolCalled,
-        ToolFinished,
-        TurnStarted,
-    )
-    from paddock.session.auditing import SessionAuditor
-    from paddock.session.sandbox import Sandbox
+    from paddock.session.runner import EntryPoint, SessionRunner, decide
     from paddock.session.summary import diff, snapshot
 
     folder = Path(ns.folder)
@@ -95,11 +87,11 @@ async def _run(ns: argparse.Namespace) -> int:
             f"this folder is not trusted, so its own settings are ignored ({', '.join(behaviour_files(folder))}); "
             "pass --yes to trust it"
         )
-    policy = load_policy(folder=folder, folder_trusted=trusted)
+    policy = decide(folder, trusted=trusted).policy
     if ns.model:
-        policy.check_model(ns.model)
-    model = ns.model or policy.default_model
-    provider = AnthropicProvider(_model_key(), model=model or DEFAULT_MODEL)
+        policy.check_model(ns.model)  # refused before anything starts
+    model = ns.model or policy.default_model or DEFAULT_MODEL
+    provider = AnthropicProvider(_model_key(), model=model)
     out = sys.stdout
 
     def show(ev: AgentEvent) -> None:
@@ -115,25 +107,17 @@ async def _run(ns: argparse.Namespace) -> int:
             out.write(f"\n✗ {ev.message}\n")
         out.flush()
 
-    trail = _audit_trail(policy)
-    auditor = SessionAuditor(trail, folder, model=provider.model)
-    decision = policy.check_folder(folder)
-    auditor.policy_decision(f"share folder {folder}", decision.allowed, decision.reason, decision.tier)
-    before = snapshot(folder) if folder.is_dir() else {}
+    runner = await SessionRunner.open(folder, EntryPoint.RUN, trusted=trusted, model=provider.model)
+    before = snapshot(runner.folder)
     try:
-        async with Sandbox.open(folder, on_progress=_progress(ns.quiet), policy=policy) as sandbox:
-            auditor.follow(sandbox)
-            session = AgentSession(sandbox, provider, ConversationStore(folder))
-            if ns.new:
-                session.messages.clear()
-            session.subscribe(show)
-            session.subscribe(auditor.on_agent_event)
-            await session.send(ns.task)
-            out.write("\n")
+        await runner.boot(on_progress=_progress(ns.quiet))
+        session = runner.assistant(provider, new=ns.new)
+        session.subscribe(show)
+        await session.send(ns.task)
+        out.write("\n")
     finally:
-        await auditor.close()
-        if folder.is_dir():
-            _print_summary(diff(before, snapshot(folder)))
+        await runner.close(outcome="failed")  # recorded only if the loop did not say how it ended
+        _print_summary(diff(before, snapshot(runner.folder)))
     return 0
 
 
@@ -150,14 +134,6 @@ def _print_summary(changes: list[Change]) -> None:
               "with other tools:", file=sys.stderr)  # fmt: skip
         for c in risky:
             print(f"  {c.path}: {c.risk}", file=sys.stderr)
-
-
-def _audit_trail(policy: EffectivePolicy) -> AuditTrail:
-    from paddock.audit import AuditLog, AuditTrail, otlp_exporter
-
-    log = AuditLog(max_bytes=policy.max_log_mb * 1024 * 1024)
-    exporter = otlp_exporter(policy.otlp_endpoint, policy.otlp_headers) if policy.otlp_endpoint else None
-    return AuditTrail(log, exporter)
 
 
 async def _audit(ns: argparse.Namespace) -> int:
@@ -225,8 +201,8 @@ async def _policy_check(ns: argparse.Namespace) -> int:
 async def _memory(ns: argparse.Namespace) -> int:
     import time
 
+    from paddock.assistant.memory import MemoryStore
     from paddock.core.paths import profile_dir
-    from paddock.session.memory import MemoryStore
 
     store = MemoryStore()
     if ns.memory_command == "forget":
@@ -265,7 +241,8 @@ def _keychain() -> Keychain:
 async def _keys(ns: argparse.Namespace) -> int:
     import getpass
 
-    from paddock.credentials import MODEL_KEY, TokenAuthority, backend_status
+    from paddock.credentials import MODEL_KEY, backend_status
+    from paddock.egress import TokenAuthority
 
     cmd = ns.keys_command
     if cmd == "revoke-sessions":

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from paddock.assistant.loop import AgentSession, ConversationStore
 from paddock.audit import AuditEvent, AuditLog, AuditTrail, otlp_exporter
 from paddock.core.engine import Engine
 from paddock.llm import AnthropicProvider
-from paddock.session.agent import AgentSession, ConversationStore
+from paddock.sandbox import Sandbox
 from paddock.session.auditing import SessionAuditor
-from paddock.session.sandbox import Sandbox
 from tests.fakes.messages_api import MessagesAPI, text, tool
 from tests.otlp_receiver import OtlpReceiver
 
@@ -171,7 +171,7 @@ def test_a_session_produces_linked_records_locally_and_over_otlp(tmp_path: Path,
 
 @pytest.mark.vm
 def test_the_collector_going_down_mid_session_loses_nothing_locally(tmp_path: Path, engine: Engine) -> None:
-    from paddock.session.agent import ToolFinished
+    from paddock.assistant.loop import ToolFinished
 
     folder = tmp_path / "work"
     folder.mkdir()

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from paddock.credentials import MODEL_KEY, Keychain, KeychainError, TokenAuthority, TokenError, backend_status
+from paddock.credentials import MODEL_KEY, Keychain, KeychainError, backend_status
+from paddock.egress import TokenAuthority, TokenError
 
 PADDOCK = [sys.executable, "-m", "paddock.cli"]
 

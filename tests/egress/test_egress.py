@@ -22,7 +22,7 @@ import pytest
 
 from paddock.core.engine import Engine
 from paddock.policy import EffectivePolicy, EgressGrant
-from paddock.session.sandbox import Sandbox
+from paddock.sandbox import Sandbox
 from tests.egress.upstream import Upstream
 
 pytestmark = pytest.mark.vm
@@ -136,7 +136,7 @@ def test_unknown_hosts_methods_and_addresses_are_refused(egress: Egress) -> None
 
 @pytest.mark.parametrize("kind", ["missing", "wrong", "expired", "other-vm"])
 def test_bad_tokens_are_refused(egress: Egress, kind: str) -> None:
-    from paddock.credentials import TokenAuthority
+    from paddock.egress import TokenAuthority
 
     authority = TokenAuthority()
     grant_ids = ["model-messages", "model-redirect"]
@@ -254,8 +254,8 @@ async def _follow(auditor: object, sandbox: Sandbox) -> None:
 def test_an_obedient_agent_using_a_planted_key_uploads_nothing(egress: Egress, tmp_path: Path) -> None:
     """The seed's approved-domain attack, through the agent loop: the model reads a planted
     attacker key from the workspace and tries to upload workspace files with it."""
+    from paddock.assistant.loop import AgentSession, ConversationStore
     from paddock.llm import AnthropicProvider
-    from paddock.session.agent import AgentSession, ConversationStore
     from tests.fakes.messages_api import MessagesAPI, text, tool
 
     attacker_key = f"attacker-{secrets.token_hex(8)}"

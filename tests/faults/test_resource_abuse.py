@@ -67,7 +67,7 @@ from pathlib import Path
 
 from paddock.core.engine import Engine
 from paddock.guest import GuestNoSpace
-from paddock.session.sandbox import Sandbox
+from paddock.sandbox import Sandbox
 
 folder = Path(sys.argv[1])
 (folder / "existing.txt").write_text("already here\\n")

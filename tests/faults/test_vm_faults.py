@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from paddock.guest import ExecStarted
-from paddock.session.sandbox import SandboxFailed
+from paddock.sandbox import SandboxFailed
 from paddock.vm import GuestImage, VMState
 from tests.conftest import Booted, live_processes
 
@@ -59,10 +59,17 @@ def test_killing_a_vm_process_mid_command(fresh_sandbox: Booted, role: str, word
     while time.monotonic() < deadline and any(_alive(p) for p in pids.values()):
         time.sleep(0.1)
     assert not [r for r, p in pids.items() if _alive(p)], "a VM process survived the failure"
+    # The failed VM's own logs are kept for a support request (once its teardown is done).
+    while time.monotonic() < deadline and b.sandbox.vm.kept_logs is None:
+        time.sleep(0.1)
+    kept = b.sandbox.vm.kept_logs
+    assert kept is not None and {"qemu.log", "console.log", "virtiofsd-workspace.log"} <= {
+        p.name for p in kept.iterdir()
+    }
 
 
 def test_a_restart_after_a_failure_works(fresh_sandbox: Booted, engine: object) -> None:
-    from paddock.session.sandbox import Sandbox
+    from paddock.sandbox import Sandbox
 
     b = fresh_sandbox
     _kill_mid_command(b, "qemu")
@@ -115,7 +122,7 @@ AGENT_PID = "/opt/paddock/bin/busybox pidof python3"  # the agent is the guest's
 def test_the_guest_agent_dying_or_hanging_mid_command(
     fresh_sandbox: Booted, monkeypatch: pytest.MonkeyPatch, signal_name: str, words: str
 ) -> None:
-    import paddock.session.sandbox as sandbox_module
+    import paddock.sandbox.sandbox as sandbox_module
 
     monkeypatch.setattr(sandbox_module, "WATCHDOG_TIMEOUT_S", 6.0)
     b = fresh_sandbox

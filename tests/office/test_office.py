@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from paddock.session.agent import AgentSession, ConversationStore
+from paddock.assistant.loop import AgentSession, ConversationStore
 from tests.conftest import Booted
 from tests.fakes.messages_api import MessagesAPI, Reply, Step, text, tool
 

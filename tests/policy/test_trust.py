@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from paddock.assistant.loop import AgentSession, ConversationStore
 from paddock.core.engine import Engine
 from paddock.llm import AnthropicProvider
 from paddock.policy import TrustStore
-from paddock.session.agent import AgentSession, ConversationStore
-from paddock.session.sandbox import Sandbox, SandboxFailed
+from paddock.sandbox import Sandbox, SandboxFailed
 from tests.conftest import live_processes
 from tests.fakes.messages_api import MessagesAPI, text, tool
 

@@ -9,6 +9,7 @@ The rest of the suite boots cold (``PADDOCK_SNAPSHOTS=0`` in ``conftest.py``).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +18,9 @@ import pytest
 
 from paddock.core.engine import Engine
 from paddock.guest import GuestError
-from paddock.session.sandbox import SNAPSHOT_ENV, Sandbox, ensure_snapshot, snapshot_path
+from paddock.sandbox import SNAPSHOT_ENV, Sandbox, ensure_snapshot, snapshot_path
 from paddock.vm import Accel, GuestImage
-from tests.conftest import _make_dirs
+from tests.conftest import Booted, _make_dirs
 
 pytestmark = pytest.mark.vm
 
@@ -103,3 +104,11 @@ def test_a_damaged_snapshot_falls_back_to_a_cold_boot(
         assert _sh(engine, sandbox, "echo ok > ok.txt")[2] == 0 and (workspace / "ok.txt").exists()
     finally:
         engine.run(sandbox.close(), timeout=60)
+
+
+def test_the_woken_stage_runs_as_the_person(woken: Booted) -> None:
+    """The stage the app uses: woken, not booted; unprivileged all the same."""
+    out, err, code = woken.sh("echo hi > woken.txt; id -u")
+    assert code == 0 and out.strip() == "1000", err
+    st = (woken.workspace / "woken.txt").stat()
+    assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid())

@@ -1,8 +1,8 @@
-"""Secrets in the OS keychain (service ``paddock``) and per-session tokens. The only user of keyring."""
+"""Secrets in the OS keychain (service ``paddock``). The only user of keyring. (The per-session
+tokens the guest holds are ``paddock.egress.tokens``: the gateway checks them without keyring.)"""
 
 from paddock.credentials.backend import BackendStatus, backend_status
 from paddock.credentials.keychain import MODEL_KEY, SERVICE, Keychain, KeychainError
-from paddock.credentials.tokens import SessionToken, TokenAuthority, TokenError
 
 __all__ = [
     "MODEL_KEY",
@@ -10,8 +10,5 @@ __all__ = [
     "BackendStatus",
     "Keychain",
     "KeychainError",
-    "SessionToken",
-    "TokenAuthority",
-    "TokenError",
     "backend_status",
 ]

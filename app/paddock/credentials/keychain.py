@@ -11,6 +11,7 @@ import keyring
 import keyring.errors
 
 from paddock.core.errors import PaddockError
+from paddock.core.logs import redact
 from paddock.credentials.backend import backend_status
 
 SERVICE = "paddock"
@@ -50,9 +51,11 @@ class Keychain:
     def get(self, name: str) -> str | None:
         self._check_backend()
         try:
-            return keyring.get_password(SERVICE, name)
+            value = keyring.get_password(SERVICE, name)
         except keyring.errors.KeyringError as exc:
             raise KeychainError(f"The keychain could not be read: {exc}") from exc
+        redact(value)  # never in a log
+        return value
 
     def remove(self, name: str) -> bool:
         self._check_backend()

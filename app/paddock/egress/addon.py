@@ -32,8 +32,8 @@ from typing import Any
 
 from mitmproxy import ctx, http  # type: ignore[import-not-found]  # the gateway's own environment
 
-from paddock.credentials.tokens import TokenAuthority, TokenError
 from paddock.egress.rules import STRIP_HEADERS, STRIP_QUERY, blocked_address, match_grant
+from paddock.egress.tokens import TokenAuthority, TokenError
 
 MAX_BODY = 10 * 1024 * 1024
 

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import anthropic
 
 from paddock.core.errors import PaddockError
+from paddock.core.logs import redact
 
 DEFAULT_MODEL = os.environ.get("PADDOCK_MODEL", "claude-sonnet-5-5")
 MAX_TOKENS = 8192
@@ -102,6 +103,7 @@ class AnthropicProvider:
                 "No model key is set up.",
                 hint="Store one with `paddock keys set`, or set ANTHROPIC_API_KEY for headless use.",
             )
+        redact(api_key)  # never in a log
         self.model = model
         self._client = anthropic.AsyncAnthropic(api_key=api_key, max_retries=max_retries)
 

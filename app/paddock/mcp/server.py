@@ -1,9 +1,11 @@
 """``paddock mcp --folder DIR``: the sandbox tools as an MCP server on stdio.
 
-The same ToolBox the agent loop uses, so an MCP client (Claude Desktop, goose,
-an IDE) gets the same fence: every tool runs in the guest, and what a tool
-returns is labelled as untrusted data. Progress goes to stderr; stdout is the
-protocol's.
+Generated from the assistant's tool registry (``paddock.assistant.tools.TOOLS``): every tool
+that makes sense outside the app is listed with its own JSON schema and description, and a
+call goes through the session composer like the assistant's own calls, so an MCP client
+(Claude Desktop, goose, an IDE) gets the same fence and the same audit trail: every guest
+tool runs in the guest, and what a tool returns is labelled as untrusted data. Progress goes
+to stderr; stdout is the protocol's.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+import mcp_types as types
+from mcp.server.lowlevel import Server
+from mcp.server.stdio import stdio_server
 
-from paddock.session.sandbox import Sandbox
-from paddock.session.tools import TOOL_SPECS, ToolBox
+from paddock import __version__
+from paddock.assistant.tools import TOOLS, Tool
+from paddock.session.runner import EntryPoint, SessionRunner
 
 INSTRUCTIONS = (
     "Tools that work on one folder inside Paddock's sandbox VM (the folder is /workspace there; "
@@ -24,40 +28,44 @@ INSTRUCTIONS = (
 )
 
 
-def build_server(box: ToolBox) -> MCPServer:
-    server: MCPServer = MCPServer("paddock", instructions=INSTRUCTIONS)
-    descriptions = {t.name: t.description for t in TOOL_SPECS}
+def offered() -> list[Tool]:
+    """The tools an MCP client gets: every registered tool that makes sense outside the app."""
+    return [t for t in TOOLS.values() if t.outside_app]
 
-    async def call(name: str, args: dict[str, Any]) -> str:
-        outcome = await box.call(name, {k: v for k, v in args.items() if v is not None})
-        if outcome.is_error:
-            raise ToolError(outcome.content)
-        return outcome.content
 
-    async def run_command(command: str, timeout_s: float | None = None) -> str:
-        return await call("run_command", {"command": command, "timeout_s": timeout_s})
+def build_server(runner: SessionRunner) -> Server[Any]:
+    tools = {t.name: t for t in offered()}
 
-    async def read_file(path: str, offset: int | None = None) -> str:
-        return await call("read_file", {"path": path, "offset": offset})
+    async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
+        return types.ListToolsResult(
+            tools=[types.Tool(name=t.name, description=t.description, input_schema=t.schema) for t in tools.values()]
+        )
 
-    async def write_file(path: str, content: str) -> str:
-        return await call("write_file", {"path": path, "content": content})
+    async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        if params.name not in tools:
+            text = f"There is no tool called {params.name!r} here. The tools are: {', '.join(sorted(tools))}."
+            return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
+        args = {k: v for k, v in (params.arguments or {}).items() if v is not None}
+        outcome = await runner.call_tool(params.name, args)
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=outcome.content)], is_error=outcome.is_error
+        )
 
-    async def edit_file(path: str, old_text: str, new_text: str) -> str:
-        return await call("edit_file", {"path": path, "old_text": old_text, "new_text": new_text})
-
-    async def list_files(path: str | None = None, recursive: bool | None = None) -> str:
-        return await call("list_files", {"path": path, "recursive": recursive})
-
-    async def search_files(pattern: str, path: str | None = None) -> str:
-        return await call("search_files", {"pattern": pattern, "path": path})
-
-    tools: list[Callable[..., Any]] = [run_command, read_file, write_file, edit_file, list_files, search_files]
-    for fn in tools:
-        server.add_tool(fn, name=fn.__name__, description=descriptions[fn.__name__], structured_output=False)
-    return server
+    return Server(
+        "paddock",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+    )
 
 
 async def serve_stdio(folder: Path, on_progress: Callable[[str], None] | None = None) -> None:
-    async with Sandbox.open(folder, on_progress=on_progress) as sandbox:
-        await build_server(ToolBox(sandbox)).run_stdio_async()
+    runner = await SessionRunner.open(folder, EntryPoint.MCP)
+    try:
+        await runner.boot(on_progress=on_progress)
+        server = build_server(runner)
+        async with stdio_server() as (read, write):
+            await server.run(read, write, server.create_initialization_options())
+    finally:
+        await runner.close()

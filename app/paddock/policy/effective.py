@@ -109,7 +109,7 @@ class EffectivePolicy:
                 self.sources.get("allowed_roots", "managed"),
             )
         read_only = any(real == r or _inside(real, r) for r in self.read_only)
-        return FolderDecision(True, "allowed", "", read_only=read_only)
+        return FolderDecision(True, "allowed", "", read_only=read_only, folder=real)
 
     def check_model(self, model: str) -> None:
         if self.models_allowed is not None and model not in self.models_allowed:
@@ -147,6 +147,7 @@ class FolderDecision:
     reason: str
     tier: str
     read_only: bool = False
+    folder: Path | None = None  # the resolved folder the decision is about (None when it does not exist)
 
 
 def _inside(child: Path, parent: Path) -> bool:

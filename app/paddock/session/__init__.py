@@ -1,1 +1,43 @@
-"""The session engine: composes VM, guest, policy, model and audit. No Qt here."""
+"""The session layer: the one way in (``runner``), the window's engine (``desk``), the audit of
+a session, its change summary and the host checks. No Qt here.
+
+This package's root is the window's front door: ``paddock.ui`` imports only from here (and
+``paddock.core``), never from a module below, so what the window may touch is this list.
+"""
+
+from paddock.assistant.loop import Cancelled, Failed, Finished, TextDelta, ToolCalled, ToolFinished
+from paddock.llm import DEFAULT_MODEL
+from paddock.session.desk import (
+    Desk,
+    DeskEvent,
+    FirstRun,
+    FolderCheck,
+    Notice,
+    SandboxState,
+    SandboxStatus,
+    SessionSummary,
+    revert,
+)
+from paddock.session.egress_questions import EgressQuestion
+from paddock.session.summary import Change
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "Cancelled",
+    "Change",
+    "Desk",
+    "DeskEvent",
+    "EgressQuestion",
+    "Failed",
+    "Finished",
+    "FirstRun",
+    "FolderCheck",
+    "Notice",
+    "SandboxState",
+    "SandboxStatus",
+    "SessionSummary",
+    "TextDelta",
+    "ToolCalled",
+    "ToolFinished",
+    "revert",
+]

@@ -14,6 +14,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
+from paddock.assistant.loop import AgentEvent, Cancelled, Failed, Finished, ToolCalled, ToolFinished, TurnStarted
 from paddock.audit import (
     EGRESS_DECISION,
     FILE_REMOVED,
@@ -34,14 +35,13 @@ from paddock.audit import (
     new_trace_id,
 )
 from paddock.guest import FileChangedEvent, GuestError, GuestEvent, ProcessExitedEvent, ProcessStartedEvent
-from paddock.session.agent import AgentEvent, Cancelled, Failed, Finished, ToolCalled, ToolFinished, TurnStarted
-from paddock.session.sandbox import Sandbox
+from paddock.sandbox import Sandbox
 
 INPUT_PREVIEW = 2000
 
 
 class SessionAuditor:
-    def __init__(self, trail: AuditTrail, folder: Path, *, model: str = "") -> None:
+    def __init__(self, trail: AuditTrail, folder: Path, *, model: str = "", entry: str = "") -> None:
         self.trail = trail
         self.session_id = new_trace_id()
         self.session_span = new_span_id()
@@ -52,8 +52,9 @@ class SessionAuditor:
         self._follower: asyncio.Task[None] | None = None
         self._poller: asyncio.Task[None] | None = None
         self._sandbox: Sandbox | None = None
-        self._emit(SESSION_STARTED, None, {"paddock.folder": str(folder), "gen_ai.request.model": model},
-                   span=self.session_span)  # fmt: skip
+        self._ended = False
+        self._emit(SESSION_STARTED, None, {"paddock.folder": str(folder), "gen_ai.request.model": model,
+                                           "paddock.entry": entry}, span=self.session_span)  # fmt: skip
 
     def _emit(self, kind: str, parent: str | None, attributes: dict[str, Any], *, span: str | None = None) -> str:
         event = AuditEvent(kind, self.session_id, span or new_span_id(), parent, attributes)
@@ -67,7 +68,7 @@ class SessionAuditor:
             self._turn_span = self._emit(TURN, self.session_span, {"paddock.turn": ev.turn})
         elif isinstance(ev, ToolCalled):
             preview = str(ev.input)[:INPUT_PREVIEW]
-            span = self._emit(TOOL_CALL, self._turn_span, {
+            span = self._emit(TOOL_CALL, self._turn_span or self.session_span, {
                 "gen_ai.tool.name": ev.name, "gen_ai.tool.call.id": ev.call_id,
                 "paddock.tool.summary": ev.summary, "paddock.tool.input": preview})  # fmt: skip
             self._tool_spans[ev.call_id] = span
@@ -77,14 +78,23 @@ class SessionAuditor:
                 "gen_ai.tool.name": ev.name, "gen_ai.tool.call.id": ev.call_id,
                 "paddock.tool.is_error": ev.is_error, "paddock.tool.duration_s": round(ev.duration_s, 4)})  # fmt: skip
         elif isinstance(ev, Finished):
+            self._ended = True
             self._emit(SESSION_ENDED, self.session_span, {
                 "paddock.outcome": "finished", "paddock.turns": ev.turns,
                 "gen_ai.usage.input_tokens": ev.usage.input_tokens,
                 "gen_ai.usage.output_tokens": ev.usage.output_tokens})  # fmt: skip
         elif isinstance(ev, Failed):
+            self._ended = True
             self._emit(SESSION_ENDED, self.session_span, {"paddock.outcome": "failed", "error.type": ev.message})
         elif isinstance(ev, Cancelled):
+            self._ended = True
             self._emit(SESSION_ENDED, self.session_span, {"paddock.outcome": "cancelled"})
+
+    def session_ended(self, outcome: str) -> None:
+        """The session's end, unless the assistant loop already recorded how it ended."""
+        if not self._ended:
+            self._ended = True
+            self._emit(SESSION_ENDED, self.session_span, {"paddock.outcome": outcome})
 
     def on_exec_started(self, exec_id: str) -> None:
         if self._tool_span:
@@ -99,20 +109,20 @@ class SessionAuditor:
 
     def on_guest_event(self, ev: GuestEvent) -> None:
         if isinstance(ev, ProcessStartedEvent):
-            parent = self._exec_parent.get(ev.exec_id, self._tool_span)
-            self._exec_parent[ev.exec_id] = parent or self.session_span
+            parent = self._exec_parent.get(ev.exec_id) or self._tool_span or self.session_span
+            self._exec_parent[ev.exec_id] = parent
             self._emit(PROCESS_STARTED, parent, {
                 "process.pid": ev.pid, "process.command_args": list(ev.argv),
                 "process.working_directory": "/workspace/" + ev.cwd if ev.cwd else "/workspace",
                 "paddock.exec_id": ev.exec_id, "paddock.guest.seq": ev.seq})  # fmt: skip
         elif isinstance(ev, ProcessExitedEvent):
             r = ev.result
-            self._emit(PROCESS_EXITED, self._exec_parent.get(ev.exec_id, self._tool_span), {
+            self._emit(PROCESS_EXITED, self._exec_parent.get(ev.exec_id) or self._tool_span or self.session_span, {
                 "process.pid": ev.pid, "process.exit.code": r.exit_code, "paddock.exit.reason": r.reason.value,
                 "paddock.exit.signal": r.signal, "paddock.exec_id": ev.exec_id,
                 "paddock.duration_s": round(r.duration_s, 4), "paddock.guest.seq": ev.seq})  # fmt: skip
         elif isinstance(ev, FileChangedEvent):
-            self._emit(FILE_REMOVED if ev.removed else FILE_WRITTEN, self._tool_span, {
+            self._emit(FILE_REMOVED if ev.removed else FILE_WRITTEN, self._tool_span or self.session_span, {
                 "file.path": ev.path, "file.size": ev.size, "paddock.guest.seq": ev.seq})  # fmt: skip
 
     def follow(self, sandbox: Sandbox) -> None:

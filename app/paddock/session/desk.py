@@ -26,18 +26,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from paddock.audit import AuditLog, AuditTrail, otlp_exporter
+from paddock.assistant.loop import AgentEvent, AgentSession
+from paddock.audit import AuditLog
 from paddock.core.errors import PaddockError
 from paddock.core.paths import data_dir
-from paddock.credentials import MODEL_KEY, Keychain, KeychainError, TokenAuthority, backend_status
+from paddock.credentials import MODEL_KEY, Keychain, KeychainError, backend_status
+from paddock.egress import TokenAuthority
 from paddock.llm import DEFAULT_MODEL, AnthropicProvider, ModelProvider
 from paddock.policy import EffectivePolicy, PolicyError, TrustStore, behaviour_files
 from paddock.policy import load as load_policy
-from paddock.session.agent import AgentEvent, AgentSession, ConversationStore
-from paddock.session.auditing import SessionAuditor
+from paddock.sandbox import Sandbox, SandboxFailed, ensure_snapshot, snapshots_enabled
 from paddock.session.doctor import Check, run_checks
 from paddock.session.egress_questions import EgressAsker, EgressQuestion
-from paddock.session.sandbox import Sandbox, SandboxFailed, ensure_snapshot, snapshots_enabled
+from paddock.session.runner import EntryPoint, SessionRunner
 from paddock.session.summary import Change, Entry, diff, risk_of, snapshot
 
 MAX_RECENT = 8
@@ -106,17 +107,26 @@ class FirstRun:
 class _Open:
     """What belongs to the folder that is open now."""
 
-    folder: Path
-    policy: EffectivePolicy
+    runner: SessionRunner
     before: dict[str, Entry]
     backup: Path
-    auditor: SessionAuditor
-    sandbox: Sandbox | None = None
     agent: AgentSession | None = None
     asker: EgressAsker | None = None
     watcher: asyncio.Task[None] | None = None
     work: asyncio.Task[str] | None = None
     asked_before: int = 0  # questions asked by earlier sandboxes of this session (before a restart)
+
+    @property
+    def folder(self) -> Path:
+        return self.runner.folder
+
+    @property
+    def policy(self) -> EffectivePolicy:
+        return self.runner.policy
+
+    @property
+    def sandbox(self) -> Sandbox | None:
+        return self.runner.sandbox
 
 
 class Desk:
@@ -274,24 +284,19 @@ class Desk:
         check = await self.check_folder(folder)
         if not check.allowed:
             raise PaddockError(check.reason)
-        folder = check.folder
-        policy = self._load_policy(folder=folder, folder_trusted=check.trusted)
+        policy = self._load_policy(folder=check.folder, folder_trusted=check.trusted)
         if model:
             policy.check_model(model)
         self.model = model or policy.default_model or DEFAULT_MODEL
-        self._remember_folder(folder)
-        trail = AuditTrail(
-            AuditLog(max_bytes=policy.max_log_mb * 1024 * 1024),
-            otlp_exporter(policy.otlp_endpoint, policy.otlp_headers) if policy.otlp_endpoint else None,
+        runner = await SessionRunner.open(
+            check.folder, EntryPoint.WINDOW, trusted=check.trusted, model=self.model, policy_loader=self._load_policy
         )
-        auditor = SessionAuditor(trail, folder, model=self.model)
-        decision = policy.check_folder(folder)
-        auditor.policy_decision(f"share folder {folder}", decision.allowed, decision.reason, decision.tier)
-        backup = data_dir() / "backups" / auditor.session_id
-        opened = _Open(folder, policy, {}, backup, auditor)
+        self._remember_folder(runner.folder)
+        backup = data_dir() / "backups" / runner.session_id
+        opened = _Open(runner, {}, backup)
         self._open = opened
-        opened.before = await asyncio.to_thread(snapshot, folder)
-        await asyncio.to_thread(_back_up, folder, opened.before, backup)
+        opened.before = await asyncio.to_thread(snapshot, runner.folder)
+        await asyncio.to_thread(_back_up, runner.folder, opened.before, backup)
         await self._boot()
 
     async def _boot(self) -> None:
@@ -299,24 +304,19 @@ class Desk:
         await self._warmed()
         self._status(SandboxState.STARTING, "Starting the sandbox")
         try:
-            sandbox = await Sandbox.boot(
-                opened.folder,
-                policy=opened.policy,
+            sandbox = await opened.runner.boot(
                 on_progress=lambda msg: self._status(SandboxState.STARTING, msg),
                 egress_asking=opened.policy.allow_asking,
             )
         except SandboxFailed as exc:
             self._status(SandboxState.FAILED, str(exc))
             return
-        opened.sandbox = sandbox
-        opened.auditor.follow(sandbox)
         provider = self._provider_factory(self.model_key(), self.model or DEFAULT_MODEL)
-        agent = AgentSession(sandbox, provider, ConversationStore(opened.folder))
+        agent = opened.runner.assistant(provider)
         agent.subscribe(self._emit)
-        agent.subscribe(opened.auditor.on_agent_event)
         opened.agent = agent
         if sandbox.gateway is not None and opened.policy.allow_asking:
-            opened.asker = EgressAsker(sandbox.gateway, self._emit, opened.auditor)
+            opened.asker = EgressAsker(sandbox.gateway, self._emit, opened.runner.auditor)
         opened.watcher = asyncio.ensure_future(self._watch(sandbox))
         self._status(SandboxState.READY, f"Ready ({sandbox.timings.accel.accel.label})")
 
@@ -389,7 +389,7 @@ class Desk:
         await self._close_sandbox()
         after = await asyncio.to_thread(snapshot, opened.folder)
         summary = SessionSummary(opened.folder, diff(opened.before, after), self.questions_asked, opened.backup)
-        await opened.auditor.close()
+        await opened.runner.close()
         self._open = None
         self._emit(summary)
         return summary
@@ -404,9 +404,8 @@ class Desk:
                 await opened.watcher
         if opened.asker is not None:
             opened.asked_before += opened.asker.asked
-        sandbox, opened.sandbox, opened.agent, opened.watcher, opened.asker = opened.sandbox, None, None, None, None
-        if sandbox is not None:
-            await sandbox.close()
+        opened.agent, opened.watcher, opened.asker = None, None, None
+        await opened.runner.close_sandbox()
         if self.sandbox_state is not SandboxState.FAILED:
             self._status(SandboxState.STOPPED, "The sandbox is stopped")
 

@@ -7,7 +7,7 @@ import sys
 from PySide6.QtWidgets import QApplication
 
 from paddock.core.engine import Engine
-from paddock.session.desk import Desk
+from paddock.session import Desk
 from paddock.ui.window import MainWindow
 
 

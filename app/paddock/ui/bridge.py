@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from paddock.core.engine import Engine
 from paddock.core.errors import PaddockError
-from paddock.session.desk import Desk, DeskEvent
+from paddock.session import Desk, DeskEvent
 
 Done = Callable[[Any], None]
 Err = Callable[[str], None]

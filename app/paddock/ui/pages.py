@@ -25,9 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from paddock.session.desk import FirstRun, FolderCheck, SandboxState, SessionSummary
-from paddock.session.egress_questions import EgressQuestion
-from paddock.session.summary import Change
+from paddock.session import Change, EgressQuestion, FirstRun, FolderCheck, SandboxState, SessionSummary
 
 
 def _label(text: str, name: str = "", *, rich: bool = False, wrap: bool = True) -> QLabel:

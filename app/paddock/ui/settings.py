@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from paddock.llm import DEFAULT_MODEL
+from paddock.session import DEFAULT_MODEL
 from paddock.ui.bridge import Bridge
 
 

@@ -11,10 +11,24 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QMainWindow, QStackedWidget
 
 from paddock.core.engine import Engine
-from paddock.session.agent import Cancelled, Failed, Finished, TextDelta, ToolCalled, ToolFinished
-from paddock.session.desk import Desk, DeskEvent, FirstRun, FolderCheck, Notice, SandboxStatus, SessionSummary, revert
-from paddock.session.egress_questions import EgressQuestion
-from paddock.session.summary import Change
+from paddock.session import (
+    Cancelled,
+    Change,
+    Desk,
+    DeskEvent,
+    EgressQuestion,
+    Failed,
+    Finished,
+    FirstRun,
+    FolderCheck,
+    Notice,
+    SandboxStatus,
+    SessionSummary,
+    TextDelta,
+    ToolCalled,
+    ToolFinished,
+    revert,
+)
 from paddock.ui.bridge import Bridge
 from paddock.ui.pages import ChatPage, FolderPage, SummaryPage, WelcomePage
 from paddock.ui.settings import SettingsDialog

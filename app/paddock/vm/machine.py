@@ -23,6 +23,7 @@ import contextlib
 import ctypes
 import enum
 import functools
+import logging
 import os
 import secrets
 import shutil
@@ -36,12 +37,14 @@ from qemu.qmp import QMPClient
 from qemu.qmp.error import QMPError
 
 from paddock.core.errors import PaddockError
+from paddock.core.logs import logs_dir
 from paddock.core.paths import runtime_dir
 from paddock.core.processes import terminate
 from paddock.vm.host import Accel, HostTools
 from paddock.vm.image import GuestImage
 from paddock.vm.sharing import seccomp_fd
 
+log = logging.getLogger(__name__)
 AGENT_PORT_NAME = "paddock.agent"
 QMP_ACCEPT_TIMEOUT_S = 30.0
 STOP_GRACE_S = 3.0
@@ -126,6 +129,21 @@ def qemu_escape(value: str | os.PathLike[str]) -> str:
     return text.replace(",", ",,")
 
 
+def keep_logs(run_dir: Path, name: str) -> Path | None:
+    """Copy QEMU's, virtiofsd's and the console's logs of a failed VM to the person's log
+    folder (for a support request; they hold no secret: the boot key is sent over the channel)."""
+    try:
+        dest = logs_dir() / name
+        dest.mkdir(mode=0o700, exist_ok=True)
+        for src in run_dir.glob("*.log"):
+            shutil.copyfile(src, dest / src.name, follow_symlinks=False)
+    except OSError as exc:
+        log.warning("could not keep the logs of %s: %s", name, exc)
+        return None
+    log.info("kept the logs of failed %s in %s", name, dest)
+    return dest
+
+
 def _set_pdeathsig() -> None:
     """In the child: die with the parent, so a killed app leaves no VM behind."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -147,6 +165,7 @@ class VirtualMachine:
         self._failed = asyncio.Event()
         self._listeners: list[Callable[[VMState, str | None], None]] = []
         self._attached = False
+        self.kept_logs: Path | None = None  # where the logs of a failed run were kept
 
     # ------------------------------------------------------------------ state
 
@@ -161,6 +180,7 @@ class VirtualMachine:
     def _set_state(self, state: VMState, reason: str | None = None) -> None:
         if state is self._state:
             return
+        log.debug("vm %s: %s -> %s%s", self.id, self._state.value, state.value, f" ({reason})" if reason else "")
         self._state = state
         for listener in list(self._listeners):
             listener(state, reason)
@@ -521,6 +541,8 @@ class VirtualMachine:
             if task is not current:
                 task.cancel()
         self._watchers = [t for t in self._watchers if t is current]
+        if self.run_dir is not None and self.failure:
+            self.kept_logs = keep_logs(self.run_dir, f"vm-{self.id}")
         if self.run_dir is not None and not os.environ.get("PADDOCK_KEEP_RUN_DIR"):
             shutil.rmtree(self.run_dir, ignore_errors=True)
 

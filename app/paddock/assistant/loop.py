@@ -21,6 +21,7 @@ import asyncio
 import enum
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -28,13 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from paddock.assistant import skills
+from paddock.assistant.memory import MemoryStore
+from paddock.assistant.tools import TOOL_SPECS, ToolBox, describe
 from paddock.core.errors import PaddockError
 from paddock.core.paths import data_dir
 from paddock.llm import LLMError, ModelProvider, ModelReply, Usage
-from paddock.session import skills
-from paddock.session.memory import MemoryStore
-from paddock.session.sandbox import Sandbox, SandboxFailed
-from paddock.session.tools import TOOL_SPECS, ToolBox, describe
+from paddock.sandbox import Sandbox, SandboxFailed
+
+log = logging.getLogger(__name__)
 
 MAX_TURNS = 40
 
@@ -183,6 +186,11 @@ class AgentSession:
     def state(self) -> AgentState:
         return self._state
 
+    def _set_state(self, state: AgentState) -> None:
+        if state is not self._state:
+            log.debug("assistant: %s -> %s", self._state.value, state.value)
+            self._state = state
+
     def subscribe(self, listener: Callable[[AgentEvent], None]) -> None:
         self._listeners.append(listener)
 
@@ -205,7 +213,7 @@ class AgentSession:
         """Run one user message to the final answer; returns the answer's text."""
         if self._state in (AgentState.MODEL, AgentState.TOOLS):
             raise PaddockError("The assistant is still working on the previous message.")
-        self._state = AgentState.MODEL
+        self._set_state(AgentState.MODEL)
         self.failure = None
         self.messages.append({"role": "user", "content": [{"type": "text", "text": text}]})
         self.store.save(self.messages)
@@ -213,7 +221,7 @@ class AgentSession:
             for turn in range(1, self.max_turns + 1):
                 timing = TurnTiming()
                 t0 = time.perf_counter()
-                self._state = AgentState.MODEL
+                self._set_state(AgentState.MODEL)
                 self._emit(TurnStarted(turn))
                 reply = await self._complete()
                 timing.model_s = time.perf_counter() - t0
@@ -223,10 +231,10 @@ class AgentSession:
                 if not reply.tool_uses:
                     timing.wall_s = time.perf_counter() - t0
                     self.timings.append(timing)
-                    self._state = AgentState.IDLE
+                    self._set_state(AgentState.IDLE)
                     self._emit(Finished(reply.text, self._total_usage(), turn))
                     return reply.text
-                self._state = AgentState.TOOLS
+                self._set_state(AgentState.TOOLS)
                 results: list[dict[str, Any]] = []
                 for use in reply.tool_uses:
                     outcome_start = time.perf_counter()
@@ -253,12 +261,12 @@ class AgentSession:
             raise PaddockError(f"The assistant stopped after {self.max_turns} steps without finishing.")
         except asyncio.CancelledError:
             self._close_pending("Cancelled: the person pressed Stop.")
-            self._state = AgentState.CANCELLED
+            self._set_state(AgentState.CANCELLED)
             self._emit(Cancelled())
             raise
         except (PaddockError, SandboxFailed, LLMError) as exc:
             self._close_pending(f"Failed: {exc}")
-            self._state = AgentState.FAILED
+            self._set_state(AgentState.FAILED)
             self.failure = str(exc)
             self._emit(Failed(str(exc)))
             raise

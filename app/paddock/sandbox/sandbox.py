@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,10 +22,10 @@ from typing import TypeVar
 
 from paddock.core.errors import PaddockError
 from paddock.core.paths import cache_dir, profile_dir, runtime_dir
-from paddock.credentials import Keychain, KeychainError, SessionToken, TokenAuthority
-from paddock.egress import EgressGateway
+from paddock.credentials import Keychain, KeychainError
+from paddock.egress import EgressGateway, SessionToken, TokenAuthority
 from paddock.guest import ExecEvent, ExecStarted, GuestClient, GuestError, GuestUnavailable
-from paddock.policy import EffectivePolicy, PolicyError
+from paddock.policy import EffectivePolicy, FolderDecision, PolicyError
 from paddock.policy import load as load_policy
 from paddock.vm import (
     Accel,
@@ -39,6 +40,7 @@ from paddock.vm import (
     find_image,
 )
 
+log = logging.getLogger(__name__)
 EGRESS_PORT = 3128  # the guest agent's local end of the egress tunnel
 WATCHDOG_INTERVAL_S = 5.0
 WATCHDOG_TIMEOUT_S = float(os.environ.get("PADDOCK_WATCHDOG_TIMEOUT", "30"))
@@ -116,6 +118,7 @@ class Sandbox:
         secrets: dict[str, str] | None = None,
         egress_asking: bool = False,
         guest_root: bool = False,
+        decision: FolderDecision | None = None,
     ) -> Sandbox:
         """Boot a sandbox on ``folder``. Policy decides first: a folder it denies, or a
         managed policy that is unsafe or malformed, stops here (fail closed).
@@ -123,17 +126,19 @@ class Sandbox:
         ``egress_asking`` (only where policy allows asking) starts the egress gateway even
         with no grants, so a refused request can become a question to the person.
         ``guest_root``: commands run as the guest's root (the fence tests' attacker who
-        escalated inside the guest); always a cold boot."""
+        escalated inside the guest); always a cold boot. ``decision``: the folder as
+        ``paddock.session.runner`` decided it with ``policy`` (not decided again here)."""
         say = on_progress or (lambda _msg: None)
         t0 = time.monotonic()
-        try:
-            policy = policy or load_policy()
-        except PolicyError as exc:
-            raise SandboxFailed(f"No session can start: {exc.message}", hint=exc.hint) from exc
-        decision = policy.check_folder(folder)
-        if not decision.allowed:
+        if decision is None or policy is None:  # not decided by the session composer: decide here
+            try:
+                policy = policy or load_policy()
+            except PolicyError as exc:
+                raise SandboxFailed(f"No session can start: {exc.message}", hint=exc.hint) from exc
+            decision = policy.check_folder(folder)
+        if not decision.allowed or decision.folder is None:
             raise SandboxFailed(decision.reason)
-        folder = folder.resolve()
+        folder = decision.folder
         try:
             image = image or find_image()
             tools = HostTools.find()
@@ -172,6 +177,8 @@ class Sandbox:
                 await sandbox.close()
                 raise
         say("Sandbox ready")
+        log.debug("sandbox %s: ready on %s (%s, %.2f s, %s)", vm.id, folder, accel.accel.value,
+                  timings.ready_s, "woken" if timings.restored else "cold")  # fmt: skip
         return sandbox
 
     async def _open_egress(self, policy: EffectivePolicy, secrets: dict[str, str] | None) -> None:
@@ -236,6 +243,7 @@ class Sandbox:
                 return
 
     async def close(self) -> None:
+        log.debug("sandbox %s: closing (%s)", self.vm.id, self.vm.state.value)
         if self._watchdog is not None:
             self._watchdog.cancel()
             with contextlib.suppress(BaseException):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paddock.core.errors import PaddockError
+from paddock.core.logs import redact
 from paddock.core.paths import data_dir
 
 PREFIX = "pdk1"
@@ -83,7 +84,9 @@ class TokenAuthority:
         expires = issued + ttl_s * 1000
         gh = grants_hash(grant_ids)
         claims = f"{PREFIX}.{vm_id}.{token_id}.{issued}.{expires}.{gh}"
-        return SessionToken(f"{claims}.{self._mac(claims)}", vm_id, token_id, issued, expires, gh)
+        token = SessionToken(f"{claims}.{self._mac(claims)}", vm_id, token_id, issued, expires, gh)
+        redact(token.value)  # never in a log
+        return token
 
     def check(self, value: str | None, *, vm_id: str, grant_ids: list[str] | None = None) -> SessionToken:
         """The token's claims if it is valid for this VM now; TokenError otherwise."""

@@ -1,0 +1,184 @@
+"""One way in. Every entry point — the window, ``paddock run``, ``paddock mcp`` and
+``paddock sandbox exec`` — opens its session here, so each is decided, fenced and audited
+the same way::
+
+    SessionRunner.open(folder, entry)      load policy (the folder's own tier only if trusted),
+        │                                  decide the folder once, start the audit trail and
+        │                                  record the decision; a denied folder stops here
+        ▼
+    runner.boot()                          boot or wake the sandbox with that decision;
+        │                                  the auditor follows the guest's events
+        ▼
+    runner.assistant(provider)             the assistant loop, its events audited
+    runner.call_tool(name, args)           or one tool at a time (MCP), each call audited
+    runner.sandbox.exec(argv)              or one command (sandbox exec), its process audited
+        ▼
+    runner.close()                         sandbox stopped, the session's end recorded
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from paddock.assistant.loop import AgentSession, ConversationStore, ToolCalled, ToolFinished
+from paddock.assistant.tools import ToolBox, ToolOutcome, describe
+from paddock.audit import AuditLog, AuditTrail, otlp_exporter
+from paddock.core.logs import SessionLog
+from paddock.llm import ModelProvider
+from paddock.policy import EffectivePolicy, FolderDecision, PolicyError, TrustStore
+from paddock.policy import load as load_policy
+from paddock.sandbox import Sandbox, SandboxFailed
+from paddock.session.auditing import SessionAuditor
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str], None]
+PolicyLoader = Callable[..., EffectivePolicy]
+
+
+class EntryPoint(enum.Enum):
+    """Which door a session came in by (recorded on the session's first audit record)."""
+
+    WINDOW = "window"
+    RUN = "run"
+    MCP = "mcp"
+    EXEC = "sandbox-exec"
+
+
+@dataclass(frozen=True)
+class Decided:
+    """The folder decided once, with the policy that decided it."""
+
+    folder: Path  # resolved
+    decision: FolderDecision
+    policy: EffectivePolicy
+    trusted: bool
+
+
+def decide(folder: Path, *, trusted: bool | None = None, policy_loader: PolicyLoader = load_policy) -> Decided:
+    """Load the effective policy (the folder's own tier only when the folder is trusted) and
+    decide whether the folder may be shared. A policy that cannot be read fails closed."""
+    folder = folder.expanduser()
+    if trusted is None:
+        trusted = folder.is_dir() and TrustStore().is_trusted(folder)
+    try:
+        policy = policy_loader(folder=folder, folder_trusted=trusted) if folder.is_dir() else policy_loader()
+    except PolicyError as exc:
+        raise SandboxFailed(f"No session can start: {exc.message}", hint=exc.hint) from exc
+    decision = policy.check_folder(folder)
+    resolved = decision.folder if decision.folder is not None else folder
+    return Decided(resolved, decision, policy, trusted)
+
+
+def audit_trail(policy: EffectivePolicy) -> AuditTrail:
+    """The local log (size from policy) and, where policy names a collector, OTLP export."""
+    exporter = otlp_exporter(policy.otlp_endpoint, policy.otlp_headers) if policy.otlp_endpoint else None
+    return AuditTrail(AuditLog(max_bytes=policy.max_log_mb * 1024 * 1024), exporter)
+
+
+class SessionRunner:
+    def __init__(self, decided: Decided, entry: EntryPoint, *, model: str = "") -> None:
+        self.decided = decided
+        self.entry = entry
+        self.auditor = SessionAuditor(audit_trail(decided.policy), decided.folder, model=model, entry=entry.value)
+        self.log = SessionLog(self.session_id)  # for a support request; never a secret in it
+        d = decided.decision
+        self.auditor.policy_decision(f"share folder {decided.folder}", d.allowed, d.reason, d.tier)
+        self.sandbox: Sandbox | None = None
+        self._box: ToolBox | None = None
+        self._closed = False
+        log.debug("session %s: %s on %s (%s)", self.session_id, entry.value, decided.folder, d.reason or "allowed")
+
+    @classmethod
+    async def open(
+        cls,
+        folder: Path,
+        entry: EntryPoint,
+        *,
+        trusted: bool | None = None,
+        model: str = "",
+        policy_loader: PolicyLoader = load_policy,
+    ) -> SessionRunner:
+        """Decide ``folder`` and start the session's audit trail. A folder policy denies is
+        recorded, then refused with the reason (``SandboxFailed``)."""
+        decided = decide(folder, trusted=trusted, policy_loader=policy_loader)
+        runner = cls(decided, entry, model=model)
+        if not decided.decision.allowed:
+            await runner.close(outcome="refused")
+            raise SandboxFailed(decided.decision.reason)
+        return runner
+
+    @property
+    def session_id(self) -> str:
+        return self.auditor.session_id
+
+    @property
+    def folder(self) -> Path:
+        return self.decided.folder
+
+    @property
+    def policy(self) -> EffectivePolicy:
+        return self.decided.policy
+
+    async def boot(self, *, on_progress: Progress | None = None, egress_asking: bool = False) -> Sandbox:
+        """Boot (or wake) the sandbox on the decided folder; the auditor follows it."""
+        if self.sandbox is not None:
+            raise SandboxFailed("This session already has a sandbox; close it first.")
+        sandbox = await Sandbox.boot(
+            self.folder,
+            policy=self.policy,
+            decision=self.decided.decision,
+            on_progress=on_progress,
+            egress_asking=egress_asking,
+        )
+        self.sandbox = sandbox
+        self.auditor.follow(sandbox)
+        log.debug("session %s: sandbox %s ready", self.session_id, sandbox.vm.id)
+        return sandbox
+
+    async def close_sandbox(self) -> None:
+        """Stop the sandbox and keep the session (the window's Restart boots another)."""
+        sandbox, self.sandbox, self._box = self.sandbox, None, None
+        if sandbox is not None:
+            await sandbox.close()
+
+    def assistant(self, provider: ModelProvider, *, new: bool = False) -> AgentSession:
+        """The assistant loop on this session's sandbox and conversation, audited."""
+        if self.sandbox is None:
+            raise SandboxFailed("The sandbox is not running.")
+        session = AgentSession(self.sandbox, provider, ConversationStore(self.folder))
+        if new:
+            session.messages.clear()
+        session.subscribe(self.auditor.on_agent_event)
+        return session
+
+    async def call_tool(self, name: str, args: dict[str, Any]) -> ToolOutcome:
+        """One tool call from outside the assistant loop (an MCP client), audited like the loop's."""
+        if self.sandbox is None:
+            raise SandboxFailed("The sandbox is not running.")
+        if self._box is None:
+            self._box = ToolBox(self.sandbox, session_id=self.session_id)
+        call_id = "mcp_" + secrets.token_hex(6)
+        summary = describe(name, args)
+        self.auditor.on_agent_event(ToolCalled(call_id, name, args, summary))
+        outcome = await self._box.call(name, args)
+        self.auditor.on_agent_event(
+            ToolFinished(call_id, name, outcome.is_error, outcome.summary, outcome.detail, outcome.duration_s)
+        )
+        return outcome
+
+    async def close(self, outcome: str = "finished") -> None:
+        """Stop the sandbox and end the audit trail (the end is recorded once)."""
+        if self._closed:
+            return
+        self._closed = True
+        await self.close_sandbox()
+        self.auditor.session_ended(outcome)
+        await self.auditor.close()
+        log.debug("session %s: closed (%s)", self.session_id, outcome)
+        self.log.close()
