@@ -23,34 +23,38 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gzip
 import hashlib
 import json
-import lzma
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # buildlib.py beside this file, however this file is started
+from buildlib import (  # noqa: E402
+    MODULES,
+    BuildError,
+    _build_initramfs,
+    _link_current,
+    _module_name,
+    _prune,
+    _sha256,
+    apt_mirror,
+    check_tools,
+    extract_vmlinux,
+    resolve_modules,
+    run,
+    step,
+)
+
 REPO = HERE.parent
 SUITE = "bookworm"
 KERNEL_META = "linux-image-amd64"
 # Modules the initramfs loads, in order (dependencies are added automatically).
-MODULES = [
-    "virtio_mmio",
-    "virtio_pci",
-    "virtio_blk",
-    "virtio_console",
-    "squashfs",
-    "overlay",
-    "fuse",
-    "virtiofs",
-]
 # The knowledge-work toolkit (#11): documents, spreadsheets, slides, PDFs and charts. The root is
 # a lazily read squashfs, so these cost image size, not boot time.
 OFFICE_PACKAGES = [
@@ -87,30 +91,14 @@ TRIM = [
 ]
 INPUTS = [
     HERE / "build.py",
+    HERE / "buildlib.py",
     HERE / "requirements.txt",
     HERE / "office-requirements.txt",
-    HERE / "agent" / "paddock_agent.py",
+    HERE / "agent" / "paddock_guest",
     HERE / "initramfs" / "init",
     REPO / "protos",
     HERE / "rootfs",
 ]
-
-
-class BuildError(Exception):
-    pass
-
-
-def step(n: int, total: int, what: str) -> float:
-    print(f"[{n}/{total}] {what}", flush=True)
-    return time.monotonic()
-
-
-def run(cmd: list[str], *, quiet: bool = True, **kw: object) -> subprocess.CompletedProcess[bytes]:
-    proc = subprocess.run(cmd, capture_output=quiet, **kw)  # type: ignore[call-overload]
-    if proc.returncode != 0:
-        tail = (proc.stderr or b"").decode(errors="replace")[-2000:] if quiet else ""
-        raise BuildError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{tail}")
-    return proc
 
 
 def inputs_hash() -> str:
@@ -143,125 +131,6 @@ def _publish(out: Path) -> None:
         f.chmod(0o644)
 
 
-def check_tools() -> None:
-    missing = []
-    for tool, pkg in [
-        ("debootstrap", "debootstrap"),
-        ("mksquashfs", "squashfs-tools"),
-        ("cpio", "cpio"),
-        ("apt-get", "apt"),
-        ("dpkg-deb", "dpkg"),
-    ]:
-        if shutil.which(tool) is None:
-            missing.append(f"{tool} (apt package {pkg})")
-    if not _busybox_is_static():
-        missing.append("a static busybox at /bin/busybox (apt package busybox-static)")
-    if missing:
-        raise BuildError(
-            "missing tools: " + "; ".join(missing) + "\n  install them with: sudo apt-get install "
-            "debootstrap squashfs-tools cpio busybox-static"
-        )
-    if os.geteuid() != 0:
-        raise BuildError("building the guest image needs root (debootstrap); run: sudo ./build_vm.sh")
-
-
-def _busybox_is_static() -> bool:
-    try:
-        data = Path("/bin/busybox").read_bytes()
-    except OSError:
-        return False
-    # A dynamically linked ELF names its loader (PT_INTERP); a static one does not.
-    return data[:4] == b"\x7fELF" and b"/ld-linux" not in data
-
-
-def apt_mirror() -> str:
-    """The Debian mirror the host's apt already uses (no host names in the repo)."""
-    env = os.environ.get("PADDOCK_DEBIAN_MIRROR")
-    if env:
-        return env
-    candidates = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
-    for path in candidates:
-        try:
-            text = path.read_text()
-        except OSError:
-            continue
-        m = re.search(r"^URIs:\s*(\S+/debian)\s*$", text, re.M) or re.search(
-            r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+/debian)\s+\S+", text, re.M
-        )
-        if m:
-            return m.group(1)
-    raise BuildError("could not find a Debian mirror in the host's apt sources; set PADDOCK_DEBIAN_MIRROR")
-
-
-def extract_vmlinux(bzimage: Path, out: Path) -> None:
-    """Decompress the ELF kernel out of a bzImage (the kernel's scripts/extract-vmlinux)."""
-    data = bzimage.read_bytes()
-    attempts = [
-        (b"\xfd7zXZ\x00", lambda b: lzma.LZMADecompressor().decompress(b)),
-        (b"\x1f\x8b\x08", lambda b: gzip.GzipFile(fileobj=__import__("io").BytesIO(b)).read()),
-        (b"\x28\xb5\x2f\xfd", _zstd),
-    ]
-    for magic, fn in attempts:
-        pos = data.find(magic)
-        while pos != -1:
-            try:
-                blob = fn(data[pos:])
-            except Exception:  # noqa: BLE001 - try the next candidate offset
-                blob = b""
-            if blob[:4] == b"\x7fELF":
-                out.write_bytes(blob)
-                return
-            pos = data.find(magic, pos + 1)
-    raise BuildError(f"could not find a compressed ELF kernel in {bzimage}")
-
-
-def _zstd(b: bytes) -> bytes:
-    if shutil.which("zstd") is None:
-        return b""
-    return subprocess.run(["zstd", "-dc"], input=b, capture_output=True).stdout
-
-
-def _module_bytes(path: Path) -> bytes:
-    data = path.read_bytes()
-    if path.name.endswith(".xz"):
-        return lzma.decompress(data)
-    if path.name.endswith(".zst"):
-        return _zstd(data)
-    return data
-
-
-def _module_name(path: Path) -> str:
-    return path.name.split(".ko")[0].replace("-", "_")
-
-
-def resolve_modules(moddir: Path) -> list[Path]:
-    """The modules to load, dependencies first (read from each module's modinfo;
-    the package ships no modules.dep, and busybox insmod ignores softdeps)."""
-    by_name = {_module_name(p): p for p in moddir.rglob("*.ko*")}
-    builtin: set[str] = set()
-    builtin_file = moddir / "modules.builtin"
-    if builtin_file.exists():
-        builtin = {_module_name(Path(t)) for t in builtin_file.read_text().split()}
-    order: list[Path] = []
-
-    def visit(name: str) -> None:
-        if name in builtin:
-            return
-        path = by_name.get(name)
-        if path is None:
-            raise BuildError(f"kernel module {name} is neither built in nor shipped in the kernel package")
-        if path in order:
-            return
-        m = re.search(rb"depends=([A-Za-z0-9_,-]*)\x00", _module_bytes(path))
-        for dep in m.group(1).decode().split(",") if m and m.group(1) else []:
-            visit(dep.replace("-", "_"))
-        order.append(path)
-
-    for name in MODULES:
-        visit(name)
-    return order
-
-
 def build(cache: Path, force: bool) -> Path:
     key = inputs_hash()
     out = cache / "guest" / key
@@ -279,40 +148,10 @@ def build(cache: Path, force: bool) -> Path:
     work = Path(tempfile.mkdtemp(prefix="paddock-guest-build-", dir=cache))
     try:
         root = work / "root"
-        t = step(1, total, f"debootstrap {SUITE} (minbase + {', '.join(DEB_PACKAGES)}); about a minute")
-        run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                f"--include={','.join(DEB_PACKAGES)}",
-                SUITE,
-                str(root),
-                mirror,
-            ]
-        )
-        print(f"      done in {time.monotonic() - t:.0f} s")
-        t = time.monotonic()
-        print(f"      the office toolkit with apt ({', '.join(OFFICE_PACKAGES)}); a minute or two", flush=True)
-        run(["chroot", str(root), "apt-get", *APT_OPTIONS, "update", "-qq"])
-        run(["chroot", str(root), "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", *APT_OPTIONS, "install",
-             "-y", "-qq", "--no-install-recommends", *OFFICE_PACKAGES])  # fmt: skip
-        run(["chroot", str(root), "apt-get", "clean"])
-        print(f"      done in {time.monotonic() - t:.0f} s")
+        _bootstrap_root(root, mirror, total)
 
         t = step(2, total, "kernel from Debian's linux-image package")
-        kdir = work / "kernel"
-        kdir.mkdir()
-        depends = run(["apt-cache", "depends", KERNEL_META]).stdout.decode()
-        m = re.search(r"Depends:\s*(linux-image-[0-9][^\s]*)", depends)
-        if not m:
-            raise BuildError(f"apt-cache could not resolve {KERNEL_META}; run apt-get update")
-        kpkg = m.group(1)
-        run(["apt-get", "download", kpkg], cwd=kdir)
-        deb = next(kdir.glob("*.deb"))
-        run(["dpkg-deb", "-x", str(deb), str(kdir / "x")])
-        vmlinuz = next((kdir / "x" / "boot").glob("vmlinuz-*"))
-        kver = vmlinuz.name.removeprefix("vmlinuz-")
-        moddir = kdir / "x" / "lib" / "modules" / kver
+        kpkg, kver, vmlinuz, moddir = _fetch_kernel(work / "kernel")
         print(f"      {kpkg} ({kver}) in {time.monotonic() - t:.0f} s")
 
         t = step(3, total, "Python packages from PyPI: the agent's (grpcio, protobuf) and python-pptx")
@@ -326,25 +165,7 @@ def build(cache: Path, force: bool) -> Path:
         print(f"      done in {time.monotonic() - t:.0f} s")
 
         t = step(5, total, "trim and precompile")
-        for rel in TRIM:
-            shutil.rmtree(root / rel, ignore_errors=True)
-        (root / "var" / "log").mkdir(parents=True, exist_ok=True)
-        run(
-            [
-                "chroot",
-                str(root),
-                "/usr/bin/python3",
-                "-m",
-                "compileall",
-                "-q",
-                "-j",
-                "2",
-                "/opt/paddock",
-                "/usr/lib/python3.11",
-                "/usr/local/lib/python3.11",
-            ],
-            quiet=True,
-        )
+        _trim_and_precompile(root)
 
         t = step(6, total, f"squashfs root ({SQUASHFS_COMP})")
         staging = work / "out"
@@ -386,11 +207,75 @@ def build(cache: Path, force: bool) -> Path:
         _publish(out)
         _link_current(cache, key)
         _prune(cache, keep=key)
-        sizes = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in manifest["sizes"].items())
+        sizes = ", ".join(
+            f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in out.iterdir() if p.name != "manifest.json"
+        )
         print(f"guest image ready in {manifest['build_seconds']} s: {out}\n  {sizes}")
         return out
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _bootstrap_root(root: Path, mirror: str, total: int) -> None:
+    """Step 1: a minimal Debian in ``root``, then the office toolkit with apt."""
+    t = step(1, total, f"debootstrap {SUITE} (minbase + {', '.join(DEB_PACKAGES)}); about a minute")
+    run(
+        [
+            "debootstrap",
+            "--variant=minbase",
+            f"--include={','.join(DEB_PACKAGES)}",
+            SUITE,
+            str(root),
+            mirror,
+        ]
+    )
+    print(f"      done in {time.monotonic() - t:.0f} s")
+    t = time.monotonic()
+    print(f"      the office toolkit with apt ({', '.join(OFFICE_PACKAGES)}); a minute or two", flush=True)
+    run(["chroot", str(root), "apt-get", *APT_OPTIONS, "update", "-qq"])
+    run(["chroot", str(root), "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", *APT_OPTIONS, "install",
+         "-y", "-qq", "--no-install-recommends", *OFFICE_PACKAGES])  # fmt: skip
+    run(["chroot", str(root), "apt-get", "clean"])
+    print(f"      done in {time.monotonic() - t:.0f} s")
+
+
+def _fetch_kernel(kdir: Path) -> tuple[str, str, Path, Path]:
+    """Step 2: Debian's kernel package, unpacked in ``kdir``: (package, version, vmlinuz, modules folder)."""
+    kdir.mkdir()
+    depends = run(["apt-cache", "depends", KERNEL_META]).stdout.decode()
+    m = re.search(r"Depends:\s*(linux-image-[0-9][^\s]*)", depends)
+    if not m:
+        raise BuildError(f"apt-cache could not resolve {KERNEL_META}; run apt-get update")
+    kpkg = m.group(1)
+    run(["apt-get", "download", kpkg], cwd=kdir)
+    deb = next(kdir.glob("*.deb"))
+    run(["dpkg-deb", "-x", str(deb), str(kdir / "x")])
+    vmlinuz = next((kdir / "x" / "boot").glob("vmlinuz-*"))
+    kver = vmlinuz.name.removeprefix("vmlinuz-")
+    return kpkg, kver, vmlinuz, kdir / "x" / "lib" / "modules" / kver
+
+
+def _trim_and_precompile(root: Path) -> None:
+    """Step 5: drop what the guest never reads, and compile its Python ahead of time."""
+    for rel in TRIM:
+        shutil.rmtree(root / rel, ignore_errors=True)
+    (root / "var" / "log").mkdir(parents=True, exist_ok=True)
+    run(
+        [
+            "chroot",
+            str(root),
+            "/usr/bin/python3",
+            "-m",
+            "compileall",
+            "-q",
+            "-j",
+            "2",
+            "/opt/paddock",
+            "/usr/lib/python3.11",
+            "/usr/local/lib/python3.11",
+        ],
+        quiet=True,
+    )
 
 
 def _pip_target(target: Path, requirements: Path) -> None:
@@ -423,7 +308,13 @@ def _pip_target(target: Path, requirements: Path) -> None:
 def _install_agent(root: Path) -> None:
     opt = root / "opt" / "paddock"
     (opt / "bin").mkdir(parents=True, exist_ok=True)
-    shutil.copy2(HERE / "agent" / "paddock_agent.py", opt / "paddock_agent.py")
+    # The agent, as the package paddock_guest (started with `python3 -m paddock_guest`, see inittab).
+    shutil.copytree(
+        HERE / "agent" / "paddock_guest",
+        opt / "site" / "paddock_guest",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+        dirs_exist_ok=True,
+    )
     shutil.copy2("/bin/busybox", opt / "bin" / "busybox")
     for src in (HERE / "rootfs").rglob("*"):
         dest = root / src.relative_to(HERE / "rootfs")
@@ -458,58 +349,6 @@ def _install_agent(root: Path) -> None:
     if resolv.is_symlink() or resolv.exists():
         resolv.unlink()
     resolv.write_text("# no DNS in the Paddock guest\n")
-
-
-def _build_initramfs(dest: Path, modules: list[Path], out: Path) -> None:
-    (dest / "bin").mkdir(parents=True)
-    (dest / "modules").mkdir()
-    shutil.copy2("/bin/busybox", dest / "bin" / "busybox")
-    shutil.copy2(HERE / "initramfs" / "init", dest / "init")
-    (dest / "init").chmod(0o755)
-    names = []
-    for src in modules:
-        name = _module_name(src) + ".ko"
-        (dest / "modules" / name).write_bytes(_module_bytes(src))
-        names.append(name)
-    (dest / "modules.order").write_text("\n".join(names) + "\n")
-    files = subprocess.run(["find", ".", "-print0"], cwd=dest, capture_output=True, check=True).stdout
-    with open(out, "wb") as fh:
-        subprocess.run(
-            ["cpio", "--null", "-o", "-H", "newc", "--quiet", "--owner=0:0"],
-            cwd=dest,
-            input=files,
-            stdout=fh,
-            check=True,
-        )
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _prune(cache: Path, keep: str, keep_recent: int = 3) -> None:
-    """Drop old images, keeping the newest few (another checkout may still use one)."""
-    images = [
-        d
-        for d in (cache / "guest").iterdir()
-        if d.is_dir() and not d.is_symlink() and re.fullmatch(r"[0-9a-f]{16}", d.name) and d.name != keep
-    ]
-    images.sort(key=lambda d: d.stat().st_mtime, reverse=True)
-    for d in images[keep_recent - 1 :]:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def _link_current(cache: Path, key: str) -> None:
-    link = cache / "guest" / "current"
-    tmp = cache / "guest" / f".current-{os.getpid()}"
-    if tmp.is_symlink():
-        tmp.unlink()
-    tmp.symlink_to(key)
-    os.replace(tmp, link)
 
 
 def main() -> int:

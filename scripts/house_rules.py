@@ -3,7 +3,9 @@
 1. No ``shell=True`` and no ``os.system`` in the package: arguments stay a list.
 2. No machine paths from a developer's computer in tracked files.
 3. Nothing that looks like a real secret (test keys are generated at test time).
-4. Generated gRPC code is imported only through ``paddock.guest`` (also an import contract).
+4. Generated gRPC code is imported only through ``paddock.guest`` and by the guest agent (also
+   an import contract, which cannot see the guest agent).
+5. No module is over 400 lines (generated code aside): split it by concern instead.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ MACHINE_PATH = re.compile(
     r"(?<![\w.])/(?:root|home/(?!agent/)[a-z][\w-]*|Users/[A-Za-z][\w-]*)/"
 )  # /home/agent: the guest
 SELF = Path(__file__).resolve()
+GENERATED = re.compile(r"^\s*(?:from|import)\s+paddock\.guest\.v1\b", re.MULTILINE)
+MAX_LINES = 400
 
 
 def tracked() -> list[Path]:
@@ -43,6 +47,11 @@ def main() -> int:
         in_package = str(rel).startswith("app/paddock/") and path.suffix == ".py" and "/v1/" not in str(rel)
         if in_package and re.search(r"shell\s*=\s*True|os\.system\(", text):
             problems.append(f"{rel}: uses a shell; pass an argument list")
+        generated_ok = str(rel).startswith(("app/paddock/guest/", "guest_image/agent/", "scripts/", "tests/"))
+        if path.suffix == ".py" and not generated_ok and GENERATED.search(text):
+            problems.append(f"{rel}: imports the generated gRPC code; go through paddock.guest")
+        if path.suffix == ".py" and "/v1/" not in str(rel) and text.count("\n") > MAX_LINES:
+            problems.append(f"{rel}: {text.count(chr(10))} lines; split it (at most {MAX_LINES})")
     for p in problems:
         print(f"house rule: {p}", file=sys.stderr)
     if not problems:

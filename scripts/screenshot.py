@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QApplication
 from paddock.assistant.loop import Finished, TextDelta, ToolCalled, ToolFinished
 from paddock.core.engine import Engine
 from paddock.llm import Usage
-from paddock.session.desk import Desk, SandboxState, SandboxStatus
+from paddock.session.desk import Desk, DeskEvent, SandboxState, SandboxStatus
 from paddock.ui.window import MainWindow
 
 
@@ -39,11 +39,7 @@ def main(out: Path) -> int:
     folder = Path("~/Documents/Sales 2026")  # shown as written; nothing is opened
     window.chat.reset(folder)
     window.stack.setCurrentWidget(window.chat)
-    script = [
-        SandboxStatus(SandboxState.READY, "Ready (software emulation)"),
-    ]
-    for ev in script:
-        window._on_event(ev)
+    window._on_event(SandboxStatus(SandboxState.READY, "Ready (software emulation)"))
     window.chat.add_user("Add up the three monthly sales files and write a short report with a chart.")
     calls = [
         ("c1", "list_files", {}, "List the files in the workspace", "jan.csv\nfeb.csv\nmar.csv"),
@@ -51,7 +47,7 @@ def main(out: Path) -> int:
          "wrote chart.png"),
         ("c3", "write_file", {"path": "report.md", "content": "# Sales, first quarter\n…"}, "Write report.md", ""),
     ]  # fmt: skip
-    events: list[object] = []
+    events: list[DeskEvent] = []
     for cid, name, args, summary, output in calls:
         events += [ToolCalled(cid, name, args, summary), ToolFinished(cid, name, False, summary, output, 0.4)]
     answer = (
@@ -60,7 +56,7 @@ def main(out: Path) -> int:
     )
     events += [TextDelta(answer), Finished(answer, Usage(1200, 300), 4)]
     for ev in events:
-        window._on_event(ev)  # type: ignore[arg-type]
+        window._on_event(ev)
     window.chat.cards["c2"].toggle.click()
     for _ in range(20):
         app.processEvents()

@@ -15,7 +15,7 @@ import itertools
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -41,7 +41,7 @@ def tool(name: str, **args: Any) -> Reply:
 
 
 class MessagesAPI:
-    def __init__(self, steps: list[Step] | None = None, *, repeat_last: bool = False) -> None:
+    def __init__(self, steps: Sequence[Step] | None = None, *, repeat_last: bool = False) -> None:
         self.steps: list[Step] = list(steps or [])
         self.repeat_last = repeat_last
         self.requests: list[dict[str, Any]] = []
@@ -218,7 +218,7 @@ class MessagesAPI:
         """Every tool_result block the client sent, in order (from the last request)."""
         if not self.requests:
             return []
-        out = []
+        out: list[dict[str, Any]] = []
         for m in self.requests[-1]["messages"]:
             if m["role"] == "user" and isinstance(m["content"], list):
                 out.extend(b for b in m["content"] if b.get("type") == "tool_result")

@@ -20,7 +20,7 @@ from pytestqt.qtbot import QtBot
 from paddock.core.engine import Engine
 from paddock.credentials import MODEL_KEY, Keychain
 from paddock.session.desk import Desk, SandboxState
-from paddock.ui.pages import ToolCard
+from paddock.ui.chat import ToolCard
 from paddock.ui.window import MainWindow
 from tests.fakes.messages_api import MessagesAPI, text, tool
 

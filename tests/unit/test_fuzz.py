@@ -3,10 +3,13 @@ the policy parser, and the guest agent's path confinement."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -46,21 +49,23 @@ def test_policy_parser_on_arbitrary_text(raw: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def agent(tmp_path_factory: pytest.TempPathFactory) -> object:
-    """The guest agent's module, imported on the host with a workspace of our own."""
+def jail(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    """The guest agent's path jail (paddock_guest.jail), imported on the host, confined to a
+    workspace of our own."""
     workspace = tmp_path_factory.mktemp("ws")
     (workspace / "sub").mkdir()
     (workspace / "sub" / "in").symlink_to("../sub")
     (workspace / "out").symlink_to("/etc")
     (workspace / "up").symlink_to("..")
-    os.environ["PADDOCK_WORKSPACE"] = str(workspace)
     sys.path.insert(0, str(REPO / "guest_image" / "agent"))
     try:
-        import paddock_agent  # type: ignore[import-not-found]
+        config = importlib.import_module("paddock_guest.config")
+        jail = importlib.import_module("paddock_guest.jail")
     finally:
         sys.path.pop(0)
-    paddock_agent.WORKSPACE = str(workspace)
-    return paddock_agent
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(config, "WORKSPACE", str(workspace))  # read by jail at call time
+        yield jail
 
 
 segments = st.sampled_from(["..", ".", "sub", "in", "out", "up", "x", "", "a/b", "/", "//", "\x00", "é"])
@@ -68,13 +73,13 @@ segments = st.sampled_from(["..", ".", "sub", "in", "out", "up", "x", "", "a/b",
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(segments, max_size=8), st.booleans())
-def test_agent_paths_never_leave_the_workspace(agent: object, parts: list[str], absolute: bool) -> None:
+def test_agent_paths_never_leave_the_workspace(jail: ModuleType, parts: list[str], absolute: bool) -> None:
     path = ("/" if absolute else "") + "/".join(parts)
-    root = os.path.realpath(agent.WORKSPACE)  # type: ignore[attr-defined]
-    for resolve in (agent.resolve, agent.resolve_follow):  # type: ignore[attr-defined]
+    root = os.path.realpath(jail.config.WORKSPACE)
+    for resolve in (jail.resolve, jail.resolve_follow):
         try:
             full = resolve(path)
-        except agent.PathError:  # type: ignore[attr-defined]
+        except jail.PathError:
             continue
         except FileNotFoundError:
             continue
@@ -82,7 +87,7 @@ def test_agent_paths_never_leave_the_workspace(agent: object, parts: list[str], 
             continue
         # resolve() leaves the last component unfollowed (callers open it with O_NOFOLLOW);
         # resolve_follow() follows it. Either way, what is used lies inside the workspace.
-        follow = resolve is agent.resolve_follow  # type: ignore[attr-defined]
+        follow = resolve is jail.resolve_follow
         used = os.path.realpath(full if follow else os.path.dirname(full))
         assert used == root or used.startswith(root + "/"), (path, full)
 
@@ -109,7 +114,7 @@ path_parts = st.sampled_from(["v1", "messages", "files", "api", "charts", "..", 
 )
 def test_a_grant_never_admits_another_path_method_or_host(parts: list[str], method: str, host: str) -> None:
     path = "/" + "/".join(parts)
-    grant = match_grant(GRANTS, "https", host, 443, method, path)
+    grant = match_grant(GRANTS, "https", host, 443, method=method, path=path)
     if grant is None:
         return
     cleaned = clean_path(path)
@@ -124,8 +129,8 @@ def test_a_grant_never_admits_another_path_method_or_host(parts: list[str], meth
 def test_dot_segments_and_encodings_never_reach_a_wildcard_grant() -> None:
     for path in ("/api/charts/../../v1/files", "/api/charts/%2e%2e/x", "/api/charts/a%2fb", "/api/charts//x",
                  "/api/charts/.\\x", "/api/charts/x%00"):  # fmt: skip
-        assert match_grant(GRANTS, "https", "charts.example.com", 443, "GET", path) is None, path
-    assert match_grant(GRANTS, "https", "charts.example.com", 443, "GET", "/api/charts/ok?x=1")
+        assert match_grant(GRANTS, "https", "charts.example.com", 443, method="GET", path=path) is None, path
+    assert match_grant(GRANTS, "https", "charts.example.com", 443, method="GET", path="/api/charts/ok?x=1")
 
 
 @settings(max_examples=300, deadline=None)

@@ -20,7 +20,7 @@ from paddock.vm import (
     VMConfig,
     VMState,
 )
-from paddock.vm.machine import qemu_escape
+from paddock.vm.config import qemu_escape
 
 
 def _fake_image(tmp_path: Path) -> GuestImage:

@@ -65,7 +65,7 @@ class Gate:
 
     # ------------------------------------------------------------------ decisions
 
-    def _decide(self, flow: http.HTTPFlow, allowed: bool, reason: str, grant: str | None = None,
+    def _decide(self, flow: http.HTTPFlow, allowed: bool, reason: str, grant: str | None = None, *,
                 status: int = 403, no_grant: bool = False) -> None:  # fmt: skip
         req = flow.request
         record = {"time_unix": time.time(), "allowed": allowed, "reason": reason, "grant": grant, "no_grant": no_grant,
@@ -98,7 +98,7 @@ class Gate:
     def _matching_grant(
         self, scheme: str, host: str, port: int, method: str | None, path: str | None
     ) -> dict[str, Any] | None:
-        return match_grant(self.grants + self._load_session_grants(), scheme, host, port, method, path)
+        return match_grant(self.grants + self._load_session_grants(), scheme, host, port, method=method, path=path)
 
     def _load_session_grants(self) -> list[dict[str, Any]]:
         path = self.session_grants_path
@@ -152,23 +152,9 @@ class Gate:
         req = flow.request
         if req.method == "CONNECT":
             return
-        if flow.client_conn.id in self.tokens:  # inside a granted CONNECT tunnel
-            token = self.tokens[flow.client_conn.id]
-            connect_host = flow.server_conn.address[0] if flow.server_conn.address else None
-            sni = flow.client_conn.sni
-            if req.host_header and req.host_header.split(":")[0] != req.host:
-                self._decide(flow, False, "the Host header disagrees with the tunnel's target")
-                return
-            if sni and sni != req.host:
-                self._decide(flow, False, "the TLS server name disagrees with the tunnel's target")
-                return
-            if connect_host and connect_host != req.host and req.host not in self.overrides:
-                self._decide(flow, False, "the request left its tunnel's host")
-                return
-        else:  # plain HTTP through the proxy
-            token = self._proxy_token(req.headers) or ""
-            if not self._resolves_safely(flow, req.host, req.port):
-                return
+        token = self._tunnel_token(flow)
+        if token is None:
+            return
         if not self._token_ok(flow, token):  # checked on every request: revocation is immediate
             return
         grant = self._matching_grant(req.scheme, req.host, req.port, req.method, req.path)
@@ -179,20 +165,50 @@ class Gate:
         if len(req.raw_content or b"") > MAX_BODY:
             self._decide(flow, False, "the request body is too large", grant["id"], status=413)
             return
+        if not self._swap_credentials(flow, grant):
+            return
+        self._decide(flow, True, "granted", grant["id"])
+        self._to_override(flow)
+
+    def _tunnel_token(self, flow: http.HTTPFlow) -> str | None:
+        """The session token this request came with; None (and refused) when the request does
+        not stay with the host its granted tunnel was opened to, or resolves unsafely."""
+        req = flow.request
+        if flow.client_conn.id not in self.tokens:  # plain HTTP through the proxy
+            return (self._proxy_token(req.headers) or "") if self._resolves_safely(flow, req.host, req.port) else None
+        connect_host = flow.server_conn.address[0] if flow.server_conn.address else None
+        sni = flow.client_conn.sni
+        if req.host_header and req.host_header.split(":")[0] != req.host:
+            self._decide(flow, False, "the Host header disagrees with the tunnel's target")
+        elif sni and sni != req.host:
+            self._decide(flow, False, "the TLS server name disagrees with the tunnel's target")
+        elif connect_host and connect_host != req.host and req.host not in self.overrides:
+            self._decide(flow, False, "the request left its tunnel's host")
+        else:
+            return self.tokens[flow.client_conn.id]
+        return None
+
+    def _swap_credentials(self, flow: http.HTTPFlow, grant: dict[str, Any]) -> bool:
+        """Strip every credential the guest sent; attach the grant's real one. False: refused."""
+        req = flow.request
         for name in STRIP_HEADERS:
             req.headers.pop(name, None)
         for key in list(req.query.keys()):
             if key.lower() in STRIP_QUERY:
                 del req.query[key]
         credential = grant.get("credential")
-        if credential:
-            secret = self.secrets.get(credential)
-            if not secret:
-                self._decide(flow, False, f"the credential {credential} is not available", grant["id"], status=503)
-                return
-            header = grant.get("credential_header") or "authorization"
-            req.headers[header] = f"Bearer {secret}" if header.lower() == "authorization" else secret
-        self._decide(flow, True, "granted", grant["id"])
+        if not credential:
+            return True
+        secret = self.secrets.get(credential)
+        if not secret:
+            self._decide(flow, False, f"the credential {credential} is not available", grant["id"], status=503)
+            return False
+        header = grant.get("credential_header") or "authorization"
+        req.headers[header] = f"Bearer {secret}" if header.lower() == "authorization" else secret
+        return True
+
+    def _to_override(self, flow: http.HTTPFlow) -> None:
+        req = flow.request
         if req.host in self.overrides:
             name = req.host
             ip, _, port = self.overrides[name].partition(":")

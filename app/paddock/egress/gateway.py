@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from paddock.core.errors import PaddockError
 from paddock.core.paths import data_dir
@@ -30,6 +30,11 @@ if TYPE_CHECKING:  # the addon imports this package inside the gateway's own env
 ADDON = Path(__file__).with_name("addon.py")
 APP_ROOT = Path(__file__).resolve().parents[2]
 TEST_OVERRIDE_ENV = "PADDOCK_TEST_UPSTREAM_OVERRIDES"  # host process only; see docs/SECURITY.md
+
+
+def _log_file(path: Path) -> BinaryIO:
+    """A log for the child's output (opened here, closed once the child has it)."""
+    return open(path, "wb")
 
 
 class GatewayError(PaddockError):
@@ -104,7 +109,7 @@ class EgressGateway:
             argv += ["--set", f"ssl_verify_upstream_trusted_ca={upstream_ca}"]
         env = {**os.environ, "PADDOCK_GATEWAY_CONFIG": str(cfg_path),
                "PYTHONPATH": str(APP_ROOT), "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
-        log = open(self.run_dir / "gateway.log", "wb")  # noqa: SIM115 - handed to the child
+        log = _log_file(self.run_dir / "gateway.log")
         try:
             self._proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.PIPE, stdout=log, stderr=log, env=env, start_new_session=True

@@ -37,7 +37,7 @@ def clean_path(path: str) -> str | None:
 
 
 def match_grant(
-    grants: Sequence[dict[str, Any]], scheme: str, host: str, port: int, method: str | None, path: str | None
+    grants: Sequence[dict[str, Any]], scheme: str, host: str, port: int, *, method: str | None, path: str | None
 ) -> dict[str, Any] | None:
     """The first grant that allows this request (method/path None: any, for a CONNECT)."""
     if path is not None:

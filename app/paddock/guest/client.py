@@ -20,6 +20,7 @@ import grpc
 import grpc.aio
 
 from paddock.core.errors import PaddockError
+from paddock.guest.tunnel import Tunnel
 from paddock.guest.v1 import agent_pb2 as pb
 from paddock.guest.v1 import agent_pb2_grpc as pb_grpc
 
@@ -250,14 +251,14 @@ class GuestClient:
             _raise(exc)
         self._metadata = ((BOOT_KEY_METADATA, key.hex()),)
 
-    async def _unary(self, method: Any, request: Any, timeout: float = 60.0) -> Any:
+    async def _unary(self, method: Any, request: Any, deadline_s: float = 60.0) -> Any:
         try:
-            return await method(request, metadata=self._metadata, timeout=timeout)
+            return await method(request, metadata=self._metadata, timeout=deadline_s)
         except grpc.aio.AioRpcError as exc:
             _raise(exc)
 
     async def health(self) -> bool:
-        resp = await self._unary(self._stub.Health, pb.HealthRequest(), timeout=10)
+        resp = await self._unary(self._stub.Health, pb.HealthRequest(), deadline_s=10)
         return bool(resp.ready)
 
     async def info(self) -> GuestInfo:
@@ -349,61 +350,17 @@ class GuestClient:
         Runs until cancelled or the VM goes away. Each guest connection becomes
         one TCP connection from this process to the gateway, nothing else.
         """
-        outgoing: asyncio.Queue[pb.EgressFrame | None] = asyncio.Queue()
-        writers: dict[int, asyncio.StreamWriter] = {}
-        pumps: set[asyncio.Task[None]] = set()
-
-        async def requests() -> AsyncIterator[pb.EgressFrame]:
-            while True:
-                frame = await outgoing.get()
-                if frame is None:
-                    return
-                yield frame
-
-        async def pump(conn: int, reader: asyncio.StreamReader) -> None:
-            try:
-                while data := await reader.read(64 * 1024):
-                    await outgoing.put(pb.EgressFrame(conn=conn, kind=pb.EgressFrame.KIND_DATA, data=data))
-            except OSError:
-                pass
-            finally:
-                writer = writers.pop(conn, None)
-                if writer is not None:
-                    writer.close()
-                    await outgoing.put(pb.EgressFrame(conn=conn, kind=pb.EgressFrame.KIND_CLOSE))
-
-        call = self._stub.Egress(requests(), metadata=self._metadata)
+        tunnel = Tunnel(gateway_port)
+        call = self._stub.Egress(tunnel.requests(), metadata=self._metadata)
         try:
             async for frame in call:
-                if frame.kind == pb.EgressFrame.KIND_OPEN:
-                    try:
-                        reader, writer = await asyncio.open_connection("127.0.0.1", gateway_port)
-                    except OSError:
-                        await outgoing.put(pb.EgressFrame(conn=frame.conn, kind=pb.EgressFrame.KIND_CLOSE))
-                        continue
-                    writers[frame.conn] = writer
-                    task = asyncio.ensure_future(pump(frame.conn, reader))
-                    pumps.add(task)
-                    task.add_done_callback(pumps.discard)
-                elif frame.kind == pb.EgressFrame.KIND_DATA:
-                    open_writer = writers.get(frame.conn)
-                    if open_writer is not None:
-                        open_writer.write(frame.data)
-                        await open_writer.drain()
-                elif frame.kind == pb.EgressFrame.KIND_CLOSE:
-                    closing = writers.pop(frame.conn, None)
-                    if closing is not None:
-                        closing.close()
+                await tunnel.on_frame(frame)
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.CANCELLED:
                 _raise(exc)
         finally:
             call.cancel()
-            await outgoing.put(None)
-            for task in list(pumps):
-                task.cancel()
-            for writer in writers.values():
-                writer.close()
+            await tunnel.close()
 
     async def events(self) -> AsyncIterator[GuestEvent]:
         """The guest's live event stream (processes, file changes)."""

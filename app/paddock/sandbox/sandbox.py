@@ -18,7 +18,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TypedDict, TypeVar, Unpack
 
 from paddock.core.errors import PaddockError
 from paddock.core.paths import cache_dir, profile_dir, runtime_dir
@@ -63,6 +63,24 @@ class BootTimings:
     restored: bool = False  # woken from the saved sandbox rather than booted
 
 
+class BootOptions(TypedDict, total=False):
+    """How to boot a sandbox (every key optional)."""
+
+    image: GuestImage | None  # default: the installed image
+    profile: Path | None  # default: the person's agent profile
+    on_progress: Progress | None  # plain-words progress
+    memory_mib: int  # guest memory (1024)
+    policy: EffectivePolicy | None  # default: loaded here
+    decision: FolderDecision | None  # the folder as the session composer decided it with ``policy``
+    secrets: dict[str, str] | None  # the real keys grants attach (default: from the keychain)
+    # Start the egress gateway even with no grants (where policy allows asking), so a refused
+    # request can become a question to the person.
+    egress_asking: bool
+    # Commands run as the guest's root (the fence tests' attacker who escalated inside the
+    # guest); always a cold boot.
+    guest_root: bool
+
+
 class Sandbox:
     def __init__(self, vm: VirtualMachine, guest: GuestClient, folder: Path, timings: BootTimings) -> None:
         self.vm = vm
@@ -78,56 +96,23 @@ class Sandbox:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(
-        cls,
-        folder: Path,
-        *,
-        image: GuestImage | None = None,
-        profile: Path | None = None,
-        on_progress: Progress | None = None,
-        memory_mib: int = 1024,
-        policy: EffectivePolicy | None = None,
-        secrets: dict[str, str] | None = None,
-        egress_asking: bool = False,
-    ) -> AsyncIterator[Sandbox]:
-        sandbox = await cls.boot(
-            folder,
-            image=image,
-            profile=profile,
-            on_progress=on_progress,
-            memory_mib=memory_mib,
-            policy=policy,
-            secrets=secrets,
-            egress_asking=egress_asking,
-        )
+    async def open(cls, folder: Path, **options: Unpack[BootOptions]) -> AsyncIterator[Sandbox]:
+        """``boot``, then ``close`` at the end of the block."""
+        sandbox = await cls.boot(folder, **options)
         try:
             yield sandbox
         finally:
             await sandbox.close()
 
     @classmethod
-    async def boot(
-        cls,
-        folder: Path,
-        *,
-        image: GuestImage | None = None,
-        profile: Path | None = None,
-        on_progress: Progress | None = None,
-        memory_mib: int = 1024,
-        policy: EffectivePolicy | None = None,
-        secrets: dict[str, str] | None = None,
-        egress_asking: bool = False,
-        guest_root: bool = False,
-        decision: FolderDecision | None = None,
-    ) -> Sandbox:
-        """Boot a sandbox on ``folder``. Policy decides first: a folder it denies, or a
-        managed policy that is unsafe or malformed, stops here (fail closed).
-
-        ``egress_asking`` (only where policy allows asking) starts the egress gateway even
-        with no grants, so a refused request can become a question to the person.
-        ``guest_root``: commands run as the guest's root (the fence tests' attacker who
-        escalated inside the guest); always a cold boot. ``decision``: the folder as
-        ``paddock.session.runner`` decided it with ``policy`` (not decided again here)."""
+    async def boot(cls, folder: Path, **options: Unpack[BootOptions]) -> Sandbox:
+        """Boot a sandbox on ``folder`` (see ``BootOptions``). Policy decides first: a folder it
+        denies, or a managed policy that is unsafe or malformed, stops here (fail closed)."""
+        image, profile = options.get("image"), options.get("profile")
+        on_progress, memory_mib = options.get("on_progress"), options.get("memory_mib", 1024)
+        policy, decision = options.get("policy"), options.get("decision")
+        secrets, egress_asking = options.get("secrets"), options.get("egress_asking", False)
+        guest_root = options.get("guest_root", False)
         say = on_progress or (lambda _msg: None)
         t0 = time.monotonic()
         if decision is None or policy is None:  # not decided by the session composer: decide here
@@ -154,7 +139,10 @@ class Sandbox:
         if snapshots_enabled() and not guest_root and snapshot.exists():
             say(f"Waking the sandbox ({accel.accel.label})")
             try:
-                restored = await _restore(snapshot, image, tools, accel, shares, memory_mib)
+                config = VMConfig(
+                    image=image, accel=accel.accel, shares=shares, tools=tools, memory_mib=memory_mib, hotplug=True
+                )
+                restored = await _restore(snapshot, config)
             except (PaddockError, OSError) as exc:
                 say(f"Starting the sandbox afresh (the saved one could not be used: {exc})")
                 snapshot.unlink(missing_ok=True)  # made again by the next ensure_snapshot
@@ -304,14 +292,10 @@ async def ensure_snapshot(
     return path
 
 
-async def _restore(
-    snapshot: Path, image: GuestImage, tools: HostTools, accel: AccelChoice, shares: tuple[Share, ...], memory_mib: int
-) -> tuple[VirtualMachine, GuestClient]:
+async def _restore(snapshot: Path, config: VMConfig) -> tuple[VirtualMachine, GuestClient]:
     """Wake a saved guest, attach the shares, then claim it with a fresh key (and the clock,
     fresh randomness and the mounts). Any failure stops everything and raises."""
-    vm = VirtualMachine(
-        VMConfig(image=image, accel=accel.accel, shares=shares, tools=tools, memory_mib=memory_mib, hotplug=True)
-    )
+    vm = VirtualMachine(config)
     try:
         await vm.start(incoming=snapshot)
     except BaseException:
@@ -321,7 +305,7 @@ async def _restore(
     try:
         await _unless_failed(vm, guest.wait_ready(RESTORE_TIMEOUT_S))
         await _unless_failed(vm, vm.attach_shares())
-        await _unless_failed(vm, guest.claim(mount_tags=tuple(s.tag for s in shares)))
+        await _unless_failed(vm, guest.claim(mount_tags=tuple(s.tag for s in config.shares)))
         vm.mark_ready()
     except BaseException:
         await guest.close()

@@ -10,16 +10,14 @@ from paddock.llm import DEFAULT_MODEL
 from paddock.session.desk import (
     Desk,
     DeskEvent,
-    FirstRun,
     FolderCheck,
     Notice,
     SandboxState,
     SandboxStatus,
-    SessionSummary,
-    revert,
 )
+from paddock.session.doctor import FirstRun
 from paddock.session.egress_questions import EgressQuestion
-from paddock.session.summary import Change
+from paddock.session.summary import Change, SessionSummary, revert
 
 __all__ = [
     "DEFAULT_MODEL",

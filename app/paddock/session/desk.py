@@ -20,8 +20,6 @@ import contextlib
 import enum
 import json
 import os
-import shutil
-import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,13 +34,12 @@ from paddock.llm import DEFAULT_MODEL, AnthropicProvider, ModelProvider
 from paddock.policy import EffectivePolicy, PolicyError, TrustStore, behaviour_files
 from paddock.policy import load as load_policy
 from paddock.sandbox import Sandbox, SandboxFailed, ensure_snapshot, snapshots_enabled
-from paddock.session.doctor import Check, run_checks
+from paddock.session.doctor import FirstRun, run_checks
 from paddock.session.egress_questions import EgressAsker, EgressQuestion
 from paddock.session.runner import EntryPoint, SessionRunner
-from paddock.session.summary import Change, Entry, diff, risk_of, snapshot
+from paddock.session.summary import Entry, SessionSummary, back_up, diff, snapshot
 
 MAX_RECENT = 8
-BACKUP_MAX_FILE = 1024 * 1024  # files that could run on the host are kept (up to this size) so Revert can restore them
 
 
 class SandboxState(enum.Enum):
@@ -59,18 +56,6 @@ class SandboxState(enum.Enum):
 class SandboxStatus:
     state: SandboxState
     detail: str
-
-
-@dataclass(frozen=True)
-class SessionSummary:
-    folder: Path
-    changes: list[Change]
-    questions_asked: int
-    backup: Path  # copies of the files that could run on the host, as they were before the session
-
-    @property
-    def risky(self) -> list[Change]:
-        return [c for c in self.changes if c.risk]
 
 
 @dataclass(frozen=True)
@@ -91,16 +76,6 @@ class FolderCheck:
     reason: str
     trusted: bool
     behaviour: list[str]  # files inside that would change the agent's behaviour once trusted
-
-
-@dataclass(frozen=True)
-class FirstRun:
-    needs_key: bool
-    checks: list[Check]
-
-    @property
-    def problems(self) -> list[Check]:
-        return [c for c in self.checks if not c.ok and c.required]
 
 
 @dataclass
@@ -257,8 +232,9 @@ class Desk:
         decision = policy.check_folder(folder)
         if not decision.allowed:
             return FolderCheck(folder, False, decision.reason, False, [])
-        real = folder.resolve()
-        return FolderCheck(real, True, decision.reason, TrustStore().is_trusted(real), behaviour_files(real))
+        real = decision.folder or folder
+        trusted, behaviour = await asyncio.to_thread(lambda: (TrustStore().is_trusted(real), behaviour_files(real)))
+        return FolderCheck(real, True, decision.reason, trusted, behaviour)
 
     async def trust(self, folder: Path) -> None:
         TrustStore().trust(folder)
@@ -296,7 +272,7 @@ class Desk:
         opened = _Open(runner, {}, backup)
         self._open = opened
         opened.before = await asyncio.to_thread(snapshot, runner.folder)
-        await asyncio.to_thread(_back_up, runner.folder, opened.before, backup)
+        await asyncio.to_thread(back_up, runner.folder, opened.before, backup)
         await self._boot()
 
     async def _boot(self) -> None:
@@ -413,58 +389,3 @@ class Desk:
         """The window is closing: end the session if one is open."""
         if self._open is not None:
             await self.finish()
-
-
-# ---------------------------------------------------------------------- revert
-
-
-def _back_up(folder: Path, entries: dict[str, Entry], backup: Path) -> None:
-    """Copy the files that could run on the host later (hooks, editor tasks, agent settings,
-    macros, executables), so Revert can put them back. Small: these are config files."""
-    for rel, entry in entries.items():
-        if not stat.S_ISREG(entry.mode) or entry.size > BACKUP_MAX_FILE:
-            continue
-        if risk_of(rel, None, entry) is None:
-            continue
-        dest = backup / rel
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with open(folder / rel, "rb", opener=_nofollow) as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out)
-        except OSError:
-            continue
-
-
-def _nofollow(path: str, flags: int) -> int:
-    return os.open(path, flags | os.O_NOFOLLOW)
-
-
-def revert(summary: SessionSummary, change: Change) -> str:
-    """Undo one change in the folder, from the host. Returns what was done, in plain words.
-
-    A created file is deleted; a changed or deleted file comes back from the copy kept when the
-    session started (kept for files that could run on the host); otherwise its permissions are
-    put back. Paths are checked to stay inside the folder; links are never followed.
-    """
-    folder = summary.folder
-    target = folder / change.path
-    real_parent = target.parent.resolve()
-    if real_parent != folder and folder not in real_parent.parents:
-        raise PaddockError(f"{change.path} is not inside the folder; nothing was changed.")
-    if change.kind == "created":
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        else:
-            target.unlink(missing_ok=True)
-        return f"Deleted {change.path}."
-    copy = summary.backup / change.path
-    if copy.is_file() and not copy.is_symlink():
-        if target.is_symlink():
-            target.unlink()
-        shutil.copyfile(copy, target)
-        return f"Put back the earlier {change.path}."
-    if change.kind == "changed" and target.is_file() and not target.is_symlink():
-        mode = target.stat().st_mode
-        target.chmod(stat.S_IMODE(mode) & ~0o111)
-        return f"{change.path} can no longer be run as a program."
-    raise PaddockError(f"There is no earlier copy of {change.path} to put back.")

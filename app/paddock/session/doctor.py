@@ -99,3 +99,13 @@ async def run_checks(*, probe: bool = True) -> list[Check]:
     except Exception as exc:  # noqa: BLE001 - a broken keyring must not break doctor
         checks.append(Check("Keychain", False, f"the keychain could not be checked: {exc}", required=False))
     return checks
+
+
+@dataclass(frozen=True)
+class FirstRun:
+    needs_key: bool
+    checks: list[Check]
+
+    @property
+    def problems(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok and c.required]

@@ -11,9 +11,13 @@ The folder is walked on the host with ``lstat`` and without following links.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from paddock.core.errors import PaddockError
 
 MAX_FILES = 100_000
 MACRO_SUFFIXES = (".docm", ".dotm", ".xlsm", ".xltm", ".xlam", ".pptm", ".potm", ".ppam")
@@ -33,6 +37,9 @@ class Change:
     risk: str | None = None  # why this file could run on the host later
 
 
+BACKUP_MAX_FILE = 1024 * 1024  # files that could run on the host are kept (up to this size) so Revert can restore them
+
+
 def snapshot(folder: Path) -> dict[str, Entry]:
     out: dict[str, Entry] = {}
     for root, dirs, files in os.walk(folder, followlinks=False):
@@ -48,21 +55,38 @@ def snapshot(folder: Path) -> dict[str, Entry]:
     return out
 
 
+# What a path inside the folder can do on the host later, by its name.
+_NAME_RISKS: tuple[tuple[Callable[[str, str], bool], str], ...] = (
+    (
+        lambda p, n: p.startswith(".git/hooks/") and not n.endswith(".sample"),
+        "a git hook: git runs it on your computer",
+    ),
+    (
+        lambda p, n: p == ".git/config" or p.endswith("/.git/config"),
+        "git settings can name programs git runs (hooksPath, fsmonitor, filters)",
+    ),
+    (
+        lambda p, n: p.startswith(".vscode/") and n in ("tasks.json", "launch.json", "settings.json"),
+        "editor settings that can run commands when the folder is opened",
+    ),
+    (
+        lambda p, n: p.startswith(".claude/") or p in (".mcp.json", "CLAUDE.md"),
+        "agent settings that change what coding tools do in this folder",
+    ),
+    (
+        lambda p, n: n in (".envrc", ".env") or p.startswith(".idea/"),
+        "tool settings that can run commands when the folder is opened",
+    ),
+    (lambda p, n: n.lower().endswith(MACRO_SUFFIXES), "an Office file with macros"),
+)
+
+
 def risk_of(path: str, before: Entry | None, after: Entry) -> str | None:
     p = path.replace(os.sep, "/")
     name = p.rsplit("/", 1)[-1]
-    if p.startswith(".git/hooks/") and not name.endswith(".sample"):
-        return "a git hook: git runs it on your computer"
-    if p in (".git/config",) or p.endswith("/.git/config"):
-        return "git settings can name programs git runs (hooksPath, fsmonitor, filters)"
-    if p.startswith(".vscode/") and name in ("tasks.json", "launch.json", "settings.json"):
-        return "editor settings that can run commands when the folder is opened"
-    if p.startswith(".claude/") or p in (".mcp.json", "CLAUDE.md"):
-        return "agent settings that change what coding tools do in this folder"
-    if name in (".envrc", ".env") or p.startswith(".idea/"):
-        return "tool settings that can run commands when the folder is opened"
-    if name.lower().endswith(MACRO_SUFFIXES):
-        return "an Office file with macros"
+    for matches, reason in _NAME_RISKS:
+        if matches(p, name):
+            return reason
     if stat.S_ISLNK(after.mode):
         return "a link that may point outside the folder"
     was_exec = before is not None and before.mode & 0o111
@@ -81,3 +105,70 @@ def diff(before: dict[str, Entry], after: dict[str, Entry]) -> list[Change]:
             changes.append(Change(path, "changed", risk_of(path, old, entry)))
     changes.extend(Change(path, "deleted") for path in sorted(set(before) - set(after)))
     return changes
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    folder: Path
+    changes: list[Change]
+    questions_asked: int
+    backup: Path  # copies of the files that could run on the host, as they were before the session
+
+    @property
+    def risky(self) -> list[Change]:
+        return [c for c in self.changes if c.risk]
+
+
+# ---------------------------------------------------------------------- revert
+
+
+def back_up(folder: Path, entries: dict[str, Entry], backup: Path) -> None:
+    """Copy the files that could run on the host later (hooks, editor tasks, agent settings,
+    macros, executables), so Revert can put them back. Small: these are config files."""
+    for rel, entry in entries.items():
+        if not stat.S_ISREG(entry.mode) or entry.size > BACKUP_MAX_FILE:
+            continue
+        if risk_of(rel, None, entry) is None:
+            continue
+        dest = backup / rel
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with open(folder / rel, "rb", opener=_nofollow) as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+        except OSError:
+            continue
+
+
+def _nofollow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW)
+
+
+def revert(summary: SessionSummary, change: Change) -> str:
+    """Undo one change in the folder, from the host. Returns what was done, in plain words.
+
+    A created file is deleted; a changed or deleted file comes back from the copy kept when the
+    session started (kept for files that could run on the host); otherwise its permissions are
+    put back. Paths are checked to stay inside the folder; links are never followed.
+    """
+    folder = summary.folder
+    target = folder / change.path
+    real_parent = target.parent.resolve()
+    if real_parent != folder and folder not in real_parent.parents:
+        raise PaddockError(f"{change.path} is not inside the folder; nothing was changed.")
+    if change.kind == "created":
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
+        return f"Deleted {change.path}."
+    copy = summary.backup / change.path
+    if copy.is_file() and not copy.is_symlink():
+        if target.is_symlink():
+            target.unlink()
+        shutil.copyfile(copy, target)
+        return f"Put back the earlier {change.path}."
+    if change.kind == "changed" and target.is_file() and not target.is_symlink():
+        mode = target.stat().st_mode
+        target.chmod(stat.S_IMODE(mode) & ~0o111)
+        return f"{change.path} can no longer be run as a program."
+    raise PaddockError(f"There is no earlier copy of {change.path} to put back.")

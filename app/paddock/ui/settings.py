@@ -38,19 +38,24 @@ class SettingsDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
+        tabs.addTab(self._model_tab(desk.model or DEFAULT_MODEL), "Model")
+        tabs.addTab(self._keys_tab(), "Keys")
+        tabs.addTab(self._policy_tab(), "Policy")
+        tabs.addTab(self._audit_tab(), "Audit log")
+        self.refresh()
 
-        # Model
+    def _model_tab(self, current: str) -> QWidget:
         model = QWidget()
         ml = QVBoxLayout(model)
         ml.addWidget(QLabel("The assistant's model (used from the next folder you open):"))
-        self.model_edit = QLineEdit(desk.model or DEFAULT_MODEL)
+        self.model_edit = QLineEdit(current)
         self.model_edit.setObjectName("modelEdit")
         self.model_edit.editingFinished.connect(self._set_model)
         ml.addWidget(self.model_edit)
         ml.addStretch(1)
-        tabs.addTab(model, "Model")
+        return model
 
-        # Keys
+    def _keys_tab(self) -> QWidget:
         keys = QWidget()
         kl = QVBoxLayout(keys)
         self.key_status = QLabel("…")
@@ -82,9 +87,9 @@ class SettingsDialog(QDialog):
         self.key_message.setObjectName("keysMessage")
         kl.addWidget(self.key_message)
         kl.addStretch(1)
-        tabs.addTab(keys, "Keys")
+        return keys
 
-        # Policy
+    def _policy_tab(self) -> QWidget:
         policy = QWidget()
         pl = QVBoxLayout(policy)
         pl.addWidget(QLabel("What your organisation allows. Values set by an administrator cannot be changed here."))
@@ -94,9 +99,9 @@ class SettingsDialog(QDialog):
         self.policy_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.policy_table.horizontalHeader().setStretchLastSection(True)
         pl.addWidget(self.policy_table)
-        tabs.addTab(policy, "Policy")
+        return policy
 
-        # Audit
+    def _audit_tab(self) -> QWidget:
         audit = QWidget()
         al = QVBoxLayout(audit)
         al.addWidget(QLabel("The most recent entries of the audit log (what the assistant and the sandbox did):"))
@@ -104,8 +109,7 @@ class SettingsDialog(QDialog):
         self.audit_view.setObjectName("auditView")
         self.audit_view.setReadOnly(True)
         al.addWidget(self.audit_view)
-        tabs.addTab(audit, "Audit log")
-        self.refresh()
+        return audit
 
     def refresh(self) -> None:
         desk = self.bridge.desk

@@ -30,7 +30,8 @@ from paddock.session import (
     revert,
 )
 from paddock.ui.bridge import Bridge
-from paddock.ui.pages import ChatPage, FolderPage, SummaryPage, WelcomePage
+from paddock.ui.chat import ChatPage
+from paddock.ui.pages import FolderPage, SummaryPage, WelcomePage
 from paddock.ui.settings import SettingsDialog
 
 

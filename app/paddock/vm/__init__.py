@@ -1,9 +1,10 @@
 """The sandbox VM: QEMU and virtiofsd, started and supervised. The only user of qemu.qmp."""
 
 from paddock.vm.accel import AccelChoice, choose_accel
+from paddock.vm.config import Share, StateError, VMConfig, VMError, VMState
 from paddock.vm.host import Accel, HostError, HostTools, kvm_usable
 from paddock.vm.image import GuestImage, ImageError, find_image
-from paddock.vm.machine import Share, StateError, VirtualMachine, VMConfig, VMError, VMState
+from paddock.vm.machine import VirtualMachine
 from paddock.vm.sharing import Daemon, FolderSharing, SharingError, user_namespaces_work
 
 __all__ = [

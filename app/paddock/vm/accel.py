@@ -61,7 +61,8 @@ async def choose_accel(image: GuestImage, tools: HostTools | None = None) -> Acc
 
 async def probe_kvm(image: GuestImage, tools: HostTools) -> tuple[bool, str]:
     # Imported here: machine imports this module's siblings only.
-    from paddock.vm.machine import VirtualMachine, VMConfig
+    from paddock.vm.config import VMConfig
+    from paddock.vm.machine import VirtualMachine
 
     vm = VirtualMachine(VMConfig(image=image, accel=Accel.KVM, shares=(), tools=tools, memory_mib=256))
     try:

@@ -20,138 +20,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import enum
-import functools
 import logging
 import os
 import secrets
 import shutil
-import signal
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from qemu.qmp import QMPClient
 from qemu.qmp.error import QMPError
 
 from paddock.core.errors import PaddockError
-from paddock.core.logs import logs_dir
 from paddock.core.paths import runtime_dir
 from paddock.core.processes import terminate
-from paddock.vm.host import Accel, HostTools
-from paddock.vm.image import GuestImage
+from paddock.vm.children import keep_logs, log_file, set_pdeathsig
+from paddock.vm.config import (
+    HOTPLUG_PORTS,
+    Share,
+    VMConfig,
+    VMError,
+    VMState,
+    kernel_cmdline,
+    qemu_argv,
+    requires,
+)
+from paddock.vm.migration import Migration
 from paddock.vm.sharing import seccomp_fd
 
 log = logging.getLogger(__name__)
-AGENT_PORT_NAME = "paddock.agent"
 QMP_ACCEPT_TIMEOUT_S = 30.0
 STOP_GRACE_S = 3.0
 
 
-class VMState(enum.Enum):
-    STOPPED = "stopped"
-    BOOTING = "booting"
-    READY = "ready"
-    STOPPING = "stopping"
-    FAILED = "failed"
-
-
-class VMError(PaddockError):
-    """The sandbox VM could not do what was asked."""
-
-
-class StateError(VMError):
-    """A method was called in a state that does not allow it."""
-
-
-@dataclass(frozen=True)
-class Share:
-    """A host folder shown to the guest under ``tag`` (mounted by the guest's init)."""
-
-    tag: str
-    host_path: Path
-    read_only: bool
-
-    def __post_init__(self) -> None:
-        if not self.tag.isidentifier():
-            raise ValueError(f"share tag must be a plain word: {self.tag!r}")
-
-
-@dataclass(frozen=True)
-class VMConfig:
-    image: GuestImage
-    accel: Accel
-    shares: tuple[Share, ...] = ()
-    memory_mib: int = 1024
-    cpus: int = 1
-    tools: HostTools = field(default_factory=HostTools.find)
-    # Snapshot mode: a PCIe bus with hot-plug ports, no shares on the command line (a
-    # vhost-user-fs device blocks migration); ``attach_shares`` adds them after a restore.
-    hotplug: bool = False
-    # Commands run as the guest's root instead of its ordinary user: the fence tests' attacker
-    # who escalated inside the guest. Never a saved sandbox (its command line is fixed).
-    guest_root: bool = False
-
-
-HOTPLUG_PORTS = 2
-MIGRATION_TIMEOUT_S = 60.0
-
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-def requires(*states: VMState) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Guard a method by the states it accepts (after qemu.qmp's ``@require``)."""
-
-    def decorator(fn: Callable[P, R]) -> Callable[P, R]:
-        @functools.wraps(fn)
-        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            vm = args[0]
-            assert isinstance(vm, VirtualMachine)
-            if vm.state not in states:
-                allowed = ", ".join(s.value for s in states)
-                raise StateError(f"{fn.__name__}() needs the VM to be {allowed}, but it is {vm.state.value}")
-            return fn(*args, **kwargs)
-
-        return wrapper
-
-    return decorator
-
-
-def qemu_escape(value: str | os.PathLike[str]) -> str:
-    """Escape a value for QEMU's comma-separated option syntax."""
-    text = os.fspath(value)
-    if "\n" in text or "\x00" in text:
-        raise VMError(f"refusing a path with control characters: {text!r}")
-    return text.replace(",", ",,")
-
-
-def keep_logs(run_dir: Path, name: str) -> Path | None:
-    """Copy QEMU's, virtiofsd's and the console's logs of a failed VM to the person's log
-    folder (for a support request; they hold no secret: the boot key is sent over the channel)."""
-    try:
-        dest = logs_dir() / name
-        dest.mkdir(mode=0o700, exist_ok=True)
-        for src in run_dir.glob("*.log"):
-            shutil.copyfile(src, dest / src.name, follow_symlinks=False)
-    except OSError as exc:
-        log.warning("could not keep the logs of %s: %s", name, exc)
-        return None
-    log.info("kept the logs of failed %s in %s", name, dest)
-    return dest
-
-
-def _set_pdeathsig() -> None:
-    """In the child: die with the parent, so a killed app leaves no VM behind."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_pdeathsig = 1
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-
-
-class VirtualMachine:
+class VirtualMachine(Migration):
     def __init__(self, config: VMConfig) -> None:
         self.config = config
         self.id = secrets.token_hex(4)
@@ -243,7 +145,7 @@ class VirtualMachine:
 
     async def _spawn(self, name: str, argv: list[str], pass_fds: tuple[int, ...] = ()) -> asyncio.subprocess.Process:
         assert self.run_dir is not None
-        log = open(self.run_dir / f"{name}.log", "wb")  # noqa: SIM115 - handed to the child
+        log = log_file(self.run_dir / f"{name}.log")
         try:
             return await asyncio.create_subprocess_exec(
                 *argv,
@@ -251,7 +153,7 @@ class VirtualMachine:
                 stdout=log,
                 stderr=log,
                 start_new_session=True,  # a Ctrl-C in the terminal is ours to handle
-                preexec_fn=_set_pdeathsig,
+                preexec_fn=set_pdeathsig,
                 pass_fds=pass_fds,
             )
         finally:
@@ -285,72 +187,12 @@ class VirtualMachine:
             raise VMError(f"The folder-sharing helper for {share.tag} did not start within 5 s")
         self._watchers.append(asyncio.create_task(self._watch(f"virtiofsd-{share.tag}", proc)))
 
-    def kernel_cmdline(self) -> str:
-        args = ["console=ttyS0", "panic=-1"]
-        if self.config.hotplug:
-            args.append("pcie_ports=native")  # pciehp takes hot-plugged shares without ACPI _OSC
-        if self.config.accel is Accel.TCG:
-            # Under TCG the early TSC calibration against the PIT fails now and
-            # then and the kernel hangs before init; a fixed rate avoids it.
-            args.append("tsc_early_khz=2000000")
-        if not os.environ.get("PADDOCK_GUEST_VERBOSE"):
-            args += ["quiet", "loglevel=3"]
-        if self.config.guest_root:
-            args.append("paddock.exec_as_root")
-        return " ".join(args)
-
-    def qemu_argv(self) -> list[str]:
-        assert self.run_dir is not None
-        cfg = self.config
-        img = cfg.image
-        e = qemu_escape
-        mem = f"{cfg.memory_mib}M"
-        machine = "microvm,memory-backend=mem,isa-serial=on,pit=on,pic=on,rtc=on"
-        if cfg.hotplug:
-            machine = machine.replace("microvm,", "microvm,pcie=on,acpi=on,")
-        argv = [
-            str(cfg.tools.qemu),
-            "-name", f"paddock-{self.id}",
-            "-machine", machine,
-            "-accel", cfg.accel.value,
-            "-cpu", "host" if cfg.accel is Accel.KVM else "max",
-            "-m", mem,
-            "-smp", str(cfg.cpus),
-            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-            "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
-            "-object", f"memory-backend-memfd,id=mem,size={mem},share=on",
-            "-kernel", e(img.kernel),
-            "-initrd", e(img.initrd),
-            "-append", self.kernel_cmdline(),
-            "-global", "virtio-mmio.force-legacy=false",
-            "-drive", f"if=none,id=root,file={e(img.rootfs)},format=raw,readonly=on",
-            "-device", "virtio-blk-device,drive=root",
-            "-device", "virtio-serial-device",
-            "-chardev", f"socket,id=agent,path={e(self.agent_socket)},server=on,wait=off",
-            "-device", f"virtserialport,chardev=agent,name={AGENT_PORT_NAME}",
-            "-chardev", f"file,id=con,path={e(self.console_log)}",
-            "-serial", "chardev:con",
-            "-chardev", f"socket,id=qmp,path={e(self.run_dir / 'qmp.sock')}",
-            "-mon", "chardev=qmp,mode=control",
-        ]  # fmt: skip
-        if cfg.hotplug:
-            for i in range(HOTPLUG_PORTS):
-                argv += ["-device", f"pcie-root-port,id=rp{i},bus=pcie.0,chassis={i + 1},slot={i + 1}"]
-            return argv
-        for share in cfg.shares:
-            sock = self.run_dir / f"fs-{share.tag}.sock"
-            argv += [
-                "-chardev", f"socket,id=fs-{share.tag},path={e(sock)}",
-                "-device", f"vhost-user-fs-device,chardev=fs-{share.tag},tag={share.tag}",
-            ]  # fmt: skip
-        return argv
-
     async def _start_qemu(self, incoming: Path | None = None) -> None:
         assert self.run_dir is not None
         qmp = QMPClient(f"paddock-{self.id}")
         await qmp.start_server(str(self.run_dir / "qmp.sock"))
         self._qmp = qmp
-        argv = self.qemu_argv() + (["-incoming", "defer"] if incoming is not None else [])
+        argv = qemu_argv(self.config, self.id, self.run_dir) + (["-incoming", "defer"] if incoming is not None else [])
         self._qemu = await self._spawn("qemu", argv)
         accept = asyncio.ensure_future(qmp.accept())
         exited = asyncio.ensure_future(self._qemu.wait())
@@ -393,60 +235,6 @@ class VirtualMachine:
             return await self._qmp.execute(command, arguments)
         except QMPError as exc:
             raise VMError(f"QEMU refused {command}: {exc}") from exc
-
-    async def _pass_fd(self, qmp: QMPClient, path: Path, flags: int) -> None:
-        """Open ``path`` here and hand QEMU the descriptor as ``fd:snapshot`` (``-sandbox`` forbids
-        ``exec:`` migration, and QEMU 7.2 has no ``file:``)."""
-        fd = os.open(path, flags | os.O_CLOEXEC, 0o600)
-        try:
-            qmp.send_fd_scm(fd)
-            await self._execute("getfd", {"fdname": "snapshot"})
-        finally:
-            os.close(fd)
-
-    async def _load_snapshot(self, qmp: QMPClient, path: Path) -> None:
-        """Feed the saved state to QEMU and let the guest run on from where it was saved."""
-        await self._pass_fd(qmp, path, os.O_RDONLY)
-        await self._execute("migrate-incoming", {"uri": "fd:snapshot"})
-        status = await self._wait_migration(qmp, incoming=True)
-        if status != "paused":
-            raise VMError(f"The saved sandbox could not be loaded (QEMU says {status}).")
-        await self._execute("cont")
-
-    async def _wait_migration(self, qmp: QMPClient, *, incoming: bool) -> str:
-        deadline = asyncio.get_running_loop().time() + MIGRATION_TIMEOUT_S
-        while asyncio.get_running_loop().time() < deadline:
-            if incoming:
-                info = await self._execute("query-status")
-                status = str(info.get("status", "")) if isinstance(info, dict) else ""
-                if status != "inmigrate":
-                    return status
-            else:
-                info = await self._execute("query-migrate")
-                status = str(info.get("status", "")) if isinstance(info, dict) else ""
-                if status in ("completed", "failed", "cancelled"):
-                    return status
-            await asyncio.sleep(0.02)
-        return "timed out"
-
-    @requires(VMState.BOOTING, VMState.READY)
-    async def save_snapshot(self, path: Path) -> None:
-        """Pause the guest and save its whole state to ``path`` (written atomically). Hot-plug
-        mode only, before any share is attached. The VM stays paused; stop it afterwards."""
-        if not self.config.hotplug or self._attached:
-            raise VMError("only a hot-plug VM with no shares attached can be saved")
-        qmp = self._qmp
-        assert qmp is not None
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_suffix(f".tmp-{os.getpid()}")
-        await self._execute("stop")
-        await self._pass_fd(qmp, tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        await self._execute("migrate", {"uri": "fd:snapshot"})
-        status = await self._wait_migration(qmp, incoming=False)
-        if status != "completed":
-            tmp.unlink(missing_ok=True)
-            raise VMError(f"The sandbox could not be saved (QEMU says {status}).")
-        os.replace(tmp, path)
 
     @requires(VMState.BOOTING)
     async def attach_shares(self) -> None:
@@ -563,3 +351,10 @@ class VirtualMachine:
             return self.console_log.read_text(errors="replace")[-limit:]
         except OSError:
             return ""
+
+    def kernel_cmdline(self) -> str:
+        return kernel_cmdline(self.config)
+
+    def qemu_argv(self) -> list[str]:
+        assert self.run_dir is not None
+        return qemu_argv(self.config, self.id, self.run_dir)

@@ -10,6 +10,7 @@ import html
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
@@ -24,6 +25,33 @@ def inline(text: str) -> str:
     return re.sub(r"\*(.+?)\*", r"<i>\1</i>", text)
 
 
+def _block(src: Path, stripped: str, heading: re.Match[str] | None, image: re.Match[str] | None,
+           styles: Any) -> list[object]:  # fmt: skip
+    """A heading, an image or a paragraph (nothing for an empty line or a missing image)."""
+    if heading:
+        return [Paragraph(inline(heading.group(2)), styles[f"Heading{len(heading.group(1))}"])]
+    if image:
+        img = src.parent / image.group(1)
+        return [Image(str(img), width=15 * cm, height=9 * cm, kind="proportional")] if img.is_file() else []
+    return [Paragraph(inline(stripped), styles["BodyText"])] if stripped else []
+
+
+def _flush(story: list[object], bullets: list[str], rows: list[list[str]], styles: Any) -> None:
+    """Close the open bullet list and table, if any: append them to the story and empty them."""
+    if bullets:
+        story.append(ListFlowable([ListItem(Paragraph(inline(b), styles["BodyText"])) for b in bullets],
+                                  bulletType="bullet"))  # fmt: skip
+        bullets.clear()
+    if rows:
+        body = [r for r in rows if not all(re.fullmatch(r":?-{2,}:?", c.strip()) for c in r)]
+        t = Table([[Paragraph(inline(c.strip()), styles["BodyText"]) for c in r] for r in body])
+        t.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.grey),
+                               ("BACKGROUND", (0, 0), (-1, 0), colors.whitesmoke)]))  # fmt: skip
+        story.append(t)
+        story.append(Spacer(1, 6))
+        rows.clear()
+
+
 def convert(src: Path, dest: Path) -> None:
     styles = getSampleStyleSheet()
     story: list[object] = []
@@ -31,18 +59,7 @@ def convert(src: Path, dest: Path) -> None:
     rows: list[list[str]] = []
 
     def flush() -> None:
-        if bullets:
-            story.append(ListFlowable([ListItem(Paragraph(inline(b), styles["BodyText"])) for b in bullets],
-                                      bulletType="bullet"))  # fmt: skip
-            bullets.clear()
-        if rows:
-            body = [r for r in rows if not all(re.fullmatch(r":?-{2,}:?", c.strip()) for c in r)]
-            t = Table([[Paragraph(inline(c.strip()), styles["BodyText"]) for c in r] for r in body])
-            t.setStyle(TableStyle([("GRID", (0, 0), (-1, -1), 0.5, colors.grey),
-                                   ("BACKGROUND", (0, 0), (-1, 0), colors.whitesmoke)]))  # fmt: skip
-            story.append(t)
-            story.append(Spacer(1, 6))
-            rows.clear()
+        _flush(story, bullets, rows, styles)
 
     for line in src.read_text().splitlines():
         stripped = line.strip()
@@ -59,14 +76,7 @@ def convert(src: Path, dest: Path) -> None:
             bullets.append(re.sub(r"^[-*]\s+", "", stripped))
             continue
         flush()
-        if heading:
-            story.append(Paragraph(inline(heading.group(2)), styles[f"Heading{len(heading.group(1))}"]))
-        elif image:
-            img = src.parent / image.group(1)
-            if img.is_file():
-                story.append(Image(str(img), width=15 * cm, height=9 * cm, kind="proportional"))
-        elif stripped:
-            story.append(Paragraph(inline(stripped), styles["BodyText"]))
+        story.extend(_block(src, stripped, heading, image, styles))
     flush()
     SimpleDocTemplate(str(dest), pagesize=A4).build(story)
 

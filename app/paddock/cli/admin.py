@@ -1,0 +1,172 @@
+"""`paddock audit | policy | memory | keys | doctor`: the commands that need no sandbox."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from paddock.credentials import Keychain
+
+from paddock.cli.out import err as _err
+
+
+async def _audit(ns: argparse.Namespace) -> int:
+    import json
+    from datetime import datetime
+
+    from paddock.audit import AuditLog
+
+    log = AuditLog()
+    if ns.audit_command == "verify":
+        result = log.verify()
+        if result.ok:
+            print(f"The audit log is intact ({result.records} records, {log.folder}).")
+            return 0
+        _err(f"the audit log does not verify: {result.problem} ({log.folder})")
+        return 1
+    since = None
+    if ns.since:
+        try:
+            since = float(ns.since)
+        except ValueError:
+            try:
+                since = datetime.fromisoformat(ns.since).timestamp()
+            except ValueError:
+                _err(f"--since takes a date and time such as 2026-11-22T09:00 or seconds since 1970, not {ns.since!r}")
+                return 2
+    for rec in log.records(since):
+        sys.stdout.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    return 0
+
+
+def _owner(path: Path) -> int:
+    try:
+        return path.resolve().stat().st_uid
+    except OSError:
+        return os.geteuid()
+
+
+async def _policy_check(ns: argparse.Namespace) -> int:
+    from paddock.policy import MANAGED_FILE, PolicyError, load
+    from paddock.policy.effective import check_admin_owned
+
+    if ns.file:
+        path = Path(ns.file)
+        try:
+            check_admin_owned(path)
+        except PolicyError as exc:
+            print(f"note: installed as the managed policy, this file would be refused: {exc.message}")
+        except OSError:
+            pass
+        # Validate the content whoever owns the file (a draft is the admin's own before it is installed).
+        policy = load(managed=path, admin_uid=_owner(path))
+        print(f"{path} is valid. The effective policy with it as the managed policy:\n")
+    else:
+        policy = load()
+        tiers = ", ".join(f"{t.name} ({t.path})" for t in policy.tiers) or f"none (no {MANAGED_FILE})"
+        print(f"Policy files in effect: {tiers}\n")
+    rows = policy.describe()
+    width = max(len(r[0]) for r in rows)
+    for key, value, tier in rows:
+        print(f"  {key.ljust(width)}  {value}    [{tier}]")
+    return 0
+
+
+async def _memory(ns: argparse.Namespace) -> int:
+    import time
+
+    from paddock.assistant.memory import MemoryStore
+    from paddock.core.paths import profile_dir
+
+    store = MemoryStore()
+    if ns.memory_command == "forget":
+        if store.forget(ns.id):
+            print(f"Deleted note {ns.id}.")
+            return 0
+        _err(f"there is no note {ns.id}")
+        return 1
+    if ns.memory_command == "purge-expired":
+        print(f"Deleted {store.purge_expired()} expired notes.")
+        return 0
+    notes = store.list(include_expired=True)
+    print(f"Agent profile: {profile_dir()} (read-only inside the sandbox)")
+    others = sorted(
+        str(p.relative_to(profile_dir()))
+        for p in profile_dir().rglob("*")
+        if p.is_file() and "memory" not in p.relative_to(profile_dir()).parts
+    )
+    print("Files the agent can read there: " + (", ".join(others) if others else "none"))
+    if not notes:
+        print("No saved notes.")
+    for m in notes:
+        day = time.strftime("%Y-%m-%d", time.localtime(m.created))
+        until = "EXPIRED" if m.expired else "until " + time.strftime("%Y-%m-%d", time.localtime(m.expires))
+        print(f"\n[{m.id}] saved {day} by session {m.session} on {m.folder} ({until})\n    {m.text}")
+    return 0
+
+
+def _keychain() -> Keychain:
+    from paddock.credentials import Keychain
+    from paddock.policy import load as load_policy
+
+    return Keychain(allowed_fallback=load_policy().keychain_fallback)
+
+
+async def _keys(ns: argparse.Namespace) -> int:
+    import getpass
+
+    from paddock.credentials import MODEL_KEY, backend_status
+    from paddock.egress import TokenAuthority
+
+    cmd = ns.keys_command
+    if cmd == "revoke-sessions":
+        TokenAuthority().revoke_all()
+        print("Every session token issued so far is revoked; running sessions lose network access now.")
+        return 0
+    chain = _keychain()
+    if cmd == "status":
+        status = backend_status()
+        stored = chain.get(MODEL_KEY) is not None
+        print(f"Keychain: {status.name} ({status.detail})")
+        print(f"Model key: {'stored' if stored else 'not set'}")
+        if os.environ.get("ANTHROPIC_API_KEY"):
+            print("ANTHROPIC_API_KEY is set in this environment and is used instead for headless runs.")
+        return 0
+    if cmd == "remove":
+        print("Model key removed." if chain.remove(MODEL_KEY) else "There was no model key to remove.")
+        return 0
+    # set: from a prompt on a terminal, else from standard input; never from the command line.
+    tty = sys.stdin.isatty()
+    secret = getpass.getpass("Model API key (input is hidden): ") if tty else sys.stdin.readline()
+    chain.set(MODEL_KEY, secret)
+    print("Model key stored in the keychain.")
+    return 0
+
+
+def _model_key() -> str | None:
+    from paddock.credentials import MODEL_KEY
+
+    env = os.environ.get("ANTHROPIC_API_KEY")
+    if env:
+        return env
+    return _keychain().get(MODEL_KEY)
+
+
+async def _doctor(ns: argparse.Namespace) -> int:
+    from paddock.session.doctor import run_checks
+
+    checks = await run_checks(probe=not ns.no_probe)
+    worst = 0
+    for c in checks:
+        mark = "ok " if c.ok else ("!! " if c.required else "?? ")
+        print(f"{mark} {c.name}: {c.detail}")
+        if c.fix:
+            print(f"    → {c.fix}")
+        if not c.ok and c.required:
+            worst = 1
+    print("\nAll set." if worst == 0 else "\nSome things need fixing before Paddock can run (see → above).")
+    return worst

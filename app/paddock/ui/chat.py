@@ -1,0 +1,217 @@
+"""The chat page: streamed answers, a card per tool call, egress questions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
+
+from paddock.session import EgressQuestion, SandboxState
+from paddock.ui.pages import _button, _label
+
+
+class ToolCard(QFrame):
+    """One tool call: what it does in plain words; the command and output on expand."""
+
+    def __init__(self, summary: str, detail_in: str) -> None:
+        super().__init__()
+        self.setObjectName("toolCard")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 4, 8, 4)
+        row = QHBoxLayout()
+        self.status = _label("⏳", "toolStatus", wrap=False)
+        row.addWidget(self.status)
+        self.summary = _label(summary, "toolSummary")
+        row.addWidget(self.summary, 1)
+        self.toggle = _button("Details", "toolToggle", self._toggle)
+        self.toggle.setCheckable(True)
+        row.addWidget(self.toggle)
+        layout.addLayout(row)
+        self.detail = QPlainTextEdit()
+        self.detail.setObjectName("toolDetail")
+        self.detail.setReadOnly(True)
+        self.detail.setPlainText(detail_in)
+        self.detail.setMaximumHeight(180)
+        self.detail.hide()
+        layout.addWidget(self.detail)
+
+    def _toggle(self) -> None:
+        self.detail.setVisible(self.toggle.isChecked())
+
+    def finish(self, ok: bool, summary: str, output: str) -> None:
+        self.status.setText("✔" if ok else "✘")
+        if not ok:
+            self.summary.setText(f"{summary} (that did not work)")
+        self.detail.appendPlainText("\n— output —\n" + (output.strip() or "(no output)"))
+
+
+class QuestionCard(QFrame):
+    def __init__(self, question: EgressQuestion, answer: Callable[[str, bool], None]) -> None:
+        super().__init__()
+        self.setObjectName("questionCard")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        layout = QVBoxLayout(self)
+        layout.addWidget(_label(question.text, "questionText"))
+        row = QHBoxLayout()
+
+        def reply(allow: bool) -> None:
+            self.setEnabled(False)
+            answer(question.id, allow)
+
+        row.addWidget(_button("Allow for this session", "questionYes", lambda: reply(True)))
+        row.addWidget(_button("Don't allow", "questionNo", lambda: reply(False)))
+        row.addStretch(1)
+        layout.addLayout(row)
+
+
+class ChatPage(QWidget):
+    send_requested = Signal(str)
+    stop_requested = Signal()
+    restart_requested = Signal()
+    finish_requested = Signal()
+    settings_requested = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        layout = QVBoxLayout(self)
+        top = QHBoxLayout()
+        self.folder_label = _label("", "folderLabel")
+        font = self.folder_label.font()
+        font.setBold(True)
+        self.folder_label.setFont(font)
+        top.addWidget(self.folder_label, 1)
+        top.addWidget(_button("Settings", "chatSettings", self.settings_requested.emit))
+        self.finish_button = _button("Finish", "finishButton", self.finish_requested.emit)
+        top.addWidget(self.finish_button)
+        layout.addLayout(top)
+
+        status = QHBoxLayout()
+        self.status = _label("The sandbox is stopped", "sandboxStatus")
+        status.addWidget(self.status, 1)
+        self.progress = QProgressBar()
+        self.progress.setObjectName("sandboxProgress")
+        self.progress.setRange(0, 0)  # busy: the steps of a boot have no known length
+        self.progress.setMaximumWidth(160)
+        self.progress.hide()
+        status.addWidget(self.progress)
+        self.restart_button = _button("Restart", "restartButton", self.restart_requested.emit)
+        self.restart_button.hide()
+        status.addWidget(self.restart_button)
+        layout.addLayout(status)
+
+        self.scroller = QScrollArea()
+        self.scroller.setWidgetResizable(True)
+        self.transcript = QWidget()
+        self.transcript.setObjectName("transcript")
+        self.items = QVBoxLayout(self.transcript)
+        self.items.addStretch(1)
+        self.scroller.setWidget(self.transcript)
+        layout.addWidget(self.scroller, 1)
+
+        row = QHBoxLayout()
+        self.input = QLineEdit()
+        self.input.setObjectName("messageEdit")
+        self.input.setPlaceholderText("Tell the assistant what to do with the files in this folder")
+        self.input.returnPressed.connect(self._send)
+        row.addWidget(self.input, 1)
+        self.send_button = _button("Send", "sendButton", self._send)
+        row.addWidget(self.send_button)
+        self.stop_button = _button("Stop", "stopButton", self.stop_requested.emit)
+        self.stop_button.setEnabled(False)
+        row.addWidget(self.stop_button)
+        layout.addLayout(row)
+        self._answer: QLabel | None = None
+        self.cards: dict[str, ToolCard] = {}
+        self._ready = False
+        self._working = False
+
+    def reset(self, folder: Path) -> None:
+        self.folder_label.setText(f"Working on {folder}")
+        while self.items.count() > 1:
+            item = self.items.takeAt(0)
+            widget = item.widget() if item is not None else None
+            if widget is not None:
+                widget.deleteLater()
+        self.cards.clear()
+        self._answer = None
+
+    def _add(self, widget: QWidget) -> None:
+        self.items.insertWidget(self.items.count() - 1, widget)
+        bar = self.scroller.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    def _send(self) -> None:
+        text = self.input.text().strip()
+        if not text or not self._ready or self._working:
+            return
+        self.input.clear()
+        self.add_user(text)
+        self.set_working(True)
+        self.send_requested.emit(text)
+
+    def add_user(self, text: str) -> None:
+        label = _label(f"You: {text}", "userMessage")
+        label.setStyleSheet("background: #eef3fb; padding: 6px; border-radius: 4px;")
+        self._add(label)
+        self._answer = None
+
+    def add_text(self, delta: str) -> None:
+        if self._answer is None:
+            self._answer = _label("", "assistantMessage")
+            self._answer.setStyleSheet("padding: 6px;")
+            self._add(self._answer)
+        self._answer.setText(self._answer.text() + delta)
+
+    def add_tool(self, call_id: str, summary: str, detail: str) -> None:
+        card = ToolCard(summary, detail)
+        self.cards[call_id] = card
+        self._add(card)
+        self._answer = None
+
+    def finish_tool(self, call_id: str, ok: bool, summary: str, output: str) -> None:
+        card = self.cards.get(call_id)
+        if card is not None:
+            card.finish(ok, summary, output)
+
+    def add_question(self, question: EgressQuestion, answer: Callable[[str, bool], None]) -> None:
+        self._add(QuestionCard(question, answer))
+
+    def add_note(self, text: str, *, error: bool = False) -> None:
+        label = _label(text, "noteError" if error else "note")
+        label.setStyleSheet("color: #b00020;" if error else "color: #555;")
+        self._add(label)
+        self._answer = None
+
+    def set_working(self, working: bool) -> None:
+        self._working = working
+        self.stop_button.setEnabled(working)
+        self.send_button.setEnabled(self._ready and not working)
+
+    def set_sandbox(self, state: SandboxState, detail: str) -> None:
+        words = {
+            SandboxState.STARTING: f"Starting the sandbox: {detail}",
+            SandboxState.READY: f"The sandbox is ready. {detail}",
+            SandboxState.STOPPED: "The sandbox is stopped.",
+            SandboxState.FAILED: f"The sandbox stopped working: {detail}",
+        }
+        self.status.setText(words[state])
+        self.progress.setVisible(state is SandboxState.STARTING)
+        self.restart_button.setVisible(state in (SandboxState.FAILED, SandboxState.STOPPED))
+        self._ready = state is SandboxState.READY
+        self.send_button.setEnabled(self._ready and not self._working)
+
+
+# ---------------------------------------------------------------------- summary

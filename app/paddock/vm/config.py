@@ -1,0 +1,158 @@
+"""What a VM is made of: its states, its configuration, and the QEMU command line built from
+them. Nothing a user or the guest chose reaches an argument: paths have their commas escaped,
+and shared folders appear only as sockets in the VM's private run folder."""
+
+from __future__ import annotations
+
+import enum
+import functools
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+from paddock.core.errors import PaddockError
+from paddock.vm.host import Accel, HostTools
+from paddock.vm.image import GuestImage
+
+AGENT_PORT_NAME = "paddock.agent"
+
+
+class VMState(enum.Enum):
+    STOPPED = "stopped"
+    BOOTING = "booting"
+    READY = "ready"
+    STOPPING = "stopping"
+    FAILED = "failed"
+
+
+class VMError(PaddockError):
+    """The sandbox VM could not do what was asked."""
+
+
+class StateError(VMError):
+    """A method was called in a state that does not allow it."""
+
+
+@dataclass(frozen=True)
+class Share:
+    """A host folder shown to the guest under ``tag`` (mounted by the guest's init)."""
+
+    tag: str
+    host_path: Path
+    read_only: bool
+
+    def __post_init__(self) -> None:
+        if not self.tag.isidentifier():
+            raise ValueError(f"share tag must be a plain word: {self.tag!r}")
+
+
+@dataclass(frozen=True)
+class VMConfig:
+    image: GuestImage
+    accel: Accel
+    shares: tuple[Share, ...] = ()
+    memory_mib: int = 1024
+    cpus: int = 1
+    tools: HostTools = field(default_factory=HostTools.find)
+    # Snapshot mode: a PCIe bus with hot-plug ports, no shares on the command line (a
+    # vhost-user-fs device blocks migration); ``attach_shares`` adds them after a restore.
+    hotplug: bool = False
+    # Commands run as the guest's root instead of its ordinary user: the fence tests' attacker
+    # who escalated inside the guest. Never a saved sandbox (its command line is fixed).
+    guest_root: bool = False
+
+
+HOTPLUG_PORTS = 2
+MIGRATION_TIMEOUT_S = 60.0
+
+
+def qemu_escape(value: str | os.PathLike[str]) -> str:
+    """Escape a value for QEMU's comma-separated option syntax."""
+    text = os.fspath(value)
+    if "\n" in text or "\x00" in text:
+        raise VMError(f"refusing a path with control characters: {text!r}")
+    return text.replace(",", ",,")
+
+
+def kernel_cmdline(config: VMConfig) -> str:
+    args = ["console=ttyS0", "panic=-1"]
+    if config.hotplug:
+        args.append("pcie_ports=native")  # pciehp takes hot-plugged shares without ACPI _OSC
+    if config.accel is Accel.TCG:
+        # Under TCG the early TSC calibration against the PIT fails now and
+        # then and the kernel hangs before init; a fixed rate avoids it.
+        args.append("tsc_early_khz=2000000")
+    if not os.environ.get("PADDOCK_GUEST_VERBOSE"):
+        args += ["quiet", "loglevel=3"]
+    if config.guest_root:
+        args.append("paddock.exec_as_root")
+    return " ".join(args)
+
+
+def qemu_argv(config: VMConfig, vm_id: str, run_dir: Path) -> list[str]:
+    cfg = config
+    img = cfg.image
+    e = qemu_escape
+    mem = f"{cfg.memory_mib}M"
+    machine = "microvm,memory-backend=mem,isa-serial=on,pit=on,pic=on,rtc=on"
+    if cfg.hotplug:
+        machine = machine.replace("microvm,", "microvm,pcie=on,acpi=on,")
+    argv = [
+            str(cfg.tools.qemu),
+            "-name", f"paddock-{vm_id}",
+            "-machine", machine,
+            "-accel", cfg.accel.value,
+            "-cpu", "host" if cfg.accel is Accel.KVM else "max",
+            "-m", mem,
+            "-smp", str(cfg.cpus),
+            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+            "-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+            "-object", f"memory-backend-memfd,id=mem,size={mem},share=on",
+            "-kernel", e(img.kernel),
+            "-initrd", e(img.initrd),
+            "-append", kernel_cmdline(config),
+            "-global", "virtio-mmio.force-legacy=false",
+            "-drive", f"if=none,id=root,file={e(img.rootfs)},format=raw,readonly=on",
+            "-device", "virtio-blk-device,drive=root",
+            "-device", "virtio-serial-device",
+            "-chardev", f"socket,id=agent,path={e(run_dir / 'agent.sock')},server=on,wait=off",
+            "-device", f"virtserialport,chardev=agent,name={AGENT_PORT_NAME}",
+            "-chardev", f"file,id=con,path={e(run_dir / 'console.log')}",
+            "-serial", "chardev:con",
+            "-chardev", f"socket,id=qmp,path={e(run_dir / 'qmp.sock')}",
+            "-mon", "chardev=qmp,mode=control",
+        ]  # fmt: skip
+    if cfg.hotplug:
+        for i in range(HOTPLUG_PORTS):
+            argv += ["-device", f"pcie-root-port,id=rp{i},bus=pcie.0,chassis={i + 1},slot={i + 1}"]
+        return argv
+    for share in cfg.shares:
+        sock = run_dir / f"fs-{share.tag}.sock"
+        argv += [
+                "-chardev", f"socket,id=fs-{share.tag},path={e(sock)}",
+                "-device", f"vhost-user-fs-device,chardev=fs-{share.tag},tag={share.tag}",
+            ]  # fmt: skip
+    return argv
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def requires(*states: VMState) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Guard a method by the states it accepts (after qemu.qmp's ``@require``)."""
+
+    def decorator(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            state = getattr(args[0], "state")  # noqa: B009 - any object with a VM state
+            if state not in states:
+                allowed = ", ".join(s.value for s in states)
+                raise StateError(f"{fn.__name__}() needs the VM to be {allowed}, but it is {state.value}")
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorator

@@ -1,0 +1,81 @@
+"""Saving and loading a VM's whole state (QEMU migration to and from a file descriptor)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from qemu.qmp import QMPClient
+
+from paddock.vm.config import MIGRATION_TIMEOUT_S, VMConfig, VMError, VMState, requires
+
+
+class Migration:
+    """Mixed into ``VirtualMachine``: the QMP side of snapshots."""
+
+    config: VMConfig
+    _attached: bool
+    _qmp: QMPClient | None
+
+    @property
+    def state(self) -> VMState:
+        raise NotImplementedError
+
+    async def _execute(self, command: str, arguments: dict[str, Any] | None = None) -> object:
+        raise NotImplementedError
+
+    async def _pass_fd(self, qmp: QMPClient, path: Path, flags: int) -> None:
+        """Open ``path`` here and hand QEMU the descriptor as ``fd:snapshot`` (``-sandbox`` forbids
+        ``exec:`` migration, and QEMU 7.2 has no ``file:``)."""
+        fd = os.open(path, flags | os.O_CLOEXEC, 0o600)
+        try:
+            qmp.send_fd_scm(fd)
+            await self._execute("getfd", {"fdname": "snapshot"})
+        finally:
+            os.close(fd)
+
+    async def _load_snapshot(self, qmp: QMPClient, path: Path) -> None:
+        """Feed the saved state to QEMU and let the guest run on from where it was saved."""
+        await self._pass_fd(qmp, path, os.O_RDONLY)
+        await self._execute("migrate-incoming", {"uri": "fd:snapshot"})
+        status = await self._wait_migration(qmp, incoming=True)
+        if status != "paused":
+            raise VMError(f"The saved sandbox could not be loaded (QEMU says {status}).")
+        await self._execute("cont")
+
+    async def _wait_migration(self, qmp: QMPClient, *, incoming: bool) -> str:
+        deadline = asyncio.get_running_loop().time() + MIGRATION_TIMEOUT_S
+        while asyncio.get_running_loop().time() < deadline:
+            if incoming:
+                info = await self._execute("query-status")
+                status = str(info.get("status", "")) if isinstance(info, dict) else ""
+                if status != "inmigrate":
+                    return status
+            else:
+                info = await self._execute("query-migrate")
+                status = str(info.get("status", "")) if isinstance(info, dict) else ""
+                if status in ("completed", "failed", "cancelled"):
+                    return status
+            await asyncio.sleep(0.02)
+        return "timed out"
+
+    @requires(VMState.BOOTING, VMState.READY)
+    async def save_snapshot(self, path: Path) -> None:
+        """Pause the guest and save its whole state to ``path`` (written atomically). Hot-plug
+        mode only, before any share is attached. The VM stays paused; stop it afterwards."""
+        if not self.config.hotplug or self._attached:
+            raise VMError("only a hot-plug VM with no shares attached can be saved")
+        qmp = self._qmp
+        assert qmp is not None
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_suffix(f".tmp-{os.getpid()}")
+        await self._execute("stop")
+        await self._pass_fd(qmp, tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        await self._execute("migrate", {"uri": "fd:snapshot"})
+        status = await self._wait_migration(qmp, incoming=False)
+        if status != "completed":
+            tmp.unlink(missing_ok=True)
+            raise VMError(f"The sandbox could not be saved (QEMU says {status}).")
+        os.replace(tmp, path)

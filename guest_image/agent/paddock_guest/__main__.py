@@ -1,0 +1,53 @@
+"""The agent's entry point: `python3 -u -m paddock_guest` (busybox init starts it, see /etc/inittab)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent import futures
+
+import grpc
+
+from paddock.guest.v1 import agent_pb2_grpc as pb_grpc
+from paddock_guest.claim import BootKeyInterceptor, KeyBox
+from paddock_guest.config import AGENT_SOCKET, PORT_NAME, log, uptime
+from paddock_guest.events import EventHub
+from paddock_guest.service import Agent
+from paddock_guest.transport import bridge, find_port
+
+
+def serve() -> None:
+    os.makedirs(os.path.dirname(AGENT_SOCKET), mode=0o700, exist_ok=True)
+    if os.path.exists(AGENT_SOCKET):
+        os.unlink(AGENT_SOCKET)
+    hub = EventHub()
+    key_box = KeyBox()
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=32),
+        interceptors=[BootKeyInterceptor(key_box)],
+        options=[
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+        ],
+    )
+    pb_grpc.add_GuestAgentServicer_to_server(Agent(hub, key_box), server)
+    server.add_insecure_port(f"unix:{AGENT_SOCKET}")
+    server.start()
+    os.chmod(AGENT_SOCKET, 0o600)
+    port = None
+    for _ in range(200):
+        port = find_port(PORT_NAME)
+        if port:
+            break
+        time.sleep(0.05)
+    if port is None:
+        log(f"no virtio-serial port named {PORT_NAME}; serving on {AGENT_SOCKET} only")
+    else:
+        threading.Thread(target=bridge, args=(port, AGENT_SOCKET), daemon=True).start()
+        log(f"ready on {port} (guest uptime {uptime():.2f} s)")
+    server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    serve()

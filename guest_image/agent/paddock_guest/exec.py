@@ -1,0 +1,189 @@
+"""Exec: run one command as the workspace's owner, in its own process group, and stream it."""
+
+from __future__ import annotations
+
+import functools
+import io
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Generator, Iterator, Mapping
+from typing import TypeAlias
+
+import grpc
+
+from paddock.guest.v1 import agent_pb2 as pb
+from paddock_guest.config import AGENT_HOME, BUSYBOX, CHUNK, COMMANDS_CGROUP, EXEC_AS_ROOT, SETPRIV
+from paddock_guest.events import EventHub
+from paddock_guest.jail import workspace_owner
+
+Output: TypeAlias = "queue.Queue[tuple[pb.OutputStream, bytes] | None]"
+
+
+def run_command(
+    request: pb.ExecRequest,
+    context: grpc.ServicerContext,
+    *,
+    cwd: str,
+    hub: EventHub,
+    extra_env: Mapping[str, str],
+) -> Iterator[pb.ExecEvent]:
+    """The body of Exec once argv and cwd are known good: start, stream, report how it ended."""
+    env = _command_env(extra_env, request.env)
+    exec_id = uuid.uuid4().hex[:12]
+    started = time.monotonic()
+    uid, gid = workspace_owner()
+    argv = list(request.argv)
+    if "/" not in argv[0] and shutil.which(argv[0], path=env["PATH"]) is None:
+        yield _start_failed(f"command not found: {argv[0]}")
+        return
+    try:
+        proc = subprocess.Popen(
+            _wrap_argv(argv, uid, gid),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.PIPE if request.stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as exc:
+        yield _start_failed(
+            f"could not start {request.argv[0]!r}: {exc.strerror}", duration_s=time.monotonic() - started
+        )
+        return
+
+    kill_group = functools.partial(_kill_group, proc.pid)
+    context.add_callback(kill_group)  # the caller went away: kill everything
+    hub.publish(
+        process_started=pb.ProcessStarted(exec_id=exec_id, pid=proc.pid, argv=list(request.argv), cwd=request.cwd)
+    )
+    yield pb.ExecEvent(started=pb.ExecStarted(exec_id=exec_id, pid=proc.pid))
+
+    if request.stdin:
+        threading.Thread(target=_feed_stdin, args=(proc, request.stdin), daemon=True).start()
+    deadline = started + request.timeout_s if request.timeout_s > 0 else None
+    timed_out = yield from _stream_output(proc, deadline, kill_group)
+    code = proc.wait()
+    # Whatever the command left behind in its group goes with it.
+    kill_group()
+    result = _exit_result(code, timed_out=timed_out, duration=time.monotonic() - started, timeout_s=request.timeout_s)
+    hub.publish(process_exited=pb.ProcessExited(exec_id=exec_id, pid=proc.pid, exit=result))
+    yield pb.ExecEvent(exit=result)
+
+
+def _command_env(extra_env: Mapping[str, str], request_env: Mapping[str, str]) -> dict[str, str]:
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": AGENT_HOME,
+        "USER": "agent",
+        "LANG": "C.UTF-8",
+        "TMPDIR": "/tmp",
+    }
+    env.update(extra_env)
+    env.update(request_env)
+    return env
+
+
+def _wrap_argv(argv: list[str], uid: int, gid: int) -> list[str]:
+    if uid != 0 and not EXEC_AS_ROOT:
+        # setpriv rather than Popen(user=...): that would stop subprocess
+        # from using vfork, and forking this process is slow under TCG.
+        argv = [SETPRIV, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--", *argv]
+    if os.path.exists(COMMANDS_CGROUP):
+        # Join the commands' cgroup (pids, memory and cpu limits) before anything runs.
+        argv = [BUSYBOX, "sh", "-c", f'echo $$ > {COMMANDS_CGROUP} && exec "$@"', "paddock-exec", *argv]
+    return argv
+
+
+def _start_failed(message: str, duration_s: float = 0.0) -> pb.ExecEvent:
+    # duration_s 0.0 is proto3's default: the same message as leaving it out.
+    return pb.ExecEvent(
+        exit=pb.ExecExit(reason=pb.EXIT_REASON_START_FAILED, exit_code=127, message=message, duration_s=duration_s)
+    )
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _stream_output(
+    proc: subprocess.Popen[bytes], deadline: float | None, kill_group: Callable[[], None]
+) -> Generator[pb.ExecEvent, None, bool]:
+    """Yield the command's output until both its streams close; return whether it timed out."""
+    out: Output = queue.Queue(maxsize=64)
+    readers = [
+        threading.Thread(target=_pump, args=(proc.stdout, pb.OUTPUT_STREAM_STDOUT, out), daemon=True),
+        threading.Thread(target=_pump, args=(proc.stderr, pb.OUTPUT_STREAM_STDERR, out), daemon=True),
+    ]
+    for r in readers:
+        r.start()
+    timed_out = False
+    open_streams = 2
+    while open_streams:
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            item = out.get(timeout=timeout)
+        except queue.Empty:
+            timed_out = True
+            kill_group()
+            deadline = None
+            continue
+        if item is None:
+            open_streams -= 1
+            continue
+        yield pb.ExecEvent(output=pb.ExecOutput(stream=item[0], data=item[1]))
+    if deadline is not None:
+        remaining = max(0.0, deadline - time.monotonic())
+        try:
+            proc.wait(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            kill_group()
+    return timed_out
+
+
+def _exit_result(code: int, *, timed_out: bool, duration: float, timeout_s: float) -> pb.ExecExit:
+    if timed_out:
+        return pb.ExecExit(
+            reason=pb.EXIT_REASON_TIMED_OUT,
+            signal=signal.SIGKILL,
+            duration_s=duration,
+            message=f"killed after {timeout_s:g} s",
+        )
+    if code < 0:
+        return pb.ExecExit(reason=pb.EXIT_REASON_SIGNALED, signal=-code, duration_s=duration)
+    return pb.ExecExit(reason=pb.EXIT_REASON_EXITED, exit_code=code, duration_s=duration)
+
+
+def _feed_stdin(proc: subprocess.Popen[bytes], data: bytes) -> None:
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(data)
+    except (BrokenPipeError, OSError):
+        pass
+    finally:
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+
+
+def _pump(stream: io.BufferedReader, kind: pb.OutputStream, out: Output) -> None:
+    try:
+        while True:
+            data = stream.read1(CHUNK)
+            if not data:
+                break
+            out.put((kind, data))
+    finally:
+        out.put(None)

@@ -1,0 +1,215 @@
+"""The guest image build's helpers: running commands, the kernel, its modules, the initramfs.
+Only the standard library, like build.py, which imports this file from beside it."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import lzma
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MODULES = [
+    "virtio_mmio",
+    "virtio_pci",
+    "virtio_blk",
+    "virtio_console",
+    "squashfs",
+    "overlay",
+    "fuse",
+    "virtiofs",
+]
+
+
+class BuildError(Exception):
+    pass
+
+
+def step(n: int, total: int, what: str) -> float:
+    print(f"[{n}/{total}] {what}", flush=True)
+    return time.monotonic()
+
+
+def run(cmd: list[str], *, quiet: bool = True, **kw: object) -> subprocess.CompletedProcess[bytes]:
+    proc: subprocess.CompletedProcess[bytes] = subprocess.run(cmd, capture_output=quiet, **kw)  # type: ignore[call-overload]
+    if proc.returncode != 0:
+        tail = (proc.stderr or b"").decode(errors="replace")[-2000:] if quiet else ""
+        raise BuildError(f"command failed ({proc.returncode}): {' '.join(cmd)}\n{tail}")
+    return proc
+
+
+def extract_vmlinux(bzimage: Path, out: Path) -> None:
+    """Decompress the ELF kernel out of a bzImage (the kernel's scripts/extract-vmlinux)."""
+    data = bzimage.read_bytes()
+    attempts: list[tuple[bytes, Callable[[bytes], bytes]]] = [
+        (b"\xfd7zXZ\x00", lambda b: lzma.LZMADecompressor().decompress(b)),
+        (b"\x1f\x8b\x08", lambda b: gzip.GzipFile(fileobj=__import__("io").BytesIO(b)).read()),
+        (b"\x28\xb5\x2f\xfd", _zstd),
+    ]
+    for magic, fn in attempts:
+        pos = data.find(magic)
+        while pos != -1:
+            try:
+                blob = fn(data[pos:])
+            except Exception:  # noqa: BLE001 - try the next candidate offset
+                blob = b""
+            if blob[:4] == b"\x7fELF":
+                out.write_bytes(blob)
+                return
+            pos = data.find(magic, pos + 1)
+    raise BuildError(f"could not find a compressed ELF kernel in {bzimage}")
+
+
+def _zstd(b: bytes) -> bytes:
+    if shutil.which("zstd") is None:
+        return b""
+    return subprocess.run(["zstd", "-dc"], input=b, capture_output=True).stdout
+
+
+def _module_bytes(path: Path) -> bytes:
+    data = path.read_bytes()
+    if path.name.endswith(".xz"):
+        return lzma.decompress(data)
+    if path.name.endswith(".zst"):
+        return _zstd(data)
+    return data
+
+
+def _module_name(path: Path) -> str:
+    return path.name.split(".ko")[0].replace("-", "_")
+
+
+def resolve_modules(moddir: Path) -> list[Path]:
+    """The modules to load, dependencies first (read from each module's modinfo;
+    the package ships no modules.dep, and busybox insmod ignores softdeps)."""
+    by_name = {_module_name(p): p for p in moddir.rglob("*.ko*")}
+    builtin: set[str] = set()
+    builtin_file = moddir / "modules.builtin"
+    if builtin_file.exists():
+        builtin = {_module_name(Path(t)) for t in builtin_file.read_text().split()}
+    order: list[Path] = []
+
+    def visit(name: str) -> None:
+        if name in builtin:
+            return
+        path = by_name.get(name)
+        if path is None:
+            raise BuildError(f"kernel module {name} is neither built in nor shipped in the kernel package")
+        if path in order:
+            return
+        m = re.search(rb"depends=([A-Za-z0-9_,-]*)\x00", _module_bytes(path))
+        for dep in m.group(1).decode().split(",") if m and m.group(1) else []:
+            visit(dep.replace("-", "_"))
+        order.append(path)
+
+    for name in MODULES:
+        visit(name)
+    return order
+
+
+def _build_initramfs(dest: Path, modules: list[Path], out: Path) -> None:
+    (dest / "bin").mkdir(parents=True)
+    (dest / "modules").mkdir()
+    shutil.copy2("/bin/busybox", dest / "bin" / "busybox")
+    shutil.copy2(HERE / "initramfs" / "init", dest / "init")
+    (dest / "init").chmod(0o755)
+    names = []
+    for src in modules:
+        name = _module_name(src) + ".ko"
+        (dest / "modules" / name).write_bytes(_module_bytes(src))
+        names.append(name)
+    (dest / "modules.order").write_text("\n".join(names) + "\n")
+    files = subprocess.run(["find", ".", "-print0"], cwd=dest, capture_output=True, check=True).stdout
+    with open(out, "wb") as fh:
+        subprocess.run(
+            ["cpio", "--null", "-o", "-H", "newc", "--quiet", "--owner=0:0"],
+            cwd=dest,
+            input=files,
+            stdout=fh,
+            check=True,
+        )
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_tools() -> None:
+    missing = []
+    for tool, pkg in [
+        ("debootstrap", "debootstrap"),
+        ("mksquashfs", "squashfs-tools"),
+        ("cpio", "cpio"),
+        ("apt-get", "apt"),
+        ("dpkg-deb", "dpkg"),
+    ]:
+        if shutil.which(tool) is None:
+            missing.append(f"{tool} (apt package {pkg})")
+    if not _busybox_is_static():
+        missing.append("a static busybox at /bin/busybox (apt package busybox-static)")
+    if missing:
+        raise BuildError(
+            "missing tools: " + "; ".join(missing) + "\n  install them with: sudo apt-get install "
+            "debootstrap squashfs-tools cpio busybox-static"
+        )
+    if os.geteuid() != 0:
+        raise BuildError("building the guest image needs root (debootstrap); run: sudo ./build_vm.sh")
+
+
+def _busybox_is_static() -> bool:
+    try:
+        data = Path("/bin/busybox").read_bytes()
+    except OSError:
+        return False
+    # A dynamically linked ELF names its loader (PT_INTERP); a static one does not.
+    return data[:4] == b"\x7fELF" and b"/ld-linux" not in data
+
+
+def apt_mirror() -> str:
+    """The Debian mirror the host's apt already uses (no host names in the repo)."""
+    env = os.environ.get("PADDOCK_DEBIAN_MIRROR")
+    if env:
+        return env
+    candidates = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
+    for path in candidates:
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        m = re.search(r"^URIs:\s*(\S+/debian)\s*$", text, re.M) or re.search(
+            r"^deb\s+(?:\[[^\]]*\]\s+)?(\S+/debian)\s+\S+", text, re.M
+        )
+        if m:
+            return m.group(1)
+    raise BuildError("could not find a Debian mirror in the host's apt sources; set PADDOCK_DEBIAN_MIRROR")
+
+
+def _prune(cache: Path, keep: str, keep_recent: int = 3) -> None:
+    """Drop old images, keeping the newest few (another checkout may still use one)."""
+    images = [
+        d
+        for d in (cache / "guest").iterdir()
+        if d.is_dir() and not d.is_symlink() and re.fullmatch(r"[0-9a-f]{16}", d.name) and d.name != keep
+    ]
+    images.sort(key=lambda d: d.stat().st_mtime, reverse=True)
+    for d in images[keep_recent - 1 :]:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _link_current(cache: Path, key: str) -> None:
+    link = cache / "guest" / "current"
+    tmp = cache / "guest" / f".current-{os.getpid()}"
+    if tmp.is_symlink():
+        tmp.unlink()
+    tmp.symlink_to(key)
+    os.replace(tmp, link)
