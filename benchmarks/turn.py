@@ -15,7 +15,7 @@ from typing import Any
 
 from tests.fakes.messages_api import MessagesAPI, text, tool
 
-from paddock.assistant.loop import AgentSession, ConversationStore
+from paddock.assistant.loop import AssistantSession, ConversationStore
 from paddock.llm import AnthropicProvider
 from paddock.sandbox import Sandbox
 
@@ -25,9 +25,9 @@ def measure(turns: int = 30) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="paddock-bench-") as tmp, MessagesAPI(steps) as api:
         os.environ["ANTHROPIC_BASE_URL"] = api.url
 
-        async def run() -> tuple[float, AgentSession]:
+        async def run() -> tuple[float, AssistantSession]:
             async with Sandbox.open(Path(tmp)) as sandbox:
-                session = AgentSession(
+                session = AssistantSession(
                     sandbox,
                     AnthropicProvider(f"bench-{secrets.token_hex(8)}"),
                     ConversationStore(Path(tmp), root=Path(tmp) / ".bench-store"),

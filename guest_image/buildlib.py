@@ -152,6 +152,7 @@ def check_tools() -> None:
         ("cpio", "cpio"),
         ("apt-get", "apt"),
         ("dpkg-deb", "dpkg"),
+        ("gcc", "gcc"),
     ]:
         if shutil.which(tool) is None:
             missing.append(f"{tool} (apt package {pkg})")
@@ -160,7 +161,7 @@ def check_tools() -> None:
     if missing:
         raise BuildError(
             "missing tools: " + "; ".join(missing) + "\n  install them with: sudo apt-get install "
-            "debootstrap squashfs-tools cpio busybox-static"
+            "debootstrap squashfs-tools cpio busybox-static gcc libc6-dev"
         )
     if os.geteuid() != 0:
         raise BuildError("building the guest image needs root (debootstrap); run: sudo ./build_vm.sh")

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-APT_PACKAGES=(qemu-system-x86 libseccomp2 acl debootstrap squashfs-tools busybox-static cpio bubblewrap
+APT_PACKAGES=(qemu-system-x86 libseccomp2 acl debootstrap squashfs-tools busybox-static cpio gcc libc6-dev bubblewrap
               python3-venv gnome-keyring dbus dbus-x11 libsecret-tools
               # what Qt (PySide6) needs to draw the window, offscreen in tests or under Xvfb
               libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 fonts-dejavu-core

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from paddock.assistant.loop import AgentSession, AgentState, ConversationStore, ToolCalled
+from paddock.assistant.loop import AssistantSession, AssistantState, ConversationStore, ToolCalled
 from paddock.core.engine import Engine
 from paddock.llm import AnthropicProvider, LLMError, MissingKey
 from tests.conftest import Booted
@@ -38,9 +38,11 @@ def _restore_base_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def _session(b: Booted, api: MessagesAPI, key: str, store_root: Path) -> AgentSession:
+def _session(b: Booted, api: MessagesAPI, key: str, store_root: Path) -> AssistantSession:
     os.environ["ANTHROPIC_BASE_URL"] = api.url  # the SDK's own variable, as the contract says
-    return AgentSession(b.sandbox, AnthropicProvider(key, max_retries=2), ConversationStore(b.workspace, store_root))
+    return AssistantSession(
+        b.sandbox, AnthropicProvider(key, max_retries=2), ConversationStore(b.workspace, store_root)
+    )
 
 
 def test_headless_run_completes_a_three_tool_task(tmp_path: Path, api_key: str) -> None:
@@ -93,7 +95,7 @@ def test_unknown_tool_and_bad_paths_are_errors_the_model_sees(booted: Booted, ap
     assert "absolute paths are not allowed" in results[1]["content"]
     assert "leaves the workspace" in results[2]["content"]
     assert "CANARY" not in str(results)
-    assert session.state is AgentState.IDLE
+    assert session.state is AssistantState.IDLE
 
 
 def test_a_command_that_times_out_is_stopped_and_reported(booted: Booted, api_key: str, tmp_path: Path) -> None:
@@ -121,7 +123,7 @@ def test_cancel_mid_command_kills_it_and_keeps_the_conversation_valid(
                 await task
 
         engine.run(run_and_cancel(), timeout=120)
-    assert session.state is AgentState.CANCELLED
+    assert session.state is AssistantState.CANCELLED
     out, _, _ = booted.sh("for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done")
     assert "sleep 305" not in out
     assert not (booted.workspace / "should-not-exist").exists()
@@ -152,7 +154,7 @@ def test_overloaded_model_is_retried_and_a_bad_key_is_plain_words(booted: Booted
         session = _session(booted, api, api_key, tmp_path / "other")
         with pytest.raises(LLMError, match="did not accept the key"):
             booted.engine.run(session.send("go"), timeout=60)
-        assert session.state is AgentState.FAILED
+        assert session.state is AssistantState.FAILED
     with pytest.raises(MissingKey):
         AnthropicProvider(None)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from paddock.assistant.loop import AgentSession, ConversationStore
+from paddock.assistant.loop import AssistantSession, ConversationStore
 from paddock.audit import AuditEvent, AuditLog, AuditTrail, otlp_exporter
 from paddock.core.engine import Engine
 from paddock.llm import AnthropicProvider
@@ -103,7 +103,7 @@ def _scripted_session(engine: Engine, folder: Path, trail: AuditTrail, tmp_path:
                 async with Sandbox.open(folder) as sandbox:
                     auditor = SessionAuditor(trail, folder, model="scripted")
                     auditor.follow(sandbox)
-                    agent = AgentSession(
+                    agent = AssistantSession(
                         sandbox,
                         AnthropicProvider(f"test-{secrets.token_hex(6)}"),
                         ConversationStore(folder, tmp_path / "store"),

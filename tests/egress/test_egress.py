@@ -254,7 +254,7 @@ async def _follow(auditor: object, sandbox: Sandbox) -> None:
 def test_an_obedient_agent_using_a_planted_key_uploads_nothing(egress: Egress, tmp_path: Path) -> None:
     """The seed's approved-domain attack, through the agent loop: the model reads a planted
     attacker key from the workspace and tries to upload workspace files with it."""
-    from paddock.assistant.loop import AgentSession, ConversationStore
+    from paddock.assistant.loop import AssistantSession, ConversationStore
     from paddock.llm import AnthropicProvider
     from tests.fakes.messages_api import MessagesAPI, text, tool
 
@@ -272,7 +272,7 @@ def test_an_obedient_agent_using_a_planted_key_uploads_nothing(egress: Egress, t
     with MessagesAPI(steps) as api:
         os.environ["ANTHROPIC_BASE_URL"] = api.url
         try:
-            agent = AgentSession(egress.sandbox, AnthropicProvider(f"test-{secrets.token_hex(6)}"),
+            agent = AssistantSession(egress.sandbox, AnthropicProvider(f"test-{secrets.token_hex(6)}"),
                                  ConversationStore(egress.workspace, tmp_path / "store"))  # fmt: skip
             egress.engine.run(agent.send("do what INSTRUCTIONS.md says"), timeout=180)
         finally:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from paddock.assistant.loop import AgentSession, ConversationStore
+from paddock.assistant.loop import AssistantSession, ConversationStore
 from tests.conftest import Booted
 from tests.fakes.messages_api import MessagesAPI, Reply, Step, text, tool
 
@@ -111,7 +111,7 @@ def _scripted_session(booted: Booted, tmp_path: Path, steps: list[Step], task: s
         os.environ["ANTHROPIC_BASE_URL"] = api.url
         try:
             provider = AnthropicProvider(f"test-{secrets.token_hex(8)}", max_retries=1)
-            session = AgentSession(booted.sandbox, provider, ConversationStore(booted.workspace, tmp_path))
+            session = AssistantSession(booted.sandbox, provider, ConversationStore(booted.workspace, tmp_path))
             booted.engine.run(session.send(task), timeout=600)
         finally:
             os.environ.pop("ANTHROPIC_BASE_URL", None)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from paddock.assistant.loop import AgentSession, ConversationStore
+from paddock.assistant.loop import AssistantSession, ConversationStore
 from paddock.core.engine import Engine
 from paddock.llm import AnthropicProvider
 from paddock.policy import TrustStore
@@ -77,7 +77,7 @@ def test_folder_hooks_never_run_with_the_apps_engine(tmp_path: Path, engine: Eng
 
             async def session() -> None:
                 async with Sandbox.open(folder) as sandbox:
-                    agent = AgentSession(
+                    agent = AssistantSession(
                         sandbox,
                         AnthropicProvider(f"test-{secrets.token_hex(8)}"),
                         ConversationStore(folder, tmp_path / "store"),

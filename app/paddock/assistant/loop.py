@@ -56,7 +56,7 @@ the person asked for. When you are done, say briefly in plain words what you did
 you created or changed."""
 
 
-class AgentState(enum.Enum):
+class AssistantState(enum.Enum):
     IDLE = "idle"
     MODEL = "model"
     TOOLS = "tools"
@@ -112,7 +112,7 @@ class Cancelled:
     pass
 
 
-AgentEvent = TurnStarted | TextDelta | ToolCalled | ToolFinished | Finished | Failed | Cancelled
+AssistantEvent = TurnStarted | TextDelta | ToolCalled | ToolFinished | Finished | Failed | Cancelled
 
 
 @dataclass
@@ -162,7 +162,7 @@ class ConversationStore:
 
 
 @dataclass
-class AgentSession:
+class AssistantSession:
     sandbox: Sandbox
     provider: ModelProvider
     store: ConversationStore
@@ -173,9 +173,9 @@ class AgentSession:
     usage: list[Usage] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._state = AgentState.IDLE
+        self._state = AssistantState.IDLE
         self.failure: str | None = None
-        self._listeners: list[Callable[[AgentEvent], None]] = []
+        self._listeners: list[Callable[[AssistantEvent], None]] = []
         self.memory = MemoryStore()
         self.tools = ToolBox(self.sandbox, self.memory)
         self.messages = self.store.load()
@@ -183,18 +183,18 @@ class AgentSession:
         skills.install_built_in()
 
     @property
-    def state(self) -> AgentState:
+    def state(self) -> AssistantState:
         return self._state
 
-    def _set_state(self, state: AgentState) -> None:
+    def _set_state(self, state: AssistantState) -> None:
         if state is not self._state:
             log.debug("assistant: %s -> %s", self._state.value, state.value)
             self._state = state
 
-    def subscribe(self, listener: Callable[[AgentEvent], None]) -> None:
+    def subscribe(self, listener: Callable[[AssistantEvent], None]) -> None:
         self._listeners.append(listener)
 
-    def _emit(self, event: AgentEvent) -> None:
+    def _emit(self, event: AssistantEvent) -> None:
         for listener in list(self._listeners):
             listener(event)
 
@@ -211,9 +211,9 @@ class AgentSession:
 
     async def send(self, text: str) -> str:
         """Run one user message to the final answer; returns the answer's text."""
-        if self._state in (AgentState.MODEL, AgentState.TOOLS):
+        if self._state in (AssistantState.MODEL, AssistantState.TOOLS):
             raise PaddockError("The assistant is still working on the previous message.")
-        self._set_state(AgentState.MODEL)
+        self._set_state(AssistantState.MODEL)
         self.failure = None
         self.messages.append({"role": "user", "content": [{"type": "text", "text": text}]})
         self.store.save(self.messages)
@@ -221,7 +221,7 @@ class AgentSession:
             for turn in range(1, self.max_turns + 1):
                 timing = TurnTiming()
                 t0 = time.perf_counter()
-                self._set_state(AgentState.MODEL)
+                self._set_state(AssistantState.MODEL)
                 self._emit(TurnStarted(turn))
                 reply = await self._complete()
                 timing.model_s = time.perf_counter() - t0
@@ -231,10 +231,10 @@ class AgentSession:
                 if not reply.tool_uses:
                     timing.wall_s = time.perf_counter() - t0
                     self.timings.append(timing)
-                    self._set_state(AgentState.IDLE)
+                    self._set_state(AssistantState.IDLE)
                     self._emit(Finished(reply.text, self._total_usage(), turn))
                     return reply.text
-                self._set_state(AgentState.TOOLS)
+                self._set_state(AssistantState.TOOLS)
                 results: list[dict[str, Any]] = []
                 for use in reply.tool_uses:
                     outcome_start = time.perf_counter()
@@ -261,12 +261,12 @@ class AgentSession:
             raise PaddockError(f"The assistant stopped after {self.max_turns} steps without finishing.")
         except asyncio.CancelledError:
             self._close_pending("Cancelled: the person pressed Stop.")
-            self._set_state(AgentState.CANCELLED)
+            self._set_state(AssistantState.CANCELLED)
             self._emit(Cancelled())
             raise
         except (PaddockError, SandboxFailed, LLMError) as exc:
             self._close_pending(f"Failed: {exc}")
-            self._set_state(AgentState.FAILED)
+            self._set_state(AssistantState.FAILED)
             self.failure = str(exc)
             self._emit(Failed(str(exc)))
             raise

@@ -62,11 +62,11 @@ async def _sandbox_exec(ns: argparse.Namespace) -> int:
 
 
 async def _run(ns: argparse.Namespace) -> int:
-    from paddock.assistant.loop import AgentEvent, Failed, TextDelta, ToolCalled, ToolFinished, TurnStarted
+    from paddock.assistant.loop import AssistantEvent, Failed, TextDelta, ToolCalled, ToolFinished, TurnStarted
     from paddock.llm import DEFAULT_MODEL, AnthropicProvider
     from paddock.policy import TrustStore, behaviour_files
     from paddock.session.runner import EntryPoint, SessionRunner, decide
-    from paddock.session.summary import diff, snapshot
+    from paddock.session.summary import diff, list_folder
 
     def settle_trust(folder: Path) -> bool:
         """--yes trusts the folder; an untrusted folder's own settings are named, then ignored."""
@@ -89,7 +89,7 @@ async def _run(ns: argparse.Namespace) -> int:
     provider = AnthropicProvider(_model_key(), model=model)
     out = sys.stdout
 
-    def show(ev: AgentEvent) -> None:
+    def show(ev: AssistantEvent) -> None:
         if isinstance(ev, TextDelta):
             out.write(ev.text)
         elif isinstance(ev, TurnStarted) and ev.turn > 1:
@@ -103,7 +103,7 @@ async def _run(ns: argparse.Namespace) -> int:
         out.flush()
 
     runner = await SessionRunner.open(folder, EntryPoint.RUN, trusted=trusted, model=provider.model)
-    before = snapshot(runner.folder)
+    before = list_folder(runner.folder)
     try:
         await runner.boot(on_progress=_progress(ns.quiet))
         session = runner.assistant(provider, new=ns.new)
@@ -112,7 +112,7 @@ async def _run(ns: argparse.Namespace) -> int:
         out.write("\n")
     finally:
         await runner.close(outcome="failed")  # recorded only if the loop did not say how it ended
-        _print_summary(diff(before, snapshot(runner.folder)))
+        _print_summary(diff(before, list_folder(runner.folder)))
     return 0
 
 

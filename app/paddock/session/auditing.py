@@ -14,7 +14,7 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from paddock.assistant.loop import AgentEvent, Cancelled, Failed, Finished, ToolCalled, ToolFinished, TurnStarted
+from paddock.assistant.loop import AssistantEvent, Cancelled, Failed, Finished, ToolCalled, ToolFinished, TurnStarted
 from paddock.audit import (
     EGRESS_DECISION,
     FILE_REMOVED,
@@ -63,7 +63,7 @@ class SessionAuditor:
 
     # ------------------------------------------------------------------ session events
 
-    def on_agent_event(self, ev: AgentEvent) -> None:
+    def on_agent_event(self, ev: AssistantEvent) -> None:
         if isinstance(ev, TurnStarted):
             self._turn_span = self._emit(TURN, self.session_span, {"paddock.turn": ev.turn})
         elif isinstance(ev, ToolCalled):

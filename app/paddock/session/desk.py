@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from paddock.assistant.loop import AgentEvent, AgentSession
+from paddock.assistant.loop import AssistantEvent, AssistantSession
 from paddock.audit import AuditLog
 from paddock.core.errors import PaddockError
 from paddock.core.paths import data_dir
@@ -37,7 +37,7 @@ from paddock.sandbox import Sandbox, SandboxFailed, ensure_snapshot, snapshots_e
 from paddock.session.doctor import FirstRun, run_checks
 from paddock.session.egress_questions import EgressAsker, EgressQuestion
 from paddock.session.runner import EntryPoint, SessionRunner
-from paddock.session.summary import Entry, SessionSummary, back_up, diff, snapshot
+from paddock.session.summary import Entry, SessionSummary, back_up, diff, list_folder
 
 MAX_RECENT = 8
 
@@ -66,7 +66,7 @@ class Notice:
     error: bool = False
 
 
-DeskEvent = AgentEvent | SandboxStatus | SessionSummary | EgressQuestion | Notice
+DeskEvent = AssistantEvent | SandboxStatus | SessionSummary | EgressQuestion | Notice
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ class _Open:
     runner: SessionRunner
     before: dict[str, Entry]
     backup: Path
-    agent: AgentSession | None = None
+    agent: AssistantSession | None = None
     asker: EgressAsker | None = None
     watcher: asyncio.Task[None] | None = None
     work: asyncio.Task[str] | None = None
@@ -271,7 +271,7 @@ class Desk:
         backup = data_dir() / "backups" / runner.session_id
         opened = _Open(runner, {}, backup)
         self._open = opened
-        opened.before = await asyncio.to_thread(snapshot, runner.folder)
+        opened.before = await asyncio.to_thread(list_folder, runner.folder)
         await asyncio.to_thread(back_up, runner.folder, opened.before, backup)
         await self._boot()
 
@@ -363,7 +363,7 @@ class Desk:
         opened = self._require_open()
         await self._stop_work()
         await self._close_sandbox()
-        after = await asyncio.to_thread(snapshot, opened.folder)
+        after = await asyncio.to_thread(list_folder, opened.folder)
         summary = SessionSummary(opened.folder, diff(opened.before, after), self.questions_asked, opened.backup)
         await opened.runner.close()
         self._open = None

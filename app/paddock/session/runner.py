@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from paddock.assistant.loop import AgentSession, ConversationStore, ToolCalled, ToolFinished
+from paddock.assistant.loop import AssistantSession, ConversationStore, ToolCalled, ToolFinished
 from paddock.assistant.tools import ToolBox, ToolOutcome, describe
 from paddock.audit import AuditLog, AuditTrail, otlp_exporter
 from paddock.core.logs import SessionLog
@@ -147,11 +147,11 @@ class SessionRunner:
         if sandbox is not None:
             await sandbox.close()
 
-    def assistant(self, provider: ModelProvider, *, new: bool = False) -> AgentSession:
+    def assistant(self, provider: ModelProvider, *, new: bool = False) -> AssistantSession:
         """The assistant loop on this session's sandbox and conversation, audited."""
         if self.sandbox is None:
             raise SandboxFailed("The sandbox is not running.")
-        session = AgentSession(self.sandbox, provider, ConversationStore(self.folder))
+        session = AssistantSession(self.sandbox, provider, ConversationStore(self.folder))
         if new:
             session.messages.clear()
         session.subscribe(self.auditor.on_agent_event)

@@ -40,7 +40,7 @@ class Change:
 BACKUP_MAX_FILE = 1024 * 1024  # files that could run on the host are kept (up to this size) so Revert can restore them
 
 
-def snapshot(folder: Path) -> dict[str, Entry]:
+def list_folder(folder: Path) -> dict[str, Entry]:
     out: dict[str, Entry] = {}
     for root, dirs, files in os.walk(folder, followlinks=False):
         for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:

@@ -18,7 +18,7 @@ from typing import TypeAlias
 import grpc
 
 from paddock.guest.v1 import agent_pb2 as pb
-from paddock_guest.config import AGENT_HOME, BUSYBOX, CHUNK, COMMANDS_CGROUP, EXEC_AS_ROOT, SETPRIV
+from paddock_guest.config import AGENT_HOME, CHUNK, COMMANDS_CGROUP, EXEC_AS_ROOT, RUNAS
 from paddock_guest.events import EventHub
 from paddock_guest.jail import workspace_owner
 
@@ -92,14 +92,13 @@ def _command_env(extra_env: Mapping[str, str], request_env: Mapping[str, str]) -
 
 
 def _wrap_argv(argv: list[str], uid: int, gid: int) -> list[str]:
-    if uid != 0 and not EXEC_AS_ROOT:
-        # setpriv rather than Popen(user=...): that would stop subprocess
-        # from using vfork, and forking this process is slow under TCG.
-        argv = [SETPRIV, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--", *argv]
-    if os.path.exists(COMMANDS_CGROUP):
-        # Join the commands' cgroup (pids, memory and cpu limits) before anything runs.
-        argv = [BUSYBOX, "sh", "-c", f'echo $$ > {COMMANDS_CGROUP} && exec "$@"', "paddock-exec", *argv]
-    return argv
+    """One exec of the static helper: join the commands' cgroup (pids, memory and cpu limits)
+    before anything runs, become the folder's owner, run the command. (Not Popen(user=...):
+    that stops subprocess from using vfork, and forking this process is slow under TCG.)"""
+    if EXEC_AS_ROOT:
+        uid = gid = 0
+    cgroup = COMMANDS_CGROUP if os.path.exists(COMMANDS_CGROUP) else "-"
+    return [RUNAS, cgroup, str(uid), str(gid), "--", *argv]
 
 
 def _start_failed(message: str, duration_s: float = 0.0) -> pb.ExecEvent:
