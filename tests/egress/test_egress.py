@@ -125,6 +125,25 @@ def test_an_attackers_key_in_the_workspace_cannot_upload_files(egress: Egress) -
     assert new_hits[0]["headers"]["x-api-key"] == egress.secret
 
 
+def test_only_plain_headers_and_the_grants_credential_reach_the_upstream(egress: Egress) -> None:
+    attacker = f"attacker-{secrets.token_hex(8)}"
+    headers = {"X-Auth-Token": attacker, "PRIVATE-TOKEN": attacker, "Ocp-Apim-Subscription-Key": attacker,
+               "x_api_key": attacker, "X-Custom": attacker, "Content-Type": "application/json"}  # fmt: skip
+    before = len(egress.upstream.hits)
+    assert "STATUS 200" in egress.request("POST", f"https://{HOST}/v1/messages", headers)
+    hit = egress.upstream.hits[before]
+    assert attacker not in json.dumps(hit["headers"]), hit["headers"]
+    assert hit["headers"]["x-api-key"] == egress.secret and hit["headers"]["content-type"] == "application/json"
+
+
+def test_a_host_header_naming_another_host_is_refused(egress: Egress) -> None:
+    before = len(egress.upstream.hits)
+    for host in (f"{HOST}:443@evil.example", f"evil.example@{HOST}", f"{HOST}.evil.example"):
+        out = egress.request("POST", f"https://{HOST}/v1/messages", {"Host": host})
+        assert "STATUS 403" in out, (host, out)
+    assert egress.upstream.hits[before:] == [], "a request with a forged Host reached the upstream"
+
+
 def test_unknown_hosts_methods_and_addresses_are_refused(egress: Egress) -> None:
     before = len(egress.upstream.hits)
     assert "STATUS 403" in egress.request("GET", f"https://{HOST}/v1/messages")  # wrong method

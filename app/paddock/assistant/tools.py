@@ -159,15 +159,46 @@ class ToolBox:
             return done(f"{name} failed: {exc.message}", exc.message, error=True)
 
     async def collect(self, argv: list[str], timeout_s: float) -> tuple[str, str, ExecResult | None]:
-        """Run ``argv`` in the guest and gather its output (each stream capped)."""
-        out, err = bytearray(), bytearray()
+        """Run ``argv`` in the guest and gather its output. Each stream keeps its start and its
+        end, never more than ``Bounded.LIMIT`` bytes on the host, and says what it left out."""
+        out, err = Bounded(), Bounded()
         result: ExecResult | None = None
         async for ev in self.sandbox.exec(argv, timeout_s=timeout_s):
             if isinstance(ev, ExecOutput):
-                (out if ev.stream is Stream.STDOUT else err).extend(ev.data)
+                (out if ev.stream is Stream.STDOUT else err).add(ev.data)
             elif isinstance(ev, ExecResult):
                 result = ev
-        return out.decode(errors="replace"), err.decode(errors="replace"), result
+        return out.text(), err.text(), result
+
+
+class Bounded:
+    """A guest-fed output buffer of bounded size: the first ``HEAD`` bytes and the last ``TAIL``."""
+
+    HEAD = OUTPUT_CAP // 2
+    TAIL = OUTPUT_CAP // 2
+    LIMIT = HEAD + TAIL
+
+    def __init__(self) -> None:
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.dropped = 0
+
+    def add(self, data: bytes) -> None:
+        room = self.HEAD - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        self.tail += data
+        excess = len(self.tail) - self.TAIL
+        if excess > 0:
+            del self.tail[:excess]
+            self.dropped += excess
+
+    def text(self) -> str:
+        if not self.dropped:
+            return (self.head + self.tail).decode(errors="replace")
+        cut = f"\n… [{self.dropped} bytes of output left out] …\n"
+        return self.head.decode(errors="replace") + cut + self.tail.decode(errors="replace")
 
 
 # ---------------------------------------------------------------------- the tools
@@ -197,7 +228,7 @@ async def _run_command(box: ToolBox, args: dict[str, Any], done: Done) -> ToolOu
         status = f"was killed by signal {result.signal}"
     else:
         status = f"exit status {result.exit_code}"
-    body = f"$ {command}\n[{status}]\n--- stdout ---\n{cap(out)}\n--- stderr ---\n{cap(err)}"
+    body = f"$ {command}\n[{status}]\n--- stdout ---\n{out}\n--- stderr ---\n{err}"  # each already bounded
     failed = result.reason is not ExitReason.EXITED or result.exit_code != 0
     return done(untrusted("command output", body), body, error=failed)
 

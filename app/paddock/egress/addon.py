@@ -32,7 +32,7 @@ from typing import Any
 
 from mitmproxy import ctx, http  # type: ignore[import-not-found]  # the gateway's own environment
 
-from paddock.egress.rules import STRIP_HEADERS, STRIP_QUERY, blocked_address, match_grant
+from paddock.egress.rules import STRIP_QUERY, authority_matches, blocked_address, forwardable, match_grant
 from paddock.egress.tokens import TokenAuthority, TokenError
 
 MAX_BODY = 10 * 1024 * 1024
@@ -175,10 +175,13 @@ class Gate:
         not stay with the host its granted tunnel was opened to, or resolves unsafely."""
         req = flow.request
         if flow.client_conn.id not in self.tokens:  # plain HTTP through the proxy
+            if req.host_header and not authority_matches(req.host_header, req.host, req.port, req.scheme):
+                self._decide(flow, False, "the Host header disagrees with the request's target")
+                return None
             return (self._proxy_token(req.headers) or "") if self._resolves_safely(flow, req.host, req.port) else None
         connect_host = flow.server_conn.address[0] if flow.server_conn.address else None
         sni = flow.client_conn.sni
-        if req.host_header and req.host_header.split(":")[0] != req.host:
+        if req.host_header and not authority_matches(req.host_header, req.host, req.port, req.scheme):
             self._decide(flow, False, "the Host header disagrees with the tunnel's target")
         elif sni and sni != req.host:
             self._decide(flow, False, "the TLS server name disagrees with the tunnel's target")
@@ -189,10 +192,12 @@ class Gate:
         return None
 
     def _swap_credentials(self, flow: http.HTTPFlow, grant: dict[str, Any]) -> bool:
-        """Strip every credential the guest sent; attach the grant's real one. False: refused."""
+        """Drop every header the grant does not pass (so every credential the guest sent) and
+        credential-shaped query keys; attach the grant's real credential. False: refused."""
         req = flow.request
-        for name in STRIP_HEADERS:
-            req.headers.pop(name, None)
+        for name in list(req.headers.keys()):
+            if not forwardable(name, grant):
+                del req.headers[name]
         for key in list(req.query.keys()):
             if key.lower() in STRIP_QUERY:
                 del req.query[key]

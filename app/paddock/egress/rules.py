@@ -10,7 +10,14 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
 
-STRIP_HEADERS = ("authorization", "x-api-key", "cookie", "proxy-authorization", "x-goog-api-key", "api-key")
+# The headers every grant passes upstream; every other header the guest sends is dropped, so a
+# credential in a header no one thought of (X-Auth-Token, PRIVATE-TOKEN, …) never leaves.
+# A grant may name more (``forward_headers``); its credential header is set by the gateway.
+FORWARD_HEADERS = frozenset({
+    "host", "content-type", "content-length", "content-encoding", "transfer-encoding", "accept",
+    "accept-encoding", "accept-language", "user-agent", "cache-control", "pragma", "connection", "te",
+    "if-match", "if-none-match", "if-modified-since", "if-unmodified-since", "range", "anthropic-version",
+})  # fmt: skip
 STRIP_QUERY = ("key", "api_key", "apikey", "access_token", "token", "auth", "sig", "signature")
 _SUSPICIOUS = re.compile(r"%(2e|2f|5c|00)", re.IGNORECASE)
 
@@ -20,6 +27,24 @@ def blocked_address(addr: str) -> bool:
     ip = ipaddress.ip_address(addr)
     return bool(ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved
                 or ip.is_unspecified)  # fmt: skip
+
+
+_AUTHORITY = re.compile(r"([a-z0-9.-]+)(?::([0-9]{1,5}))?")
+
+
+def authority_matches(authority: str, host: str, port: int, scheme: str) -> bool:
+    """A Host header (or URL authority) names exactly ``host`` and ``port``: no user-info
+    (``granted:443@evil``), no second host, nothing but a name and an optional port."""
+    m = _AUTHORITY.fullmatch(authority.strip().lower())
+    if m is None or m.group(1) != host.lower():
+        return False
+    default = 443 if scheme == "https" else 80
+    return int(m.group(2) or default) == port
+
+
+def forwardable(header: str, grant: dict[str, Any]) -> bool:
+    name = header.lower()
+    return name in FORWARD_HEADERS or name in grant.get("forward_headers", ())
 
 
 def clean_path(path: str) -> str | None:

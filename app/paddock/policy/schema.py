@@ -42,6 +42,19 @@ class EgressGrant(_Strict):
     credential_header: str = Field(
         default="authorization", description="Header the secret goes in (authorization: Bearer)."
     )
+    forward_headers: list[str] = Field(
+        default_factory=list,
+        description="Request headers passed upstream besides the plain ones every grant passes "
+        "(content-type, accept, user-agent, …); any other header the guest sends is dropped.",
+    )
+
+    @field_validator("forward_headers")
+    @classmethod
+    def _forward(cls, v: list[str]) -> list[str]:
+        for name in v:
+            if not re.fullmatch(r"[A-Za-z0-9-]{1,64}", name):
+                raise ValueError(f"{name!r} is not a header name")
+        return [name.lower() for name in v]
 
     @field_validator("id")
     @classmethod

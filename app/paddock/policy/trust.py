@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from paddock.core import beneath
+from paddock.core.beneath import UnsafePath
 from paddock.core.paths import data_dir
 
 BEHAVIOUR_FILES = (
@@ -107,4 +109,11 @@ def behaviour_files(folder: Path) -> list[str]:
 
     Only names are listed; nothing is opened or parsed.
     """
-    return [rel for rel in BEHAVIOUR_FILES if (folder / rel).exists()]
+    found = []
+    for rel in BEHAVIOUR_FILES:
+        try:
+            if beneath.lstat(folder, rel) is not None:  # a link counts as there; it is never followed
+                found.append(rel)
+        except (OSError, UnsafePath):
+            found.append(rel)  # something is in the way of the name: say so, open nothing
+    return found

@@ -17,7 +17,7 @@ from paddock.session.desk import (
 )
 from paddock.session.doctor import FirstRun
 from paddock.session.egress_questions import EgressQuestion
-from paddock.session.summary import Change, SessionSummary, revert
+from paddock.session.summary import Change, SessionSummary, revert, why_not_open
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -38,4 +38,5 @@ __all__ = [
     "ToolCalled",
     "ToolFinished",
     "revert",
+    "why_not_open",
 ]

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import enum
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from paddock.session.egress_questions import EgressAsker, EgressQuestion
 from paddock.session.runner import EntryPoint, SessionRunner
 from paddock.session.summary import Entry, SessionSummary, back_up, diff, list_folder
 
+log = logging.getLogger(__name__)
 MAX_RECENT = 8
 
 
@@ -135,6 +137,8 @@ class Desk:
             listener(event)
 
     def _status(self, state: SandboxState, detail: str) -> None:
+        if state is not self.sandbox_state:
+            log.debug("window's sandbox: %s -> %s (%s)", self.sandbox_state.value, state.value, detail)
         self.sandbox_state = state
         self._emit(SandboxStatus(state, detail))
 

@@ -11,12 +11,13 @@ The folder is walked on the host with ``lstat`` and without following links.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from paddock.core import beneath
+from paddock.core.beneath import UnsafePath
 from paddock.core.errors import PaddockError
 
 MAX_FILES = 100_000
@@ -132,15 +133,27 @@ def back_up(folder: Path, entries: dict[str, Entry], backup: Path) -> None:
             continue
         dest = backup / rel
         try:
+            data = beneath.read_file(folder, rel, BACKUP_MAX_FILE)  # never through a link the guest left
             dest.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            with open(folder / rel, "rb", opener=_nofollow) as src, open(dest, "wb") as out:
-                shutil.copyfileobj(src, out)
-        except OSError:
+            dest.write_bytes(data)
+        except (OSError, UnsafePath):
             continue
 
 
-def _nofollow(path: str, flags: int) -> int:
-    return os.open(path, flags | os.O_NOFOLLOW)
+def why_not_open(folder: Path, rel: str) -> str | None:
+    """Why a file the session left should not be handed to the person's programs (None: it may).
+    A link, a special file or a path through a link is not opened: it could lead anywhere."""
+    try:
+        st = beneath.lstat(folder, rel)
+    except (OSError, UnsafePath) as exc:
+        return exc.message if isinstance(exc, UnsafePath) else str(exc.strerror)
+    if st is None:
+        return f"{rel} is no longer there."
+    if stat.S_ISLNK(st.st_mode):
+        return f"{rel} is a link; Paddock does not open links the assistant left."
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        return f"{rel} is not an ordinary file."
+    return None
 
 
 def revert(summary: SessionSummary, change: Change) -> str:
@@ -148,27 +161,24 @@ def revert(summary: SessionSummary, change: Change) -> str:
 
     A created file is deleted; a changed or deleted file comes back from the copy kept when the
     session started (kept for files that could run on the host); otherwise its permissions are
-    put back. Paths are checked to stay inside the folder; links are never followed.
+    put back. Every step walks the folder without following links (``paddock.core.beneath``):
+    a link the guest left anywhere on the way is refused, and nothing outside is touched.
     """
     folder = summary.folder
-    target = folder / change.path
-    real_parent = target.parent.resolve()
-    if real_parent != folder and folder not in real_parent.parents:
-        raise PaddockError(f"{change.path} is not inside the folder; nothing was changed.")
-    if change.kind == "created":
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        else:
-            target.unlink(missing_ok=True)
-        return f"Deleted {change.path}."
-    copy = summary.backup / change.path
-    if copy.is_file() and not copy.is_symlink():
-        if target.is_symlink():
-            target.unlink()
-        shutil.copyfile(copy, target)
-        return f"Put back the earlier {change.path}."
-    if change.kind == "changed" and target.is_file() and not target.is_symlink():
-        mode = target.stat().st_mode
-        target.chmod(stat.S_IMODE(mode) & ~0o111)
-        return f"{change.path} can no longer be run as a program."
+    try:
+        st = beneath.lstat(folder, change.path)
+        if change.kind == "created":
+            if st is not None:
+                beneath.remove(folder, change.path)
+            return f"Deleted {change.path}."
+        copy = summary.backup / change.path  # Paddock's own folder, not the guest's
+        if copy.is_file() and not copy.is_symlink():
+            beneath.write_file(folder, change.path, copy.read_bytes())
+            return f"Put back the earlier {change.path}."
+        if change.kind == "changed" and st is not None and stat.S_ISREG(st.st_mode):
+            beneath.chmod(folder, change.path, stat.S_IMODE(st.st_mode) & ~0o111)
+            return f"{change.path} can no longer be run as a program."
+    except (UnsafePath, OSError) as exc:
+        why = exc.message if isinstance(exc, UnsafePath) else exc.strerror
+        raise PaddockError(f"{change.path} was not changed: {why}") from exc
     raise PaddockError(f"There is no earlier copy of {change.path} to put back.")

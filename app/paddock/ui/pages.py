@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from paddock.session import Change, FirstRun, FolderCheck, SessionSummary
+from paddock.session import Change, FirstRun, FolderCheck, SessionSummary, why_not_open
 
 
 def _label(text: str, name: str = "", *, rich: bool = False, wrap: bool = True) -> QLabel:
@@ -296,6 +296,10 @@ class SummaryPage(QWidget):
     def _open_item(self, item: QListWidgetItem) -> None:
         rel = item.data(Qt.ItemDataRole.UserRole)
         if rel and self.folder is not None:
+            refused = why_not_open(self.folder, rel)
+            if refused:
+                self.message.setText(f"Not opened: {refused}")
+                return
             QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.folder / rel)))
 
     def _open_selected(self) -> None:

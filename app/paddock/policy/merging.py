@@ -1,0 +1,104 @@
+"""Merging the policy tiers: managed first and only narrowed below; what only the admin sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from paddock.core.paths import data_dir
+from paddock.policy.effective import HOME_DENIED, SYSTEM_DENIED, EffectivePolicy, Tier, _expand, _inside
+
+
+def merge(tiers: list[Tier], home: Path) -> EffectivePolicy:
+    eff = EffectivePolicy(tiers=tiers)
+    eff.denied_paths = [_expand(p, home) for p in HOME_DENIED] + [Path(p) for p in SYSTEM_DENIED]
+    eff.denied_paths.append(data_dir().resolve())  # Paddock's own data (conversations, trust, profile)
+    eff.sources["denied_paths"] = "built-in"
+    managed = next((t for t in tiers if t.name == "managed"), None)
+    # Lower tiers in order of precedence: the user overrides what the admin only recommends.
+    lower = (
+        [t for t in tiers if t.name == "user"]
+        + [t for t in tiers if t.name == "recommended"]
+        + [t for t in tiers if t.name == "folder"]
+    )
+    for t in ([managed] if managed else []) + lower:
+        _merge_mounts(eff, t, home)
+        _merge_models(eff, t)
+    _admin_only(eff, managed, lower)
+    _narrow(eff, lower)
+    if eff.default_model and eff.models_allowed is not None and eff.default_model not in eff.models_allowed:
+        eff.default_model = eff.models_allowed[0] if eff.models_allowed else None
+    return eff
+
+
+def _credit(eff: EffectivePolicy, key: str, tier: str) -> None:
+    eff.sources[key] = ", ".join(filter(None, [eff.sources.get(key), tier]))
+
+
+def _merge_mounts(eff: EffectivePolicy, t: Tier, home: Path) -> None:
+    m = t.policy.mounts
+    if m.denied_paths:
+        eff.denied_paths += [_expand(p, home) for p in m.denied_paths]  # union: anyone may deny more
+        _credit(eff, "denied_paths", t.name)
+    if m.read_only:
+        eff.read_only += [_expand(p, home) for p in m.read_only]
+        _credit(eff, "read_only", t.name)
+    if m.allowed_roots is not None:
+        roots = [_expand(p, home) for p in m.allowed_roots]
+        if eff.allowed_roots is None:
+            eff.allowed_roots = roots
+        else:  # narrowing only: keep what lies inside an existing root
+            eff.allowed_roots = [r for r in roots if any(r == a or _inside(r, a) for a in eff.allowed_roots)]
+        _credit(eff, "allowed_roots", t.name)
+
+
+def _merge_models(eff: EffectivePolicy, t: Tier) -> None:
+    md = t.policy.models
+    if md.allowed is not None:
+        eff.models_allowed = (
+            list(md.allowed) if eff.models_allowed is None else [x for x in md.allowed if x in eff.models_allowed]
+        )
+        _credit(eff, "models_allowed", t.name)
+    if md.endpoints is not None:
+        eff.model_endpoints = (
+            list(md.endpoints) if eff.model_endpoints is None else [x for x in md.endpoints if x in eff.model_endpoints]
+        )
+        _credit(eff, "model_endpoints", t.name)
+    if md.default and "default_model" not in eff.sources:
+        eff.default_model, eff.sources["default_model"] = md.default, t.name
+
+
+def _admin_only(eff: EffectivePolicy, managed: Tier | None, lower: list[Tier]) -> None:
+    """Grants, audit export and the keychain fallback come from the managed tier only;
+    lower tiers may switch grants off, never add them."""
+    src = eff.sources
+    if managed is None:
+        # No admin: the user decides hooks and asking for themselves.
+        for t in lower:
+            if t.name == "user":
+                eff.allow_folder_hooks = t.policy.hooks.allow_folder_hooks
+                eff.allow_asking = t.policy.egress.allow_asking
+                src["allow_folder_hooks"] = src["allow_asking"] = "user"
+        return
+    eff.grants = list(managed.policy.egress.grants)
+    if eff.grants:
+        src["grants"] = "managed"
+    eff.allow_asking = managed.policy.egress.allow_asking
+    eff.allow_folder_hooks = managed.policy.hooks.allow_folder_hooks
+    a = managed.policy.audit
+    eff.otlp_endpoint, eff.otlp_headers, eff.max_log_mb = a.otlp_endpoint, dict(a.otlp_headers), a.max_log_mb
+    eff.keychain_fallback = managed.policy.keychain.fallback_backend
+    for key in ("allow_asking", "allow_folder_hooks", "otlp_endpoint", "otlp_headers", "max_log_mb",
+                "keychain_fallback"):  # fmt: skip
+        src[key] = "managed"
+
+
+def _narrow(eff: EffectivePolicy, lower: list[Tier]) -> None:
+    src = eff.sources
+    for t in lower:
+        off = set(t.policy.egress.disabled_grants)
+        if off:
+            eff.grants = [g for g in eff.grants if g.id not in off]
+            src["grants"] = f"{src.get('grants', 'managed')}, narrowed by {t.name}"
+        if t.name in ("recommended", "folder") and not t.policy.hooks.allow_folder_hooks and eff.allow_folder_hooks:
+            eff.allow_folder_hooks = False
+            src["allow_folder_hooks"] += f", narrowed by {t.name}"
