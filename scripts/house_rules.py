@@ -6,6 +6,8 @@
 4. Generated gRPC code is imported only through ``paddock.guest`` and by the guest agent (also
    an import contract, which cannot see the guest agent).
 5. No module is over 400 lines (generated code aside): split it by concern instead.
+6. Nothing in the product reads a ``PADDOCK_TEST_*`` variable: a switch anyone can set in the
+   environment must not change what the product does (tests set state in-process instead).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def main() -> int:
         for m in MACHINE_PATH.finditer(text):
             problems.append(f"{rel}: names a machine path ({m.group(0)}...)")
         in_package = str(rel).startswith("app/paddock/") and path.suffix == ".py" and "/v1/" not in str(rel)
+        if in_package and "PADDOCK_TEST_" in text:
+            problems.append(f"{rel}: reads a PADDOCK_TEST_ switch; tests set state in-process instead")
         if in_package and re.search(r"shell\s*=\s*True|os\.system\(", text):
             problems.append(f"{rel}: uses a shell; pass an argument list")
         generated_ok = str(rel).startswith(("app/paddock/guest/", "guest_image/agent/", "scripts/", "tests/"))

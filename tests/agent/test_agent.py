@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from paddock.assistant.labels import LABEL_ID
 from paddock.assistant.loop import AssistantSession, AssistantState, ConversationStore, ToolCalled
 from paddock.core.engine import Engine
 from paddock.llm import AnthropicProvider, LLMError, MissingKey
@@ -72,8 +74,9 @@ def test_headless_run_completes_a_three_tool_task(tmp_path: Path, api_key: str) 
         results = api.tool_results()
         assert len(results) == 3
         assert "42" in results[1]["content"]
-        assert results[1]["content"].startswith('<untrusted_data source="command output">')
-        assert results[0]["content"].startswith('<untrusted_data source="file listing">')
+        # (the id is the subprocess's own, random per process)
+        assert re.match(r'<untrusted_data id="[0-9a-f]{16}" source="command output">', results[1]["content"])
+        assert re.match(r'<untrusted_data id="[0-9a-f]{16}" source="file listing">', results[0]["content"])
     # The conversation was saved in app data, not in the workspace.
     assert sorted(p.name for p in folder.iterdir()) == ["report.md", "sales.csv"]
 
@@ -209,7 +212,7 @@ def test_memory_goes_through_the_host_with_its_origin_and_can_be_forgotten(
         booted.engine.run(second.send("hello"), timeout=60)
     system_with_note = api.requests[1]["system"]
     system_after_forget = api.requests[2]["system"]
-    assert '<untrusted_data source="saved notes">' in system_with_note and poison in system_with_note
+    assert f'<untrusted_data id="{LABEL_ID}" source="saved notes">' in system_with_note and poison in system_with_note
     assert poison not in system_after_forget
 
 
@@ -219,6 +222,6 @@ def test_expired_notes_are_not_loaded(tmp_path: Path) -> None:
     store = MemoryStore(tmp_path / "memory")
     store.add("old preference", session="s", folder=tmp_path, ttl_days=-1)
     store.add("fresh preference", session="s", folder=tmp_path)
-    prompt = store.for_prompt()
+    prompt = store.for_prompt(tmp_path)
     assert "fresh preference" in prompt and "old preference" not in prompt
     assert store.purge_expired() == 1 and len(store.list(include_expired=True)) == 1

@@ -2,7 +2,7 @@
 
 Real VM, real mitmproxy gateway, and a local HTTPS server standing in for a site on the
 internet (``charts.example.test``; the gateway reaches it through the host test process's
-``PADDOCK_TEST_UPSTREAM_OVERRIDES``). "Refused" is proven by the upstream's hit count.
+``paddock.egress.gateway.LOOPBACK_UPSTREAMS``, set in-process). "Refused" is proven by the upstream's hit count.
 The model is not involved: the guest command is run directly through the open session.
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from paddock.core.engine import Engine
+from paddock.egress import gateway
 from paddock.policy import EffectivePolicy
 from paddock.session.desk import Desk, DeskEvent, SandboxState
 from paddock.session.egress_questions import EgressQuestion
@@ -50,8 +51,8 @@ def test_an_ungranted_host_becomes_a_question_and_yes_is_a_session_grant(
     folder = tmp_path / "work"
     folder.mkdir()
     (folder / ".client.py").write_text(CLIENT)
-    monkeypatch.setenv("PADDOCK_TEST_UPSTREAM_OVERRIDES", f"{HOST}=127.0.0.1:{upstream.port}")
-    monkeypatch.setenv("PADDOCK_TEST_UPSTREAM_CA", str(upstream.ca))
+    monkeypatch.setitem(gateway.LOOPBACK_UPSTREAMS, HOST, f"127.0.0.1:{upstream.port}")
+    monkeypatch.setattr(gateway, "UPSTREAM_CA", upstream.ca)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "test-unused")
     events: list[DeskEvent] = []
     desk = Desk(policy_loader=lambda **_: EffectivePolicy(allow_asking=allow_asking))

@@ -2,9 +2,9 @@
 
 The upstream stands in for the model service (api.example.test) and records
 every request it receives, so "refused" is proven by zero hits there, not by
-what the guest printed. The test-only switch that lets the gateway reach a
-loopback upstream is an environment variable of this host test process,
-which the guest, the workspace and user settings cannot set.
+what the guest printed. The loopback upstream is named to the gateway in this
+test process (``paddock.egress.gateway.LOOPBACK_UPSTREAMS``); the product reads no switch for
+it, so nothing outside the process can turn the private-address guard off.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from paddock.core.engine import Engine
+from paddock.egress import gateway
 from paddock.policy import EffectivePolicy, EgressGrant
 from paddock.sandbox import Sandbox
 from tests.egress.upstream import Upstream
@@ -79,21 +80,18 @@ def egress(engine: Engine, guest_image: object, tmp_path_factory: pytest.TempPat
                     credential="model-key", credential_header="x-api-key"),
         EgressGrant(id="model-redirect", host=HOST, methods=["GET"], path_pattern="/redirect*"),
     ])  # fmt: skip
-    old = {k: os.environ.get(k) for k in ("PADDOCK_TEST_UPSTREAM_OVERRIDES", "PADDOCK_TEST_UPSTREAM_CA")}
-    os.environ["PADDOCK_TEST_UPSTREAM_OVERRIDES"] = f"{HOST}=127.0.0.1:{upstream.port}"
-    os.environ["PADDOCK_TEST_UPSTREAM_CA"] = str(upstream.ca)
+    # The loopback upstream, set in this process only (the product reads no switch for it).
+    gateway.LOOPBACK_UPSTREAMS[HOST] = f"127.0.0.1:{upstream.port}"
+    gateway.UPSTREAM_CA = upstream.ca
     try:
         sandbox = engine.run(Sandbox.boot(workspace, policy=policy, secrets={"model-key": secret}), timeout=180)
+        try:
+            yield Egress(sandbox, upstream, engine, workspace, secret)
+        finally:
+            engine.run(sandbox.close(), timeout=60)
     finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    try:
-        yield Egress(sandbox, upstream, engine, workspace, secret)
-    finally:
-        engine.run(sandbox.close(), timeout=60)
+        gateway.LOOPBACK_UPSTREAMS.clear()
+        gateway.UPSTREAM_CA = None
         upstream.close()
 
 

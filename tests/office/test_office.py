@@ -9,6 +9,7 @@ readers: openpyxl and pycel (which recalculates the formulas), python-docx, pyth
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -182,7 +183,7 @@ def test_three_csv_files_become_a_workbook_with_formulas_a_chart_a_document_slid
     # The PDF the task made, read back through read_document: text from its pages.
     assert (ws / "report.pdf").read_bytes()[:5] == b"%PDF-"
     assert "(1 pages)" in pdf_text and "Monthly sales" in pdf_text and f"{expected['feb']:.2f}" in pdf_text
-    assert pdf_text.startswith('<untrusted_data source="document report.pdf">')
+    assert re.match(r'<untrusted_data id="[0-9a-f]{16}" source="document report.pdf">', pdf_text)
 
 
 def test_read_document_is_bounded_and_fails_in_plain_words(booted: Booted, tmp_path: Path) -> None:

@@ -218,6 +218,9 @@ def build_parser() -> argparse.ArgumentParser:
     forget = mem_sub.add_parser("forget", help="delete one note")
     forget.add_argument("id")
     forget.set_defaults(handler=_memory)
+    share = mem_sub.add_parser("share", help="load a note on every folder, not only the one it was made on")
+    share.add_argument("id")
+    share.set_defaults(handler=_memory)
     mem_sub.add_parser("purge-expired", help="delete expired notes").set_defaults(handler=_memory)
 
     aud = sub.add_parser("audit", help="the local audit log")

@@ -89,6 +89,12 @@ async def _memory(ns: argparse.Namespace) -> int:
             return 0
         _err(f"there is no note {ns.id}")
         return 1
+    if ns.memory_command == "share":
+        if store.share(ns.id):
+            print(f"Note {ns.id} is now loaded on every folder (until it expires or you delete it).")
+            return 0
+        _err(f"there is no note {ns.id}")
+        return 1
     if ns.memory_command == "purge-expired":
         print(f"Deleted {store.purge_expired()} expired notes.")
         return 0
@@ -105,7 +111,8 @@ async def _memory(ns: argparse.Namespace) -> int:
     for m in notes:
         day = time.strftime("%Y-%m-%d", time.localtime(m.created))
         until = "EXPIRED" if m.expired else "until " + time.strftime("%Y-%m-%d", time.localtime(m.expires))
-        print(f"\n[{m.id}] saved {day} by session {m.session} on {m.folder} ({until})\n    {m.text}")
+        where = "every folder" if m.scope == "all" else f"only {m.folder}"
+        print(f"\n[{m.id}] saved {day} by session {m.session} on {m.folder} ({until}; loaded on {where})\n    {m.text}")
     return 0
 
 

@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import shutil
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,12 @@ if TYPE_CHECKING:  # the addon imports this package inside the gateway's own env
 
 ADDON = Path(__file__).with_name("addon.py")
 APP_ROOT = Path(__file__).resolve().parents[2]
-TEST_OVERRIDE_ENV = "PADDOCK_TEST_UPSTREAM_OVERRIDES"  # host process only; see docs/SECURITY.md
+# Tests only, set in-process by the test harness (monkeypatch): names the gateway sends to a
+# loopback upstream instead of resolving them, and the CA that upstream's certificate is signed
+# by. Empty in the product: no setting, file or environment variable fills them, so nothing a
+# person, the folder or the guest controls can turn off the private-address guard.
+LOOPBACK_UPSTREAMS: dict[str, str] = {}
+UPSTREAM_CA: Path | None = None
 
 
 def _log_file(path: Path) -> BinaryIO:
@@ -84,7 +88,7 @@ class EgressGateway:
     def ca_cert_pem(self) -> bytes:
         return (self.confdir / "mitmproxy-ca-cert.pem").read_bytes()
 
-    async def start(self, *, upstream_ca: Path | None = None) -> None:
+    async def start(self) -> None:
         self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.confdir.mkdir(mode=0o700, parents=True, exist_ok=True)
         ready = self.run_dir / "gateway.ready"
@@ -95,7 +99,7 @@ class EgressGateway:
             "decisions": str(self.run_dir / "egress-decisions.jsonl"),
             "ready": str(ready),
             "session_grants": str(self.run_dir / "session-grants.json"),
-            "test_upstream_overrides": _test_overrides(),
+            "test_upstream_overrides": _loopback_upstreams(),
         }
         cfg_path = self.run_dir / "gateway.json"
         fd = os.open(cfg_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -105,8 +109,8 @@ class EgressGateway:
                 "--listen-host", "127.0.0.1", "--listen-port", "0",
                 "--set", f"confdir={self.confdir}", "--set", "connection_strategy=lazy",
                 "--set", "block_global=false", "--set", "http2=false"]  # fmt: skip
-        if upstream_ca is not None:
-            argv += ["--set", f"ssl_verify_upstream_trusted_ca={upstream_ca}"]
+        if UPSTREAM_CA is not None:
+            argv += ["--set", f"ssl_verify_upstream_trusted_ca={UPSTREAM_CA}"]
         env = {**os.environ, "PADDOCK_GATEWAY_CONFIG": str(cfg_path),
                "PYTHONPATH": str(APP_ROOT), "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
         log = _log_file(self.run_dir / "gateway.log")
@@ -170,15 +174,11 @@ class EgressGateway:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
-def _test_overrides() -> dict[str, str]:
-    """``name=127.0.0.1:port,...`` from the host test process only. The guest, the workspace
-    and the user's settings files have no way to set a host process's environment."""
-    raw = os.environ.get(TEST_OVERRIDE_ENV, "")
+def _loopback_upstreams() -> dict[str, str]:
+    """``LOOPBACK_UPSTREAMS``, loopback targets only."""
     out = {}
-    for item in filter(None, raw.split(",")):
-        name, _, target = item.partition("=")
+    for name, target in LOOPBACK_UPSTREAMS.items():
         if not target.startswith("127.0.0.1:"):
-            print(f"paddock: ignoring {TEST_OVERRIDE_ENV} entry {item!r} (loopback only)", file=sys.stderr)
-            continue
+            raise GatewayError(f"a test upstream must be on 127.0.0.1, not {target!r}")
         out[name] = target
     return out

@@ -175,9 +175,8 @@ class Sandbox:
         if secrets is None:
             secrets = _secrets_for(policy)
         self.gateway = EgressGateway(runtime_dir() / f"gw-{self.vm.id}", self.vm.id, policy.grants, secrets)
-        upstream_ca = os.environ.get("PADDOCK_TEST_UPSTREAM_CA")  # host test process only
         try:
-            await self.gateway.start(upstream_ca=Path(upstream_ca) if upstream_ca else None)
+            await self.gateway.start()
         except PaddockError as exc:
             raise SandboxFailed(exc.message, hint=exc.hint) from exc
         self.token = TokenAuthority().mint(self.vm.id, grant_ids)

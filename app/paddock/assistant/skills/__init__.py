@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from paddock.assistant.labels import untrusted
 from paddock.core.errors import PaddockError
 from paddock.core.paths import profile_dir
 
@@ -71,8 +72,8 @@ def index(profile: Path | None = None) -> str:
         return ""
     lines = "\n".join(f"- {s.name}: {s.description}" for s in skills)
     return (
-        "\n\nSkills (instructions for particular kinds of work). Before you make or change such files, "
-        f"call load_skill with the skill's name:\n{lines}"
+        "\n\nSkills (instructions for particular kinds of work, from the person's profile). Before you make "
+        "or change such files, call load_skill with the skill's name:\n" + untrusted("skills in the profile", lines)
     )
 
 
