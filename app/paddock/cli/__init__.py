@@ -121,14 +121,14 @@ def _print_summary(changes: list[Change]) -> None:
         return
     counts = {k: sum(1 for c in changes if c.kind == k) for k in ("created", "changed", "deleted")}
     print("Files: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n), file=sys.stderr)
-    for c in changes[:50]:
-        print(f"  {c.kind:8} {c.path}", file=sys.stderr)
+    for c in changes[:50]:  # names as the guest chose them, control characters made visible
+        print(f"  {c.kind:8} {c.shown_path}", file=sys.stderr)
     risky = [c for c in changes if c.risk]
     if risky:
         print("⚠ These files could run on your computer later; look at them before you use this folder "
               "with other tools:", file=sys.stderr)  # fmt: skip
         for c in risky:
-            print(f"  {c.path}: {c.risk}", file=sys.stderr)
+            print(f"  {c.shown_path}: {c.risk}", file=sys.stderr)
 
 
 async def _mcp(ns: argparse.Namespace) -> int:

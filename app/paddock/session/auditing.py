@@ -34,6 +34,7 @@ from paddock.audit import (
     new_span_id,
     new_trace_id,
 )
+from paddock.core.text import shown
 from paddock.guest import FileChangedEvent, GuestError, GuestEvent, ProcessExitedEvent, ProcessStartedEvent
 from paddock.sandbox import Sandbox
 
@@ -112,7 +113,7 @@ class SessionAuditor:
             parent = self._exec_parent.get(ev.exec_id) or self._tool_span or self.session_span
             self._exec_parent[ev.exec_id] = parent
             self._emit(PROCESS_STARTED, parent, {
-                "process.pid": ev.pid, "process.command_args": list(ev.argv),
+                "process.pid": ev.pid, "process.command_args": [shown(a) for a in ev.argv],
                 "process.working_directory": "/workspace/" + ev.cwd if ev.cwd else "/workspace",
                 "paddock.exec_id": ev.exec_id, "paddock.guest.seq": ev.seq})  # fmt: skip
         elif isinstance(ev, ProcessExitedEvent):
@@ -123,7 +124,7 @@ class SessionAuditor:
                 "paddock.duration_s": round(r.duration_s, 4), "paddock.guest.seq": ev.seq})  # fmt: skip
         elif isinstance(ev, FileChangedEvent):
             self._emit(FILE_REMOVED if ev.removed else FILE_WRITTEN, self._tool_span or self.session_span, {
-                "file.path": ev.path, "file.size": ev.size, "paddock.guest.seq": ev.seq})  # fmt: skip
+                "file.path": shown(ev.path), "file.size": ev.size, "paddock.guest.seq": ev.seq})  # fmt: skip
 
     def follow(self, sandbox: Sandbox) -> None:
         """Record the guest's events live, for as long as the sandbox runs, and the egress

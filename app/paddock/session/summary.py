@@ -19,6 +19,7 @@ from pathlib import Path
 from paddock.core import beneath
 from paddock.core.beneath import UnsafePath
 from paddock.core.errors import PaddockError
+from paddock.core.text import shown
 
 MAX_FILES = 100_000
 MACRO_SUFFIXES = (".docm", ".dotm", ".xlsm", ".xltm", ".xlam", ".pptm", ".potm", ".ppam")
@@ -29,19 +30,32 @@ class Entry:
     size: int
     mtime_ns: int
     mode: int
+    # The host kernel's own change time and the inode: the guest can reset a file's mtime after
+    # editing it in place, but not its ctime, and a replaced file is a new inode.
+    ctime_ns: int = 0
+    ino: int = 0
+
+
+UNSCANNED = "\x00unscanned"  # a listing's marker: the walk stopped at MAX_FILES
 
 
 @dataclass(frozen=True)
 class Change:
-    path: str
-    kind: str  # created | changed | deleted
+    path: str  # as it is in the folder (for Revert); show ``shown_path`` to people
+    kind: str  # created | changed | deleted | not scanned
     risk: str | None = None  # why this file could run on the host later
+
+    @property
+    def shown_path(self) -> str:
+        return shown(self.path)
 
 
 BACKUP_MAX_FILE = 1024 * 1024  # files that could run on the host are kept (up to this size) so Revert can restore them
 
 
 def list_folder(folder: Path) -> dict[str, Entry]:
+    """Every file and link in the folder, at every depth, never following links. A folder with
+    more than ``MAX_FILES`` gets the ``UNSCANNED`` marker: the walk never stops silently."""
     out: dict[str, Entry] = {}
     for root, dirs, files in os.walk(folder, followlinks=False):
         for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
@@ -50,43 +64,53 @@ def list_folder(folder: Path) -> dict[str, Entry]:
                 st = os.lstat(full)
             except OSError:
                 continue
-            out[os.path.relpath(full, folder)] = Entry(st.st_size, st.st_mtime_ns, st.st_mode)
+            out[os.path.relpath(full, folder)] = Entry(
+                st.st_size, st.st_mtime_ns, st.st_mode, st.st_ctime_ns, st.st_ino
+            )
             if len(out) >= MAX_FILES:
+                out[UNSCANNED] = Entry(0, 0, 0)
                 return out
     return out
 
 
-# What a path inside the folder can do on the host later, by its name.
-_NAME_RISKS: tuple[tuple[Callable[[str, str], bool], str], ...] = (
+# What a path inside the folder can do on the host later, by its name, at any depth (a
+# sub-project's hooks and settings run as surely as the top folder's).
+def _under(parts: list[str], folder: str) -> bool:
+    return folder in parts[:-1]
+
+
+_NAME_RISKS: tuple[tuple[Callable[[list[str], str], bool], str], ...] = (
     (
-        lambda p, n: p.startswith(".git/hooks/") and not n.endswith(".sample"),
+        lambda parts, n: (
+            any(parts[i : i + 2] == [".git", "hooks"] for i in range(len(parts) - 2)) and not n.endswith(".sample")
+        ),
         "a git hook: git runs it on your computer",
     ),
     (
-        lambda p, n: p == ".git/config" or p.endswith("/.git/config"),
+        lambda parts, n: parts[-2:] == [".git", "config"],
         "git settings can name programs git runs (hooksPath, fsmonitor, filters)",
     ),
     (
-        lambda p, n: p.startswith(".vscode/") and n in ("tasks.json", "launch.json", "settings.json"),
+        lambda parts, n: _under(parts, ".vscode") and n in ("tasks.json", "launch.json", "settings.json"),
         "editor settings that can run commands when the folder is opened",
     ),
     (
-        lambda p, n: p.startswith(".claude/") or p in (".mcp.json", "CLAUDE.md"),
+        lambda parts, n: _under(parts, ".claude") or n in (".mcp.json", "CLAUDE.md"),
         "agent settings that change what coding tools do in this folder",
     ),
     (
-        lambda p, n: n in (".envrc", ".env") or p.startswith(".idea/"),
+        lambda parts, n: n in (".envrc", ".env") or _under(parts, ".idea"),
         "tool settings that can run commands when the folder is opened",
     ),
-    (lambda p, n: n.lower().endswith(MACRO_SUFFIXES), "an Office file with macros"),
+    (lambda parts, n: n.lower().endswith(MACRO_SUFFIXES), "an Office file with macros"),
 )
 
 
 def risk_of(path: str, before: Entry | None, after: Entry) -> str | None:
-    p = path.replace(os.sep, "/")
-    name = p.rsplit("/", 1)[-1]
+    parts = path.replace(os.sep, "/").split("/")
+    name = parts[-1]
     for matches, reason in _NAME_RISKS:
-        if matches(p, name):
+        if matches(parts, name):
             return reason
     if stat.S_ISLNK(after.mode):
         return "a link that may point outside the folder"
@@ -96,15 +120,25 @@ def risk_of(path: str, before: Entry | None, after: Entry) -> str | None:
     return None
 
 
+NOT_SCANNED = (
+    f"Paddock stopped listing this folder after {MAX_FILES:,} files: changes past that were not checked "
+    "for files that could run on your computer. Look through the folder before you use it with other tools."
+)
+
+
 def diff(before: dict[str, Entry], after: dict[str, Entry]) -> list[Change]:
     changes: list[Change] = []
+    if UNSCANNED in before or UNSCANNED in after:
+        changes.append(Change(f"(files past the first {MAX_FILES:,})", "not scanned", NOT_SCANNED))
     for path, entry in sorted(after.items()):
+        if path == UNSCANNED:
+            continue
         old = before.get(path)
         if old is None:
             changes.append(Change(path, "created", risk_of(path, None, entry)))
-        elif (old.size, old.mtime_ns, old.mode) != (entry.size, entry.mtime_ns, entry.mode):
+        elif old != entry:  # size, mtime, mode, and the ctime and inode the guest cannot reset
             changes.append(Change(path, "changed", risk_of(path, old, entry)))
-    changes.extend(Change(path, "deleted") for path in sorted(set(before) - set(after)))
+    changes.extend(Change(path, "deleted") for path in sorted(set(before) - set(after) - {UNSCANNED}))
     return changes
 
 

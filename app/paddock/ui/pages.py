@@ -263,8 +263,8 @@ class SummaryPage(QWidget):
         )
         self.changes.clear()
         for c in summary.changes:
-            item = QListWidgetItem(f"{c.kind}: {c.path}")
-            item.setData(Qt.ItemDataRole.UserRole, c.path if c.kind != "deleted" else "")
+            item = QListWidgetItem(f"{c.kind}: {c.shown_path}")
+            item.setData(Qt.ItemDataRole.UserRole, c.path if c.kind in ("created", "changed") else "")
             self.changes.addItem(item)
         while self.risky.count():
             old = self.risky.takeAt(0)
@@ -277,10 +277,11 @@ class SummaryPage(QWidget):
             row = QWidget()
             rl = QHBoxLayout(row)
             rl.setContentsMargins(0, 0, 0, 0)
-            rl.addWidget(_label(f"⚠ {c.path}: {c.risk}", "riskyFile"), 1)
-            button = _button("Revert", "revertButton", self._reverter(c))
-            self.revert_buttons[c.path] = button
-            rl.addWidget(button)
+            rl.addWidget(_label(f"⚠ {c.shown_path}: {c.risk}", "riskyFile"), 1)
+            if c.kind in ("created", "changed"):
+                button = _button("Revert", "revertButton", self._reverter(c))
+                self.revert_buttons[c.path] = button
+                rl.addWidget(button)
             self.risky.addWidget(row)
         self.message.clear()
 
