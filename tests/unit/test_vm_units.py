@@ -122,3 +122,12 @@ def test_a_flipped_byte_in_the_image_is_refused(tmp_path: Path) -> None:
     (image.root / "rootfs.squashfs").write_bytes(bytes(data))
     with pytest.raises(ImageError, match="checksum does not match"):
         GuestImage.load(image.root)
+
+
+def test_started_as_root_the_sandbox_says_to_use_your_own_account(monkeypatch: pytest.MonkeyPatch) -> None:
+    import paddock.vm.sharing as sharing
+
+    monkeypatch.setattr(sharing.os, "geteuid", lambda: 0)
+    with pytest.raises(sharing.SharingError, match="not as root") as info:
+        sharing.find_sharing(Path("/usr/bin/bwrap"))
+    assert info.value.hint and "your own account" in info.value.hint

@@ -32,7 +32,14 @@ from typing import Any
 
 from mitmproxy import ctx, http  # type: ignore[import-not-found]  # the gateway's own environment
 
-from paddock.egress.rules import STRIP_QUERY, authority_matches, blocked_address, forwardable, match_grant
+from paddock.egress.rules import (
+    STRIP_QUERY,
+    authority_matches,
+    blocked_address,
+    forwardable,
+    match_grant,
+    messages_body_problem,
+)
 from paddock.egress.tokens import TokenAuthority, TokenError
 
 MAX_BODY = 10 * 1024 * 1024
@@ -165,6 +172,9 @@ class Gate:
         if len(req.raw_content or b"") > MAX_BODY:
             self._decide(flow, False, "the request body is too large", grant["id"], status=413)
             return
+        if grant.get("api") == "anthropic-messages" and (problem := self._body_problem(flow)):
+            self._decide(flow, False, problem, grant["id"])
+            return
         if not self._swap_credentials(flow, grant):
             return
         self._decide(flow, True, "granted", grant["id"])
@@ -190,6 +200,14 @@ class Gate:
         else:
             return self.tokens[flow.client_conn.id]
         return None
+
+    def _body_problem(self, flow: http.HTTPFlow) -> str | None:
+        """The body as the upstream would read it, checked. A compressed body is refused rather
+        than inflated here (a small body can inflate to gigabytes; the model SDKs send plain JSON)."""
+        encoding = flow.request.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            return f"a {encoding}-compressed request body is not allowed on this grant"
+        return messages_body_problem(flow.request.raw_content or b"")
 
     def _swap_credentials(self, flow: http.HTTPFlow, grant: dict[str, Any]) -> bool:
         """Drop every header the grant does not pass (so every credential the guest sent) and

@@ -42,6 +42,12 @@ class EgressGrant(_Strict):
     credential_header: str = Field(
         default="authorization", description="Header the secret goes in (authorization: Bearer)."
     )
+    api: Literal["any", "anthropic-messages"] = Field(
+        default="any",
+        description="anthropic-messages: the body must be a plain Messages API request (no MCP servers, no "
+        "server tools such as web fetch or search, no documents or images by URL or file id); anything "
+        "else, or a body that cannot be read, is refused.",
+    )
     forward_headers: list[str] = Field(
         default_factory=list,
         description="Request headers passed upstream besides the plain ones every grant passes "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import resource
 from dataclasses import dataclass
 
 from paddock.core.errors import PaddockError
@@ -54,11 +54,13 @@ async def run_checks(*, probe: bool = True) -> list[Check]:
         checks.append(Check("Sandbox image", True, f"{image.root} (kernel {image.kernel_version}, {sizes:.0f} MB)"))
     except PaddockError as exc:
         checks.append(Check("Sandbox image", False, exc.message, exc.hint))
-    if os.geteuid() == 0:
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 65536:
         checks.append(Check(
-            "Your account", True,
-            "Paddock is running as root; it never needs to",
-            "Run Paddock as yourself: the keychain, your folders and their files are then your own.",
+            "Open files", False,
+            f"your account may keep at most {hard:,} files open; the folder-sharing helper needs one per file "
+            "the assistant touches, so a session can work on only about that many files",
+            "Ask your administrator to raise the open-files limit (DefaultLimitNOFILE, /etc/security/limits.conf).",
             required=False))  # fmt: skip
     try:
         checks.append(Check("Egress gateway (mitmproxy)", True, str(find_mitmdump()), required=False))

@@ -233,7 +233,14 @@ def _version(binary: str, bwrap: Path) -> tuple[Daemon, str] | None:
 
 def find_sharing(bwrap: Path) -> FolderSharing:
     """The Rust virtiofsd where one is installed and runs, else QEMU's C one.
-    ``PADDOCK_VIRTIOFSD`` names a binary to use instead (its kind is read from ``--version``)."""
+    ``PADDOCK_VIRTIOFSD`` names a binary to use instead (its kind is read from ``--version``).
+    Not as root: the jail is made for an ordinary account (bubblewrap run by root covers parts
+    of /proc, and virtiofsd then cannot mount its own), and Paddock never needs root."""
+    if os.geteuid() == 0:
+        raise SharingError(
+            "Paddock runs as the person who uses it, not as root.",
+            hint="Start it from your own account; root is needed only to install it.",
+        )
     return _find_sharing(bwrap, os.environ.get("PADDOCK_VIRTIOFSD") or "")
 
 
