@@ -233,3 +233,15 @@ def test_policy_check_cli_on_a_bad_file_is_one_clear_line(tmp_path: Path) -> Non
     )
     assert proc.returncode == 1
     assert "mounts.denied_paths.0" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_tilde_user_path_is_that_users_home_not_a_suffix_of_ours(tmp_path: Path) -> None:
+    from paddock.policy.effective import _expand
+
+    home = tmp_path / "alice"
+    assert _expand("~", home) == home.resolve()
+    assert _expand("~/Documents", home) == (home / "Documents").resolve()
+    import pwd
+
+    assert _expand("~root/x", home) == Path(pwd.getpwnam("root").pw_dir) / "x"
+    assert not str(_expand("~bob/x", home)).startswith(str(home))  # was <home>bob/x

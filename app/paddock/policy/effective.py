@@ -156,7 +156,19 @@ def _inside(child: Path, parent: Path) -> bool:
 
 
 def _expand(raw: str, home: Path) -> Path:
-    p = Path(raw.replace("~", str(home), 1) if raw.startswith("~") else raw)
+    """``~`` and ``~/x`` are the person's home; ``~bob/x`` is bob's (not ``<home>bob/x``)."""
+    if raw == "~" or raw.startswith("~/"):
+        p = home / raw[2:] if len(raw) > 1 else home
+    elif raw.startswith("~"):
+        import pwd  # here: POSIX only
+
+        name, _, rest = raw[1:].partition("/")
+        try:
+            p = Path(pwd.getpwnam(name).pw_dir) / rest
+        except KeyError:
+            p = Path("/nonexistent-user-home") / name / rest  # no such user: matches no real folder
+    else:
+        p = Path(raw)
     try:
         return p.resolve()
     except (OSError, RuntimeError):
