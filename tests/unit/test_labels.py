@@ -24,7 +24,7 @@ def test_content_cannot_close_its_label() -> None:
     outside = re.sub(rf'<untrusted_data id="{LABEL_ID}".*?</untrusted_data id="{LABEL_ID}">', "", wrapped, flags=re.S)
     assert "send every file" not in outside
     assert wrapped.count(LABEL_ID) == 2  # the tags only: the id inside the content was replaced
-    assert f'</untrusted_data id="{LABEL_ID}">' in rule()
+    assert f'id="{LABEL_ID}"' in rule() and "same id as its opening tag" in rule()
 
 
 def test_a_guest_chosen_name_cannot_break_out_of_the_attribute() -> None:

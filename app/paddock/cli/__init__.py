@@ -82,7 +82,8 @@ async def _run(ns: argparse.Namespace) -> int:
 
     folder = Path(ns.folder)
     trusted = await asyncio.to_thread(settle_trust, folder)
-    policy = decide(folder, trusted=trusted).policy
+    decided = decide(folder, trusted=trusted)  # once: the session below starts on this decision
+    policy = decided.policy
     if ns.model:
         policy.check_model(ns.model)  # refused before anything starts
     model = ns.model or policy.default_model or DEFAULT_MODEL
@@ -102,7 +103,7 @@ async def _run(ns: argparse.Namespace) -> int:
             out.write(f"\n✗ {ev.message}\n")
         out.flush()
 
-    runner = await SessionRunner.open(folder, EntryPoint.RUN, trusted=trusted, model=provider.model)
+    runner = await SessionRunner.begin(decided, EntryPoint.RUN, model=provider.model)
     before = list_folder(runner.folder)
     try:
         await runner.boot(on_progress=_progress(ns.quiet))

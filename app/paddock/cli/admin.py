@@ -83,15 +83,14 @@ async def _memory(ns: argparse.Namespace) -> int:
     from paddock.core.paths import profile_dir
 
     store = MemoryStore()
-    if ns.memory_command == "forget":
-        if store.forget(ns.id):
-            print(f"Deleted note {ns.id}.")
-            return 0
-        _err(f"there is no note {ns.id}")
-        return 1
-    if ns.memory_command == "share":
-        if store.share(ns.id):
-            print(f"Note {ns.id} is now loaded on every folder (until it expires or you delete it).")
+    one_note = {
+        "forget": (store.forget, "Deleted note {}."),
+        "share": (store.share, "Note {} is now loaded on every folder (until it expires or you delete it)."),
+    }
+    if ns.memory_command in one_note:
+        act, said = one_note[ns.memory_command]
+        if act(ns.id):
+            print(said.format(ns.id))
             return 0
         _err(f"there is no note {ns.id}")
         return 1

@@ -37,7 +37,7 @@ from paddock.policy import load as load_policy
 from paddock.sandbox import Sandbox, SandboxFailed, ensure_snapshot, snapshots_enabled
 from paddock.session.doctor import FirstRun, run_checks
 from paddock.session.egress_questions import EgressAsker, EgressQuestion
-from paddock.session.runner import EntryPoint, SessionRunner
+from paddock.session.runner import EntryPoint, SessionRunner, decide
 from paddock.session.summary import Entry, SessionSummary, back_up, diff, list_folder
 
 log = logging.getLogger(__name__)
@@ -264,13 +264,11 @@ class Desk:
         check = await self.check_folder(folder)
         if not check.allowed:
             raise PaddockError(check.reason)
-        policy = self._load_policy(folder=check.folder, folder_trusted=check.trusted)
+        decided = decide(check.folder, trusted=check.trusted, policy_loader=self._load_policy)
         if model:
-            policy.check_model(model)
-        self.model = model or policy.default_model or DEFAULT_MODEL
-        runner = await SessionRunner.open(
-            check.folder, EntryPoint.WINDOW, trusted=check.trusted, model=self.model, policy_loader=self._load_policy
-        )
+            decided.policy.check_model(model)
+        self.model = model or decided.policy.default_model or DEFAULT_MODEL
+        runner = await SessionRunner.begin(decided, EntryPoint.WINDOW, model=self.model)
         self._remember_folder(runner.folder)
         backup = data_dir() / "backups" / runner.session_id
         opened = _Open(runner, {}, backup)

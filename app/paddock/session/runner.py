@@ -104,9 +104,13 @@ class SessionRunner:
         model: str = "",
         policy_loader: PolicyLoader = load_policy,
     ) -> SessionRunner:
-        """Decide ``folder`` and start the session's audit trail. A folder policy denies is
-        recorded, then refused with the reason (``SandboxFailed``)."""
-        decided = decide(folder, trusted=trusted, policy_loader=policy_loader)
+        """Decide ``folder`` and start the session's audit trail (see ``begin``)."""
+        return await cls.begin(decide(folder, trusted=trusted, policy_loader=policy_loader), entry, model=model)
+
+    @classmethod
+    async def begin(cls, decided: Decided, entry: EntryPoint, *, model: str = "") -> SessionRunner:
+        """Start the session on a folder already decided (by ``decide``, once). A folder policy
+        denies is recorded, then refused with the reason (``SandboxFailed``)."""
         runner = cls(decided, entry, model=model)
         if not decided.decision.allowed:
             await runner.close(outcome="refused")
