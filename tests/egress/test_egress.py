@@ -29,6 +29,7 @@ from tests.egress.upstream import Upstream
 pytestmark = pytest.mark.vm
 
 HOST = "api.example.test"
+REBIND_HOST = "rebind.example.test"  # the lying DNS stand-in answers a public address, then loopback
 
 # Runs in the guest: one HTTPS request through the configured proxy; prints "STATUS <code>".
 CLIENT = r"""
@@ -83,12 +84,18 @@ def egress(engine: Engine, guest_image: object, tmp_path_factory: pytest.TempPat
         EgressGrant(id="model-messages", host=HOST, methods=["POST"], path_pattern="/v1/messages",
                     credential="model-key", credential_header="x-api-key"),
         EgressGrant(id="model-redirect", host=HOST, methods=["GET"], path_pattern="/redirect*"),
+        EgressGrant(id="rebinding", host=REBIND_HOST, methods=["POST"], path_pattern="/v1/messages"),
         EgressGrant(id="model-strict", host=HOST, methods=["POST"], path_pattern="/strict/v1/messages",
                     credential="model-key", credential_header="x-api-key", api="anthropic-messages"),
     ])  # fmt: skip
     # The loopback upstream, set in this process only (the product reads no switch for it).
     gateway.LOOPBACK_UPSTREAMS[HOST] = f"127.0.0.1:{upstream.port}"
     gateway.UPSTREAM_CA = upstream.ca
+    lying_dns = base / "lying-dns.json"
+    lying_dns.write_text(json.dumps({"name": REBIND_HOST, "public": "1.0.0.1", "loopback_port": upstream.port,
+                                     "record": str(base / "lying-dns.jsonl")}))  # fmt: skip
+    os.environ["LYING_DNS_CONFIG"] = str(lying_dns)
+    gateway.TEST_ADDONS.append(Path(__file__).with_name("lying_dns.py"))
     try:
         sandbox = engine.run(Sandbox.boot(workspace, policy=policy, secrets={"model-key": secret}), timeout=180)
         try:
@@ -98,6 +105,8 @@ def egress(engine: Engine, guest_image: object, tmp_path_factory: pytest.TempPat
     finally:
         gateway.LOOPBACK_UPSTREAMS.clear()
         gateway.UPSTREAM_CA = None
+        gateway.TEST_ADDONS.clear()
+        os.environ.pop("LYING_DNS_CONFIG", None)
         upstream.close()
 
 
@@ -186,6 +195,19 @@ def test_unknown_hosts_methods_and_addresses_are_refused(egress: Egress) -> None
     assert "STATUS 403" in egress.request("POST", f"https://127.0.0.1:{egress.upstream.port}/v1/messages")
     assert "STATUS 403" in egress.request("GET", f"https://{HOST}/redirect")  # redirect to another host
     assert [h["path"] for h in egress.upstream.hits[before:]] == ["/redirect"]
+
+
+def test_the_gateway_connects_to_the_address_it_checked(egress: Egress, tmp_path: Path) -> None:
+    """DNS rebinding: the name is checked while it answers a public address, then answers
+    loopback. The gateway must connect to the checked address, never look the name up again."""
+    record = Path(os.environ["LYING_DNS_CONFIG"]).with_name("lying-dns.jsonl")
+    before, seen = len(egress.upstream.hits), len(record.read_text().splitlines()) if record.exists() else 0
+    out = egress.request("POST", f"https://{REBIND_HOST}/v1/messages")
+    assert "STATUS 502" in out, out  # the stand-in public address is not reachable here
+    events = [json.loads(line) for line in record.read_text().splitlines()[seen:]]
+    assert {"event": "connecting", "address": ["1.0.0.1", 443]} in events, events
+    assert not [e for e in events if e["event"] == "connected"], f"the gateway connected somewhere: {events}"
+    assert egress.upstream.hits[before:] == [], "the second answer (loopback) was reached"
 
 
 @pytest.mark.parametrize("kind", ["missing", "wrong", "expired", "other-vm"])

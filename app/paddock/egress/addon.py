@@ -8,7 +8,9 @@ the capability grants of the managed policy:
   revocation is read on every request;
 * scheme, host, port, method and path must fall inside one grant;
 * the Host header and SNI must agree with the CONNECT target;
-* names must not resolve to private, loopback or link-local addresses;
+* names must not resolve to private, loopback or link-local addresses, and
+  the gateway connects to the address it checked (a second lookup could
+  answer differently: DNS rebinding);
 * every credential the guest supplied is stripped (Authorization, x-api-key,
   cookies, keys in the query string), and the real key is attached only where
   the grant names one;
@@ -58,6 +60,8 @@ class Gate:
         self.overrides: dict[str, str] = self.cfg.get("test_upstream_overrides", {})
         self.decisions = open(self.cfg["decisions"], "a", buffering=1)  # noqa: SIM115 - lives as long as the addon
         self.tokens: dict[str, str] = {}  # client connection id -> token
+        self.tunnel_hosts: dict[str, str] = {}  # client connection id -> the host its CONNECT named
+        self.checked: dict[tuple[str, int], str] = {}  # (name, port) -> the address that was checked
         # Grants the person gave for this session only (written by the host app, read on every request).
         self.session_grants_path = Path(self.cfg["session_grants"]) if self.cfg.get("session_grants") else None
         self._session_grants: list[dict[str, Any]] = []
@@ -139,6 +143,7 @@ class Gate:
         if not addrs or any(blocked_address(a) for a in addrs):
             self._decide(flow, False, f"{host} resolves to a private, loopback or link-local address")
             return False
+        self.checked[(host, port)] = sorted(addrs)[0]  # server_connect connects here, not to a new lookup
         return True
 
     # ------------------------------------------------------------------ hooks
@@ -153,7 +158,7 @@ class Gate:
         if not self._resolves_safely(flow, req.host, req.port):
             return
         self.tokens[flow.client_conn.id] = self._proxy_token(req.headers) or ""
-        flow.metadata["paddock_connect_host"] = req.host
+        self.tunnel_hosts[flow.client_conn.id] = req.host
 
     def request(self, flow: http.HTTPFlow) -> None:
         req = flow.request
@@ -178,7 +183,6 @@ class Gate:
         if not self._swap_credentials(flow, grant):
             return
         self._decide(flow, True, "granted", grant["id"])
-        self._to_override(flow)
 
     def _tunnel_token(self, flow: http.HTTPFlow) -> str | None:
         """The session token this request came with; None (and refused) when the request does
@@ -189,13 +193,13 @@ class Gate:
                 self._decide(flow, False, "the Host header disagrees with the request's target")
                 return None
             return (self._proxy_token(req.headers) or "") if self._resolves_safely(flow, req.host, req.port) else None
-        connect_host = flow.server_conn.address[0] if flow.server_conn.address else None
+        connect_host = self.tunnel_hosts.get(flow.client_conn.id)
         sni = flow.client_conn.sni
         if req.host_header and not authority_matches(req.host_header, req.host, req.port, req.scheme):
             self._decide(flow, False, "the Host header disagrees with the tunnel's target")
         elif sni and sni != req.host:
             self._decide(flow, False, "the TLS server name disagrees with the tunnel's target")
-        elif connect_host and connect_host != req.host and req.host not in self.overrides:
+        elif connect_host != req.host:
             self._decide(flow, False, "the request left its tunnel's host")
         else:
             return self.tokens[flow.client_conn.id]
@@ -230,13 +234,21 @@ class Gate:
         req.headers[header] = f"Bearer {secret}" if header.lower() == "authorization" else secret
         return True
 
-    def _to_override(self, flow: http.HTTPFlow) -> None:
-        req = flow.request
-        if req.host in self.overrides:
-            name = req.host
-            ip, _, port = self.overrides[name].partition(":")
-            req.host, req.port = ip, int(port)
-            req.host_header = name
+    def server_connect(self, data: Any) -> None:
+        """Connect to the address that was checked for this name, never to a fresh lookup.
+        A name nothing checked (it cannot happen through the hooks above) is not connected."""
+        host, port = data.server.address
+        if host in self.overrides:
+            ip, _, override_port = self.overrides[host].partition(":")
+            data.server.address = (ip, int(override_port))
+        elif (address := self.checked.get((host, port))) is not None:
+            data.server.address = (address, port)
+        else:
+            data.server.error = f"Paddock connects only to addresses it checked; {host} was not checked"
+
+    def client_disconnected(self, client: Any) -> None:
+        self.tokens.pop(client.id, None)
+        self.tunnel_hosts.pop(client.id, None)
 
     def response(self, flow: http.HTTPFlow) -> None:
         resp = flow.response

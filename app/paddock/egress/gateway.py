@@ -34,6 +34,9 @@ APP_ROOT = Path(__file__).resolve().parents[2]
 # person, the folder or the guest controls can turn off the private-address guard.
 LOOPBACK_UPSTREAMS: dict[str, str] = {}
 UPSTREAM_CA: Path | None = None
+# Tests only, like the two above: more mitmproxy scripts, loaded after Paddock's addon (a test
+# stands in for a lying DNS server with one).
+TEST_ADDONS: list[Path] = []
 
 
 def _log_file(path: Path) -> BinaryIO:
@@ -109,6 +112,8 @@ class EgressGateway:
                 "--listen-host", "127.0.0.1", "--listen-port", "0",
                 "--set", f"confdir={self.confdir}", "--set", "connection_strategy=lazy",
                 "--set", "block_global=false", "--set", "http2=false"]  # fmt: skip
+        for extra in TEST_ADDONS:
+            argv += ["-s", str(extra)]
         if UPSTREAM_CA is not None:
             argv += ["--set", f"ssl_verify_upstream_trusted_ca={UPSTREAM_CA}"]
         env = {**os.environ, "PADDOCK_GATEWAY_CONFIG": str(cfg_path),
