@@ -25,8 +25,11 @@ from tests.otlp_receiver import OtlpReceiver
 # ------------------------------------------------------------------ the chain
 
 
+KEY = secrets.token_bytes(32)  # stands for the person's audit key (the real one is in the keychain)
+
+
 def _filled(tmp_path: Path, n: int = 20, max_bytes: int = 50_000_000) -> AuditLog:
-    log = AuditLog(tmp_path / "audit", max_bytes=max_bytes)
+    log = AuditLog(tmp_path / "audit", max_bytes=max_bytes, key=KEY)
     for i in range(n):
         log.append(AuditEvent("turn", "ab" * 16, attributes={"i": i}).as_record())
     return log
@@ -75,14 +78,69 @@ def test_rotation_keeps_the_chain(tmp_path: Path) -> None:
     assert result.ok and result.records == 60
 
 
+def _rechain(log: AuditLog, key: bytes | None, edit: dict[int, int]) -> None:
+    """Rewrite the whole log and its head as a forger would: edit records, recompute every hash
+    (plain SHA-256 when ``key`` is None, HMAC under ``key`` otherwise) and the head."""
+    import hashlib
+    import hmac
+
+    prev, out = "0" * 64, []
+    for rec in log.records():
+        rec["attributes"]["i"] = edit.get(rec["seq"], rec["attributes"].get("i"))
+        rec["prev"] = prev
+        body = json.dumps({k: v for k, v in rec.items() if k != "hash"}, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False).encode()  # fmt: skip
+        rec["hash"] = prev = (hmac.new(key, body, hashlib.sha256) if key else hashlib.sha256(body)).hexdigest()
+        out.append(json.dumps(rec))
+    log.current.write_text("\n".join(out) + "\n")
+    head = json.loads(log.head.read_text())
+    log.head.write_text(json.dumps({**head, "seq": len(out), "hash": prev}))
+
+
+@pytest.mark.parametrize("forger_key", [None, b"a key that is not the person's"], ids=["sha256", "other-key"])
+def test_a_whole_rewritten_log_and_head_fail_verify_without_the_key(tmp_path: Path, forger_key: bytes | None) -> None:
+    log = _filled(tmp_path, n=5)
+    _rechain(log, forger_key, {3: 999})
+    result = log.verify()
+    assert not result.ok and "record 1): its content was changed" in result.problem
+
+
+def test_a_rewrite_with_the_key_is_caught_by_the_collectors_anchor(tmp_path: Path) -> None:
+    log = _filled(tmp_path, n=5)
+    sent = {r["seq"]: r["hash"] for r in log.records()}  # what the OTLP collector received
+    _rechain(log, KEY, {3: 999})  # the key's owner can make a log that verifies on its own…
+    assert log.verify().ok
+    result = log.verify({3: sent[3]})  # …but not one that matches what the collector holds
+    assert not result.ok and "record 3" in result.problem and "rewritten" in result.problem
+    assert log.verify({1: sent[1], 2: sent[2]}).ok
+    assert "is not in the log" in log.verify({9: sent[1]}).problem
+
+
+def test_an_unkeyed_log_from_an_older_paddock_is_set_aside(tmp_path: Path) -> None:
+    folder = tmp_path / "audit"
+    folder.mkdir()
+    (folder / "audit.jsonl").write_text('{"seq":1,"kind":"turn","prev":"0","hash":"x"}\n')
+    (folder / "head.json").write_text('{"seq": 1, "hash": "x"}')
+    log = AuditLog(folder, key=KEY)
+    log.append({"kind": "turn", "attributes": {"i": 0}})
+    assert log.verify().ok and log.verify().records == 1
+    (aside,) = folder.glob("unkeyed-*")
+    assert (aside / "audit.jsonl").read_text().startswith('{"seq":1,"kind":"turn","prev":"0"')
+
+
 def test_audit_verify_cli(tmp_path: Path) -> None:
+    from paddock.credentials import audit_key
+
     env = {**os.environ, "PADDOCK_DATA_DIR": str(tmp_path)}
-    log = AuditLog(tmp_path / "audit")
+    log = AuditLog(tmp_path / "audit", key=audit_key().key)
     for i in range(3):
         log.append({"kind": "turn", "attributes": {"i": i}})
     run = [sys.executable, "-m", "paddock.cli", "audit"]
     ok = subprocess.run([*run, "verify"], capture_output=True, text=True, env=env, timeout=60)
-    assert ok.returncode == 0 and "intact (3 records" in ok.stdout
+    assert ok.returncode == 0 and "intact (3 records" in ok.stdout and "key in the keychain" in ok.stdout
+    anchor = f"2:{list(log.records())[1]['hash']}"
+    anchored = subprocess.run([*run, "verify", "--anchor", anchor], capture_output=True, text=True, env=env, timeout=60)
+    assert anchored.returncode == 0 and "1 collector record(s) matched" in anchored.stdout
     exported = subprocess.run([*run, "export"], capture_output=True, text=True, env=env, timeout=60)
     assert [json.loads(line)["seq"] for line in exported.stdout.splitlines()] == [1, 2, 3]
     log.current.write_text(log.current.read_text().replace('"i":1', '"i":7'))
@@ -133,7 +191,7 @@ def test_a_session_produces_linked_records_locally_and_over_otlp(tmp_path: Path,
     folder.mkdir()
     receiver = OtlpReceiver().start()
     try:
-        trail = AuditTrail(AuditLog(tmp_path / "audit"), otlp_exporter(receiver.endpoint, {"x-tenant": "t1"}))
+        trail = AuditTrail(AuditLog(tmp_path / "audit", key=KEY), otlp_exporter(receiver.endpoint, {"x-tenant": "t1"}))
         auditor = _scripted_session(engine, folder, trail, tmp_path, STEPS)
     finally:
         receiver.stop()
@@ -183,7 +241,7 @@ def test_the_collector_going_down_mid_session_loses_nothing_locally(tmp_path: Pa
             receiver.stop()  # the collector dies after the first tool call
             stopped.append(time.monotonic())
 
-    trail = AuditTrail(AuditLog(tmp_path / "audit"), otlp_exporter(receiver.endpoint))
+    trail = AuditTrail(AuditLog(tmp_path / "audit", key=KEY), otlp_exporter(receiver.endpoint))
     t0 = time.monotonic()
     _scripted_session(engine, folder, trail, tmp_path, STEPS, between=stop_collector)
     took = time.monotonic() - t0

@@ -304,7 +304,7 @@ def test_decisions_and_the_token_are_in_the_audit_trail(egress: Egress, tmp_path
     from paddock.audit import AuditLog, AuditTrail
     from paddock.session.auditing import SessionAuditor
 
-    trail = AuditTrail(AuditLog(tmp_path / "audit"))
+    trail = AuditTrail(AuditLog(tmp_path / "audit", key=secrets.token_bytes(32)))
     auditor = SessionAuditor(trail, egress.workspace)
     egress.engine.run(_follow(auditor, egress.sandbox))
     egress.request("POST", f"https://{HOST}/v1/messages")

@@ -229,7 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     exp = aud_sub.add_parser("export", help="print the audit log as JSON lines")
     exp.add_argument("--since", metavar="T", help="only records from T on (ISO date/time or Unix seconds)")
     exp.set_defaults(handler=_audit)
-    aud_sub.add_parser("verify", help="check the log's hash chain").set_defaults(handler=_audit)
+    verify = aud_sub.add_parser("verify", help="check the log's keyed hash chain")
+    verify.add_argument("--anchor", action="append", metavar="RECORD:HASH",
+                        help="a record's number and hash as the collector received them (repeatable)")  # fmt: skip
+    verify.set_defaults(handler=_audit)
 
     keys = sub.add_parser("keys", help="the model key in the OS keychain, and session tokens")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)

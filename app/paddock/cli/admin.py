@@ -20,14 +20,9 @@ async def _audit(ns: argparse.Namespace) -> int:
 
     from paddock.audit import AuditLog
 
-    log = AuditLog()
     if ns.audit_command == "verify":
-        result = log.verify()
-        if result.ok:
-            print(f"The audit log is intact ({result.records} records, {log.folder}).")
-            return 0
-        _err(f"the audit log does not verify: {result.problem} ({log.folder})")
-        return 1
+        return _audit_verify(ns)
+    log = AuditLog()
     since = None
     if ns.since:
         try:
@@ -41,6 +36,33 @@ async def _audit(ns: argparse.Namespace) -> int:
     for rec in log.records(since):
         sys.stdout.write(json.dumps(rec, ensure_ascii=False) + "\n")
     return 0
+
+
+def _audit_verify(ns: argparse.Namespace) -> int:
+    from paddock.audit import AuditLog
+    from paddock.credentials import Keychain, audit_key
+    from paddock.policy import PolicyError, load
+
+    anchors: dict[int, str] = {}
+    for anchor in ns.anchor or []:
+        seq, _, digest = anchor.partition(":")
+        if not (seq.isdigit() and len(digest) == 64):
+            _err(f"--anchor takes RECORD:HASH as the collector received them (e.g. 42:3fa9…), not {anchor!r}")
+            return 2
+        anchors[int(seq)] = digest.lower()
+    try:
+        fallback = load().keychain_fallback
+    except PolicyError:
+        fallback = None
+    key = audit_key(Keychain(allowed_fallback=fallback))
+    log = AuditLog(key=key.key)
+    result = log.verify(anchors)
+    if result.ok:
+        checked = f", {len(anchors)} collector record(s) matched" if anchors else ""
+        print(f"The audit log is intact ({result.records} records{checked}; {log.folder}; key in {key.where}).")
+        return 0
+    _err(f"the audit log does not verify: {result.problem} ({log.folder})")
+    return 1
 
 
 def _owner(path: Path) -> int:

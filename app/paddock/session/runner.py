@@ -30,6 +30,7 @@ from paddock.assistant.loop import AssistantSession, ConversationStore, ToolCall
 from paddock.assistant.tools import ToolBox, ToolOutcome, describe
 from paddock.audit import AuditLog, AuditTrail, otlp_exporter
 from paddock.core.logs import SessionLog
+from paddock.credentials import Keychain, audit_key
 from paddock.llm import ModelProvider
 from paddock.policy import EffectivePolicy, FolderDecision, PolicyError, TrustStore
 from paddock.policy import load as load_policy
@@ -78,7 +79,8 @@ def decide(folder: Path, *, trusted: bool | None = None, policy_loader: PolicyLo
 def audit_trail(policy: EffectivePolicy) -> AuditTrail:
     """The local log (size from policy) and, where policy names a collector, OTLP export."""
     exporter = otlp_exporter(policy.otlp_endpoint, policy.otlp_headers) if policy.otlp_endpoint else None
-    return AuditTrail(AuditLog(max_bytes=policy.max_log_mb * 1024 * 1024), exporter)
+    key = audit_key(Keychain(allowed_fallback=policy.keychain_fallback)).key
+    return AuditTrail(AuditLog(max_bytes=policy.max_log_mb * 1024 * 1024, key=key), exporter)
 
 
 class SessionRunner:
