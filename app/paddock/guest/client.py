@@ -237,13 +237,21 @@ class GuestClient:
                 raise GuestUnavailable(f"The sandbox did not become ready within {timeout_s:.0f} s.") from exc
             _raise(exc)
 
-    async def claim(self, key: bytes | None = None, *, mount_tags: tuple[str, ...] = ()) -> None:
+    async def claim(
+        self, key: bytes | None = None, *, mount_tags: tuple[str, ...] = (), share_handles: int = 0
+    ) -> None:
         """Bind this boot to a fresh key; every later call carries it. The guest also gets the
         host's clock and fresh randomness (a guest restored from a snapshot needs both), and
-        mounts the shares named in ``mount_tags`` (attached after a restore) before answering."""
+        mounts the shares named in ``mount_tags`` (attached after a restore) before answering.
+        ``share_handles``: how many files the share daemon can hold open (the guest lets go of
+        cached files before that)."""
         key = key or secrets.token_bytes(32)
         request = pb.ClaimRequest(
-            boot_key=key, unix_time_ns=time.time_ns(), entropy=secrets.token_bytes(64), mount_tags=list(mount_tags)
+            boot_key=key,
+            unix_time_ns=time.time_ns(),
+            entropy=secrets.token_bytes(64),
+            mount_tags=list(mount_tags),
+            share_handles=min(share_handles, 2**32 - 1),
         )
         try:
             await self._stub.Claim(request, timeout=30 if mount_tags else 10)

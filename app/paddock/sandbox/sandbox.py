@@ -38,6 +38,7 @@ from paddock.vm import (
     VMState,
     choose_accel,
     find_image,
+    share_handle_limit,
 )
 
 log = logging.getLogger(__name__)
@@ -304,7 +305,9 @@ async def _restore(snapshot: Path, config: VMConfig) -> tuple[VirtualMachine, Gu
     try:
         await _unless_failed(vm, guest.wait_ready(RESTORE_TIMEOUT_S))
         await _unless_failed(vm, vm.attach_shares())
-        await _unless_failed(vm, guest.claim(mount_tags=tuple(s.tag for s in config.shares)))
+        await _unless_failed(
+            vm, guest.claim(mount_tags=tuple(s.tag for s in config.shares), share_handles=share_handle_limit())
+        )
         vm.mark_ready()
     except BaseException:
         await guest.close()
@@ -326,7 +329,7 @@ async def _cold_boot(config: VMConfig, say: Progress, t0: float) -> tuple[Virtua
     guest = GuestClient(vm.agent_socket)
     try:
         await _unless_failed(vm, guest.wait_ready(BOOT_TIMEOUT_S))
-        await _unless_failed(vm, guest.claim())
+        await _unless_failed(vm, guest.claim(share_handles=share_handle_limit()))
         vm.mark_ready()
     except BaseException as exc:
         tail = vm.console_tail(800)

@@ -5,7 +5,7 @@ from paddock.vm.config import Share, StateError, VMConfig, VMError, VMState
 from paddock.vm.host import Accel, HostError, HostTools, kvm_usable
 from paddock.vm.image import GuestImage, ImageError, find_image
 from paddock.vm.machine import VirtualMachine
-from paddock.vm.sharing import Daemon, FolderSharing, SharingError, user_namespaces_work
+from paddock.vm.sharing import Daemon, FolderSharing, SharingError, share_handle_limit, user_namespaces_work
 
 __all__ = [
     "Accel",
@@ -26,5 +26,6 @@ __all__ = [
     "choose_accel",
     "find_image",
     "kvm_usable",
+    "share_handle_limit",
     "user_namespaces_work",
 ]

@@ -108,7 +108,7 @@ class FolderSharing:
         fixed ``mount_point`` (inside ``run_dir``), so no user text reaches the daemon's options;
         a read-only share is read-only for the daemon too, so not even guest root can write it."""
         argv = self.jail_argv(source, mount_point, run_dir, read_only=read_only, seccomp_fd=seccomp_fd)
-        nofile = _nofile_limit()
+        nofile = share_handle_limit()
         if self.daemon is Daemon.RUST:
             return [
                 *argv, str(self.binary),
@@ -166,7 +166,7 @@ def _minimal_root() -> list[str]:
     return args
 
 
-def _nofile_limit() -> int:
+def share_handle_limit() -> int:
     """The daemon keeps a descriptor per inode the guest looks at: give it the hard limit (an
     unprivileged process may raise its soft limit that far, and no further)."""
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

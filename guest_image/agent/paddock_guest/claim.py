@@ -15,6 +15,7 @@ import grpc
 
 from paddock.guest.v1 import agent_pb2 as pb
 from paddock_guest.config import BOOT_KEY_METADATA, BUSYBOX, MOUNT_WAIT_S, SHARE_MOUNTS, log, uptime
+from paddock_guest.handles import KEEPER
 
 
 def mount_share(tag: str) -> str | None:
@@ -105,6 +106,7 @@ def claim(request: pb.ClaimRequest, context: grpc.ServicerContext, key_box: KeyB
             reseed_random(request.entropy[:4096])
         except OSError as exc:  # fail closed: no guest with a shared random state
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"could not reseed the random pool: {exc}")
+    KEEPER.configure(request.share_handles)
     for tag in request.mount_tags:
         if tag not in SHARE_MOUNTS:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"unknown share {tag!r}")

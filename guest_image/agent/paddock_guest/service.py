@@ -18,6 +18,7 @@ from paddock_guest.claim import KeyBox, claim, virtiofs_mounts
 from paddock_guest.config import uptime
 from paddock_guest.events import EventHub, drain
 from paddock_guest.exec import run_command
+from paddock_guest.handles import KEEPER
 from paddock_guest.jail import PathError, resolve_follow
 
 
@@ -83,7 +84,8 @@ class Agent(pb_grpc.GuestAgentServicer):  # type: ignore[misc]  # the generated 
             cwd = resolve_follow(request.cwd)
         except Exception as exc:  # noqa: BLE001
             _abort_for(context, exc)
-        yield from run_command(request, context, cwd=cwd, hub=self.hub, extra_env=self.extra_env)
+        with KEEPER.watching():  # the share daemon's open files, while the command runs
+            yield from run_command(request, context, cwd=cwd, hub=self.hub, extra_env=self.extra_env)
 
     @guarded
     def ReadFile(self, request: pb.ReadFileRequest, context: grpc.ServicerContext) -> pb.ReadFileResponse:

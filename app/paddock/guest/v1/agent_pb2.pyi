@@ -80,16 +80,18 @@ class EgressFrame(_message.Message):
     def __init__(self, conn: _Optional[int] = ..., kind: _Optional[_Union[EgressFrame.Kind, str]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class ClaimRequest(_message.Message):
-    __slots__ = ("boot_key", "unix_time_ns", "entropy", "mount_tags")
+    __slots__ = ("boot_key", "unix_time_ns", "entropy", "mount_tags", "share_handles")
     BOOT_KEY_FIELD_NUMBER: _ClassVar[int]
     UNIX_TIME_NS_FIELD_NUMBER: _ClassVar[int]
     ENTROPY_FIELD_NUMBER: _ClassVar[int]
     MOUNT_TAGS_FIELD_NUMBER: _ClassVar[int]
+    SHARE_HANDLES_FIELD_NUMBER: _ClassVar[int]
     boot_key: bytes
     unix_time_ns: int
     entropy: bytes
     mount_tags: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, boot_key: _Optional[bytes] = ..., unix_time_ns: _Optional[int] = ..., entropy: _Optional[bytes] = ..., mount_tags: _Optional[_Iterable[str]] = ...) -> None: ...
+    share_handles: int
+    def __init__(self, boot_key: _Optional[bytes] = ..., unix_time_ns: _Optional[int] = ..., entropy: _Optional[bytes] = ..., mount_tags: _Optional[_Iterable[str]] = ..., share_handles: _Optional[int] = ...) -> None: ...
 
 class ClaimResponse(_message.Message):
     __slots__ = ()

@@ -1,0 +1,93 @@
+"""Keep the host's share daemon under its open-files limit.
+
+virtiofsd holds one open descriptor on the host for every file the guest kernel has looked
+up and still caches. A command that creates or walks tens of thousands of files would run it
+out of descriptors, and from then on the share answers "bad file descriptor" for the rest of
+the session. While commands run, this watches the number of shared-folder inodes the guest
+holds (the ``fuse_inode`` slab) and, past half the host's limit, drops the kernel's cached,
+unused dentries and inodes: the guest forgets them, virtiofsd closes their descriptors, and a
+later access simply looks the file up again. Nothing is lost; files still open stay open.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from paddock_guest.config import log
+
+DEFAULT_HANDLES = 8000  # when the host does not say (an older host)
+POLL_S = 0.2
+
+
+def fuse_inodes() -> int:
+    """Shared-folder inodes the guest kernel holds now (-1 when it cannot tell)."""
+    try:
+        with open("/proc/slabinfo") as fh:
+            for line in fh:
+                if line.startswith("fuse_inode "):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return -1
+
+
+def drop_cached_inodes() -> None:
+    with open("/proc/sys/vm/drop_caches", "w") as fh:
+        fh.write("2\n")
+
+
+class HandleKeeper:
+    def __init__(self) -> None:
+        self.reclaim_at = DEFAULT_HANDLES // 2
+        self.reclaims = 0
+        self._busy = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def configure(self, share_handles: int) -> None:
+        if share_handles > 0:
+            self.reclaim_at = max(64, share_handles // 2)
+
+    @contextmanager
+    def watching(self) -> Iterator[None]:
+        """Watch while a command runs (and once more when it ends)."""
+        with self._lock:
+            self._busy += 1
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._loop, name="handles", daemon=True)
+                self._thread.start()
+        self._wake.set()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy -= 1
+            self.check()
+
+    def check(self) -> None:
+        held = fuse_inodes()
+        if held >= self.reclaim_at:
+            try:
+                drop_cached_inodes()
+                self.reclaims += 1
+                log(f"shared folder: {held} files cached, past {self.reclaim_at}; let go of the unused ones")
+            except OSError as exc:
+                log(f"shared folder: could not drop cached files: {exc}")
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            while True:
+                with self._lock:
+                    if self._busy == 0:
+                        break
+                self.check()
+                self._wake.wait(POLL_S)
+                self._wake.clear()
+
+
+KEEPER = HandleKeeper()
