@@ -19,10 +19,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from paddock.assistant.labels import untrusted
+from paddock.core import beneath
+from paddock.core.beneath import UnsafePath
 from paddock.core.errors import PaddockError
 from paddock.core.paths import profile_dir
 
 DEFAULT_TTL_DAYS = 30
+NOTE_FILE_MAX = 64 * 1024
+NOTE_FILE_MAX = 64 * 1024  # a note file on disk (a note is at most MAX_NOTE_CHARS)
 MAX_NOTE_CHARS = 2000
 MAX_NOTES = 100
 
@@ -65,9 +69,9 @@ class MemoryStore:
     def list(self, *, include_expired: bool = False) -> list[Memory]:
         out = []
         for path in sorted(self.root.glob("*.json")) if self.root.is_dir() else []:
-            try:
-                memory = Memory(**json.loads(path.read_text()))
-            except (OSError, ValueError, TypeError):
+            try:  # never through a link, never a FIFO or device, never a huge file
+                memory = Memory(**json.loads(beneath.read_file(self.root, path.name, NOTE_FILE_MAX)))
+            except (OSError, ValueError, TypeError, UnsafePath):
                 continue  # an unreadable note is not loaded
             if include_expired or not memory.expired:
                 out.append(memory)

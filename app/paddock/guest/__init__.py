@@ -6,7 +6,8 @@ import os
 # handlers only print warnings for a process that never uses gRPC in a child.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from paddock.guest.client import (
+from paddock.guest.client import GuestClient
+from paddock.guest.types import (
     ExecEvent,
     ExecOutput,
     ExecResult,
@@ -15,7 +16,6 @@ from paddock.guest.client import (
     FileChangedEvent,
     FileInfo,
     FileType,
-    GuestClient,
     GuestDenied,
     GuestError,
     GuestEvent,

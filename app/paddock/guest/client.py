@@ -8,47 +8,38 @@ status. This module and the generated code are the only users of grpc.
 from __future__ import annotations
 
 import asyncio
-import enum
 import secrets
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc
 import grpc.aio
 
-from paddock.core.errors import PaddockError
 from paddock.guest.tunnel import Tunnel
+from paddock.guest.types import (
+    READ_MAX,
+    ExecEvent,
+    ExecOutput,
+    ExecResult,
+    ExecStarted,
+    FileInfo,
+    GuestDenied,
+    GuestError,
+    GuestEvent,
+    GuestInfo,
+    GuestNoSpace,
+    GuestNotFound,
+    GuestUnavailable,
+    PathOutsideWorkspace,
+    Stream,
+    _event_from_pb,
+)
 from paddock.guest.v1 import agent_pb2 as pb
 from paddock.guest.v1 import agent_pb2_grpc as pb_grpc
 
 BOOT_KEY_METADATA = "paddock-boot-key"
-
-
-class GuestError(PaddockError):
-    """The guest agent refused or failed a request."""
-
-
-class GuestUnavailable(GuestError):
-    """The guest agent cannot be reached (the VM is down or still booting)."""
-
-
-class PathOutsideWorkspace(GuestError):
-    """A path that is not inside the workspace."""
-
-
-class GuestNotFound(GuestError):
-    """No such file or folder in the workspace."""
-
-
-class GuestDenied(GuestError):
-    """The guest refused (read-only, permission, or a wrong boot key)."""
-
-
-class GuestNoSpace(GuestError):
-    """The guest or the workspace is out of space."""
 
 
 _STATUS_ERRORS: dict[grpc.StatusCode, type[GuestError]] = {
@@ -68,145 +59,6 @@ def _raise(exc: grpc.aio.AioRpcError) -> NoReturn:
     if cls is GuestUnavailable:
         raise GuestUnavailable("The sandbox is not answering.") from exc
     raise cls(detail) from exc
-
-
-class Stream(enum.Enum):
-    STDOUT = "stdout"
-    STDERR = "stderr"
-
-
-class ExitReason(enum.Enum):
-    EXITED = "exited"
-    SIGNALED = "signaled"
-    TIMED_OUT = "timed_out"
-    START_FAILED = "start_failed"
-
-
-@dataclass(frozen=True)
-class ExecStarted:
-    exec_id: str
-    pid: int
-
-
-@dataclass(frozen=True)
-class ExecOutput:
-    stream: Stream
-    data: bytes
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    reason: ExitReason
-    exit_code: int
-    signal: int
-    duration_s: float
-    message: str
-
-    @property
-    def shell_code(self) -> int:
-        """The exit status a shell would report (timeout(1)'s 124 for a timeout)."""
-        if self.reason is ExitReason.EXITED:
-            return self.exit_code
-        if self.reason is ExitReason.TIMED_OUT:
-            return 124
-        if self.reason is ExitReason.START_FAILED:
-            return 127
-        return 128 + self.signal
-
-    @classmethod
-    def from_pb(cls, m: pb.ExecExit) -> ExecResult:
-        reasons = {
-            pb.EXIT_REASON_EXITED: ExitReason.EXITED,
-            pb.EXIT_REASON_SIGNALED: ExitReason.SIGNALED,
-            pb.EXIT_REASON_TIMED_OUT: ExitReason.TIMED_OUT,
-            pb.EXIT_REASON_START_FAILED: ExitReason.START_FAILED,
-        }
-        if m.reason not in reasons:
-            raise GuestError(f"the guest sent an exit status without a reason ({m.reason})")
-        return cls(reasons[m.reason], m.exit_code, m.signal, m.duration_s, m.message)
-
-
-ExecEvent = ExecStarted | ExecOutput | ExecResult
-
-
-class FileType(enum.Enum):
-    FILE = "file"
-    DIRECTORY = "directory"
-    SYMLINK = "symlink"
-    OTHER = "other"
-
-
-_FILE_TYPES = {
-    pb.FILE_TYPE_FILE: FileType.FILE,
-    pb.FILE_TYPE_DIRECTORY: FileType.DIRECTORY,
-    pb.FILE_TYPE_SYMLINK: FileType.SYMLINK,
-}
-
-
-@dataclass(frozen=True)
-class FileInfo:
-    path: str
-    type: FileType
-    size: int
-    mode: int
-    mtime: float
-
-    @classmethod
-    def from_pb(cls, m: pb.FileInfo) -> FileInfo:
-        return cls(m.path, _FILE_TYPES.get(m.type, FileType.OTHER), m.size, m.mode, m.mtime)
-
-
-@dataclass(frozen=True)
-class GuestInfo:
-    agent_version: str
-    kernel: str
-    uptime_s: float
-    mounts: tuple[tuple[str, str, bool], ...]
-
-
-@dataclass(frozen=True)
-class ProcessStartedEvent:
-    seq: int
-    time_unix: float
-    exec_id: str
-    pid: int
-    argv: tuple[str, ...]
-    cwd: str
-
-
-@dataclass(frozen=True)
-class ProcessExitedEvent:
-    seq: int
-    time_unix: float
-    exec_id: str
-    pid: int
-    result: ExecResult
-
-
-@dataclass(frozen=True)
-class FileChangedEvent:
-    seq: int
-    time_unix: float
-    path: str
-    removed: bool
-    size: int
-
-
-GuestEvent = ProcessStartedEvent | ProcessExitedEvent | FileChangedEvent
-
-
-def _event_from_pb(m: pb.GuestEvent) -> GuestEvent | None:
-    kind = m.WhichOneof("kind")
-    if kind == "process_started":
-        p = m.process_started
-        return ProcessStartedEvent(m.seq, m.time_unix, p.exec_id, p.pid, tuple(p.argv), p.cwd)
-    if kind == "process_exited":
-        x = m.process_exited
-        return ProcessExitedEvent(m.seq, m.time_unix, x.exec_id, x.pid, ExecResult.from_pb(x.exit))
-    if kind == "file_changed":
-        f = m.file_changed
-        return FileChangedEvent(m.seq, m.time_unix, f.path, f.change == pb.FileChanged.CHANGE_REMOVED, f.size)
-    return None
 
 
 class GuestClient:
@@ -322,9 +174,12 @@ class GuestClient:
         return bytes(out), bytes(err), result
 
     async def read_file(self, path: str, *, offset: int = 0, max_bytes: int = 0) -> tuple[bytes, int, bool]:
-        """Returns (data, total size, reached end)."""
-        r = await self._unary(self._stub.ReadFile, pb.ReadFileRequest(path=path, offset=offset, max_bytes=max_bytes))
-        return bytes(r.data), int(r.size), bool(r.eof)
+        """Returns (data, total size, reached end). Never more than ``max_bytes`` (or ``READ_MAX``)
+        comes back, whatever the guest sends."""
+        limit = min(max_bytes, READ_MAX) if max_bytes > 0 else READ_MAX
+        r = await self._unary(self._stub.ReadFile, pb.ReadFileRequest(path=path, offset=offset, max_bytes=limit))
+        data = bytes(r.data)
+        return data[:limit], int(r.size), bool(r.eof) and len(data) <= limit
 
     async def write_file(self, path: str, data: bytes, *, mode: int = 0, create_parents: bool = True) -> int:
         r = await self._unary(

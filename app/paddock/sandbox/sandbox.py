@@ -305,9 +305,8 @@ async def _restore(snapshot: Path, config: VMConfig) -> tuple[VirtualMachine, Gu
     try:
         await _unless_failed(vm, guest.wait_ready(RESTORE_TIMEOUT_S))
         await _unless_failed(vm, vm.attach_shares())
-        await _unless_failed(
-            vm, guest.claim(mount_tags=tuple(s.tag for s in config.shares), share_handles=share_handle_limit())
-        )
+        tags = tuple(s.tag for s in config.shares)
+        await _unless_failed(vm, guest.claim(mount_tags=tags, share_handles=share_handle_limit()))
         vm.mark_ready()
     except BaseException:
         await guest.close()
