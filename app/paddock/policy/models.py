@@ -156,7 +156,8 @@ def choose(eff: EffectivePolicy, requested: str | None, env: Mapping[str, str]) 
     default_endpoint = default_name or eff.model_endpoints[0].name
     endpoint = endpoints[name or default_endpoint]
     if model is None:
-        model = _default_model(endpoint, default_model if endpoint.name == default_endpoint else None)
+        fallback = env.get("PADDOCK_MODEL") or DEFAULT_ANTHROPIC_MODEL
+        model = _default_model(endpoint, default_model if endpoint.name == default_endpoint else None, fallback)
     if endpoint.models is not None and model not in endpoint.models:
         raise ModelRefused(
             f"The model {model!r} is not allowed on the endpoint {endpoint.name!r} "
@@ -172,13 +173,13 @@ def choose(eff: EffectivePolicy, requested: str | None, env: Mapping[str, str]) 
     return ModelChoice(endpoint, model, _base_url(eff, endpoint, env, tier))
 
 
-def _default_model(endpoint: Endpoint, policy_default: str | None) -> str:
+def _default_model(endpoint: Endpoint, policy_default: str | None, fallback: str) -> str:
     if policy_default and (endpoint.models is None or policy_default in endpoint.models):
         return policy_default
     if endpoint.models:
         return endpoint.models[0]
     if endpoint.kind == "anthropic":
-        return DEFAULT_ANTHROPIC_MODEL
+        return fallback
     raise ModelRefused(f"Name the model to use on {endpoint.name!r}: --model {endpoint.name}:MODEL.", "")
 
 

@@ -76,11 +76,11 @@ class DeskKeys:
         policy, entry = self._entry(endpoint)
         return models.keychain(policy).remove(entry)
 
-    async def endpoint_rows(self) -> list[tuple[str, str, str, str]]:
-        """(endpoint, where, models, key) for each endpoint policy allows; the first is the default."""
+    async def endpoint_rows(self) -> list[tuple[str, str, str, str, str]]:
+        """(name, kind, where, models, key) for each endpoint policy allows; the first is the default."""
         policy = self._load_policy()
         return [
-            (f"{e.name} ({e.kind})", e.base_url or f"built in (${models.BASE_URL_ENV[e.kind]} or the SDK's)",
+            (e.name, e.kind, e.base_url or f"built in (${models.BASE_URL_ENV[e.kind]} or the SDK's own)",
              ", ".join(e.models) if e.models is not None else "any", models.key_state(policy, e))
             for e in policy.model_endpoints
         ]  # fmt: skip

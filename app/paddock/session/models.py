@@ -96,12 +96,13 @@ def key_state(policy: EffectivePolicy, e: Endpoint, env: Mapping[str, str] | Non
     env = os.environ if env is None else env
     if e.key is None:
         return "needs no key"
+    var = KEY_ENV[e.kind]
     try:
         stored = keychain(policy).get(e.key) is not None
-    except KeychainError as exc:
-        return exc.message
-    if env.get(KEY_ENV[e.kind]):
-        return f"{KEY_ENV[e.kind]} is used (a key is {'also ' if stored else 'not '}stored)"
+    except KeychainError:
+        return f"{var} is used" if env.get(var) else "the keychain cannot be used (see Keys)"
+    if env.get(var):
+        return f"{var} is used (a key is {'also ' if stored else 'not '}stored)"
     return "key stored" if stored else "no key stored yet"
 
 
