@@ -159,3 +159,20 @@ def test_bad_model_values_are_one_clear_line(tmp_path: Path) -> None:
     ):
         proc = _run(folder, data, "--model", value, "hello")
         assert proc.returncode == 1 and says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_a_local_server_behind_the_built_in_openai_endpoint_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    from paddock.policy import EffectivePolicy
+    from paddock.session.models import decide_model, make_provider
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with ChatCompletionsAPI([text("hello from the desk")]) as api:
+        monkeypatch.setenv("OPENAI_BASE_URL", api.url)
+        policy = EffectivePolicy()
+        choice = decide_model(policy, "openai:llama3.1")
+        assert choice.target is not None and choice.target.base_url == api.url
+        provider = make_provider(policy, choice.target)
+        reply = asyncio.run(provider.complete(system="s", messages=[{"role": "user", "content": "hi"}], tools=[],
+                                              on_text=lambda _: None))  # fmt: skip
+        assert reply.text == "hello from the desk"
+        assert "authorization" not in api.headers[0] or api.headers[0]["authorization"] == "Bearer no-key"

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from urllib.parse import urlsplit
 
 from paddock.credentials import Keychain, KeychainError
 from paddock.llm import ModelProvider, ModelTarget, provider_for
@@ -109,5 +110,20 @@ def key_state(policy: EffectivePolicy, e: Endpoint, env: Mapping[str, str] | Non
 def make_provider(
     policy: EffectivePolicy, target: ModelTarget, factory: ProviderFactory | None = None
 ) -> ModelProvider:
-    key = api_key(policy, target)
+    """The provider for ``target``. A local server (loopback) behind a built-in endpoint with no key
+    set up is sent none: Ollama, LM Studio and vLLM on the desk usually want none."""
+    local = endpoint(policy, target.endpoint).builtin and _loopback(target.base_url)
+    try:
+        key = api_key(policy, target)
+    except KeychainError:
+        if not local:
+            raise
+        key = None
+    if key is None and target.needs_key and local:
+        target = replace(target, needs_key=False)
     return (factory or provider_for)(target, key)
+
+
+def _loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    return host == "localhost" or host == "::1" or host.startswith("127.")
