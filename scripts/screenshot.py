@@ -1,4 +1,6 @@
-"""Render Paddock's main window to a PNG (for the README): ``scripts/screenshot.sh``.
+"""Render Paddock's main window to a PNG (for the README): ``scripts/screenshot.sh``;
+``scripts/screenshot.sh --settings OUT.png`` renders the settings' Model page instead, with the
+shipped example managed policy (an Anthropic endpoint and a local Ollama server).
 
 Runs the real window on a real X server (Xvfb, started by the shell wrapper) and
 fills the chat with a scripted conversation: the events are the ones the engine
@@ -23,6 +25,36 @@ from paddock.core.engine import Engine
 from paddock.llm import Usage
 from paddock.session.desk import Desk, DeskEvent, SandboxState, SandboxStatus
 from paddock.ui.window import MainWindow
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "packaging" / "policy" / "managed-policy.example.json"
+
+
+def settings_shot(out: Path) -> int:
+    from paddock.policy import load
+
+    app = QApplication(sys.argv[:1])
+    engine = Engine()
+    owner = EXAMPLE.stat().st_uid
+    desk = Desk(policy_loader=lambda **kw: load(managed=EXAMPLE, admin_uid=owner, **kw))
+    desk.model = "local:llama3.1"
+    window = MainWindow(engine, desk)
+    window.open_settings()
+    dialog = window.settings
+    assert dialog is not None
+    dialog.resize(860, 420)
+    deadline = time.monotonic() + 30
+    while (not window.bridge.idle or dialog.endpoint_table.rowCount() == 0) and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.05)
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.02)
+    ok = dialog.grab().save(str(out))
+    dialog.close()
+    window.close()
+    engine.close()
+    print(f"wrote {out}" if ok else f"could not write {out}")
+    return 0 if ok else 1
 
 
 def main(out: Path) -> int:
@@ -74,4 +106,6 @@ def main(out: Path) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--settings"]:
+        sys.exit(settings_shot(Path(sys.argv[2] if len(sys.argv) > 2 else "docs/settings-models.png")))
     sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshot.png")))

@@ -40,14 +40,24 @@ def _paddock(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> 
 
 def test_keys_set_status_remove_through_the_cli(clean_key: object) -> None:
     key = f"test-{secrets.token_hex(12)}"
-    assert "Model key: not set" in _paddock("keys", "status").stdout
-    stored = _paddock("keys", "set", stdin=key + "\n")
+    default = "  anthropic (anthropic, built in"  # with no policy: the built-in endpoints, anthropic first
+    line = next(x for x in _paddock("keys", "status").stdout.splitlines() if x.startswith(default))
+    assert line.endswith(": no key stored yet")
+    stored = _paddock("keys", "set", stdin=key + "\n")  # no --endpoint: the default endpoint's entry
     assert stored.returncode == 0, stored.stderr
     assert Keychain().get(MODEL_KEY) == key
     status = _paddock("keys", "status")
-    assert "Model key: stored" in status.stdout and key not in status.stdout + status.stderr
+    line = next(x for x in status.stdout.splitlines() if x.startswith(default))
+    assert line.endswith(": key stored") and key not in status.stdout + status.stderr
+    assert "openai (openai" in status.stdout
     assert _paddock("keys", "remove").returncode == 0
     assert Keychain().get(MODEL_KEY) is None
+    other = _paddock("keys", "set", "--endpoint", "openai", stdin=key + "\n")
+    assert other.returncode == 0 and Keychain().get("openai-api-key") == key and Keychain().get(MODEL_KEY) is None
+    assert _paddock("keys", "remove", "--endpoint", "openai").returncode == 0
+    assert Keychain().get("openai-api-key") is None
+    nope = _paddock("keys", "set", "--endpoint", "nope", stdin=key + "\n")
+    assert nope.returncode == 1 and "no model endpoint called 'nope'" in nope.stderr and "Traceback" not in nope.stderr
 
 
 def test_the_key_is_never_taken_from_the_command_line() -> None:

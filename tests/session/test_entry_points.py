@@ -147,7 +147,9 @@ def test_the_window_leaves_an_audit_trail(tmp_path: Path, engine: Engine, monkey
     monkeypatch.setenv("PADDOCK_DATA_DIR", str(data))
     with MessagesAPI([tool("run_command", command="echo from-the-window"), text("Done.")]) as api:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)
-        desk = Desk(provider_factory=lambda _key, model: AnthropicProvider(f"test-{secrets.token_hex(6)}", model=model))
+        desk = Desk(
+            provider_factory=lambda target, _key: AnthropicProvider(f"test-{secrets.token_hex(6)}", model=target.model)
+        )
 
         async def session() -> None:
             await desk.trust(folder)

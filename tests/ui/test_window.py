@@ -223,6 +223,11 @@ def test_settings_show_keys_policy_and_audit(qtbot: QtBot, engine: Engine, api_k
     qtbot.waitUntil(lambda: dialog.policy_table.rowCount() > 5)
     rows = {dialog.policy_table.item(i, 0).text() for i in range(dialog.policy_table.rowCount())}
     assert "denied paths" in rows and "grants" in rows
+    qtbot.waitUntil(lambda: dialog.endpoint_table.rowCount() == 2)  # no policy: the two built-in endpoints
+    endpoints = [dialog.endpoint_table.item(i, 0).text() for i in range(2)]
+    assert endpoints == ["anthropic (anthropic)", "openai (openai)"]
+    assert "key stored" in dialog.endpoint_table.item(0, 3).text()
+    assert [dialog.key_endpoint.itemText(i) for i in range(dialog.key_endpoint.count())] == ["anthropic", "openai"]
     qtbot.mouseClick(dialog.findChild(type(window.chat.send_button), "removeKey"), _left())
     qtbot.waitUntil(lambda: "No key" in dialog.key_status.text())
     assert Keychain().get(MODEL_KEY) is None

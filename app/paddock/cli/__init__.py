@@ -22,7 +22,7 @@ from paddock.core.errors import PaddockError
 if TYPE_CHECKING:
     from paddock.session.summary import Change
 
-from paddock.cli.admin import _audit, _doctor, _keys, _memory, _model_key, _policy_check
+from paddock.cli.admin import _audit, _doctor, _keys, _memory, _policy_check
 from paddock.cli.out import err as _err
 from paddock.cli.out import progress as _progress
 
@@ -63,8 +63,8 @@ async def _sandbox_exec(ns: argparse.Namespace) -> int:
 
 async def _run(ns: argparse.Namespace) -> int:
     from paddock.assistant.loop import AssistantEvent, Failed, TextDelta, ToolCalled, ToolFinished, TurnStarted
-    from paddock.llm import DEFAULT_MODEL, AnthropicProvider
     from paddock.policy import TrustStore, behaviour_files
+    from paddock.session.models import decide_model, make_provider
     from paddock.session.runner import EntryPoint, SessionRunner, decide
     from paddock.session.summary import diff, list_folder
 
@@ -83,11 +83,7 @@ async def _run(ns: argparse.Namespace) -> int:
     folder = Path(ns.folder)
     trusted = await asyncio.to_thread(settle_trust, folder)
     decided = decide(folder, trusted=trusted)  # once: the session below starts on this decision
-    policy = decided.policy
-    if ns.model:
-        policy.check_model(ns.model)  # refused before anything starts
-    model = ns.model or policy.default_model or DEFAULT_MODEL
-    provider = AnthropicProvider(_model_key(), model=model)
+    choice = decide_model(decided.policy, ns.model)  # a refusal is recorded by begin; nothing is sent
     out = sys.stdout
 
     def show(ev: AssistantEvent) -> None:
@@ -103,9 +99,11 @@ async def _run(ns: argparse.Namespace) -> int:
             out.write(f"\n✗ {ev.message}\n")
         out.flush()
 
-    runner = await SessionRunner.begin(decided, EntryPoint.RUN, model=provider.model)
+    runner = await SessionRunner.begin(decided, EntryPoint.RUN, model_decision=choice)
+    assert choice.target is not None
     before = list_folder(runner.folder)
     try:
+        provider = make_provider(runner.policy, choice.target)  # a missing key stops here, before the boot
         await runner.boot(on_progress=_progress(ns.quiet))
         session = runner.assistant(provider, new=ns.new)
         session.subscribe(show)
@@ -141,7 +139,7 @@ async def _mcp(ns: argparse.Namespace) -> int:
 
 COMMANDS = (
     "  paddock doctor                                  check this computer\n"
-    "  paddock keys set                                store your model key in the keychain\n"
+    "  paddock keys set [--endpoint NAME]              store a model key in the keychain\n"
     '  paddock run --folder DIR "what to do"           let the assistant work on a folder\n'
     "  paddock sandbox exec --folder DIR -- CMD        run one command in the sandbox\n"
     "  paddock mcp --folder DIR                        the sandbox's tools for any MCP client\n"
@@ -189,7 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run one agent session on DIR and print the transcript. Exit 0 when the agent finished.",
     )
     run.add_argument("--folder", required=True, metavar="DIR", help="the folder the agent works on")
-    run.add_argument("--model", metavar="M", help="the model to use")
+    run.add_argument(
+        "--model",
+        metavar="[ENDPOINT:]MODEL",
+        help="the model to use, on an endpoint policy allows (e.g. openai:llama3.1, anthropic:claude-sonnet-4-5); "
+        "a bare MODEL is on the default endpoint; `paddock keys status` lists the endpoints",
+    )
     run.add_argument(
         "--yes", action="store_true", help="trust the folder and answer yes to the questions policy lets a user answer"
     )
@@ -234,13 +237,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a record's number and hash as the collector received them (repeatable)")  # fmt: skip
     verify.set_defaults(handler=_audit)
 
-    keys = sub.add_parser("keys", help="the model key in the OS keychain, and session tokens")
+    keys = sub.add_parser("keys", help="the model keys in the OS keychain, and session tokens")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    keys_sub.add_parser("set", help="store the model key (read from a prompt or standard input)").set_defaults(
-        handler=_keys
-    )
-    keys_sub.add_parser("status", help="say where keys are kept and whether one is set").set_defaults(handler=_keys)
-    keys_sub.add_parser("remove", help="delete the model key").set_defaults(handler=_keys)
+    for name, text in (
+        ("set", "store a model endpoint's key (read from a prompt or standard input)"),
+        ("remove", "delete a model endpoint's key"),
+    ):
+        cmd = keys_sub.add_parser(name, help=text)
+        cmd.add_argument("--endpoint", metavar="NAME", help="the model endpoint (default: the default endpoint)")
+        cmd.set_defaults(handler=_keys)
+    keys_sub.add_parser(
+        "status", help="list the model endpoints policy allows, and whether each has its key"
+    ).set_defaults(handler=_keys)
     keys_sub.add_parser("revoke-sessions", help="revoke every session token").set_defaults(handler=_keys)
 
     doc = sub.add_parser("doctor", help="check this computer and say what to fix")

@@ -6,10 +6,6 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from paddock.credentials import Keychain
 
 from paddock.cli.out import err as _err
 
@@ -137,51 +133,47 @@ async def _memory(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _keychain() -> Keychain:
-    from paddock.credentials import Keychain
-    from paddock.policy import load as load_policy
-
-    return Keychain(allowed_fallback=load_policy().keychain_fallback)
-
-
 async def _keys(ns: argparse.Namespace) -> int:
     import getpass
 
-    from paddock.credentials import MODEL_KEY, backend_status
+    from paddock.credentials import backend_status
     from paddock.egress import TokenAuthority
+    from paddock.policy import load as load_policy
+    from paddock.session.models import endpoint, key_state
+    from paddock.session.models import keychain as keychain_for
 
     cmd = ns.keys_command
     if cmd == "revoke-sessions":
         TokenAuthority().revoke_all()
         print("Every session token issued so far is revoked; running sessions lose network access now.")
         return 0
-    chain = _keychain()
+    policy = load_policy()
     if cmd == "status":
+        from paddock.policy.effective import describe_endpoint
+
         status = backend_status()
-        stored = chain.get(MODEL_KEY) is not None
         print(f"Keychain: {status.name} ({status.detail})")
-        print(f"Model key: {'stored' if stored else 'not set'}")
-        if os.environ.get("ANTHROPIC_API_KEY"):
-            print("ANTHROPIC_API_KEY is set in this environment and is used instead for headless runs.")
+        print("Model endpoints (the first is the default):")
+        for e in policy.model_endpoints:
+            print(f"  {describe_endpoint(e)}: {key_state(policy, e)}")
+        if not policy.model_endpoints:
+            print("  none: policy allows no model endpoint")
         return 0
+    e = endpoint(policy, ns.endpoint)
+    if e.key is None:
+        _err(f"the model endpoint {e.name!r} needs no key (policy names no keychain entry for it)")
+        return 1
+    chain = keychain_for(policy)
     if cmd == "remove":
-        print("Model key removed." if chain.remove(MODEL_KEY) else "There was no model key to remove.")
+        gone = chain.remove(e.key)
+        print(f"The key for {e.name!r} was removed." if gone else f"There was no key for {e.name!r} to remove.")
         return 0
     # set: from a prompt on a terminal, else from standard input; never from the command line.
     tty = sys.stdin.isatty()
-    secret = getpass.getpass("Model API key (input is hidden): ") if tty else sys.stdin.readline()
-    chain.set(MODEL_KEY, secret)
-    print("Model key stored in the keychain.")
+    secret = getpass.getpass(f"API key for {e.name!r} (input is hidden): ") if tty else sys.stdin.readline()
+    chain.set(e.key, secret)
+    print(f"The key for {e.name!r} is stored in the keychain (entry {e.key}).")
     return 0
-
-
-def _model_key() -> str | None:
-    from paddock.credentials import MODEL_KEY
-
-    env = os.environ.get("ANTHROPIC_API_KEY")
-    if env:
-        return env
-    return _keychain().get(MODEL_KEY)
 
 
 async def _doctor(ns: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""The model client: the only user of the anthropic SDK."""
+"""The model client: the only user of the anthropic and openai SDKs."""
 
 from paddock.llm.client import (
     DEFAULT_MODEL,
@@ -7,11 +7,29 @@ from paddock.llm.client import (
     MissingKey,
     ModelProvider,
     ModelReply,
+    ModelTarget,
     TextBlock,
     ToolSpec,
     ToolUse,
     Usage,
 )
+from paddock.llm.openai_chat import OpenAIProvider
+
+
+def provider_for(target: ModelTarget, api_key: str | None, *, max_retries: int = 4) -> ModelProvider:
+    """The provider for an endpoint the session layer resolved (policy checked, key looked up)."""
+    if target.kind == "openai":
+        return OpenAIProvider(
+            api_key, model=target.model, base_url=target.base_url, endpoint=target.endpoint,
+            needs_key=target.needs_key, max_retries=max_retries,
+        )  # fmt: skip
+    from paddock.llm.client import NO_KEY
+
+    key = api_key if target.needs_key else (api_key or NO_KEY)
+    return AnthropicProvider(
+        key, model=target.model, base_url=target.base_url, endpoint=target.endpoint, max_retries=max_retries
+    )
+
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -20,8 +38,11 @@ __all__ = [
     "MissingKey",
     "ModelProvider",
     "ModelReply",
+    "ModelTarget",
+    "OpenAIProvider",
     "TextBlock",
     "ToolSpec",
     "ToolUse",
     "Usage",
+    "provider_for",
 ]

@@ -3,12 +3,14 @@
 The session sees only ``ModelProvider.complete``: a system prompt, the
 conversation (Messages API shape, which is also what is persisted), the tool
 specs, and a callback for streamed text. It gets back a ``ModelReply`` of
-typed blocks and the turn's token usage. A second provider (an
-OpenAI-compatible local endpoint) only has to implement that one method.
+typed blocks and the turn's token usage. The second provider, for
+OpenAI-compatible Chat Completions endpoints, is ``openai_chat.OpenAIProvider``;
+``provider_for`` makes the right one for a ``ModelTarget`` the session layer
+resolved (policy checked, key from the keychain): this layer reads neither.
 
-``ANTHROPIC_BASE_URL`` is honoured by the SDK itself. Retries with backoff on
-429, 5xx and "overloaded" are the SDK's (``max_retries``); what is left after
-them becomes an ``LLMError`` in plain words.
+With no ``base_url`` the SDK honours ``ANTHROPIC_BASE_URL`` itself. Retries with
+backoff on 429, 5xx and "overloaded" are the SDK's (``max_retries``); what is
+left after them becomes an ``LLMError`` in plain words.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import anthropic
 
@@ -33,6 +35,21 @@ class LLMError(PaddockError):
 
 class MissingKey(LLMError):
     """No model key is configured."""
+
+
+@dataclass(frozen=True)
+class ModelTarget:
+    """Where a session's model requests go, already allowed by policy."""
+
+    endpoint: str  # the policy's name for it (``anthropic``, ``openai``, ``local``, ...)
+    kind: Literal["anthropic", "openai"]
+    base_url: str
+    model: str
+    needs_key: bool = True
+
+    @property
+    def label(self) -> str:
+        return f"{self.endpoint}:{self.model}"
 
 
 @dataclass(frozen=True)
@@ -96,16 +113,33 @@ class ModelProvider(Protocol):
     ) -> ModelReply: ...
 
 
+NO_KEY = "no-key"  # what a local server that needs no key is sent (the SDKs insist on some key)
+
+
+def missing_key(endpoint: str, env: str) -> MissingKey:
+    flag = "" if endpoint == "anthropic" else f" --endpoint {endpoint}"
+    return MissingKey(
+        f"No key is set up for the model endpoint {endpoint!r}.",
+        hint=f"Store one with `paddock keys set{flag}`, or set {env} for headless use.",
+    )
+
+
 class AnthropicProvider:
-    def __init__(self, api_key: str | None, *, model: str = DEFAULT_MODEL, max_retries: int = 4) -> None:
+    def __init__(
+        self,
+        api_key: str | None,
+        *,
+        model: str = DEFAULT_MODEL,
+        max_retries: int = 4,
+        base_url: str | None = None,
+        endpoint: str = "anthropic",
+    ) -> None:
         if not api_key:
-            raise MissingKey(
-                "No model key is set up.",
-                hint="Store one with `paddock keys set`, or set ANTHROPIC_API_KEY for headless use.",
-            )
+            raise missing_key(endpoint, "ANTHROPIC_API_KEY")
         redact(api_key)  # never in a log
         self.model = model
-        self._client = anthropic.AsyncAnthropic(api_key=api_key, max_retries=max_retries)
+        self.endpoint = endpoint
+        self._client = anthropic.AsyncAnthropic(api_key=api_key, max_retries=max_retries, base_url=base_url)
 
     async def complete(
         self,
@@ -136,7 +170,10 @@ class AnthropicProvider:
         except anthropic.RateLimitError as exc:
             raise LLMError("The model service is busy and asked us to slow down; try again shortly.") from exc
         except anthropic.APIConnectionError as exc:
-            raise LLMError("Could not reach the model service.", hint="Check the network connection.") from exc
+            raise LLMError(
+                f"Could not reach the model service ({self._client.base_url}).",
+                hint="Check the network connection, or that the server is running.",
+            ) from exc
         except anthropic.APIStatusError as exc:
             raise LLMError(f"The model service answered with an error ({exc.status_code}): {exc.message}") from exc
         blocks: list[TextBlock | ToolUse] = []

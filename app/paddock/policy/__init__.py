@@ -8,7 +8,8 @@ from paddock.policy.effective import (
     PolicyError,
     load,
 )
-from paddock.policy.schema import EgressGrant, PolicyFile
+from paddock.policy.models import Endpoint, ModelChoice, ModelRefused
+from paddock.policy.schema import EgressGrant, ModelEndpoint, PolicyFile
 from paddock.policy.trust import TrustStore, behaviour_files
 
 __all__ = [
@@ -16,7 +17,11 @@ __all__ = [
     "RECOMMENDED_FILE",
     "EffectivePolicy",
     "EgressGrant",
+    "Endpoint",
     "FolderDecision",
+    "ModelChoice",
+    "ModelEndpoint",
+    "ModelRefused",
     "PolicyError",
     "PolicyFile",
     "TrustStore",

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from paddock.core import beneath
 from paddock.core.errors import PaddockError
 from paddock.core.paths import data_dir
+from paddock.policy.models import BASE_URL_ENV, BUILT_IN, Endpoint
 from paddock.policy.schema import EgressGrant, PolicyFile
 
 if sys.platform == "darwin":
@@ -65,7 +66,8 @@ class EffectivePolicy:
     read_only: list[Path] = field(default_factory=list)
     grants: list[EgressGrant] = field(default_factory=list)
     allow_asking: bool = False
-    model_endpoints: list[str] | None = None
+    model_endpoints: list[Endpoint] = field(default_factory=lambda: list(BUILT_IN))
+    endpoints_managed: bool = False  # the managed tier names the endpoints (the base URL variables are checked)
     models_allowed: list[str] | None = None
     default_model: str | None = None
     allow_folder_hooks: bool = False
@@ -112,12 +114,6 @@ class EffectivePolicy:
         read_only = any(real == r or _inside(real, r) for r in self.read_only)
         return FolderDecision(True, "allowed", "", read_only=read_only, folder=real)
 
-    def check_model(self, model: str) -> None:
-        if self.models_allowed is not None and model not in self.models_allowed:
-            raise PolicyError(
-                f"The model {model!r} is not allowed by policy (allowed: {', '.join(self.models_allowed)})."
-            )
-
     def describe(self) -> list[tuple[str, str, str]]:
         """(setting, value, tier that set it), for ``paddock policy check``."""
         rows = []
@@ -132,6 +128,8 @@ class EffectivePolicy:
                     )
                     or "none"
                 )
+            elif key == "model_endpoints":
+                shown = "; ".join(describe_endpoint(e) for e in value) or "none"
             elif key == "otlp_headers":
                 shown = ", ".join(f"{k}: ***" for k in value) or "none"  # header values are often secrets
             elif isinstance(value, list):
@@ -140,6 +138,15 @@ class EffectivePolicy:
                 shown = "any" if value is None and key in ("allowed_roots", "models_allowed") else str(value)
             rows.append((key, shown, self.sources.get(key, "default")))
         return rows
+
+
+def describe_endpoint(e: Endpoint) -> str:
+    where = e.base_url or f"built in, at its SDK's URL or ${BASE_URL_ENV[e.kind]}"
+    if e.allowed_urls is not None:
+        where += f" (only {', '.join(e.allowed_urls) or 'no URL'})"
+    models = ", ".join(e.models) if e.models is not None else "any model"
+    key = f"key {e.key}" if e.key else "no key"
+    return f"{e.name} ({e.kind}, {where}; {models}; {key})"
 
 
 @dataclass(frozen=True)
@@ -248,6 +255,11 @@ def read_folder_tier(folder: Path) -> Tier | None:
         raise PolicyError(f"{path}: not UTF-8 text.") from exc
     policy = parse(text, path, section="paddock")
     _refuse_admin_only(policy, path)
+    if any(not isinstance(e, str) for e in policy.models.endpoints or []):
+        raise PolicyError(
+            f"{path}: models.endpoints: a folder may only narrow the endpoints (by name or base URL), "
+            "not define one (a folder must not choose where the model requests and their keys go)."
+        )
     return Tier("folder", path, policy)
 
 

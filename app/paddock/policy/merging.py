@@ -6,6 +6,7 @@ from pathlib import Path
 
 from paddock.core.paths import data_dir
 from paddock.policy.effective import HOME_DENIED, SYSTEM_DENIED, EffectivePolicy, Tier, _expand, _inside
+from paddock.policy.models import merge_endpoints
 
 
 def merge(tiers: list[Tier], home: Path) -> EffectivePolicy:
@@ -25,8 +26,13 @@ def merge(tiers: list[Tier], home: Path) -> EffectivePolicy:
         _merge_models(eff, t)
     _admin_only(eff, managed, lower)
     _narrow(eff, lower)
-    if eff.default_model and eff.models_allowed is not None and eff.default_model not in eff.models_allowed:
-        eff.default_model = eff.models_allowed[0] if eff.models_allowed else None
+    allowed = eff.models_allowed
+    if (
+        eff.default_model
+        and allowed is not None
+        and not {eff.default_model, eff.default_model.partition(":")[2]} & set(allowed)
+    ):
+        eff.default_model = allowed[0] if allowed else None
     return eff
 
 
@@ -58,11 +64,7 @@ def _merge_models(eff: EffectivePolicy, t: Tier) -> None:
             list(md.allowed) if eff.models_allowed is None else [x for x in md.allowed if x in eff.models_allowed]
         )
         _credit(eff, "models_allowed", t.name)
-    if md.endpoints is not None:
-        eff.model_endpoints = (
-            list(md.endpoints) if eff.model_endpoints is None else [x for x in md.endpoints if x in eff.model_endpoints]
-        )
-        _credit(eff, "model_endpoints", t.name)
+    merge_endpoints(eff, t)
     if md.default and "default_model" not in eff.sources:
         eff.default_model, eff.sources["default_model"] = md.default, t.name
 

@@ -94,8 +94,52 @@ class EgressRules(_Strict):
     allow_asking: bool = Field(default=False, description="Whether the app may ask the user for a one-session grant.")
 
 
+NAME_RE = r"[a-z0-9][a-z0-9_-]{0,31}"
+
+
+class ModelEndpoint(_Strict):
+    """A model service the assistant may talk to."""
+
+    name: str = Field(description="What people type before the colon in --model NAME:MODEL.")
+    kind: Literal["anthropic", "openai"] = Field(
+        description="anthropic: the Messages API; openai: an OpenAI-compatible Chat Completions API "
+        "(OpenAI, Azure OpenAI, vLLM, Ollama, LM Studio, ...)."
+    )
+    base_url: str = Field(description="The API's base URL, e.g. http://127.0.0.1:11434/v1")
+    models: list[str] | None = Field(default=None, description="Models allowed on this endpoint (None: any).")
+    key: str | None = Field(
+        default=None, description="The keychain entry that holds this endpoint's key (None: it needs none)."
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.fullmatch(NAME_RE, v):
+            raise ValueError("use lower-case letters, digits, '_' or '-' (at most 32), no dots or colons")
+        return v
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, v: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/?#@]+(/[^\s?#]*)?", v):
+            raise ValueError("must be an http:// or https:// URL with no user name, query or fragment")
+        return v
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,63}", v):
+            raise ValueError("use lower-case letters, digits, '.', '_' or '-' (at most 64)")
+        return v
+
+
 class ModelRules(_Strict):
-    endpoints: list[str] | None = Field(default=None, description="Allowed API base URLs (None: the default).")
+    endpoints: list[ModelEndpoint | str] | None = Field(
+        default=None,
+        description="The model services allowed: endpoint objects define them; a plain string (an endpoint's "
+        "name or an API base URL) narrows what a higher tier or the built-in endpoints allow (None: the built-in "
+        "endpoints).",
+    )
     allowed: list[str] | None = Field(default=None, description="Allowed model names (None: any).")
     default: str | None = None
 

@@ -29,13 +29,12 @@ from paddock.assistant.loop import AssistantEvent, AssistantSession
 from paddock.audit import AuditLog
 from paddock.core.errors import PaddockError
 from paddock.core.paths import data_dir
-from paddock.credentials import MODEL_KEY, Keychain, KeychainError, backend_status
 from paddock.egress import TokenAuthority
-from paddock.llm import DEFAULT_MODEL, AnthropicProvider, ModelProvider
 from paddock.policy import EffectivePolicy, PolicyError, TrustStore, behaviour_files
 from paddock.policy import load as load_policy
 from paddock.sandbox import Sandbox, SandboxFailed, ensure_snapshot, snapshots_enabled
-from paddock.session.doctor import FirstRun, run_checks
+from paddock.session import models
+from paddock.session.desk_keys import DeskKeys
 from paddock.session.egress_questions import EgressAsker, EgressQuestion
 from paddock.session.runner import EntryPoint, SessionRunner, decide
 from paddock.session.summary import Entry, SessionSummary, back_up, diff, list_folder
@@ -106,26 +105,28 @@ class _Open:
         return self.runner.sandbox
 
 
-class Desk:
+class Desk(DeskKeys):
     """The app engine. Every coroutine runs on the engine loop; ``subscribe`` listeners are
     called there too (the UI bridge moves them to the Qt thread)."""
 
     def __init__(
         self,
         *,
-        provider_factory: Callable[[str | None, str], ModelProvider] | None = None,
+        provider_factory: models.ProviderFactory | None = None,
         policy_loader: Callable[..., EffectivePolicy] | None = None,
     ) -> None:
         """``policy_loader`` stands in for the policy files (tests, embedding code); by default the
-        managed, recommended, user and (once trusted) folder tiers are read as everywhere else."""
+        managed, recommended, user and (once trusted) folder tiers are read as everywhere else.
+        ``provider_factory`` makes the model provider from the resolved target and key."""
         self._listeners: list[Callable[[DeskEvent], None]] = []
         self._load_policy = policy_loader or load_policy
-        self._provider_factory = provider_factory or (lambda key, model: AnthropicProvider(key, model=model))
+        self._provider_factory = provider_factory
         self._open: _Open | None = None
         self.sandbox_state = SandboxState.STOPPED
-        self.model: str | None = None
+        self.model: str | None = None  # [ENDPOINT:]MODEL for the next folder opened (None: policy's default)
         self.recent_path = data_dir() / "recent-folders.json"
         self._warming: asyncio.Future[Path] | None = None
+        self._target: models.ModelTarget | None = None
 
     # ------------------------------------------------------------------ events
 
@@ -143,47 +144,6 @@ class Desk:
         self._emit(SandboxStatus(state, detail))
 
     # ------------------------------------------------------------------ first run and keys
-
-    def _keychain(self) -> Keychain:
-        try:
-            fallback = self._load_policy().keychain_fallback
-        except PolicyError:
-            fallback = None
-        return Keychain(allowed_fallback=fallback)
-
-    def model_key(self) -> str | None:
-        env = os.environ.get("ANTHROPIC_API_KEY")
-        if env:
-            return env
-        try:
-            return self._keychain().get(MODEL_KEY)
-        except KeychainError:
-            return None
-
-    async def first_run(self) -> FirstRun:
-        """Whether a key is needed, and the host checks (``paddock doctor``, without the KVM probe)."""
-        checks = await run_checks(probe=False)
-        return FirstRun(self.model_key() is None, checks)
-
-    async def store_key(self, secret: str) -> None:
-        secret = secret.strip()
-        if not secret:
-            raise PaddockError("The key is empty. Paste the key your organisation gave you.")
-        self._keychain().set(MODEL_KEY, secret)
-
-    async def key_status(self) -> str:
-        try:
-            status = backend_status()
-            stored = self._keychain().get(MODEL_KEY) is not None
-        except KeychainError as exc:
-            return exc.message
-        where = f"kept in {status.name}"
-        if os.environ.get("ANTHROPIC_API_KEY"):
-            return f"The key from ANTHROPIC_API_KEY is used (a key is {'also ' if stored else 'not '}{where})."
-        return f"A key is stored ({where})." if stored else "No key is stored yet."
-
-    async def remove_key(self) -> bool:
-        return self._keychain().remove(MODEL_KEY)
 
     async def revoke_sessions(self) -> None:
         TokenAuthority().revoke_all()
@@ -265,10 +225,9 @@ class Desk:
         if not check.allowed:
             raise PaddockError(check.reason)
         decided = decide(check.folder, trusted=check.trusted, policy_loader=self._load_policy)
-        if model:
-            decided.policy.check_model(model)
-        self.model = model or decided.policy.default_model or DEFAULT_MODEL
-        runner = await SessionRunner.begin(decided, EntryPoint.WINDOW, model=self.model)
+        choice = models.decide_model(decided.policy, model or self.model)
+        runner = await SessionRunner.begin(decided, EntryPoint.WINDOW, model_decision=choice)  # refused: recorded
+        self._target = choice.target
         self._remember_folder(runner.folder)
         backup = data_dir() / "backups" / runner.session_id
         opened = _Open(runner, {}, backup)
@@ -289,7 +248,8 @@ class Desk:
         except SandboxFailed as exc:
             self._status(SandboxState.FAILED, str(exc))
             return
-        provider = self._provider_factory(self.model_key(), self.model or DEFAULT_MODEL)
+        assert self._target is not None
+        provider = models.make_provider(opened.policy, self._target, self._provider_factory)
         agent = opened.runner.assistant(provider)
         agent.subscribe(self._emit)
         opened.agent = agent

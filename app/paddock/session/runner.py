@@ -36,6 +36,7 @@ from paddock.policy import EffectivePolicy, FolderDecision, PolicyError, TrustSt
 from paddock.policy import load as load_policy
 from paddock.sandbox import Sandbox, SandboxFailed
 from paddock.session.auditing import SessionAuditor
+from paddock.session.models import ModelDecision, refused
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -110,13 +111,22 @@ class SessionRunner:
         return await cls.begin(decide(folder, trusted=trusted, policy_loader=policy_loader), entry, model=model)
 
     @classmethod
-    async def begin(cls, decided: Decided, entry: EntryPoint, *, model: str = "") -> SessionRunner:
+    async def begin(
+        cls, decided: Decided, entry: EntryPoint, *, model: str = "", model_decision: ModelDecision | None = None
+    ) -> SessionRunner:
         """Start the session on a folder already decided (by ``decide``, once). A folder policy
-        denies is recorded, then refused with the reason (``SandboxFailed``)."""
-        runner = cls(decided, entry, model=model)
+        denies is recorded, then refused with the reason (``SandboxFailed``); so is a model
+        (``models.decide_model``) policy does not allow (``PolicyError``), before anything is sent."""
+        runner = cls(decided, entry, model=model_decision.label if model_decision else model)
         if not decided.decision.allowed:
             await runner.close(outcome="refused")
             raise SandboxFailed(decided.decision.reason)
+        if model_decision is not None:
+            md = model_decision
+            runner.auditor.policy_decision(md.subject, md.allowed, md.reason, md.tier)
+            if not md.allowed:
+                await runner.close(outcome="refused")
+                raise refused(md)
         return runner
 
     @property

@@ -1,4 +1,5 @@
-"""Settings: model; keys (status, replace, remove); revoke every session token; the effective
+"""Settings: model and the endpoints policy allows (with each one's key status); keys (status,
+replace, remove, per endpoint); revoke every session token; the effective
 policy (read-only: admins set it); the audit log."""
 
 from __future__ import annotations
@@ -6,6 +7,7 @@ from __future__ import annotations
 import json
 
 from PySide6.QtWidgets import (
+    QComboBox,
     QDialog,
     QDialogButtonBox,
     QHBoxLayout,
@@ -20,7 +22,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from paddock.session import DEFAULT_MODEL
 from paddock.ui.bridge import Bridge
 
 
@@ -38,7 +39,7 @@ class SettingsDialog(QDialog):
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
-        tabs.addTab(self._model_tab(desk.model or DEFAULT_MODEL), "Model")
+        tabs.addTab(self._model_tab(desk.model or ""), "Model")
         tabs.addTab(self._keys_tab(), "Keys")
         tabs.addTab(self._policy_tab(), "Policy")
         tabs.addTab(self._audit_tab(), "Audit log")
@@ -47,12 +48,21 @@ class SettingsDialog(QDialog):
     def _model_tab(self, current: str) -> QWidget:
         model = QWidget()
         ml = QVBoxLayout(model)
-        ml.addWidget(QLabel("The assistant's model (used from the next folder you open):"))
+        ml.addWidget(QLabel("The assistant's model, as ENDPOINT:MODEL (used from the next folder you open):"))
         self.model_edit = QLineEdit(current)
         self.model_edit.setObjectName("modelEdit")
+        self.model_edit.setPlaceholderText("Empty: the default model on the default endpoint, e.g. openai:llama3.1")
         self.model_edit.editingFinished.connect(self._set_model)
         ml.addWidget(self.model_edit)
-        ml.addStretch(1)
+        ml.addSpacing(8)
+        ml.addWidget(QLabel("The model endpoints your organisation allows (the first is the default):"))
+        self.endpoint_table = QTableWidget(0, 4)
+        self.endpoint_table.setObjectName("endpointTable")
+        self.endpoint_table.setHorizontalHeaderLabels(["Endpoint", "Where", "Models", "Key"])
+        self.endpoint_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.endpoint_table.verticalHeader().setVisible(False)
+        self.endpoint_table.horizontalHeader().setStretchLastSection(True)
+        ml.addWidget(self.endpoint_table, 1)
         return model
 
     def _keys_tab(self) -> QWidget:
@@ -63,6 +73,10 @@ class SettingsDialog(QDialog):
         self.key_status.setWordWrap(True)
         kl.addWidget(self.key_status)
         row = QHBoxLayout()
+        self.key_endpoint = QComboBox()
+        self.key_endpoint.setObjectName("keyEndpoint")
+        self.key_endpoint.setToolTip("The model endpoint whose key to replace or remove")
+        row.addWidget(self.key_endpoint)
         self.new_key = QLineEdit()
         self.new_key.setObjectName("replaceKeyEdit")
         self.new_key.setEchoMode(QLineEdit.EchoMode.Password)
@@ -115,6 +129,7 @@ class SettingsDialog(QDialog):
         desk = self.bridge.desk
         self.bridge.call(desk.key_status(), self.key_status.setText, self.key_status.setText)
         self.bridge.call(desk.policy_rows(), self._show_policy, self._policy_error)
+        self.bridge.call(desk.endpoint_rows(), self._show_endpoints, self._policy_error)
         self.bridge.call(desk.audit_records(), self._show_audit, self.audit_view.setPlainText)
 
     def _set_model(self) -> None:
@@ -125,6 +140,24 @@ class SettingsDialog(QDialog):
         for i, (key, value, tier) in enumerate(rows):
             for j, text in enumerate((key.replace("_", " "), value, tier)):
                 self.policy_table.setItem(i, j, QTableWidgetItem(text))
+
+    def _show_endpoints(self, rows: list[tuple[str, str, str, str, str]]) -> None:
+        self.endpoint_table.setRowCount(len(rows))
+        chosen = self.key_endpoint.currentData()
+        self.key_endpoint.clear()
+        for i, (name, kind, where, models, key) in enumerate(rows):
+            for j, text in enumerate((f"{name} ({kind})", where, models, key)):
+                self.endpoint_table.setItem(i, j, QTableWidgetItem(text))
+            if key != "needs no key":
+                self.key_endpoint.addItem(name, name)
+        for column in range(3):
+            self.endpoint_table.resizeColumnToContents(column)
+        if chosen is not None and self.key_endpoint.findData(chosen) >= 0:
+            self.key_endpoint.setCurrentIndex(self.key_endpoint.findData(chosen))
+
+    def _endpoint(self) -> str | None:
+        data = self.key_endpoint.currentData()
+        return str(data) if data is not None else None
 
     def _policy_error(self, message: str) -> None:
         self.policy_table.setRowCount(1)
@@ -138,12 +171,12 @@ class SettingsDialog(QDialog):
         secret = self.new_key.text()
         self.new_key.clear()
         if secret.strip():
-            self.bridge.call(self.bridge.desk.store_key(secret), lambda _: self._said("The new key is stored."),
-                             self._said)  # fmt: skip
+            self.bridge.call(self.bridge.desk.store_key(secret, self._endpoint()),
+                             lambda _: self._said("The new key is stored."), self._said)  # fmt: skip
 
     def _remove(self) -> None:
         self.bridge.call(
-            self.bridge.desk.remove_key(),
+            self.bridge.desk.remove_key(self._endpoint()),
             lambda gone: self._said("The key was removed." if gone else "There was no key to remove."),
             self._said,
         )
@@ -158,3 +191,4 @@ class SettingsDialog(QDialog):
     def _said(self, message: str) -> None:
         self.key_message.setText(message)
         self.bridge.call(self.bridge.desk.key_status(), self.key_status.setText, self.key_status.setText)
+        self.bridge.call(self.bridge.desk.endpoint_rows(), self._show_endpoints, self._policy_error)

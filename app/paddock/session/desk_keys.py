@@ -1,0 +1,86 @@
+"""The window's model keys and endpoints, without Qt (a part of ``Desk``): which endpoints policy
+allows, whether each has its key, storing and removing one. Nothing here is sent anywhere."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from paddock.core.errors import PaddockError
+from paddock.credentials import KeychainError, backend_status
+from paddock.policy import EffectivePolicy, PolicyError
+from paddock.session import models
+from paddock.session.doctor import FirstRun, run_checks
+
+
+class DeskKeys:
+    _load_policy: Callable[..., EffectivePolicy]
+
+    def _policy(self) -> EffectivePolicy:
+        try:
+            return self._load_policy()
+        except PolicyError:
+            return EffectivePolicy()  # the keychain without a fallback; a session would refuse to start
+
+    def model_key(self, endpoint: str | None = None) -> str | None:
+        """The key a model endpoint would use (None: the default endpoint's), or None when missing."""
+        policy = self._policy()
+        try:
+            e = models.endpoint(policy, endpoint)
+            if e.key is None:
+                return None
+            env = os.environ.get(models.KEY_ENV[e.kind])
+            return env or models.keychain(policy).get(e.key)
+        except (KeychainError, PolicyError):
+            return None
+
+    async def first_run(self) -> FirstRun:
+        """Whether a key is needed, and the host checks (``paddock doctor``, without the KVM probe)."""
+        checks = await run_checks(probe=False)
+        policy = self._policy()
+        needs = bool(policy.model_endpoints) and policy.model_endpoints[0].key is not None
+        return FirstRun(needs and self.model_key() is None, checks)
+
+    def _entry(self, endpoint: str | None) -> tuple[EffectivePolicy, str]:
+        policy = self._policy()
+        e = models.endpoint(policy, endpoint)
+        if e.key is None:
+            raise PaddockError(f"The model endpoint {e.name!r} needs no key.")
+        return policy, e.key
+
+    async def store_key(self, secret: str, endpoint: str | None = None) -> None:
+        secret = secret.strip()
+        if not secret:
+            raise PaddockError("The key is empty. Paste the key your organisation gave you.")
+        policy, entry = self._entry(endpoint)
+        models.keychain(policy).set(entry, secret)
+
+    async def key_status(self) -> str:
+        """The default endpoint's key, in words."""
+        policy = self._policy()
+        try:
+            status = backend_status()
+            e = models.endpoint(policy, None)
+            if e.key is None:
+                return f"The model endpoint {e.name!r} needs no key."
+            stored = models.keychain(policy).get(e.key) is not None
+        except (KeychainError, PolicyError) as exc:
+            return exc.message
+        where = f"kept in {status.name}"
+        env = models.KEY_ENV[e.kind]
+        if os.environ.get(env):
+            return f"The key from {env} is used (a key is {'also ' if stored else 'not '}{where})."
+        return f"A key is stored ({where})." if stored else "No key is stored yet."
+
+    async def remove_key(self, endpoint: str | None = None) -> bool:
+        policy, entry = self._entry(endpoint)
+        return models.keychain(policy).remove(entry)
+
+    async def endpoint_rows(self) -> list[tuple[str, str, str, str, str]]:
+        """(name, kind, where, models, key) for each endpoint policy allows; the first is the default."""
+        policy = self._load_policy()
+        return [
+            (e.name, e.kind, e.base_url or f"built in (${models.BASE_URL_ENV[e.kind]} or the SDK's own)",
+             ", ".join(e.models) if e.models is not None else "any", models.key_state(policy, e))
+            for e in policy.model_endpoints
+        ]  # fmt: skip

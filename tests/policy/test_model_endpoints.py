@@ -1,0 +1,106 @@
+"""Model endpoints in policy: the built-in two, endpoints the managed tier names, tiers that only
+narrow, the old list of base URLs, and choosing ENDPOINT:MODEL. No VM, nothing sent."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from paddock.policy import EffectivePolicy, ModelRefused, PolicyError, load
+from paddock.policy.models import choose
+
+ADMIN = os.geteuid()
+LOCAL = {
+    "name": "local",
+    "kind": "openai",
+    "base_url": "http://127.0.0.1:11434/v1",
+    "models": ["llama3.1", "qwen2.5:7b"],
+}
+CORP = {"name": "corp", "kind": "anthropic", "base_url": "https://llm.corp.example/anthropic", "key": "corp-key"}
+
+
+def _load(tmp_path: Path, managed: object = None, user: object = None) -> EffectivePolicy:
+    def write(name: str, data: object) -> Path:
+        p = tmp_path / name
+        if data is not None:
+            p.write_text(json.dumps(data))
+        return p
+
+    return load(managed=write("m.json", managed), recommended=tmp_path / "none-r.json", user=write("u.json", user),
+                home=tmp_path, admin_uid=ADMIN)  # fmt: skip
+
+
+def _refused(eff: EffectivePolicy, requested: str | None, env: dict[str, str] | None = None) -> str:
+    with pytest.raises(ModelRefused) as exc:
+        choose(eff, requested, env or {})
+    return exc.value.reason
+
+
+def test_with_no_policy_two_endpoints_are_built_in(tmp_path: Path) -> None:
+    eff = _load(tmp_path)
+    assert [e.name for e in eff.model_endpoints] == ["anthropic", "openai"]
+    default = choose(eff, None, {})
+    assert (default.endpoint.name, default.base_url) == ("anthropic", "https://api.anthropic.com")
+    ollama = choose(eff, "openai:llama3.1:8b", {"OPENAI_BASE_URL": "http://127.0.0.1:11434/v1/"})
+    assert (ollama.model, ollama.base_url) == ("llama3.1:8b", "http://127.0.0.1:11434/v1")  # the SDK's variable
+    assert choose(eff, "claude-x", {}).label == "anthropic:claude-x"
+    assert "Name the model" in _refused(eff, "openai:")
+    assert "no model endpoint called 'nope'" in _refused(eff, "nope:x")
+
+
+def test_the_managed_tier_names_the_endpoints_and_lower_tiers_only_narrow(tmp_path: Path) -> None:
+    managed = {"models": {"endpoints": [LOCAL, CORP], "default": "local:llama3.1"}}
+    user = {"models": {"endpoints": [
+        {**LOCAL, "models": ["qwen2.5:7b", "mistral"]},  # narrows local's models; cannot add mistral
+        {"name": "mine", "kind": "openai", "base_url": "http://evil.example/v1"},  # cannot add an endpoint
+    ]}}  # fmt: skip
+    eff = _load(tmp_path, managed, user)
+    assert [(e.name, e.models) for e in eff.model_endpoints] == [("local", ("qwen2.5:7b",))]
+    assert eff.sources["model_endpoints"] == "managed, narrowed by user" and eff.endpoints_managed
+    assert choose(eff, None, {}).label == "local:qwen2.5:7b"  # the default llama3.1 is no longer allowed there
+    assert "not allowed on the endpoint 'local'" in _refused(eff, "local:llama3.1")
+    assert "no model endpoint called 'mine'" in _refused(eff, "mine:x")
+    assert "no model endpoint called 'openai'" in _refused(eff, "openai:gpt-5")  # built-ins are gone
+
+
+def test_base_url_variables_may_point_only_where_a_managed_policy_allows(tmp_path: Path) -> None:
+    eff = _load(tmp_path, {"models": {"endpoints": [LOCAL, CORP]}})
+    assert choose(eff, "corp:claude-x", {"ANTHROPIC_BASE_URL": "https://llm.corp.example/anthropic/"}).base_url == (
+        "https://llm.corp.example/anthropic"
+    )
+    assert "ANTHROPIC_BASE_URL points to http://127.0.0.1:9" in _refused(
+        eff, "corp:claude-x", {"ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}
+    )
+    assert "OPENAI_BASE_URL" in _refused(eff, "local:llama3.1", {"OPENAI_BASE_URL": "https://api.openai.com/v1"})
+
+
+def test_the_old_list_of_base_urls_restricts_the_built_in_endpoints(tmp_path: Path) -> None:
+    eff = _load(tmp_path, {"models": {"endpoints": ["https://api.anthropic.com"]}})
+    assert choose(eff, None, {}).base_url == "https://api.anthropic.com"
+    assert "ANTHROPIC_BASE_URL points to http://127.0.0.1:9" in _refused(
+        eff, None, {"ANTHROPIC_BASE_URL": "http://127.0.0.1:9"}
+    )
+    assert "only to https://api.anthropic.com" in _refused(eff, "openai:gpt-5")
+
+
+def test_models_allowed_applies_on_every_endpoint(tmp_path: Path) -> None:
+    eff = _load(tmp_path, {"models": {"endpoints": [LOCAL], "allowed": ["llama3.1"]}})
+    assert choose(eff, "local:llama3.1", {}).model == "llama3.1"
+    assert "not allowed by policy" in _refused(eff, "local:qwen2.5:7b")
+
+
+def test_a_folder_may_not_define_an_endpoint(tmp_path: Path) -> None:
+    folder = tmp_path / "work"
+    (folder / ".claude").mkdir(parents=True)
+    (folder / ".claude" / "settings.json").write_text(json.dumps({"paddock": {"models": {"endpoints": [LOCAL]}}}))
+    with pytest.raises(PolicyError, match="may only narrow the endpoints"):
+        load(managed=tmp_path / "x", recommended=tmp_path / "y", user=tmp_path / "z", folder=folder,
+             folder_trusted=True, home=tmp_path, admin_uid=ADMIN)  # fmt: skip
+
+
+def test_a_bad_endpoint_names_the_field(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match=r"models\.endpoints\.0\..*base_url"):
+        _load(tmp_path, {"models": {"endpoints": [{**LOCAL, "base_url": "file:///etc/passwd"}]}})
