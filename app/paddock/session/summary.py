@@ -5,7 +5,7 @@ user's: a git hook, an editor task or a macro written there runs later, on the
 host, when the person uses their own tools. The end-of-session summary names
 those files so the person can look at them (the app offers Revert).
 
-The folder is walked on the host with ``lstat`` and without following links.
+The folder is walked on the host from directory descriptors (``os.fwalk``) without following links.
 """
 
 from __future__ import annotations
@@ -57,14 +57,17 @@ def list_folder(folder: Path) -> dict[str, Entry]:
     """Every file and link in the folder, at every depth, never following links. A folder with
     more than ``MAX_FILES`` gets the ``UNSCANNED`` marker: the walk never stops silently."""
     out: dict[str, Entry] = {}
-    for root, dirs, files in os.walk(folder, followlinks=False):
-        for name in files + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
-            full = os.path.join(root, name)
+    # fwalk holds each folder open and checks it is the one it listed before descending, so a
+    # folder the guest swaps for a link mid-walk is not followed out of the folder.
+    for root, dirs, files, root_fd in os.fwalk(folder, follow_symlinks=False):
+        for name in files + dirs:
             try:
-                st = os.lstat(full)
+                st = os.stat(name, dir_fd=root_fd, follow_symlinks=False)
             except OSError:
                 continue
-            out[os.path.relpath(full, folder)] = Entry(
+            if stat.S_ISDIR(st.st_mode):
+                continue
+            out[os.path.relpath(os.path.join(root, name), folder)] = Entry(
                 st.st_size, st.st_mtime_ns, st.st_mode, st.st_ctime_ns, st.st_ino
             )
             if len(out) >= MAX_FILES:
