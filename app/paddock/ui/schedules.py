@@ -141,7 +141,7 @@ class ScheduleDialog(QDialog):
         )
         self.table.setRowCount(len(rows))
         for i, row in enumerate(rows):
-            last = "running now" if row.running else (row.last.line()[17:] if row.last else "not run yet")
+            last = "running now" if row.running else (row.last.result() if row.last else "not run yet")
             due = "due now" if row.next_due <= datetime.now() else f"{row.next_due:%a %d %b %H:%M}"
             for col, text in enumerate((row.schedule.when, row.schedule.task, due, last)):
                 item = QTableWidgetItem(text)

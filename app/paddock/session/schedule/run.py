@@ -24,8 +24,9 @@ from paddock.core.errors import PaddockError
 from paddock.core.notify import notify
 from paddock.egress import Decision
 from paddock.policy import EgressGrant
+from paddock.policy import load as load_policy
 from paddock.session import models
-from paddock.session.runner import EntryPoint, SessionRunner, decide
+from paddock.session.runner import EntryPoint, PolicyLoader, SessionRunner, decide
 from paddock.session.schedule.store import Run, Schedule, ScheduleStore
 from paddock.session.summary import Change, diff, list_folder
 
@@ -69,8 +70,8 @@ class _NobodyAnswers:
         )  # fmt: skip
 
 
-async def _session(schedule: Schedule, store: ScheduleStore, started: datetime) -> Run:
-    decided = await asyncio.to_thread(decide, Path(schedule.folder))
+async def _session(schedule: Schedule, store: ScheduleStore, started: datetime, loader: PolicyLoader) -> Run:
+    decided = await asyncio.to_thread(lambda: decide(Path(schedule.folder), policy_loader=loader))
     choice = models.decide_model(decided.policy, schedule.model or None)
     try:
         runner = await SessionRunner.begin(decided, EntryPoint.SCHEDULE, model_decision=choice)
@@ -90,7 +91,8 @@ async def _session(schedule: Schedule, store: ScheduleStore, started: datetime) 
         outcome = "finished"
     except TimeoutError:
         outcome = "timed out"
-        why = f"it did not finish within {schedule.timeout_min} minutes, so it was stopped"
+        minutes = f"{schedule.timeout_min} minute" + ("s" if schedule.timeout_min > 1 else "")
+        why = f"it did not finish within {minutes}, so it was stopped"
     except PaddockError as exc:
         why = exc.message
     finally:
@@ -107,22 +109,27 @@ async def _session(schedule: Schedule, store: ScheduleStore, started: datetime) 
 
 def _notify(schedule: Schedule, run: Run, notifier: Notifier) -> None:
     title = f"Paddock: “{schedule.task[:60]}” {run.outcome}"
-    body = (run.summary if run.ok else run.why) + f"\n\nDetails: paddock schedule history {schedule.id}"
+    body = run.result() + f"\n\nDetails: paddock schedule history {schedule.id}"
     notifier(title, body, not run.ok)
 
 
 async def run_schedule(
-    schedule_id: str, *, store: ScheduleStore | None = None, notifier: Notifier | None = None
+    schedule_id: str,
+    *,
+    store: ScheduleStore | None = None,
+    notifier: Notifier | None = None,
+    policy_loader: PolicyLoader = load_policy,
 ) -> Run:
     """Run a schedule now (the timer's service, ``paddock schedule run`` and the window all come here)
-    and add the run to its history. Unknown ids raise ``PaddockError``."""
+    and add the run to its history. Unknown ids raise ``PaddockError``. ``policy_loader`` stands in
+    for the policy files (tests, embedding code), as for ``decide``."""
     store = store or ScheduleStore()
     schedule = store.get(schedule_id)
     started = _now()
     with store.running(schedule.id) as mine:
         if mine:
             try:
-                run = await _session(schedule, store, started)
+                run = await _session(schedule, store, started, policy_loader)
             except PaddockError as exc:  # before the session began (a policy that cannot be read)
                 run = Run(started=started, finished=_now(), outcome="failed", why=exc.message)
             except asyncio.CancelledError:

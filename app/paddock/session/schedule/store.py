@@ -61,11 +61,14 @@ class Run(BaseModel):
     def ok(self) -> bool:
         return self.outcome == "finished"
 
+    def result(self) -> str:
+        """The outcome and what changed (a question answered no too), or why it failed."""
+        detail = "; ".join(p for p in (self.summary, self.why) if p) if self.ok else self.why
+        return f"{self.outcome}: {detail}" if detail else self.outcome
+
     def line(self) -> str:
-        """The run in one line, for a list or a notification."""
-        text = f"{self.started:%Y-%m-%d %H:%M} {self.outcome}"
-        detail = self.summary if self.ok else self.why
-        return f"{text}: {detail}" if detail else text
+        """The run in one line, for a list."""
+        return f"{self.started:%Y-%m-%d %H:%M} {self.result()}"
 
 
 _SCHEDULES = TypeAdapter(list[Schedule])
