@@ -19,6 +19,7 @@ from paddock.session import WINDOW_ONLY, Desk, ScheduleRun
 from paddock.session.schedule import ScheduleStore
 from paddock.ui.schedules import ScheduleDialog
 from paddock.ui.window import MainWindow
+from tests.fakes.messages_api import MessagesAPI, text, tool
 
 
 @pytest.fixture
@@ -87,3 +88,30 @@ def test_add_and_remove_from_the_view(qtbot: QtBot, window: MainWindow, tmp_path
     qtbot.mouseClick(dialog.remove_button, _left())
     qtbot.waitUntil(lambda: dialog.table.rowCount() == 0)
     assert ScheduleStore().all() == [] and not (units / f"paddock-schedule-{schedule.id}.timer").exists()
+
+
+@pytest.mark.vm
+def test_run_now_runs_it_in_its_own_process_once_and_shows_the_result(
+    qtbot: QtBot, window: MainWindow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run now starts ``paddock schedule run ID`` (the real VM; the model is the loopback fake,
+    ``tests.fakes.messages_api``); pressing it again while that runs is refused."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    store = ScheduleStore()
+    s = store.add(folder=str(folder), when="every day 08:00", on_calendar="*-*-* 08:00:00",
+                  task="Write now.txt", created=datetime.now().astimezone())  # fmt: skip
+    with MessagesAPI([tool("run_command", command="echo now > now.txt"), text("Wrote now.txt.")]) as api:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)  # the run's process inherits it
+        dialog = _dialog(qtbot, window)
+        qtbot.waitUntil(lambda: dialog.table.rowCount() == 1)
+        qtbot.mouseClick(dialog.run_button, _left())
+        qtbot.waitUntil(lambda: dialog.message.text().startswith("Started"))
+        qtbot.mouseClick(dialog.run_button, _left())
+        qtbot.waitUntil(lambda: "never run twice at once" in dialog.message.text())
+        qtbot.waitUntil(lambda: len(store.history(s.id)) == 1, timeout=300_000)
+    qtbot.mouseClick(dialog.findChild(type(dialog.run_button), "scheduleRefresh"), _left())
+    qtbot.waitUntil(lambda: dialog.history.count() == 1)
+    assert (folder / "now.txt").read_text() == "now\n"
+    assert dialog.table.item(0, 3).text() == "finished: 1 created (now.txt)"
+    assert "Wrote now.txt." in dialog.history.item(0).text()

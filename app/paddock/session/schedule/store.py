@@ -165,6 +165,8 @@ class ScheduleStore:
 
     def record(self, schedule_id: str, run: Run) -> None:
         """Add a run to the history (the oldest go beyond ``MAX_HISTORY``)."""
+        if all(s.id != schedule_id for s in self.all()):
+            return  # removed while it ran
         path = self.folder_of(schedule_id) / "history.jsonl"
         with self._run_lock(schedule_id, "history.lock", wait=True):
             runs = [*self.history(schedule_id), run][-MAX_HISTORY:]
