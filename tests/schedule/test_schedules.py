@@ -93,6 +93,7 @@ def test_add_writes_units_systemd_accepts_and_remove_deletes_them(env: dict[str,
     service, timer = units / f"paddock-schedule-{sid}.service", units / f"paddock-schedule-{sid}.timer"
     verified = _verify(env, timer, service)
     assert verified.returncode == 0 and verified.stderr == "", verified.stderr  # no warning either
+    assert service.stat().st_mode & 0o777 == 0o600 and timer.stat().st_mode & 0o777 == 0o600  # the task is private
     timer_text, service_text = timer.read_text(), service.read_text()
     assert "OnCalendar=Mon *-*-* 09:00:00" in timer_text and "Persistent=true" in timer_text
     assert f'ExecStart="{sys.executable}" "-m" "paddock.cli" "schedule" "run" "{sid}"' in service_text

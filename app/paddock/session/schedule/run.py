@@ -135,6 +135,10 @@ async def run_schedule(
             except asyncio.CancelledError:
                 store.record(schedule.id, Run(started=started, finished=_now(), outcome="failed", why="it was stopped"))
                 raise
+            except Exception as exc:  # recorded, then re-raised: the CLI's crash report has the detail
+                why = f"something unexpected went wrong ({type(exc).__name__}: {exc})"
+                store.record(schedule.id, Run(started=started, finished=_now(), outcome="failed", why=why))
+                raise
         else:
             run = Run(started=started, finished=_now(), outcome="skipped",
                       why="the previous run of this schedule is still going")  # fmt: skip

@@ -100,7 +100,10 @@ def install(schedule: Schedule, *, where: Path | None = None) -> bool:
     wanted.parent.mkdir(parents=True, exist_ok=True)
     for path, text in ((service, service_text(schedule)), (timer, timer_text(schedule))):
         tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
+        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # the task's words are the person's
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
         os.replace(tmp, path)
     if not wanted.is_symlink():
         wanted.symlink_to(Path("..") / timer.name)
