@@ -1,6 +1,8 @@
 """Render Paddock's main window to a PNG (for the README): ``scripts/screenshot.sh``;
 ``scripts/screenshot.sh --settings OUT.png`` renders the settings' Model page instead, with the
-shipped example managed policy (an Anthropic endpoint and a local Ollama server).
+shipped example managed policy (an Anthropic endpoint and a local Ollama server);
+``scripts/screenshot.sh --schedules OUT.png`` renders the schedule view with two sample schedules
+and their history (written to a throwaway data folder; nothing runs).
 
 Runs the real window on a real X server (Xvfb, started by the shell wrapper) and
 fills the chat with a scripted conversation: the events are the ones the engine
@@ -49,6 +51,58 @@ def settings_shot(out: Path) -> int:
     for _ in range(20):
         app.processEvents()
         time.sleep(0.02)
+    ok = dialog.grab().save(str(out))
+    dialog.close()
+    window.close()
+    engine.close()
+    print(f"wrote {out}" if ok else f"could not write {out}")
+    return 0 if ok else 1
+
+
+def schedules_shot(out: Path) -> int:
+    from datetime import datetime, timedelta
+
+    from paddock.session.schedule import Run, ScheduleStore
+    from paddock.ui.schedules import ScheduleDialog
+
+    os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="paddock-shot-config-")  # no real timers touched
+    store = ScheduleStore()
+    folder = str(Path("~/Documents/Invoices"))  # shown as written; nothing is opened
+    week = store.add(
+        folder=folder,
+        when="every monday 09:00",
+        on_calendar="Mon *-*-* 09:00:00",
+        task="Summarise the new invoices into summary.xlsx",
+        created=datetime.now() - timedelta(days=40),
+    )
+    store.add(folder=folder, when="every month on the 1st 06:00", on_calendar="*-*-01 06:00:00",
+              task="Move last month's paid invoices into paid/",
+              created=datetime.now() - timedelta(days=1))  # fmt: skip
+    today = datetime.now().replace(hour=9, minute=0, second=0, microsecond=0)
+    monday = today - timedelta(days=today.weekday() + 14)
+    for i, (outcome, why) in enumerate((("finished", ""), ("failed", "the model service did not answer (503)"),
+                                        ("finished", ""))):  # fmt: skip
+        t = monday + timedelta(weeks=i)
+        ok = outcome == "finished"
+        store.record(week.id, Run(
+            started=t, finished=t + timedelta(minutes=4), outcome=outcome, why=why,
+            summary="1 changed (summary.xlsx)" if ok else "", changes=["changed summary.xlsx"] if ok else [],
+            answer="Added 6 new invoices (total 14,380.00) to summary.xlsx." if ok else "",
+        ))  # fmt: skip
+    app = QApplication(sys.argv[:1])
+    engine = Engine()
+    window = MainWindow(engine, Desk())
+    dialog = ScheduleDialog(window.bridge, window.schedules, None, window)
+    dialog.resize(900, 600)
+    dialog.show()
+    deadline = time.monotonic() + 30
+    while (not window.bridge.idle or dialog.history.count() == 0) and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.05)
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.02)
+    out.parent.mkdir(parents=True, exist_ok=True)
     ok = dialog.grab().save(str(out))
     dialog.close()
     window.close()
@@ -108,4 +162,6 @@ def main(out: Path) -> int:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--settings"]:
         sys.exit(settings_shot(Path(sys.argv[2] if len(sys.argv) > 2 else "docs/settings-models.png")))
+    if sys.argv[1:2] == ["--schedules"]:
+        sys.exit(schedules_shot(Path(sys.argv[2] if len(sys.argv) > 2 else "docs/screenshots/schedules.png")))
     sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshot.png")))

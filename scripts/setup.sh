@@ -6,6 +6,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 APT_PACKAGES=(qemu-system-x86 libseccomp2 acl debootstrap squashfs-tools busybox-static cpio gcc libc6-dev bubblewrap
               python3-venv gnome-keyring dbus dbus-x11 libsecret-tools
+              # systemd-analyze checks the schedules' timer units (tests/schedule); systemctl --user enables them
+              systemd
               # what Qt (PySide6) needs to draw the window, offscreen in tests or under Xvfb
               libegl1 libgl1 libxkbcommon0 libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 fonts-dejavu-core
               libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 from paddock.cli.admin import _audit, _doctor, _keys, _memory, _policy_check
 from paddock.cli.out import err as _err
 from paddock.cli.out import progress as _progress
+from paddock.cli.schedule import add_parser as _add_schedule_parser
 
 EXIT_SANDBOX_FAILED = 125
 EXIT_INTERRUPTED = 130
@@ -143,6 +144,7 @@ COMMANDS = (
     '  paddock run --folder DIR "what to do"           let the assistant work on a folder\n'
     "  paddock sandbox exec --folder DIR -- CMD        run one command in the sandbox\n"
     "  paddock mcp --folder DIR                        the sandbox's tools for any MCP client\n"
+    '  paddock schedule add --folder DIR --when "every monday 09:00" "what to do"   a recurring task\n'
     "  paddock policy check | audit export | memory list\n"
 )
 
@@ -200,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", "-q", action="store_true", help="no progress messages")
     run.add_argument("task", metavar="TASK", help="what the agent should do")
     run.set_defaults(handler=_run)
+
+    _add_schedule_parser(sub)
 
     mcp = sub.add_parser("mcp", help="serve the sandbox tools as an MCP server on stdio")
     mcp.add_argument("--folder", required=True, metavar="DIR", help="the folder the tools work on")

@@ -17,10 +17,15 @@ from paddock.session.desk import (
 )
 from paddock.session.doctor import FirstRun
 from paddock.session.egress_questions import EgressQuestion
+from paddock.session.schedule import EXAMPLES as SCHEDULE_EXAMPLES
+from paddock.session.schedule import WINDOW_ONLY, ScheduleRow, Schedules
+from paddock.session.schedule import Run as ScheduleRun
 from paddock.session.summary import Change, SessionSummary, revert, why_not_open
 
 __all__ = [
     "DEFAULT_MODEL",
+    "SCHEDULE_EXAMPLES",
+    "WINDOW_ONLY",
     "Cancelled",
     "Change",
     "Desk",
@@ -33,6 +38,9 @@ __all__ = [
     "Notice",
     "SandboxState",
     "SandboxStatus",
+    "ScheduleRow",
+    "ScheduleRun",
+    "Schedules",
     "SessionSummary",
     "TextDelta",
     "ToolCalled",

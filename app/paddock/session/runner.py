@@ -1,5 +1,5 @@
-"""One way in. Every entry point — the window, ``paddock run``, ``paddock mcp`` and
-``paddock sandbox exec`` — opens its session here, so each is decided, fenced and audited
+"""One way in. Every entry point — the window, ``paddock run``, ``paddock mcp``,
+``paddock sandbox exec`` and a schedule's run — opens its session here, so each is decided, fenced and audited
 the same way::
 
     SessionRunner.open(folder, entry)      load policy (the folder's own tier only if trusted),
@@ -50,6 +50,7 @@ class EntryPoint(enum.Enum):
     RUN = "run"
     MCP = "mcp"
     EXEC = "sandbox-exec"
+    SCHEDULE = "schedule"
 
 
 @dataclass(frozen=True)
@@ -163,11 +164,14 @@ class SessionRunner:
         if sandbox is not None:
             await sandbox.close()
 
-    def assistant(self, provider: ModelProvider, *, new: bool = False) -> AssistantSession:
-        """The assistant loop on this session's sandbox and conversation, audited."""
+    def assistant(
+        self, provider: ModelProvider, *, new: bool = False, conversations: Path | None = None
+    ) -> AssistantSession:
+        """The assistant loop on this session's sandbox and conversation (kept under
+        ``conversations`` instead of with the folder's own, for a scheduled run), audited."""
         if self.sandbox is None:
             raise SandboxFailed("The sandbox is not running.")
-        session = AssistantSession(self.sandbox, provider, ConversationStore(self.folder))
+        session = AssistantSession(self.sandbox, provider, ConversationStore(self.folder, conversations))
         if new:
             session.messages.clear()
         session.subscribe(self.auditor.on_agent_event)

@@ -23,6 +23,7 @@ from paddock.session import (
     FolderCheck,
     Notice,
     SandboxStatus,
+    Schedules,
     SessionSummary,
     TextDelta,
     ToolCalled,
@@ -32,6 +33,7 @@ from paddock.session import (
 from paddock.ui.bridge import Bridge
 from paddock.ui.chat import ChatPage
 from paddock.ui.pages import FolderPage, SummaryPage, WelcomePage
+from paddock.ui.schedules import ScheduleDialog, ScheduleKeeper
 from paddock.ui.settings import SettingsDialog
 
 
@@ -59,6 +61,9 @@ class MainWindow(QMainWindow):
             self.stack.addWidget(page)
         self.last_summary: SessionSummary | None = None
         self.settings: SettingsDialog | None = None
+        self.schedules = Schedules()
+        self.schedule_view: ScheduleDialog | None = None
+        self.keeper = ScheduleKeeper(self.bridge, self.schedules)  # runs due schedules where there is no systemd
 
         self.bridge.published.connect(self._on_event)
         self.welcome.key_entered.connect(self._store_key)
@@ -66,6 +71,8 @@ class MainWindow(QMainWindow):
         self.folders.chosen.connect(self.choose_folder)
         self.folders.trust_answered.connect(self._trust_answered)
         self.folders.settings_requested.connect(self.open_settings)
+        self.folders.schedules_requested.connect(self.open_schedules)
+        self.chat.schedules_requested.connect(self.open_schedules)
         self.chat.send_requested.connect(self._send)
         self.chat.stop_requested.connect(lambda: self.bridge.call(self.desk.stop()))
         self.chat.restart_requested.connect(self._restart)
@@ -76,6 +83,7 @@ class MainWindow(QMainWindow):
 
         self.stack.setCurrentWidget(self.welcome)
         self.bridge.call(self.desk.first_run(), self._first_run, self._first_run_error)
+        self.keeper.start()
 
     # ------------------------------------------------------------------ first run
 
@@ -191,6 +199,12 @@ class MainWindow(QMainWindow):
     def open_settings(self) -> None:
         self.settings = SettingsDialog(self.bridge, self)
         self.settings.show()
+
+    def open_schedules(self) -> None:
+        """The schedule view, for the open folder (every folder's from the folder page)."""
+        folder = self.desk.folder if self.stack.currentWidget() is self.chat else None
+        self.schedule_view = ScheduleDialog(self.bridge, self.schedules, folder, self)
+        self.schedule_view.show()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop the session (and its VM) before the window goes."""

@@ -1,0 +1,24 @@
+"""Recurring tasks: a schedule is a folder, a task and when (``when``); it is kept in the data
+folder (``store``), run by a systemd user timer (``units``) or, where there is no user systemd,
+by the window while it is open (``Schedules.run_due``); each run is a headless session
+(``run``)."""
+
+from paddock.session.schedule.manage import WINDOW_ONLY, Added, ScheduleRow, Schedules
+from paddock.session.schedule.run import run_schedule
+from paddock.session.schedule.store import Run, Schedule, ScheduleStore
+from paddock.session.schedule.when import EXAMPLES, BadWhen, When, parse_when
+
+__all__ = [
+    "EXAMPLES",
+    "WINDOW_ONLY",
+    "Added",
+    "BadWhen",
+    "Run",
+    "Schedule",
+    "ScheduleRow",
+    "ScheduleStore",
+    "Schedules",
+    "When",
+    "parse_when",
+    "run_schedule",
+]

@@ -1,0 +1,148 @@
+"""One run of a schedule: a headless session through the one way in (``SessionRunner``), so it
+has the same policy, trust, fresh sandbox, change summary and audit trail as a session in the
+window (and whatever ``SessionRunner`` adds to every session)::
+
+    lock ─► decide folder ─► begin (policy.decision recorded) ─► boot ─► task ─► close ─► history
+      │             └── denied: skipped, with the reason ───────────────────────────────────►│
+      └── another run holds the lock: skipped, recorded ────────────────────────────────────►│
+                                                                            notification ◄──┘
+
+Nobody is there to answer an egress question: each is answered no, recorded as a policy
+decision, and named in the run's result. A run that fails or passes its time limit says why; it
+changes nothing for the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from paddock.core.errors import PaddockError
+from paddock.core.notify import notify
+from paddock.egress import Decision
+from paddock.policy import EgressGrant
+from paddock.policy import load as load_policy
+from paddock.session import models
+from paddock.session.runner import EntryPoint, PolicyLoader, SessionRunner, decide
+from paddock.session.schedule.store import Run, Schedule, ScheduleStore
+from paddock.session.summary import Change, diff, list_folder
+
+log = logging.getLogger(__name__)
+Notifier = Callable[[str, str, bool], object]
+ANSWER_KEPT = 2000
+
+
+def _now() -> datetime:
+    return datetime.now().astimezone()
+
+
+def describe_changes(changes: list[Change]) -> str:
+    if not changes:
+        return "no files changed"
+    counts = {k: sum(1 for c in changes if c.kind == k) for k in ("created", "changed", "deleted")}
+    names = ", ".join(c.shown_path for c in changes[:3]) + (", …" if len(changes) > 3 else "")
+    risky = sum(1 for c in changes if c.risk)
+    warn = f"; ⚠ {risky} could run on your computer later" if risky else ""
+    return ", ".join(f"{n} {k}" for k, n in counts.items() if n) + f" ({names}){warn}"
+
+
+class _NobodyAnswers:
+    """Egress no grant covers, while nobody is there: answered no, recorded, named in the result."""
+
+    def __init__(self, runner: SessionRunner) -> None:
+        self.runner = runner
+        self.hosts: list[str] = []
+
+    def __call__(self, d: Decision) -> None:
+        if d.allowed or not d.no_grant or d.host in self.hosts:
+            return
+        try:
+            EgressGrant(id="schedule-check", host=d.host)
+        except ValueError:
+            return  # not a DNS name: never a question, even with someone there
+        self.hosts.append(d.host)
+        self.runner.auditor.policy_decision(
+            f"egress to {d.host}:{d.port or 443} for this session", False,
+            "nobody was there to answer (a scheduled run): answered no", "session",
+        )  # fmt: skip
+
+
+async def _session(schedule: Schedule, store: ScheduleStore, started: datetime, loader: PolicyLoader) -> Run:
+    decided = await asyncio.to_thread(lambda: decide(Path(schedule.folder), policy_loader=loader))
+    choice = models.decide_model(decided.policy, schedule.model or None)
+    try:
+        runner = await SessionRunner.begin(decided, EntryPoint.SCHEDULE, model_decision=choice)
+    except PaddockError as exc:  # refused folder or model: recorded by begin
+        return Run(started=started, finished=_now(), outcome="skipped", why=exc.message)
+    assert choice.target is not None
+    before = await asyncio.to_thread(list_folder, runner.folder)
+    outcome, why, answer = "failed", "", ""
+    nobody = _NobodyAnswers(runner)
+    try:
+        provider = models.make_provider(runner.policy, choice.target)
+        sandbox = await runner.boot(egress_asking=runner.policy.allow_asking)
+        if sandbox.gateway is not None:
+            sandbox.gateway.decision_listeners.append(nobody)
+        agent = runner.assistant(provider, new=True, conversations=store.folder_of(schedule.id) / "conversations")
+        answer = await asyncio.wait_for(agent.send(schedule.task), schedule.timeout_min * 60)
+        outcome = "finished"
+    except TimeoutError:
+        outcome = "timed out"
+        minutes = f"{schedule.timeout_min} minute" + ("s" if schedule.timeout_min > 1 else "")
+        why = f"it did not finish within {minutes}, so it was stopped"
+    except PaddockError as exc:
+        why = exc.message
+    finally:
+        await runner.close(outcome="timed-out" if outcome == "timed out" else "failed")
+    changes = diff(before, await asyncio.to_thread(list_folder, runner.folder))
+    if nobody.hosts:
+        why += ("; " if why else "") + "asked to reach " + ", ".join(nobody.hosts) + " (answered no: nobody was there)"
+    return Run(
+        started=started, finished=_now(), outcome=outcome, why=why, answer=answer[:ANSWER_KEPT],
+        summary=describe_changes(changes), questions=nobody.hosts, session_id=runner.session_id,
+        changes=[f"{c.kind} {c.shown_path}" for c in changes[:200]],
+    )  # fmt: skip
+
+
+def _notify(schedule: Schedule, run: Run, notifier: Notifier) -> None:
+    title = f"Paddock: “{schedule.task[:60]}” {run.outcome}"
+    body = run.result() + f"\n\nDetails: paddock schedule history {schedule.id}"
+    notifier(title, body, not run.ok)
+
+
+async def run_schedule(
+    schedule_id: str,
+    *,
+    store: ScheduleStore | None = None,
+    notifier: Notifier | None = None,
+    policy_loader: PolicyLoader = load_policy,
+) -> Run:
+    """Run a schedule now (the timer's service, ``paddock schedule run`` and the window all come here)
+    and add the run to its history. Unknown ids raise ``PaddockError``. ``policy_loader`` stands in
+    for the policy files (tests, embedding code), as for ``decide``."""
+    store = store or ScheduleStore()
+    schedule = store.get(schedule_id)
+    started = _now()
+    with store.running(schedule.id) as mine:
+        if mine:
+            try:
+                run = await _session(schedule, store, started, policy_loader)
+            except PaddockError as exc:  # before the session began (a policy that cannot be read)
+                run = Run(started=started, finished=_now(), outcome="failed", why=exc.message)
+            except asyncio.CancelledError:
+                store.record(schedule.id, Run(started=started, finished=_now(), outcome="failed", why="it was stopped"))
+                raise
+            except Exception as exc:  # recorded, then re-raised: the CLI's crash report has the detail
+                why = f"something unexpected went wrong ({type(exc).__name__}: {exc})"
+                store.record(schedule.id, Run(started=started, finished=_now(), outcome="failed", why=why))
+                raise
+        else:
+            run = Run(started=started, finished=_now(), outcome="skipped",
+                      why="the previous run of this schedule is still going")  # fmt: skip
+    store.record(schedule.id, run)
+    log.info("schedule %s: %s", schedule.id, run.line())
+    _notify(schedule, run, notifier or (lambda t, b, u: notify(t, b, urgent=u)))
+    return run

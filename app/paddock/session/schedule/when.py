@@ -1,0 +1,121 @@
+"""When a schedule runs: a small grammar in plain words, turned into a systemd ``OnCalendar``
+expression (for the timer) and into the next time it is due (for the window, where there is no
+user systemd). Anything outside the grammar is refused with examples, never guessed at.
+
+    every hour                          hourly, on the hour
+    every day 08:30                     every day at 08:30
+    every monday 09:00                  one day of the week (monday … sunday, or mon … sun)
+    every weekday 07:45                 Monday to Friday
+    every month on the 1st 06:00        one day of the month, 1st to 28th (every month has it)
+
+"at" before the time is allowed ("every day at 08:30"); times are 24-hour, local time.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from paddock.core.errors import PaddockError
+
+EXAMPLES = (
+    '"every hour"',
+    '"every day 08:30"',
+    '"every monday 09:00"',
+    '"every weekday 07:45"',
+    '"every month on the 1st 06:00"',
+)
+DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_SYSTEMD_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_TIME = r"(?:at\s+)?(?P<h>\d{1,2}):(?P<m>\d{2})"
+_DAY_NAMES = "|".join([*DAYS, *(d[:3] for d in DAYS)])
+_FORMS = (
+    ("hour", re.compile(r"every\s+hour")),
+    ("day", re.compile(rf"every\s+day\s+{_TIME}")),
+    ("weekday", re.compile(rf"every\s+weekday\s+{_TIME}")),
+    ("week", re.compile(rf"every\s+(?P<dow>{_DAY_NAMES})\s+{_TIME}")),
+    ("month", re.compile(rf"every\s+month\s+on\s+the\s+(?P<dom>\d{{1,2}})(?:st|nd|rd|th)\s+{_TIME}")),
+)
+
+
+class BadWhen(PaddockError):
+    """A ``--when`` that is not in the grammar."""
+
+
+@dataclass(frozen=True)
+class When:
+    kind: str  # hour | day | weekday | week | month
+    hour: int = 0
+    minute: int = 0
+    weekday: int = 0  # 0 = Monday (week)
+    day: int = 1  # day of the month (month)
+
+    @property
+    def on_calendar(self) -> str:
+        """The systemd ``OnCalendar=`` expression (systemd.time(7))."""
+        at = f"{self.hour:02d}:{self.minute:02d}:00"
+        if self.kind == "hour":
+            return "*-*-* *:00:00"
+        if self.kind == "day":
+            return f"*-*-* {at}"
+        if self.kind == "weekday":
+            return f"Mon..Fri *-*-* {at}"
+        if self.kind == "week":
+            return f"{_SYSTEMD_DAYS[self.weekday]} *-*-* {at}"
+        return f"*-*-{self.day:02d} {at}"
+
+    def _matches_day(self, t: datetime) -> bool:
+        if self.kind == "weekday":
+            return t.weekday() < 5
+        if self.kind == "week":
+            return t.weekday() == self.weekday
+        if self.kind == "month":
+            return t.day == self.day
+        return True
+
+    def next_after(self, t: datetime) -> datetime:
+        """The first time strictly after ``t`` (naive local time) this schedule is due."""
+        if self.kind == "hour":
+            return t.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        candidate = t.replace(hour=self.hour, minute=self.minute, second=0, microsecond=0)
+        if candidate <= t:
+            candidate += timedelta(days=1)
+        while not self._matches_day(candidate):  # at most 31 steps: every month has days 1 to 28
+            candidate += timedelta(days=1)
+        return candidate
+
+
+def _refuse(text: str, why: str) -> BadWhen:
+    return BadWhen(f"{why}: {text!r}.", hint="Say when like one of these: " + ", ".join(EXAMPLES) + ".")
+
+
+def parse_when(text: str) -> When:
+    """``text`` in the grammar above as a ``When``; anything else raises ``BadWhen``."""
+    plain = " ".join(text.lower().split())
+    for kind, form in _FORMS:
+        m = form.fullmatch(plain)
+        if m is None:
+            continue
+        groups = m.groupdict()
+        hour, minute = int(groups.get("h") or 0), int(groups.get("m") or 0)
+        if hour > 23 or minute > 59:
+            raise _refuse(text, "That is not a time of day (use 24-hour time, 00:00 to 23:59)")
+        weekday = next((i for i, d in enumerate(DAYS) if d.startswith(groups["dow"])), 0) if groups.get("dow") else 0
+        day = int(groups.get("dom") or 1)
+        if not 1 <= day <= 28:
+            raise _refuse(text, "Choose a day of the month from the 1st to the 28th (every month has those)")
+        return When(kind, hour, minute, weekday, day)
+    raise _refuse(text, "Paddock does not understand when to run this")
+
+
+def check_with_systemd(expression: str) -> None:
+    """Have ``systemd-analyze calendar`` read the expression, where it is installed."""
+    tool = shutil.which("systemd-analyze")
+    if tool is None:
+        return
+    proc = subprocess.run([tool, "calendar", expression], capture_output=True, text=True, timeout=30, check=False)
+    if proc.returncode != 0:
+        raise BadWhen(f"systemd does not accept the time {expression!r}: {proc.stderr.strip()}")
