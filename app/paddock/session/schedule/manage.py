@@ -20,8 +20,8 @@ from paddock.session.schedule.when import check_with_systemd, parse_when
 
 log = logging.getLogger(__name__)
 WINDOW_ONLY = (
-    "There is no systemd user manager running here, so schedules run only while the Paddock window is open "
-    "(it runs any that are due, including ones missed while it was closed)."
+    "This computer cannot run tasks in the background for you, so schedules run only while the Paddock "
+    "window is open (it runs any that are due, including ones missed while it was closed)."
 )
 
 
