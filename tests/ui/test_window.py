@@ -99,7 +99,7 @@ def test_first_run_choose_trust_chat_in_the_vm_and_summary(
         # First run: the key goes to the real keychain and is never shown again.
         welcome = window.welcome
         qtbot.waitUntil(lambda: welcome.key_box.isVisible() and welcome.checks.text() != "")
-        assert "Sandbox image" in welcome.checks.text()
+        assert "Sandbox system" in welcome.checks.text()
         assert not welcome.continue_button.isEnabled()
         qtbot.keyClicks(welcome.key_edit, api_key)
         qtbot.mouseClick(welcome.findChild(type(window.chat.send_button), "saveKey"), _left())
@@ -124,7 +124,7 @@ def test_first_run_choose_trust_chat_in_the_vm_and_summary(
         qtbot.waitUntil(lambda: not window.desk.busy)
         [card] = window.chat.cards.values()
         assert isinstance(card, ToolCard)
-        assert card.summary.text().startswith("Run a command")
+        assert card.summary.text() == "Ran a command"
         assert not card.detail.isVisible()
         qtbot.mouseClick(card.toggle, _left())
         assert card.detail.isVisible() and "awk" in card.detail.toPlainText() and "42" in card.detail.toPlainText()

@@ -5,8 +5,9 @@ This package's root is the window's front door: ``paddock.ui`` imports only from
 ``paddock.core``), never from a module below, so what the window may touch is this list.
 """
 
-from paddock.assistant.loop import Cancelled, Failed, Finished, TextDelta, ToolCalled, ToolFinished
+from paddock.assistant.loop import Cancelled, Failed, Finished, TextDelta, ToolCalled, ToolFinished, ToolOutput
 from paddock.llm import DEFAULT_MODEL
+from paddock.session.cards import card_input, card_output, card_title, took
 from paddock.session.desk import (
     Desk,
     DeskEvent,
@@ -17,10 +18,22 @@ from paddock.session.desk import (
 )
 from paddock.session.doctor import FirstRun
 from paddock.session.egress_questions import EgressQuestion
+from paddock.session.plain import (
+    JARGON,
+    PlainCheck,
+    Problem,
+    assistant_failure,
+    jargon_in,
+    plain_checks,
+    problem,
+    sandbox_failure,
+    say,
+)
 from paddock.session.summary import Change, SessionSummary, revert, why_not_open
 
 __all__ = [
     "DEFAULT_MODEL",
+    "JARGON",
     "Cancelled",
     "Change",
     "Desk",
@@ -31,12 +44,25 @@ __all__ = [
     "FirstRun",
     "FolderCheck",
     "Notice",
+    "PlainCheck",
+    "Problem",
     "SandboxState",
     "SandboxStatus",
     "SessionSummary",
     "TextDelta",
     "ToolCalled",
     "ToolFinished",
+    "ToolOutput",
+    "assistant_failure",
+    "card_input",
+    "card_output",
+    "card_title",
+    "jargon_in",
+    "plain_checks",
+    "problem",
     "revert",
+    "sandbox_failure",
+    "say",
+    "took",
     "why_not_open",
 ]

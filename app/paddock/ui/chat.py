@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -11,51 +12,15 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPlainTextEdit,
     QProgressBar,
     QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
-from paddock.session import EgressQuestion, SandboxState
+from paddock.session import EgressQuestion, SandboxState, ToolCalled, ToolFinished, ToolOutput
+from paddock.ui.cards import ToolCard
 from paddock.ui.pages import _button, _label
-
-
-class ToolCard(QFrame):
-    """One tool call: what it does in plain words; the command and output on expand."""
-
-    def __init__(self, summary: str, detail_in: str) -> None:
-        super().__init__()
-        self.setObjectName("toolCard")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 4, 8, 4)
-        row = QHBoxLayout()
-        self.status = _label("⏳", "toolStatus", wrap=False)
-        row.addWidget(self.status)
-        self.summary = _label(summary, "toolSummary")
-        row.addWidget(self.summary, 1)
-        self.toggle = _button("Details", "toolToggle", self._toggle)
-        self.toggle.setCheckable(True)
-        row.addWidget(self.toggle)
-        layout.addLayout(row)
-        self.detail = QPlainTextEdit()
-        self.detail.setObjectName("toolDetail")
-        self.detail.setReadOnly(True)
-        self.detail.setPlainText(detail_in)
-        self.detail.setMaximumHeight(180)
-        self.detail.hide()
-        layout.addWidget(self.detail)
-
-    def _toggle(self) -> None:
-        self.detail.setVisible(self.toggle.isChecked())
-
-    def finish(self, ok: bool, summary: str, output: str) -> None:
-        self.status.setText("✔" if ok else "✘")
-        if not ok:
-            self.summary.setText(f"{summary} (that did not work)")
-        self.detail.appendPlainText("\n— output —\n" + (output.strip() or "(no output)"))
 
 
 class QuestionCard(QFrame):
@@ -175,16 +140,29 @@ class ChatPage(QWidget):
             self._add(self._answer)
         self._answer.setText(self._answer.text() + delta)
 
-    def add_tool(self, call_id: str, summary: str, detail: str) -> None:
-        card = ToolCard(summary, detail)
+    def tool_event(self, ev: ToolCalled | ToolOutput | ToolFinished) -> None:
+        if isinstance(ev, ToolCalled):
+            self.add_tool(ev.call_id, ev.name, ev.input)
+        elif isinstance(ev, ToolOutput):
+            self.tool_output(ev.call_id, ev.text)
+        else:
+            self.finish_tool(ev.call_id, not ev.is_error, ev.detail, ev.duration_s)
+
+    def add_tool(self, call_id: str, name: str, args: dict[str, Any]) -> None:
+        card = ToolCard(name, args)
         self.cards[call_id] = card
         self._add(card)
         self._answer = None
 
-    def finish_tool(self, call_id: str, ok: bool, summary: str, output: str) -> None:
+    def tool_output(self, call_id: str, text: str) -> None:
         card = self.cards.get(call_id)
         if card is not None:
-            card.finish(ok, summary, output)
+            card.add_output(text)
+
+    def finish_tool(self, call_id: str, ok: bool, output: str, duration_s: float) -> None:
+        card = self.cards.get(call_id)
+        if card is not None:
+            card.finish(ok, output, duration_s)
 
     def add_question(self, question: EgressQuestion, answer: Callable[[str, bool], None]) -> None:
         self._add(QuestionCard(question, answer))
@@ -203,9 +181,9 @@ class ChatPage(QWidget):
     def set_sandbox(self, state: SandboxState, detail: str) -> None:
         words = {
             SandboxState.STARTING: f"Starting the sandbox: {detail}",
-            SandboxState.READY: f"The sandbox is ready. {detail}",
+            SandboxState.READY: f"The sandbox is ready. {detail}".strip(),
             SandboxState.STOPPED: "The sandbox is stopped.",
-            SandboxState.FAILED: f"The sandbox stopped working: {detail}",
+            SandboxState.FAILED: detail,
         }
         self.status.setText(words[state])
         self.progress.setVisible(state is SandboxState.STARTING)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QMainWindow, QStackedWidget
+from PySide6.QtWidgets import QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from paddock.core.engine import Engine
 from paddock.session import (
@@ -22,23 +22,23 @@ from paddock.session import (
     FirstRun,
     FolderCheck,
     Notice,
+    SandboxState,
     SandboxStatus,
     SessionSummary,
     TextDelta,
     ToolCalled,
     ToolFinished,
+    ToolOutput,
+    assistant_failure,
     revert,
+    sandbox_failure,
+    say,
 )
 from paddock.ui.bridge import Bridge
 from paddock.ui.chat import ChatPage
 from paddock.ui.pages import FolderPage, SummaryPage, WelcomePage
+from paddock.ui.problem import ProblemBar
 from paddock.ui.settings import SettingsDialog
-
-
-def _tool_detail(name: str, args: dict[str, object]) -> str:
-    if name == "run_command":
-        return f"$ {args.get('command', '')}"
-    return "\n".join(f"{k}: {str(v)[:2000]}" for k, v in args.items()) or name
 
 
 class MainWindow(QMainWindow):
@@ -50,7 +50,13 @@ class MainWindow(QMainWindow):
         self.bridge = Bridge(engine, desk)
         self.desk = desk
         self.stack = QStackedWidget()
-        self.setCentralWidget(self.stack)
+        self.problem = ProblemBar()
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.problem)
+        column.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
         self.welcome = WelcomePage()
         self.folders = FolderPage()
         self.chat = ChatPage()
@@ -61,6 +67,8 @@ class MainWindow(QMainWindow):
         self.settings: SettingsDialog | None = None
 
         self.bridge.published.connect(self._on_event)
+        self.bridge.problem.connect(self.problem.show_problem)
+        self.welcome.recheck.connect(self._check_host)
         self.welcome.key_entered.connect(self._store_key)
         self.welcome.proceed.connect(self.show_folders)
         self.folders.chosen.connect(self.choose_folder)
@@ -75,9 +83,12 @@ class MainWindow(QMainWindow):
         self.summary.revert_requested.connect(self._revert)
 
         self.stack.setCurrentWidget(self.welcome)
-        self.bridge.call(self.desk.first_run(), self._first_run, self._first_run_error)
+        self._check_host()
 
     # ------------------------------------------------------------------ first run
+
+    def _check_host(self) -> None:
+        self.bridge.call(self.desk.first_run(), self._first_run, self._first_run_error)
 
     def _first_run(self, state: FirstRun) -> None:
         self.welcome.show_first_run(state)
@@ -149,19 +160,29 @@ class MainWindow(QMainWindow):
     def _answer(self, question_id: str, allow: bool) -> None:
         self.bridge.call(self.desk.answer(question_id, allow), None, lambda msg: self.chat.add_note(msg, error=True))
 
+    def _sandbox_status(self, ev: SandboxStatus) -> None:
+        detail = say(ev.detail, "Starting the sandbox" if ev.state is SandboxState.STARTING else "")
+        if ev.state is SandboxState.FAILED:
+            failure = sandbox_failure(ev.detail)
+            detail = failure.message
+            if failure.details:
+                self.problem.show_problem(failure)
+        self.chat.set_sandbox(ev.state, detail)
+
     def _on_event(self, ev: DeskEvent) -> None:
         if isinstance(ev, SandboxStatus):
-            self.chat.set_sandbox(ev.state, ev.detail)
+            self._sandbox_status(ev)
         elif isinstance(ev, TextDelta):
             self.chat.add_text(ev.text)
-        elif isinstance(ev, ToolCalled):
-            self.chat.add_tool(ev.call_id, ev.summary, _tool_detail(ev.name, ev.input))
-        elif isinstance(ev, ToolFinished):
-            self.chat.finish_tool(ev.call_id, not ev.is_error, ev.summary, ev.detail)
+        elif isinstance(ev, ToolCalled | ToolOutput | ToolFinished):
+            self.chat.tool_event(ev)
         elif isinstance(ev, Finished):
             self.chat.set_working(False)
         elif isinstance(ev, Failed):
-            self.chat.add_note(f"The assistant stopped: {ev.message}", error=True)
+            failure = assistant_failure(ev.message)
+            self.chat.add_note(failure.message, error=True)
+            if failure.details:
+                self.problem.show_problem(failure)
             self.chat.set_working(False)
         elif isinstance(ev, Cancelled):
             self.chat.add_note("Stopped.")
@@ -169,7 +190,7 @@ class MainWindow(QMainWindow):
         elif isinstance(ev, EgressQuestion):
             self.chat.add_question(ev, self._answer)
         elif isinstance(ev, Notice):
-            self.chat.add_note(ev.text, error=ev.error)
+            self.chat.add_note(say(ev.text, "Something unexpected happened in the sandbox."), error=ev.error)
         elif isinstance(ev, SessionSummary):
             self.last_summary = ev
             self.chat.finish_button.setEnabled(True)
