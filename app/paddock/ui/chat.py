@@ -10,7 +10,6 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
     QProgressBar,
     QScrollArea,
@@ -19,6 +18,7 @@ from PySide6.QtWidgets import (
 )
 
 from paddock.session import EgressQuestion, SandboxState, ToolCalled, ToolFinished, ToolOutput
+from paddock.ui.answer import AnswerView
 from paddock.ui.cards import ToolCard
 from paddock.ui.pages import _button, _label
 
@@ -98,7 +98,7 @@ class ChatPage(QWidget):
         self.stop_button.setEnabled(False)
         row.addWidget(self.stop_button)
         layout.addLayout(row)
-        self._answer: QLabel | None = None
+        self._answer: AnswerView | None = None
         self.cards: dict[str, ToolCard] = {}
         self._ready = False
         self._working = False
@@ -135,10 +135,9 @@ class ChatPage(QWidget):
 
     def add_text(self, delta: str) -> None:
         if self._answer is None:
-            self._answer = _label("", "assistantMessage")
-            self._answer.setStyleSheet("padding: 6px;")
+            self._answer = AnswerView()
             self._add(self._answer)
-        self._answer.setText(self._answer.text() + delta)
+        self._answer.append_text(delta)
 
     def tool_event(self, ev: ToolCalled | ToolOutput | ToolFinished) -> None:
         if isinstance(ev, ToolCalled):
