@@ -148,6 +148,11 @@ def test_every_visible_string_is_plain(
                              "a git hook: git runs it on your computer")], 0, tmp_path / "backup")  # fmt: skip
     window._on_event(summary)
     scan()
+    window.open_notes()
+    qtbot.waitUntil(lambda: window.bridge.idle, timeout=30_000)
+    scan()
+    assert window.notes is not None
+    window.notes.close()
     window.open_settings()
     dialog = window.settings
     assert dialog is not None

@@ -16,6 +16,7 @@ from paddock.session.desk import (
     SandboxState,
     SandboxStatus,
 )
+from paddock.session.desk_notes import NoteRow
 from paddock.session.doctor import FirstRun
 from paddock.session.egress_questions import EgressQuestion
 from paddock.session.plain import (
@@ -43,6 +44,7 @@ __all__ = [
     "Finished",
     "FirstRun",
     "FolderCheck",
+    "NoteRow",
     "Notice",
     "PlainCheck",
     "Problem",

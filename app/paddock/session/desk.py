@@ -35,6 +35,7 @@ from paddock.policy import load as load_policy
 from paddock.sandbox import Sandbox, SandboxFailed, ensure_snapshot, snapshots_enabled
 from paddock.session import models
 from paddock.session.desk_keys import DeskKeys
+from paddock.session.desk_notes import DeskNotes
 from paddock.session.egress_questions import EgressAsker, EgressQuestion
 from paddock.session.runner import EntryPoint, SessionRunner, decide
 from paddock.session.summary import Entry, SessionSummary, back_up, diff, list_folder
@@ -105,7 +106,7 @@ class _Open:
         return self.runner.sandbox
 
 
-class Desk(DeskKeys):
+class Desk(DeskKeys, DeskNotes):
     """The app engine. Every coroutine runs on the engine loop; ``subscribe`` listeners are
     called there too (the UI bridge moves them to the Qt thread)."""
 

@@ -48,6 +48,7 @@ class ChatPage(QWidget):
     restart_requested = Signal()
     finish_requested = Signal()
     settings_requested = Signal()
+    notes_requested = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -58,6 +59,7 @@ class ChatPage(QWidget):
         font.setBold(True)
         self.folder_label.setFont(font)
         top.addWidget(self.folder_label, 1)
+        top.addWidget(_button("Notes", "chatNotes", self.notes_requested.emit))
         top.addWidget(_button("Settings", "chatSettings", self.settings_requested.emit))
         self.finish_button = _button("Finish", "finishButton", self.finish_requested.emit)
         top.addWidget(self.finish_button)

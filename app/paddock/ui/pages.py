@@ -162,12 +162,14 @@ class FolderPage(QWidget):
     chosen = Signal(Path)
     trust_answered = Signal(Path, bool)
     settings_requested = Signal()
+    notes_requested = Signal()
 
     def __init__(self) -> None:
         super().__init__()
         layout = QVBoxLayout(self)
         top = QHBoxLayout()
         top.addWidget(_title("Which folder should the assistant work on?"), 1)
+        top.addWidget(_button("Notes", "notesButton", self.notes_requested.emit))
         top.addWidget(_button("Settings", "settingsButton", self.settings_requested.emit))
         layout.addLayout(top)
         layout.addWidget(_label("The assistant will see only this folder. It can read, change and create files in it."))

@@ -36,6 +36,7 @@ from paddock.session import (
 )
 from paddock.ui.bridge import Bridge
 from paddock.ui.chat import ChatPage
+from paddock.ui.notes import NotesDialog
 from paddock.ui.pages import FolderPage, SummaryPage, WelcomePage
 from paddock.ui.problem import ProblemBar
 from paddock.ui.settings import SettingsDialog
@@ -65,6 +66,7 @@ class MainWindow(QMainWindow):
             self.stack.addWidget(page)
         self.last_summary: SessionSummary | None = None
         self.settings: SettingsDialog | None = None
+        self.notes: NotesDialog | None = None
 
         self.bridge.published.connect(self._on_event)
         self.bridge.problem.connect(self.problem.show_problem)
@@ -79,6 +81,8 @@ class MainWindow(QMainWindow):
         self.chat.restart_requested.connect(self._restart)
         self.chat.finish_requested.connect(self._finish)
         self.chat.settings_requested.connect(self.open_settings)
+        self.chat.notes_requested.connect(self.open_notes)
+        self.folders.notes_requested.connect(self.open_notes)
         self.summary.done.connect(self.show_folders)
         self.summary.revert_requested.connect(self._revert)
 
@@ -212,6 +216,10 @@ class MainWindow(QMainWindow):
     def open_settings(self) -> None:
         self.settings = SettingsDialog(self.bridge, self)
         self.settings.show()
+
+    def open_notes(self) -> None:
+        self.notes = NotesDialog(self.bridge, self)
+        self.notes.show()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop the session (and its VM) before the window goes."""
