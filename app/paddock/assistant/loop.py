@@ -185,7 +185,7 @@ class AssistantSession:
         self.memory = MemoryStore()
         self.tools = ToolBox(self.sandbox, self.memory)
         self.messages = self.store.load()
-        self._repair()
+        self.repair()
         skills.install_built_in()
 
     @property
@@ -204,7 +204,7 @@ class AssistantSession:
         for listener in list(self._listeners):
             listener(event)
 
-    def _repair(self) -> None:
+    def repair(self) -> None:
         """A conversation saved mid-tool (crash, kill) gets results for its open calls."""
         if self.messages and self.messages[-1].get("role") == "assistant":
             open_calls = [b for b in self.messages[-1].get("content", []) if b.get("type") == "tool_use"]

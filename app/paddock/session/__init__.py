@@ -19,6 +19,7 @@ from paddock.session.desk import (
 from paddock.session.desk_notes import NoteRow
 from paddock.session.doctor import FirstRun
 from paddock.session.egress_questions import EgressQuestion
+from paddock.session.history import ConversationRow, Replayed, UserSaid
 from paddock.session.plain import (
     JARGON,
     PlainCheck,
@@ -37,6 +38,7 @@ __all__ = [
     "JARGON",
     "Cancelled",
     "Change",
+    "ConversationRow",
     "Desk",
     "DeskEvent",
     "EgressQuestion",
@@ -48,6 +50,7 @@ __all__ = [
     "Notice",
     "PlainCheck",
     "Problem",
+    "Replayed",
     "SandboxState",
     "SandboxStatus",
     "SessionSummary",
@@ -55,6 +58,7 @@ __all__ = [
     "ToolCalled",
     "ToolFinished",
     "ToolOutput",
+    "UserSaid",
     "assistant_failure",
     "card_input",
     "card_output",

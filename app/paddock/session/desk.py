@@ -37,6 +37,7 @@ from paddock.session import models
 from paddock.session.desk_keys import DeskKeys
 from paddock.session.desk_notes import DeskNotes
 from paddock.session.egress_questions import EgressAsker, EgressQuestion
+from paddock.session.history import ConversationRow, History, Replayed, replay
 from paddock.session.runner import EntryPoint, SessionRunner, decide
 from paddock.session.summary import Entry, SessionSummary, back_up, diff, list_folder
 
@@ -320,6 +321,31 @@ class Desk(DeskKeys, DeskNotes):
         if opened is None:
             return 0
         return opened.asked_before + (opened.asker.asked if opened.asker else 0)
+
+    # ------------------------------------------------------------------ conversations
+
+    async def conversations(self) -> list[ConversationRow]:
+        """The open folder's conversations: the one in use first, then earlier ones."""
+        return History(self._open.folder).rows() if self._open else []
+
+    async def transcript(self) -> list[Replayed]:
+        """The conversation in use, to draw when a folder opens (it carries on where it was)."""
+        opened = self._require_open()
+        return replay(opened.agent.messages if opened.agent else History(opened.folder).store.load())
+
+    async def open_conversation(self, conversation: str | None) -> list[Replayed]:
+        """Start a new conversation (None) or reopen an earlier one; the one in use is kept."""
+        opened = self._require_open()
+        if self.busy:
+            raise PaddockError("The assistant is still working. Wait until it has finished, or press Stop.")
+        history = History(opened.folder)
+        messages = history.reopen(conversation) if conversation else []
+        if conversation is None:
+            history.put_aside()
+        if opened.agent is not None:
+            opened.agent.messages = messages
+            opened.agent.repair()
+        return replay(messages)
 
     async def finish(self) -> SessionSummary:
         """End the session: stop the assistant and the sandbox, then say what changed."""

@@ -80,5 +80,6 @@ class ToolCard(QFrame):
         self.status.setText("✔" if ok else "✘")
         self.status.setAccessibleName("Done" if ok else "Did not work")
         self.summary.setText(card_title(self.name, self.args, running=False, ok=ok))
-        self.elapsed.setText(took(duration_s))
-        self.detail.appendPlainText(f"\n{card_output(self.name, output)}\n\nTook {took(duration_s)}.")
+        timing = f"\n\nTook {took(duration_s)}." if duration_s >= 0 else ""  # not known for a reopened one
+        self.elapsed.setText(took(duration_s) if duration_s >= 0 else "")
+        self.detail.appendPlainText(f"\n{card_output(self.name, output)}{timing}")

@@ -6,18 +6,30 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLineEdit,
+    QListWidget,
+    QListWidgetItem,
     QProgressBar,
     QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
-from paddock.session import EgressQuestion, SandboxState, ToolCalled, ToolFinished, ToolOutput
+from paddock.session import (
+    ConversationRow,
+    EgressQuestion,
+    Replayed,
+    SandboxState,
+    TextDelta,
+    ToolCalled,
+    ToolFinished,
+    ToolOutput,
+    UserSaid,
+)
 from paddock.ui.answer import AnswerView
 from paddock.ui.cards import ToolCard
 from paddock.ui.pages import _button, _label
@@ -49,10 +61,17 @@ class ChatPage(QWidget):
     finish_requested = Signal()
     settings_requested = Signal()
     notes_requested = Signal()
+    new_conversation_requested = Signal()
+    conversation_chosen = Signal(str)
 
     def __init__(self) -> None:
         super().__init__()
-        layout = QVBoxLayout(self)
+        outer = QHBoxLayout(self)
+        outer.addWidget(self._sidebar())
+        main = QWidget()
+        outer.addWidget(main, 1)
+        layout = QVBoxLayout(main)
+        layout.setContentsMargins(0, 0, 0, 0)
         top = QHBoxLayout()
         self.folder_label = _label("", "folderLabel")
         font = self.folder_label.font()
@@ -105,8 +124,56 @@ class ChatPage(QWidget):
         self._ready = False
         self._working = False
 
+    def _sidebar(self) -> QWidget:
+        side = QFrame()
+        side.setObjectName("historySidebar")
+        side.setMaximumWidth(240)
+        column = QVBoxLayout(side)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(_label("Conversations in this folder", "historyTitle"))
+        self.new_button = _button("New conversation", "newConversation", self.new_conversation_requested.emit)
+        column.addWidget(self.new_button)
+        self.history = QListWidget()
+        self.history.setObjectName("historyList")
+        self.history.setAccessibleName("Conversations in this folder")
+        self.history.setWordWrap(True)
+        self.history.itemActivated.connect(self._chosen)
+        column.addWidget(self.history, 1)
+        return side
+
+    def _chosen(self, item: QListWidgetItem) -> None:
+        cid = item.data(Qt.ItemDataRole.UserRole)
+        if cid and not self._working:
+            self.conversation_chosen.emit(str(cid))
+
+    def set_conversations(self, rows: list[ConversationRow]) -> None:
+        self.history.clear()
+        for row in rows:
+            now = " (this one)" if row.id == "current" else ""
+            item = QListWidgetItem(f"{row.title}\n{row.when}{now}")
+            item.setData(Qt.ItemDataRole.UserRole, row.id)
+            item.setToolTip(f"{row.messages} messages")
+            self.history.addItem(item)
+            if now:
+                self.history.setCurrentItem(item)
+
+    def replay(self, events: list[Replayed]) -> None:
+        """Draw a saved conversation: its messages, answers and cards."""
+        self.clear()
+        for ev in events:
+            if isinstance(ev, UserSaid):
+                self.add_user(ev.text)
+            elif isinstance(ev, TextDelta):
+                self.add_text(ev.text)
+            else:
+                self.tool_event(ev)
+
     def reset(self, folder: Path) -> None:
         self.folder_label.setText(f"Working on {folder}")
+        self.history.clear()
+        self.clear()
+
+    def clear(self) -> None:
         while self.items.count() > 1:
             item = self.items.takeAt(0)
             widget = item.widget() if item is not None else None

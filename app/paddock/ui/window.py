@@ -22,6 +22,7 @@ from paddock.session import (
     FirstRun,
     FolderCheck,
     Notice,
+    Replayed,
     SandboxState,
     SandboxStatus,
     SessionSummary,
@@ -82,6 +83,8 @@ class MainWindow(QMainWindow):
         self.chat.finish_requested.connect(self._finish)
         self.chat.settings_requested.connect(self.open_settings)
         self.chat.notes_requested.connect(self.open_notes)
+        self.chat.new_conversation_requested.connect(lambda: self._conversation(None))
+        self.chat.conversation_chosen.connect(self._conversation)
         self.folders.notes_requested.connect(self.open_notes)
         self.summary.done.connect(self.show_folders)
         self.summary.revert_requested.connect(self._revert)
@@ -139,7 +142,23 @@ class MainWindow(QMainWindow):
     def _open(self, folder: Path) -> None:
         self.chat.reset(folder)
         self.stack.setCurrentWidget(self.chat)
-        self.bridge.call(self.desk.open(folder, model=self.desk.model), None, self._open_failed)
+        self.bridge.call(self.desk.open(folder, model=self.desk.model), lambda _: self._opened(), self._open_failed)
+
+    def _opened(self) -> None:
+        """The folder is open: draw the conversation it carries on, and the earlier ones."""
+        self.bridge.call(self.desk.transcript(), self.chat.replay)
+        self._refresh_history()
+
+    def _refresh_history(self) -> None:
+        self.bridge.call(self.desk.conversations(), self.chat.set_conversations)
+
+    def _conversation(self, conversation: str | None) -> None:
+        def shown(events: list[Replayed]) -> None:
+            self.chat.replay(events)
+            self._refresh_history()
+
+        error = lambda msg: self.chat.add_note(msg, error=True)  # noqa: E731
+        self.bridge.call(self.desk.open_conversation(conversation), shown, error)
 
     def _open_failed(self, message: str) -> None:
         self.show_folders()
@@ -182,6 +201,7 @@ class MainWindow(QMainWindow):
             self.chat.tool_event(ev)
         elif isinstance(ev, Finished):
             self.chat.set_working(False)
+            self._refresh_history()
         elif isinstance(ev, Failed):
             failure = assistant_failure(ev.message)
             self.chat.add_note(failure.message, error=True)
