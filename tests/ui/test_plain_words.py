@@ -21,7 +21,7 @@ from paddock.assistant.loop import Failed, Finished, TextDelta, ToolCalled, Tool
 from paddock.core.engine import Engine
 from paddock.core.errors import PaddockError
 from paddock.llm import Usage
-from paddock.session import JARGON, Change, Notice, SandboxState, SandboxStatus, SessionSummary, jargon_in
+from paddock.session import JARGON, Activity, Change, Notice, SandboxState, SandboxStatus, SessionSummary, jargon_in
 from paddock.session.doctor import Check, FirstRun
 from paddock.ui.window import MainWindow
 from tests.ui.strings import visible_strings
@@ -112,6 +112,8 @@ def test_every_visible_string_is_plain(
         _run_tool(window, f"t{i}", name, args, "done", False)
     for card in window.chat.cards.values():
         card.toggle.click()
+    window._on_event(Activity("started", "e1", "python3 chart.py", 0.0))
+    window._on_event(Activity("written", "chart.png", "chart.png (12 KB)", 0.0))
     window._on_event(TextDelta("Here is the chart."))
     window._on_event(Finished("Here is the chart.", Usage(1, 1), 1))
     scan()

@@ -160,7 +160,7 @@ def test_stop_really_stops_and_a_dead_vm_can_be_restarted(
         tool(
             "run_command", command="echo started; echo started > started.txt; sleep 300; echo finished > finished.txt"
         ),
-        tool("run_command", command="echo again > again.txt"),
+        tool("write_file", path="again.txt", content="again"),
         text("Done again."),
     ]
     with MessagesAPI(steps) as api:
@@ -178,6 +178,10 @@ def test_stop_really_stops_and_a_dead_vm_can_be_restarted(
         assert card.summary.text() == "Running a command"
         qtbot.waitUntil(lambda: card.tail.text() == "started" and card.elapsed.text() != "", timeout=30_000)
         assert window.chat.stop_button.isEnabled()
+        # The activity panel, from the guest's live events: the command is running now.
+        running = window.chat.activity.running
+        qtbot.waitUntil(lambda: running.count() == 1, timeout=30_000)
+        assert "sleep 300" in running.item(0).text() and not window.chat.activity.idle.isVisible()
         qtbot.mouseClick(window.chat.stop_button, _left())
         qtbot.waitUntil(lambda: not window.desk.busy, timeout=30_000)
         assert not window.chat.stop_button.isEnabled()
@@ -199,6 +203,9 @@ def test_stop_really_stops_and_a_dead_vm_can_be_restarted(
         qtbot.waitUntil(lambda: window.desk.sandbox_state is SandboxState.READY, timeout=BOOT_MS)
         _say(qtbot, window, "Try again")
         _wait(qtbot, window, lambda: (folder / "again.txt").exists())
+        files = window.chat.activity.files
+        qtbot.waitUntil(lambda: files.count() > 0 and "again.txt (5 bytes)" in files.item(0).text(), timeout=30_000)
+        assert running.count() == 0 and window.chat.activity.idle.isVisible()  # the stopped command is gone
         qtbot.waitUntil(lambda: not window.desk.busy, timeout=60_000)
         window.close()
         assert window.desk.folder is None

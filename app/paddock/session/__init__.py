@@ -7,6 +7,7 @@ This package's root is the window's front door: ``paddock.ui`` imports only from
 
 from paddock.assistant.loop import Cancelled, Failed, Finished, TextDelta, ToolCalled, ToolFinished, ToolOutput
 from paddock.llm import DEFAULT_MODEL
+from paddock.session.activity import Activity
 from paddock.session.cards import card_input, card_output, card_title, took
 from paddock.session.desk import (
     Desk,
@@ -36,6 +37,7 @@ from paddock.session.summary import Change, SessionSummary, revert, why_not_open
 __all__ = [
     "DEFAULT_MODEL",
     "JARGON",
+    "Activity",
     "Cancelled",
     "Change",
     "ConversationRow",

@@ -34,6 +34,7 @@ from paddock.policy import EffectivePolicy, PolicyError, TrustStore, behaviour_f
 from paddock.policy import load as load_policy
 from paddock.sandbox import Sandbox, SandboxFailed, ensure_snapshot, snapshots_enabled
 from paddock.session import models
+from paddock.session.activity import Activity, activity
 from paddock.session.desk_keys import DeskKeys
 from paddock.session.desk_notes import DeskNotes
 from paddock.session.egress_questions import EgressAsker, EgressQuestion
@@ -69,7 +70,7 @@ class Notice:
     error: bool = False
 
 
-DeskEvent = AssistantEvent | SandboxStatus | SessionSummary | EgressQuestion | Notice
+DeskEvent = AssistantEvent | SandboxStatus | SessionSummary | EgressQuestion | Notice | Activity
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,7 @@ class Desk(DeskKeys, DeskNotes):
         backup = data_dir() / "backups" / runner.session_id
         opened = _Open(runner, {}, backup)
         self._open = opened
+        runner.auditor.guest_listeners.append(lambda ev: self._emit(activity(ev)))
         opened.before = await asyncio.to_thread(list_folder, runner.folder)
         await asyncio.to_thread(back_up, runner.folder, opened.before, backup)
         await self._boot()

@@ -30,6 +30,7 @@ from paddock.session import (
     ToolOutput,
     UserSaid,
 )
+from paddock.ui.activity import ActivityPanel
 from paddock.ui.answer import AnswerView
 from paddock.ui.cards import ToolCard
 from paddock.ui.pages import _button, _label
@@ -70,6 +71,8 @@ class ChatPage(QWidget):
         outer.addWidget(self._sidebar())
         main = QWidget()
         outer.addWidget(main, 1)
+        self.activity = ActivityPanel()
+        outer.addWidget(self.activity)
         layout = QVBoxLayout(main)
         layout.setContentsMargins(0, 0, 0, 0)
         top = QHBoxLayout()
@@ -171,6 +174,7 @@ class ChatPage(QWidget):
     def reset(self, folder: Path) -> None:
         self.folder_label.setText(f"Working on {folder}")
         self.history.clear()
+        self.activity.clear()
         self.clear()
 
     def clear(self) -> None:

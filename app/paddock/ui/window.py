@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from paddock.core.engine import Engine
 from paddock.session import (
+    Activity,
     Cancelled,
     Change,
     Desk,
@@ -195,6 +196,8 @@ class MainWindow(QMainWindow):
     def _on_event(self, ev: DeskEvent) -> None:
         if isinstance(ev, SandboxStatus):
             self._sandbox_status(ev)
+        elif isinstance(ev, Activity):
+            self.chat.activity.add(ev)
         elif isinstance(ev, TextDelta):
             self.chat.add_text(ev.text)
         elif isinstance(ev, ToolCalled | ToolOutput | ToolFinished):
