@@ -113,6 +113,7 @@ class ChatPage(QWidget):
         row = QHBoxLayout()
         self.input = QLineEdit()
         self.input.setObjectName("messageEdit")
+        self.input.setAccessibleName("Message to the assistant")
         self.input.setPlaceholderText("Tell the assistant what to do with the files in this folder")
         self.input.returnPressed.connect(self._send)
         row.addWidget(self.input, 1)
@@ -202,7 +203,7 @@ class ChatPage(QWidget):
 
     def add_user(self, text: str) -> None:
         label = _label(f"You: {text}", "userMessage")
-        label.setStyleSheet("background: #eef3fb; padding: 6px; border-radius: 4px;")
+        label.setStyleSheet("background: palette(alternate-base); padding: 6px; border-radius: 4px;")
         self._add(label)
         self._answer = None
 
@@ -241,7 +242,7 @@ class ChatPage(QWidget):
 
     def add_note(self, text: str, *, error: bool = False) -> None:
         label = _label(text, "noteError" if error else "note")
-        label.setStyleSheet("color: #b00020;" if error else "color: #555;")
+        label.setStyleSheet("color: #b00020;" if error else "color: palette(mid);")
         self._add(label)
         self._answer = None
 

@@ -58,6 +58,7 @@ class NotesDialog(QDialog):
         layout.addLayout(row)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
+        buttons.button(QDialogButtonBox.StandardButton.Close).setAccessibleName("Close the notes")
         layout.addWidget(buttons)
         self.table.itemSelectionChanged.connect(lambda: self.delete_button.setEnabled(bool(self.table.selectedItems())))
         self.rows: list[NoteRow] = []

@@ -178,6 +178,7 @@ class FolderPage(QWidget):
         layout.addWidget(_label("Recent folders"))
         self.recent = QListWidget()
         self.recent.setObjectName("recentFolders")
+        self.recent.setAccessibleName("Recent folders")
         self.recent.itemActivated.connect(lambda item: self.chosen.emit(Path(item.text())))
         layout.addWidget(self.recent, 1)
         self.error = _label("", "folderError")
@@ -251,6 +252,7 @@ class SummaryPage(QWidget):
         layout.addWidget(self.counts)
         self.changes = QListWidget()
         self.changes.setObjectName("changedFiles")
+        self.changes.setAccessibleName("Files that changed")
         self.changes.itemActivated.connect(self._open_item)
         layout.addWidget(self.changes, 1)
         left = Qt.AlignmentFlag.AlignLeft
