@@ -21,6 +21,7 @@ from paddock.session.desk_notes import NoteRow
 from paddock.session.doctor import FirstRun
 from paddock.session.egress_questions import EgressQuestion
 from paddock.session.history import ConversationRow, Replayed, UserSaid
+from paddock.session.notify import notify
 from paddock.session.plain import (
     JARGON,
     PlainCheck,
@@ -66,6 +67,7 @@ __all__ = [
     "card_output",
     "card_title",
     "jargon_in",
+    "notify",
     "plain_checks",
     "problem",
     "revert",

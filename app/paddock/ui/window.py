@@ -5,10 +5,11 @@ welcome (first run) ─► folder ─► chat ─► summary ─► folder …
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QMainWindow, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from paddock.core.engine import Engine
 from paddock.session import (
@@ -32,6 +33,7 @@ from paddock.session import (
     ToolFinished,
     ToolOutput,
     assistant_failure,
+    notify,
     revert,
     sandbox_failure,
     say,
@@ -42,6 +44,8 @@ from paddock.ui.notes import NotesDialog
 from paddock.ui.pages import FolderPage, SummaryPage, WelcomePage
 from paddock.ui.problem import ProblemBar
 from paddock.ui.settings import SettingsDialog
+
+NOTIFY_AFTER_S = 20.0  # a task at least this long gets a desktop notification when it ends unseen
 
 
 class MainWindow(QMainWindow):
@@ -69,6 +73,8 @@ class MainWindow(QMainWindow):
         self.last_summary: SessionSummary | None = None
         self.settings: SettingsDialog | None = None
         self.notes: NotesDialog | None = None
+        self.notify_after_s = NOTIFY_AFTER_S
+        self._sent_at = 0.0
 
         self.bridge.published.connect(self._on_event)
         self.bridge.problem.connect(self.problem.show_problem)
@@ -172,7 +178,16 @@ class MainWindow(QMainWindow):
             self.chat.add_note(message, error=True)
             self.chat.set_working(False)
 
+        self._sent_at = time.monotonic()
         self.bridge.call(self.desk.send(text), lambda _: self.chat.set_working(False), failed)
+
+    def _tell_if_away(self, what: str) -> None:
+        """A long task ended while the person looked elsewhere: say so on the desktop."""
+        if self.isActiveWindow() or time.monotonic() - self._sent_at < self.notify_after_s:
+            return
+        QApplication.alert(self)
+        folder = self.desk.folder
+        self.bridge.call(notify("Paddock", f"{what} ({folder.name if folder else 'your folder'})."))
 
     def _restart(self) -> None:
         self.bridge.call(self.desk.restart(), None, lambda msg: self.chat.add_note(msg, error=True))
@@ -204,8 +219,10 @@ class MainWindow(QMainWindow):
             self.chat.tool_event(ev)
         elif isinstance(ev, Finished):
             self.chat.set_working(False)
+            self._tell_if_away("The assistant has finished")
             self._refresh_history()
         elif isinstance(ev, Failed):
+            self._tell_if_away("The assistant stopped before it finished")
             failure = assistant_failure(ev.message)
             self.chat.add_note(failure.message, error=True)
             if failure.details:
