@@ -44,6 +44,10 @@ class Problem:
     message: str
     details: str = ""
 
+    def for_support(self) -> Problem:
+        """The same, saying what to do with the details if it happens again."""
+        return self if SUPPORT in self.message else Problem(f"{self.message} {SUPPORT}", self.details)
+
 
 def problem(exc: BaseException) -> Problem:
     """A failed call in plain words. A ``PaddockError`` already is one unless it names internals."""

@@ -25,7 +25,7 @@ class ToolCard(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 4, 8, 4)
         row = QHBoxLayout()
-        self.status = _label("⏳", "toolStatus", wrap=False)
+        self.status = _label("▶", "toolStatus", wrap=False)
         self.status.setAccessibleName("Working")
         row.addWidget(self.status)
         self.summary = _label(card_title(name, args, running=True), "toolSummary")

@@ -205,7 +205,7 @@ class MainWindow(QMainWindow):
             failure = sandbox_failure(ev.detail)
             detail = failure.message
             if failure.details:
-                self.problem.show_problem(failure)
+                self.problem.show_problem(failure.for_support())
         self.chat.set_sandbox(ev.state, detail)
 
     def _on_event(self, ev: DeskEvent) -> None:
