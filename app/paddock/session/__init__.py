@@ -33,6 +33,7 @@ from paddock.session.plain import (
     sandbox_failure,
     say,
 )
+from paddock.session.previews import Preview
 from paddock.session.summary import Change, SessionSummary, revert, why_not_open
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "NoteRow",
     "Notice",
     "PlainCheck",
+    "Preview",
     "Problem",
     "Replayed",
     "SandboxState",

@@ -22,7 +22,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from paddock.assistant.loop import AssistantEvent, AssistantSession
@@ -39,6 +39,7 @@ from paddock.session.desk_keys import DeskKeys
 from paddock.session.desk_notes import DeskNotes
 from paddock.session.egress_questions import EgressAsker, EgressQuestion
 from paddock.session.history import ConversationRow, History, Replayed, replay
+from paddock.session.previews import Preview, render, wanted
 from paddock.session.runner import EntryPoint, SessionRunner, decide
 from paddock.session.summary import Entry, SessionSummary, back_up, diff, list_folder
 
@@ -94,6 +95,7 @@ class _Open:
     watcher: asyncio.Task[None] | None = None
     work: asyncio.Task[str] | None = None
     asked_before: int = 0  # questions asked by earlier sandboxes of this session (before a restart)
+    previewed: dict[str, Entry] = field(default_factory=dict)  # files drawn, as they were then
 
     @property
     def folder(self) -> Path:
@@ -323,6 +325,14 @@ class Desk(DeskKeys, DeskNotes):
         if opened is None:
             return 0
         return opened.asked_before + (opened.asker.asked if opened.asker else 0)
+
+    async def previews(self) -> list[Preview]:
+        """Pictures of the files this session made or changed since the last ones, drawn in the sandbox."""
+        opened = self._require_open()
+        if opened.sandbox is None or not opened.sandbox.alive or self.busy:
+            return []
+        paths = await asyncio.to_thread(wanted, opened.before, opened.folder, opened.previewed)
+        return await render(opened.sandbox, paths)
 
     # ------------------------------------------------------------------ conversations
 

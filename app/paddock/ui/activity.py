@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtWidgets import QFrame, QListWidget, QListWidgetItem, QVBoxLayout
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtWidgets import QDialog, QFrame, QLabel, QListWidget, QListWidgetItem, QVBoxLayout
 
-from paddock.session import Activity
+from paddock.session import Activity, Preview
 from paddock.ui.pages import _label
 
 MAX_FILES = 30
+THUMB = 96
 
 
 class ActivityPanel(QFrame):
@@ -35,9 +38,52 @@ class ActivityPanel(QFrame):
         self.files.setAccessibleName("Files written just now")
         self.files.setWordWrap(True)
         column.addWidget(self.files, 2)
+        column.addWidget(_label("Pictures of the files made", "previewsTitle"))
+        self.previews = QListWidget()
+        self.previews.setObjectName("previewList")
+        self.previews.setAccessibleName("Pictures of the files the assistant made")
+        self.previews.setViewMode(QListWidget.ViewMode.IconMode)
+        self.previews.setIconSize(QSize(THUMB, THUMB))
+        self.previews.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.previews.setWordWrap(True)
+        self.previews.itemActivated.connect(self._show_large)
+        column.addWidget(self.previews, 3)
         self._items: dict[str, QListWidgetItem] = {}
+        self.pictures: dict[str, QPixmap] = {}
+        self.large: QDialog | None = None
+
+    def add_previews(self, previews: list[Preview]) -> None:
+        """Pictures drawn in the sandbox (already checked: PNG, bounded size); newest first."""
+        for p in previews:
+            pixmap = QPixmap()
+            if not pixmap.loadFromData(p.png, "PNG"):
+                continue
+            self.pictures[p.path] = pixmap
+            for old in self.previews.findItems(p.path, Qt.MatchFlag.MatchExactly):
+                self.previews.takeItem(self.previews.row(old))
+            small = pixmap.scaled(
+                THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+            )
+            item = QListWidgetItem(QIcon(small), p.path)
+            item.setToolTip(f"{p.path}: a picture drawn in the sandbox")
+            self.previews.insertItem(0, item)
+
+    def _show_large(self, item: QListWidgetItem) -> None:
+        pixmap = self.pictures.get(item.text())
+        if pixmap is None:
+            return
+        self.large = QDialog(self)
+        self.large.setObjectName("previewDialog")
+        self.large.setWindowTitle(item.text())
+        picture = QLabel()
+        picture.setAccessibleName(f"A picture of {item.text()}")
+        picture.setPixmap(pixmap)
+        QVBoxLayout(self.large).addWidget(picture)
+        self.large.show()
 
     def clear(self) -> None:
+        self.previews.clear()
+        self.pictures.clear()
         self.running.clear()
         self.files.clear()
         self._items.clear()

@@ -220,6 +220,7 @@ class MainWindow(QMainWindow):
         elif isinstance(ev, Finished):
             self.chat.set_working(False)
             self._tell_if_away("The assistant has finished")
+            self.bridge.call(self.desk.previews(), self.chat.activity.add_previews)
             self._refresh_history()
         elif isinstance(ev, Failed):
             self._tell_if_away("The assistant stopped before it finished")
