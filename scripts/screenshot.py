@@ -21,6 +21,7 @@ from pathlib import Path
 os.environ.setdefault("PADDOCK_DATA_DIR", tempfile.mkdtemp(prefix="paddock-shot-"))
 os.environ.setdefault("ANTHROPIC_API_KEY", "screenshot-placeholder")  # skips the first-run key page
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QWidget
 
 from paddock.assistant.loop import ConversationStore, Finished, TextDelta, ToolCalled, ToolFinished, ToolOutput
@@ -31,13 +32,16 @@ from paddock.session import Activity, Change, SessionSummary
 from paddock.session.desk import Desk, DeskEvent, FolderCheck, SandboxState, SandboxStatus
 from paddock.session.doctor import Check, FirstRun
 from paddock.session.history import History
+from paddock.session.previews import Preview, checked_png
 from paddock.ui.window import MainWindow
 
+PICTURES = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "previews"
 EXAMPLE = Path(__file__).resolve().parent.parent / "packaging" / "policy" / "managed-policy.example.json"
 FOLDER = Path.home() / "Documents" / "Sales 2026"  # shown as written; nothing is opened there
 TABLE_ANSWER = """## Sales, first quarter
 
-Sales rose **19%** from January to March. I wrote the figures to `report.md` and saved the chart as `chart.png`.
+Sales rose **19%** from January to March. I wrote `report.docx`, the figures in `sales.xlsx`, one slide in
+`deck.pptx`, and saved the chart as `chart.png`.
 
 | Month    |  Sales | Change |
 |----------|-------:|-------:|
@@ -127,18 +131,18 @@ def conversation(app: QApplication, window: MainWindow, *, details: bool = False
     window.chat.add_user("Add up the three monthly sales files and write a short report with a chart.")
     calls = [
         ("c1", "list_files", {}, "jan.csv  (2048 bytes)\nfeb.csv  (2110 bytes)\nmar.csv  (2301 bytes)", 0.3),
-        ("c2", "run_command", {"command": "python3 make_chart.py jan.csv feb.csv mar.csv"},
-         "$ python3 make_chart.py jan.csv feb.csv mar.csv\n[exit status 0]\n--- stdout ---\nread 3 files, "
-         "1,204 rows\nwrote chart.png (640×400)\n\n--- stderr ---\n", 6.2),
-        ("c3", "write_file", {"path": "report.md", "content": "# Sales, first quarter\n…"}, "# Sales…", 0.2),
+        ("c2", "run_command", {"command": "python3 make_report.py jan.csv feb.csv mar.csv"},
+         "$ python3 make_report.py jan.csv feb.csv mar.csv\n[exit status 0]\n--- stdout ---\nread 3 files, "
+         "1,204 rows\nwrote report.docx, sales.xlsx, deck.pptx, chart.png\n\n--- stderr ---\n", 6.2),
+        ("c3", "write_file", {"path": "summary.md", "content": "# Sales, first quarter\n…"}, "# Sales…", 0.2),
     ]  # fmt: skip
     events: list[DeskEvent] = []
     for cid, name, args, output, took in calls:
         events += [ToolCalled(cid, name, args, ""), ToolFinished(cid, name, False, "", output, took)]
     events += [TextDelta(TABLE_ANSWER), Finished(TABLE_ANSWER, Usage(1200, 300), 4)]
-    events += [Activity("written", "chart.png", "chart.png (38 KB)", time.time() - 40),
-               Activity("written", "report.md", "report.md (1 KB)", time.time() - 35)]  # fmt: skip
+    events += [Activity("written", "summary.md", "summary.md (1 KB)", time.time() - 35)]
     _feed(window, events)
+    window.chat.activity.add_previews(_guest_pictures())
     if details:
         window.chat.cards["c2"].toggle.click()
         _sidebar(app, window)
@@ -161,6 +165,26 @@ def conversation(app: QApplication, window: MainWindow, *, details: bool = False
     bar = window.chat.scroller.verticalScrollBar()
     bar.setValue(bar.maximum())
     settle(app, 0.2)
+
+
+def _guest_pictures() -> list[Preview]:
+    """Pictures the sandbox drew of the files (saved by tests/ui/test_previews.py from a real VM)."""
+    out = []
+    for path in sorted(PICTURES.glob("*.png"), reverse=True):
+        data = path.read_bytes()
+        size = checked_png(data)
+        if size is not None:
+            out.append(Preview(path.name.removesuffix(".png"), data, *size))
+    return out
+
+
+def preview(app: QApplication, window: MainWindow) -> QWidget:
+    conversation(app, window, details=True)
+    panel = window.chat.activity
+    [item] = panel.previews.findItems("report.docx", Qt.MatchFlag.MatchExactly)
+    panel.previews.itemActivated.emit(item)
+    assert panel.large is not None
+    return panel.large
 
 
 def _sidebar(app: QApplication, window: MainWindow) -> None:
@@ -230,6 +254,7 @@ VIEWS: dict[str, Shot] = {
     "folder-trust": folder_trust,
     "conversation": conversation,
     "card-details": lambda app, w: conversation(app, w, details=True),
+    "preview": preview,
     "summary": summary,
     "notes": notes,
     "link-question": link,

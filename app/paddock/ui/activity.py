@@ -13,7 +13,7 @@ from paddock.session import Activity, Preview
 from paddock.ui.pages import _label
 
 MAX_FILES = 30
-THUMB = 96
+THUMB = 88
 
 
 class ActivityPanel(QFrame):
@@ -45,6 +45,8 @@ class ActivityPanel(QFrame):
         self.previews.setViewMode(QListWidget.ViewMode.IconMode)
         self.previews.setIconSize(QSize(THUMB, THUMB))
         self.previews.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.previews.setGridSize(QSize(THUMB + 24, THUMB + 30))
+        self.previews.setMovement(QListWidget.Movement.Static)
         self.previews.setWordWrap(True)
         self.previews.itemActivated.connect(self._show_large)
         column.addWidget(self.previews, 3)
