@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
@@ -120,6 +121,8 @@ class ChatPage(QWidget):
         self.send_button = _button("Send", "sendButton", self._send)
         row.addWidget(self.send_button)
         self.stop_button = _button("Stop", "stopButton", self.stop_requested.emit)
+        self.stop_button.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        self.stop_button.setToolTip("Stop what the assistant is doing (Esc)")
         self.stop_button.setEnabled(False)
         row.addWidget(self.stop_button)
         layout.addLayout(row)
@@ -136,6 +139,8 @@ class ChatPage(QWidget):
         column.setContentsMargins(0, 0, 0, 0)
         column.addWidget(_label("Conversations in this folder", "historyTitle"))
         self.new_button = _button("New conversation", "newConversation", self.new_conversation_requested.emit)
+        self.new_button.setShortcut(QKeySequence.StandardKey.New)
+        self.new_button.setToolTip("Start a new conversation on this folder (Ctrl+N)")
         column.addWidget(self.new_button)
         self.history = QListWidget()
         self.history.setObjectName("historyList")
