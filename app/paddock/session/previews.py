@@ -12,7 +12,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,7 @@ MAX_SIDE = 1600  # pixels
 MAX_OUTPUT = MAX_FILES * MAX_PNG * 2  # base64 and JSON around it
 TIMEOUT_S = 180.0
 PNG = b"\x89PNG\r\n\x1a\n"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,7 @@ async def render(sandbox: Sandbox, paths: list[str]) -> list[Preview]:
     if not paths:
         return []
     out = bytearray()
+    started = time.monotonic()
     argv = ["python3", "-", *[p if not p.startswith("-") else "./" + p for p in paths]]
     async for ev in sandbox.exec(argv, timeout_s=TIMEOUT_S, stdin=GUEST_SCRIPT.encode()):
         if isinstance(ev, ExecOutput) and ev.stream is Stream.STDOUT and len(out) < MAX_OUTPUT:
@@ -170,4 +174,5 @@ async def render(sandbox: Sandbox, paths: list[str]) -> list[Preview]:
         path = asked.get(str(item.get("path")))
         if size is not None and path is not None:
             previews.append(Preview(path, data, *size))
+    log.info("previews: %d of %d drawn in the sandbox in %.1f s", len(previews), len(paths), time.monotonic() - started)
     return previews
