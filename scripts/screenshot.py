@@ -1,12 +1,14 @@
-"""Render Paddock's main window to a PNG (for the README): ``scripts/screenshot.sh``;
-``scripts/screenshot.sh --settings OUT.png`` renders the settings' Model page instead, with the
-shipped example managed policy (an Anthropic endpoint and a local Ollama server);
-``scripts/screenshot.sh --schedules OUT.png`` renders the schedule view with two sample schedules
-and their history (written to a throwaway data folder; nothing runs).
+"""Render Paddock's window to PNGs: ``scripts/screenshot.sh`` writes ``docs/screenshot.png`` (the
+README's picture); ``--all DIR`` writes every view to DIR (``docs/screenshots``, shown in
+docs/WINDOW.md); ``--settings OUT.png`` renders the settings' Model page with the shipped example
+managed policy (an Anthropic endpoint and a local Ollama server).
+``--schedules OUT.png`` renders the schedule view with two sample schedules and their history
+(written to a throwaway data folder; nothing runs).
 
-Runs the real window on a real X server (Xvfb, started by the shell wrapper) and
-fills the chat with a scripted conversation: the events are the ones the engine
-publishes, fed straight to the window, so no VM or model is needed to draw it.
+Runs the real window on a real X server (Xvfb, started by the shell wrapper) and fills it with a
+scripted session: the events are the ones the engine publishes, fed straight to the window, and
+the notes and past conversations are written to a throw-away data folder through the same stores
+the app uses, so no VM or model is needed to draw it.
 """
 
 from __future__ import annotations
@@ -15,20 +17,66 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("PADDOCK_DATA_DIR", tempfile.mkdtemp(prefix="paddock-shot-"))
 os.environ.setdefault("ANTHROPIC_API_KEY", "screenshot-placeholder")  # skips the first-run key page
 
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication, QWidget
 
-from paddock.assistant.loop import Finished, TextDelta, ToolCalled, ToolFinished
+from paddock.assistant.loop import ConversationStore, Finished, TextDelta, ToolCalled, ToolFinished, ToolOutput
+from paddock.assistant.memory import MemoryStore
 from paddock.core.engine import Engine
 from paddock.llm import Usage
-from paddock.session.desk import Desk, DeskEvent, SandboxState, SandboxStatus
+from paddock.session import Activity, Change, SessionSummary
+from paddock.session.desk import Desk, DeskEvent, FolderCheck, SandboxState, SandboxStatus
+from paddock.session.doctor import Check, FirstRun
+from paddock.session.history import History
+from paddock.session.previews import Preview, checked_png
 from paddock.ui.window import MainWindow
 
+PICTURES = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "previews"
 EXAMPLE = Path(__file__).resolve().parent.parent / "packaging" / "policy" / "managed-policy.example.json"
+FOLDER = Path.home() / "Documents" / "Sales 2026"  # shown as written; nothing is opened there
+TABLE_ANSWER = """## Sales, first quarter
+
+Sales rose **19%** from January to March. I wrote `report.docx`, the figures in `sales.xlsx`, one slide in
+`deck.pptx`, and saved the chart as `chart.png`.
+
+| Month    |  Sales | Change |
+|----------|-------:|-------:|
+| January  | 41,200 |      — |
+| February | 44,750 |  +8.6% |
+| March    | 48,900 |  +9.3% |
+
+- The best week was **10–16 March** (12,300).
+- Your original files are unchanged.
+
+Sources: the figures come from the three files; see the [company dashboard](https://dashboard.example.com) for more.
+"""
+
+
+def settle(app: QApplication, seconds: float = 0.4) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def save(widget: QWidget, out: Path) -> bool:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ok = widget.grab().save(str(out))
+    print(f"wrote {out}" if ok else f"could not write {out}")
+    return ok
+
+
+def _wait_idle(app: QApplication, window: MainWindow) -> None:
+    deadline = time.monotonic() + 30
+    while not window.bridge.idle and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.05)
 
 
 def settings_shot(out: Path) -> int:
@@ -48,14 +96,11 @@ def settings_shot(out: Path) -> int:
     while (not window.bridge.idle or dialog.endpoint_table.rowCount() == 0) and time.monotonic() < deadline:
         app.processEvents()
         time.sleep(0.05)
-    for _ in range(20):
-        app.processEvents()
-        time.sleep(0.02)
-    ok = dialog.grab().save(str(out))
+    settle(app)
+    ok = save(dialog, out)
     dialog.close()
     window.close()
     engine.close()
-    print(f"wrote {out}" if ok else f"could not write {out}")
     return 0 if ok else 1
 
 
@@ -111,52 +156,196 @@ def schedules_shot(out: Path) -> int:
     return 0 if ok else 1
 
 
-def main(out: Path) -> int:
-    app = QApplication(sys.argv[:1])
-    engine = Engine()
-    window = MainWindow(engine, Desk())
-    window.resize(960, 640)
-    window.show()
-    deadline = time.monotonic() + 30
-    while not window.bridge.idle and time.monotonic() < deadline:
-        app.processEvents()
-        time.sleep(0.05)
-    app.processEvents()
-    folder = Path("~/Documents/Sales 2026")  # shown as written; nothing is opened
-    window.chat.reset(folder)
-    window.stack.setCurrentWidget(window.chat)
-    window._on_event(SandboxStatus(SandboxState.READY, "Ready (software emulation)"))
-    window.chat.add_user("Add up the three monthly sales files and write a short report with a chart.")
-    calls = [
-        ("c1", "list_files", {}, "List the files in the workspace", "jan.csv\nfeb.csv\nmar.csv"),
-        ("c2", "run_command", {"command": "python3 make_chart.py"}, "Run a command: python3 make_chart.py",
-         "wrote chart.png"),
-        ("c3", "write_file", {"path": "report.md", "content": "# Sales, first quarter\n…"}, "Write report.md", ""),
-    ]  # fmt: skip
-    events: list[DeskEvent] = []
-    for cid, name, args, summary, output in calls:
-        events += [ToolCalled(cid, name, args, summary), ToolFinished(cid, name, False, summary, output, 0.4)]
-    answer = (
-        "Done. Sales rose from 41,200 in January to 48,900 in March (+19%). I wrote report.md with a "
-        "table per month and saved the chart as chart.png. Your original files are unchanged."
-    )
-    events += [TextDelta(answer), Finished(answer, Usage(1200, 300), 4)]
+# ---------------------------------------------------------------------- the views
+
+
+def _feed(window: MainWindow, events: list[DeskEvent]) -> None:
     for ev in events:
         window._on_event(ev)
-    window.chat.cards["c2"].toggle.click()
-    for _ in range(20):
-        app.processEvents()
-        time.sleep(0.02)
-    screen = window.screen()
-    image = screen.grabWindow(window.winId()) if screen is not None else window.grab()
-    if image.isNull():
-        image = window.grab()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    ok = image.save(str(out))
-    window.close()
+
+
+def _past_conversations() -> None:
+    """Two earlier conversations on the folder and the one in use, through the app's own stores."""
+    history = History(FOLDER)
+    for first in ("Which customers ordered less this year than last?", "Turn the price list into a PDF"):
+        ConversationStore(FOLDER).save([
+            {"role": "user", "content": [{"type": "text", "text": first}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "Done."}]},
+        ])  # fmt: skip
+        history.put_aside()
+        time.sleep(0.01)
+    ConversationStore(FOLDER).save([{"role": "user", "content": [{"type": "text", "text": "Add up the three "
+                                    "monthly sales files and write a short report with a chart."}]}])  # fmt: skip
+
+
+def conversation(app: QApplication, window: MainWindow, *, details: bool = False) -> None:
+    window.chat.reset(FOLDER)
+    window.stack.setCurrentWidget(window.chat)
+    _feed(window, [SandboxStatus(SandboxState.READY, "")])
+    window.chat.add_user("Add up the three monthly sales files and write a short report with a chart.")
+    calls = [
+        ("c1", "list_files", {}, "jan.csv  (2048 bytes)\nfeb.csv  (2110 bytes)\nmar.csv  (2301 bytes)", 0.3),
+        ("c2", "run_command", {"command": "python3 make_report.py jan.csv feb.csv mar.csv"},
+         "$ python3 make_report.py jan.csv feb.csv mar.csv\n[exit status 0]\n--- stdout ---\nread 3 files, "
+         "1,204 rows\nwrote report.docx, sales.xlsx, deck.pptx, chart.png\n\n--- stderr ---\n", 6.2),
+        ("c3", "write_file", {"path": "summary.md", "content": "# Sales, first quarter\n…"}, "# Sales…", 0.2),
+    ]  # fmt: skip
+    events: list[DeskEvent] = []
+    for cid, name, args, output, took in calls:
+        events += [ToolCalled(cid, name, args, ""), ToolFinished(cid, name, False, "", output, took)]
+    events += [TextDelta(TABLE_ANSWER), Finished(TABLE_ANSWER, Usage(1200, 300), 4)]
+    events += [Activity("written", "summary.md", "summary.md (1 KB)", time.time() - 35)]
+    _feed(window, events)
+    window.chat.activity.add_previews(_guest_pictures())
+    if details:
+        window.chat.cards["c2"].toggle.click()
+        _sidebar(app, window)
+        return
+    window.chat.add_user("Now make the same chart for every region, one file each.")
+    command = "python3 charts_by_region.py --all"
+    _feed(window, [
+        ToolCalled("c4", "run_command", {"command": command}, ""),
+        Activity("started", "e4", command, time.time() - 14),
+        ToolOutput("c4", "North: 1,402 rows → north.png\nSouth: 988 rows → south.png\nEast: 1,117 rows → east.png\n"),
+        Activity("written", "north.png", "north.png (35 KB)", time.time() - 9),
+        Activity("written", "south.png", "south.png (33 KB)", time.time() - 5),
+        Activity("written", "east.png", "east.png (36 KB)", time.time() - 1),
+    ])  # fmt: skip
+    card = window.chat.cards["c4"]
+    card.started -= 14
+    card._tick()
+    window.chat.set_working(True)
+    _sidebar(app, window)
+    bar = window.chat.scroller.verticalScrollBar()
+    bar.setValue(bar.maximum())
+    settle(app, 0.2)
+
+
+def _guest_pictures() -> list[Preview]:
+    """Pictures the sandbox drew of the files (saved by tests/ui/test_previews.py from a real VM)."""
+    out = []
+    for path in sorted(PICTURES.glob("*.png"), reverse=True):
+        data = path.read_bytes()
+        size = checked_png(data)
+        if size is not None:
+            out.append(Preview(path.name.removesuffix(".png"), data, *size))
+    return out
+
+
+def preview(app: QApplication, window: MainWindow) -> QWidget:
+    conversation(app, window, details=True)
+    panel = window.chat.activity
+    [item] = panel.previews.findItems("report.docx", Qt.MatchFlag.MatchExactly)
+    panel.previews.itemActivated.emit(item)
+    assert panel.large is not None
+    return panel.large
+
+
+def _sidebar(app: QApplication, window: MainWindow) -> None:
+    """The past conversations, once the window has asked the (closed) desk for them."""
+    _wait_idle(app, window)
+    settle(app, 0.1)
+    window.chat.set_conversations(History(FOLDER).rows())
+    settle(app)
+
+
+def first_run(app: QApplication, window: MainWindow) -> None:
+    window.stack.setCurrentWidget(window.welcome)
+    window.welcome.show_first_run(FirstRun(True, [
+        Check("QEMU", True, "QEMU 8.2"), Check("Bubblewrap", True, "/usr/bin/bwrap"),
+        Check("Folder sharing (virtiofsd)", True, "virtiofsd"),
+        Check("Sandbox image", False, "no guest image in /var/cache/paddock/guest", "build it"),
+        Check("Egress gateway (mitmproxy)", True, "mitmdump", required=False),
+        Check("Accelerator", True, "software emulation (TCG)"), Check("Keychain", True, "GNOME Keyring"),
+    ]))  # fmt: skip
+
+
+def folder_trust(app: QApplication, window: MainWindow) -> None:
+    window.show_folders()
+    window.folders.set_recent([FOLDER, FOLDER.parent / "Board meeting", FOLDER.parent / "Invoices 2025"])
+    window.folders.ask_trust(FolderCheck(FOLDER, True, "", False, [".claude/settings.json", "CLAUDE.md"]))
+
+
+def summary(app: QApplication, window: MainWindow) -> None:
+    changes = [Change("chart.png", "created"), Change("report.md", "created"), Change("north.png", "created"),
+               Change("data/cleaned.csv", "changed"),
+               Change(".git/hooks/pre-commit", "created", "a git hook: git runs it on your computer")]  # fmt: skip
+    window._on_event(SessionSummary(FOLDER, changes, 1, Path(tempfile.mkdtemp())))
+
+
+def problem(app: QApplication, window: MainWindow) -> None:
+    conversation(app, window, details=True)
+    _feed(window, [SandboxStatus(SandboxState.FAILED, "The sandbox stopped: QEMU was killed by signal 9.")])
+
+
+def notes(app: QApplication, window: MainWindow) -> QWidget:
+    store = MemoryStore()
+    store.add("Reports go in Word, with a table per month and the chart under it", session="s1", folder=FOLDER)
+    store.add("Amounts in euros, no decimals", session="s2", folder=FOLDER.parent / "Invoices 2025", ttl_days=12)
+    shared = store.add("Call the regions North, South, East and West", session="s3", folder=FOLDER, ttl_days=3)
+    store.share(shared.id)
+    window.show_folders()
+    window.open_notes()
+    assert window.notes is not None
+    window.notes.resize(860, 340)
+    return window.notes
+
+
+def link(app: QApplication, window: MainWindow) -> QWidget:
+    from PySide6.QtCore import QUrl
+
+    conversation(app, window, details=True)
+    answer = window.chat._answer
+    assert answer is not None
+    answer.ask_to_open(QUrl("https://dashboard.example.com/sales?q=1"))
+    assert answer.link_box is not None
+    return answer.link_box
+
+
+Shot = Callable[[QApplication, MainWindow], QWidget | None]
+VIEWS: dict[str, Shot] = {
+    "first-run": first_run,
+    "folder-trust": folder_trust,
+    "conversation": conversation,
+    "card-details": lambda app, w: conversation(app, w, details=True),
+    "preview": preview,
+    "summary": summary,
+    "notes": notes,
+    "link-question": link,
+    "problem": problem,
+}
+
+
+def render(out_dir: Path, names: list[str]) -> int:
+    app = QApplication(sys.argv[:1])
+    engine = Engine()
+    _past_conversations()
+    failed = 0
+    for name in names:
+        window = MainWindow(engine, Desk())
+        window.resize(1220, 760)
+        window.show()
+        _wait_idle(app, window)
+        settle(app, 0.2)
+        shown = VIEWS[name](app, window)
+        settle(app)
+        target: QWidget = shown if shown is not None else window
+        failed += not save(target, out_dir / f"{name}.png")
+        for dialog in (window.notes, window.settings):
+            if dialog is not None:
+                dialog.close()
+        window.close()
     engine.close()
-    print(f"wrote {out}" if ok else f"could not write {out}")
-    return 0 if ok else 1
+    return 1 if failed else 0
+
+
+def main(out: Path) -> int:
+    """The README's picture: a conversation with a finished report and a running command."""
+    code = render(out.parent, ["conversation"])
+    produced = out.parent / "conversation.png"
+    if code == 0 and produced != out:
+        produced.replace(out)
+    return code
 
 
 if __name__ == "__main__":
@@ -164,4 +353,6 @@ if __name__ == "__main__":
         sys.exit(settings_shot(Path(sys.argv[2] if len(sys.argv) > 2 else "docs/settings-models.png")))
     if sys.argv[1:2] == ["--schedules"]:
         sys.exit(schedules_shot(Path(sys.argv[2] if len(sys.argv) > 2 else "docs/screenshots/schedules.png")))
+    if sys.argv[1:2] == ["--all"]:
+        sys.exit(render(Path(sys.argv[2] if len(sys.argv) > 2 else "docs/screenshots"), list(VIEWS)))
     sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshot.png")))

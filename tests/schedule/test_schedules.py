@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from paddock.core.notify import notify
+from paddock.session.notify import send as notify
 from paddock.session.schedule import WINDOW_ONLY, BadWhen, Schedules, ScheduleStore, parse_when
 from paddock.session.schedule import units as unit_files
 
@@ -174,7 +174,7 @@ def test_the_window_runs_what_is_due_once_however_many_were_missed(
 
 
 def test_a_notification_with_no_notification_service_is_skipped_quietly(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
     assert notify("Paddock", "a run finished") is False
     monkeypatch.undo()
     assert notify("Paddock", 'a "quoted"\nbody') in (True, False)  # no notification daemon in the tests' D-Bus

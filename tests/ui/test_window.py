@@ -19,8 +19,9 @@ from pytestqt.qtbot import QtBot
 
 from paddock.core.engine import Engine
 from paddock.credentials import MODEL_KEY, Keychain
+from paddock.session import jargon_in
 from paddock.session.desk import Desk, SandboxState
-from paddock.ui.chat import ToolCard
+from paddock.ui.cards import ToolCard
 from paddock.ui.window import MainWindow
 from tests.fakes.messages_api import MessagesAPI, text, tool
 
@@ -99,7 +100,7 @@ def test_first_run_choose_trust_chat_in_the_vm_and_summary(
         # First run: the key goes to the real keychain and is never shown again.
         welcome = window.welcome
         qtbot.waitUntil(lambda: welcome.key_box.isVisible() and welcome.checks.text() != "")
-        assert "Sandbox image" in welcome.checks.text()
+        assert "Sandbox system" in welcome.checks.text()
         assert not welcome.continue_button.isEnabled()
         qtbot.keyClicks(welcome.key_edit, api_key)
         qtbot.mouseClick(welcome.findChild(type(window.chat.send_button), "saveKey"), _left())
@@ -124,10 +125,11 @@ def test_first_run_choose_trust_chat_in_the_vm_and_summary(
         qtbot.waitUntil(lambda: not window.desk.busy)
         [card] = window.chat.cards.values()
         assert isinstance(card, ToolCard)
-        assert card.summary.text().startswith("Run a command")
+        assert card.summary.text() == "Ran a command"
         assert not card.detail.isVisible()
         qtbot.mouseClick(card.toggle, _left())
-        assert card.detail.isVisible() and "awk" in card.detail.toPlainText() and "42" in card.detail.toPlainText()
+        assert card.detail.isVisible() and "awk" in card.detail.toPlainText()
+        assert "What it printed:\n42" in card.detail.toPlainText()
         assert (folder / "total.txt").read_text().strip() == "42"  # written by the guest, seen on the host
         assert api.headers[0].get("authorization") == f"Bearer {api_key}"
         assert window.chat.send_button.isEnabled() and not window.chat.stop_button.isEnabled()
@@ -155,8 +157,10 @@ def test_stop_really_stops_and_a_dead_vm_can_be_restarted(
     folder.mkdir()
     monkeypatch.setenv("ANTHROPIC_API_KEY", f"test-{secrets.token_hex(8)}")
     steps = [
-        tool("run_command", command="echo started > started.txt; sleep 300; echo finished > finished.txt"),
-        tool("run_command", command="echo again > again.txt"),
+        tool(
+            "run_command", command="echo started; echo started > started.txt; sleep 300; echo finished > finished.txt"
+        ),
+        tool("write_file", path="again.txt", content="again"),
         text("Done again."),
     ]
     with MessagesAPI(steps) as api:
@@ -169,7 +173,15 @@ def test_stop_really_stops_and_a_dead_vm_can_be_restarted(
 
         _say(qtbot, window, "Take your time")
         _wait(qtbot, window, lambda: (folder / "started.txt").exists())
+        # The running card: its time so far, and the command's output as it comes from the guest.
+        [card] = window.chat.cards.values()
+        assert card.summary.text() == "Running a command"
+        qtbot.waitUntil(lambda: card.tail.text() == "started" and card.elapsed.text() != "", timeout=30_000)
         assert window.chat.stop_button.isEnabled()
+        # The activity panel, from the guest's live events: the command is running now.
+        running = window.chat.activity.running
+        qtbot.waitUntil(lambda: running.count() == 1, timeout=30_000)
+        assert "sleep 300" in running.item(0).text() and not window.chat.activity.idle.isVisible()
         qtbot.mouseClick(window.chat.stop_button, _left())
         qtbot.waitUntil(lambda: not window.desk.busy, timeout=30_000)
         assert not window.chat.stop_button.isEnabled()
@@ -182,13 +194,18 @@ def test_stop_really_stops_and_a_dead_vm_can_be_restarted(
         # The VM dies: the window says so, stays usable, and Restart brings a new sandbox.
         os.kill(sandbox.vm.pids["qemu"], signal.SIGKILL)
         qtbot.waitUntil(lambda: window.desk.sandbox_state is SandboxState.FAILED, timeout=30_000)
-        assert window.chat.restart_button.isVisible()
+        qtbot.waitUntil(window.chat.restart_button.isVisible)  # the event reaches the Qt thread a moment later
         assert "stopped working" in window.chat.status.text()
+        assert not jargon_in(window.chat.status.text())  # "QEMU was killed by signal 9" is for support only
+        assert window.problem.isVisible() and "QEMU" in window.problem.details
         assert not window.chat.send_button.isEnabled()
         qtbot.mouseClick(window.chat.restart_button, _left())
         qtbot.waitUntil(lambda: window.desk.sandbox_state is SandboxState.READY, timeout=BOOT_MS)
         _say(qtbot, window, "Try again")
         _wait(qtbot, window, lambda: (folder / "again.txt").exists())
+        files = window.chat.activity.files
+        qtbot.waitUntil(lambda: files.count() > 0 and "again.txt (5 bytes)" in files.item(0).text(), timeout=30_000)
+        assert running.count() == 0 and window.chat.activity.idle.isVisible()  # the stopped command is gone
         qtbot.waitUntil(lambda: not window.desk.busy, timeout=60_000)
         window.close()
         assert window.desk.folder is None

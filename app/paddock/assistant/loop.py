@@ -84,6 +84,14 @@ class ToolCalled:
 
 
 @dataclass(frozen=True)
+class ToolOutput:
+    """A piece of a running command's output, as it comes (for the window's live tail)."""
+
+    call_id: str
+    text: str
+
+
+@dataclass(frozen=True)
 class ToolFinished:
     call_id: str
     name: str
@@ -110,7 +118,7 @@ class Cancelled:
     pass
 
 
-AssistantEvent = TurnStarted | TextDelta | ToolCalled | ToolFinished | Finished | Failed | Cancelled
+AssistantEvent = TurnStarted | TextDelta | ToolCalled | ToolOutput | ToolFinished | Finished | Failed | Cancelled
 
 
 @dataclass
@@ -177,7 +185,7 @@ class AssistantSession:
         self.memory = MemoryStore()
         self.tools = ToolBox(self.sandbox, self.memory)
         self.messages = self.store.load()
-        self._repair()
+        self.repair()
         skills.install_built_in()
 
     @property
@@ -196,7 +204,7 @@ class AssistantSession:
         for listener in list(self._listeners):
             listener(event)
 
-    def _repair(self) -> None:
+    def repair(self) -> None:
         """A conversation saved mid-tool (crash, kill) gets results for its open calls."""
         if self.messages and self.messages[-1].get("role") == "assistant":
             open_calls = [b for b in self.messages[-1].get("content", []) if b.get("type") == "tool_use"]
@@ -237,7 +245,11 @@ class AssistantSession:
                 for use in reply.tool_uses:
                     outcome_start = time.perf_counter()
                     self._emit(ToolCalled(use.id, use.name, use.input, describe(use.name, use.input)))
-                    outcome = await self.tools.call(use.name, use.input)
+                    self.tools.on_output = lambda data, cid=use.id: self._emit(ToolOutput(cid, data))
+                    try:
+                        outcome = await self.tools.call(use.name, use.input)
+                    finally:
+                        self.tools.on_output = None
                     timing.tools_s += time.perf_counter() - outcome_start
                     self._emit(
                         ToolFinished(

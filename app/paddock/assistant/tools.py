@@ -129,6 +129,7 @@ class ToolBox:
         self.sandbox = sandbox
         self.memory = memory or MemoryStore()
         self.session_id = session_id or secrets.token_hex(6)
+        self.on_output: Callable[[str], None] | None = None  # a running command's output, as it comes
 
     async def call(self, name: str, args: dict[str, Any]) -> ToolOutcome:
         started = time.monotonic()
@@ -158,6 +159,8 @@ class ToolBox:
         async for ev in self.sandbox.exec(argv, timeout_s=timeout_s):
             if isinstance(ev, ExecOutput):
                 (out if ev.stream is Stream.STDOUT else err).add(ev.data)
+                if self.on_output is not None:
+                    self.on_output(ev.data.decode(errors="replace"))
             elif isinstance(ev, ExecResult):
                 result = ev
         return out.text(), err.text(), result

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,7 @@ class SessionAuditor:
         self._poller: asyncio.Task[None] | None = None
         self._sandbox: Sandbox | None = None
         self._ended = False
+        self.guest_listeners: list[Callable[[GuestEvent], None]] = []  # the window's activity panel
         self._emit(SESSION_STARTED, None, {"paddock.folder": str(folder), "gen_ai.request.model": model,
                                            "paddock.entry": entry}, span=self.session_span)  # fmt: skip
 
@@ -109,6 +111,8 @@ class SessionAuditor:
     # ------------------------------------------------------------------ guest events
 
     def on_guest_event(self, ev: GuestEvent) -> None:
+        for listener in list(self.guest_listeners):
+            listener(ev)
         if isinstance(ev, ProcessStartedEvent):
             parent = self._exec_parent.get(ev.exec_id) or self._tool_span or self.session_span
             self._exec_parent[ev.exec_id] = parent

@@ -22,7 +22,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from paddock.assistant.loop import AssistantEvent, AssistantSession
@@ -34,8 +34,12 @@ from paddock.policy import EffectivePolicy, PolicyError, TrustStore, behaviour_f
 from paddock.policy import load as load_policy
 from paddock.sandbox import Sandbox, SandboxFailed, ensure_snapshot, snapshots_enabled
 from paddock.session import models
+from paddock.session.activity import Activity, activity
 from paddock.session.desk_keys import DeskKeys
+from paddock.session.desk_notes import DeskNotes
 from paddock.session.egress_questions import EgressAsker, EgressQuestion
+from paddock.session.history import ConversationRow, History, Replayed, replay
+from paddock.session.previews import Preview, render, wanted
 from paddock.session.runner import EntryPoint, SessionRunner, decide
 from paddock.session.summary import Entry, SessionSummary, back_up, diff, list_folder
 
@@ -67,7 +71,7 @@ class Notice:
     error: bool = False
 
 
-DeskEvent = AssistantEvent | SandboxStatus | SessionSummary | EgressQuestion | Notice
+DeskEvent = AssistantEvent | SandboxStatus | SessionSummary | EgressQuestion | Notice | Activity
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class _Open:
     watcher: asyncio.Task[None] | None = None
     work: asyncio.Task[str] | None = None
     asked_before: int = 0  # questions asked by earlier sandboxes of this session (before a restart)
+    previewed: dict[str, Entry] = field(default_factory=dict)  # files drawn, as they were then
 
     @property
     def folder(self) -> Path:
@@ -105,7 +110,7 @@ class _Open:
         return self.runner.sandbox
 
 
-class Desk(DeskKeys):
+class Desk(DeskKeys, DeskNotes):
     """The app engine. Every coroutine runs on the engine loop; ``subscribe`` listeners are
     called there too (the UI bridge moves them to the Qt thread)."""
 
@@ -232,6 +237,7 @@ class Desk(DeskKeys):
         backup = data_dir() / "backups" / runner.session_id
         opened = _Open(runner, {}, backup)
         self._open = opened
+        runner.auditor.guest_listeners.append(lambda ev: self._emit(activity(ev)))
         opened.before = await asyncio.to_thread(list_folder, runner.folder)
         await asyncio.to_thread(back_up, runner.folder, opened.before, backup)
         await self._boot()
@@ -319,6 +325,39 @@ class Desk(DeskKeys):
         if opened is None:
             return 0
         return opened.asked_before + (opened.asker.asked if opened.asker else 0)
+
+    async def previews(self) -> list[Preview]:
+        """Pictures of the files this session made or changed since the last ones, drawn in the sandbox."""
+        opened = self._require_open()
+        if opened.sandbox is None or not opened.sandbox.alive or self.busy:
+            return []
+        paths = await asyncio.to_thread(wanted, opened.before, opened.folder, opened.previewed)
+        return await render(opened.sandbox, paths)
+
+    # ------------------------------------------------------------------ conversations
+
+    async def conversations(self) -> list[ConversationRow]:
+        """The open folder's conversations: the one in use first, then earlier ones."""
+        return History(self._open.folder).rows() if self._open else []
+
+    async def transcript(self) -> list[Replayed]:
+        """The conversation in use, to draw when a folder opens (it carries on where it was)."""
+        opened = self._require_open()
+        return replay(opened.agent.messages if opened.agent else History(opened.folder).store.load())
+
+    async def open_conversation(self, conversation: str | None) -> list[Replayed]:
+        """Start a new conversation (None) or reopen an earlier one; the one in use is kept."""
+        opened = self._require_open()
+        if self.busy:
+            raise PaddockError("The assistant is still working. Wait until it has finished, or press Stop.")
+        history = History(opened.folder)
+        messages = history.reopen(conversation) if conversation else []
+        if conversation is None:
+            history.put_aside()
+        if opened.agent is not None:
+            opened.agent.messages = messages
+            opened.agent.repair()
+        return replay(messages)
 
     async def finish(self) -> SessionSummary:
         """End the session: stop the assistant and the sandbox, then say what changed."""

@@ -3,7 +3,9 @@
 The window calls ``Bridge.call(coro, on_done, on_error)``: the coroutine runs on
 the engine thread, and its result (or its ``PaddockError``) comes back on the Qt
 thread through a queued signal. Events the ``Desk`` publishes on the engine
-thread are re-emitted as ``Bridge.published`` on the Qt thread.
+thread are re-emitted as ``Bridge.published`` on the Qt thread. An error goes to ``on_error`` in
+plain words (``paddock.session.problem``); when it was unexpected, ``Bridge.problem`` carries the
+same words and the technical details, for the window's "Copy details".
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal, Slot
 
 from paddock.core.engine import Engine
-from paddock.core.errors import PaddockError
-from paddock.session import Desk, DeskEvent
+from paddock.session import Desk, DeskEvent, problem
 
 Done = Callable[[Any], None]
 Err = Callable[[str], None]
@@ -24,6 +25,7 @@ Err = Callable[[str], None]
 
 class Bridge(QObject):
     published = Signal(object)  # a DeskEvent, on the Qt thread
+    problem = Signal(object)  # a Problem with details (an unexpected error), on the Qt thread
     _finished = Signal(object, object)  # (callback, value), on the Qt thread
 
     def __init__(self, engine: Engine, desk: Desk) -> None:
@@ -42,8 +44,8 @@ class Bridge(QObject):
         callback(value)
 
     def call(self, coro: Coroutine[Any, Any, Any], on_done: Done | None = None, on_error: Err | None = None) -> None:
-        """Run ``coro`` on the engine; report back on the Qt thread. Errors meant for people
-        (``PaddockError``) go to ``on_error`` in plain words; anything else too, as one sentence."""
+        """Run ``coro`` on the engine; report back on the Qt thread. Errors go to ``on_error`` in
+        plain words; an unexpected one is also published as ``problem`` with its details."""
         future = self.engine.submit(coro)
         self.pending.add(future)
 
@@ -55,9 +57,12 @@ class Bridge(QObject):
             if exc is None:
                 if on_done is not None:
                     self._finished.emit(on_done, f.result())
-            elif on_error is not None:
-                message = str(exc) if isinstance(exc, PaddockError) else f"Something went wrong: {exc}"
-                self._finished.emit(on_error, message)
+            else:
+                said = problem(exc)
+                if on_error is not None:
+                    self._finished.emit(on_error, said.message)
+                if said.details:
+                    self._finished.emit(self.problem.emit, said)
 
         future.add_done_callback(done)
 

@@ -4,58 +4,37 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
-    QPlainTextEdit,
+    QListWidget,
+    QListWidgetItem,
     QProgressBar,
     QScrollArea,
     QVBoxLayout,
     QWidget,
 )
 
-from paddock.session import EgressQuestion, SandboxState
+from paddock.session import (
+    ConversationRow,
+    EgressQuestion,
+    Replayed,
+    SandboxState,
+    TextDelta,
+    ToolCalled,
+    ToolFinished,
+    ToolOutput,
+    UserSaid,
+)
+from paddock.ui.activity import ActivityPanel
+from paddock.ui.answer import AnswerView
+from paddock.ui.cards import ToolCard
 from paddock.ui.pages import _button, _label
-
-
-class ToolCard(QFrame):
-    """One tool call: what it does in plain words; the command and output on expand."""
-
-    def __init__(self, summary: str, detail_in: str) -> None:
-        super().__init__()
-        self.setObjectName("toolCard")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 4, 8, 4)
-        row = QHBoxLayout()
-        self.status = _label("⏳", "toolStatus", wrap=False)
-        row.addWidget(self.status)
-        self.summary = _label(summary, "toolSummary")
-        row.addWidget(self.summary, 1)
-        self.toggle = _button("Details", "toolToggle", self._toggle)
-        self.toggle.setCheckable(True)
-        row.addWidget(self.toggle)
-        layout.addLayout(row)
-        self.detail = QPlainTextEdit()
-        self.detail.setObjectName("toolDetail")
-        self.detail.setReadOnly(True)
-        self.detail.setPlainText(detail_in)
-        self.detail.setMaximumHeight(180)
-        self.detail.hide()
-        layout.addWidget(self.detail)
-
-    def _toggle(self) -> None:
-        self.detail.setVisible(self.toggle.isChecked())
-
-    def finish(self, ok: bool, summary: str, output: str) -> None:
-        self.status.setText("✔" if ok else "✘")
-        if not ok:
-            self.summary.setText(f"{summary} (that did not work)")
-        self.detail.appendPlainText("\n— output —\n" + (output.strip() or "(no output)"))
 
 
 class QuestionCard(QFrame):
@@ -84,21 +63,21 @@ class ChatPage(QWidget):
     finish_requested = Signal()
     settings_requested = Signal()
     schedules_requested = Signal()
+    notes_requested = Signal()
+    new_conversation_requested = Signal()
+    conversation_chosen = Signal(str)
 
     def __init__(self) -> None:
         super().__init__()
-        layout = QVBoxLayout(self)
-        top = QHBoxLayout()
-        self.folder_label = _label("", "folderLabel")
-        font = self.folder_label.font()
-        font.setBold(True)
-        self.folder_label.setFont(font)
-        top.addWidget(self.folder_label, 1)
-        top.addWidget(_button("Schedules", "chatSchedules", self.schedules_requested.emit))
-        top.addWidget(_button("Settings", "chatSettings", self.settings_requested.emit))
-        self.finish_button = _button("Finish", "finishButton", self.finish_requested.emit)
-        top.addWidget(self.finish_button)
-        layout.addLayout(top)
+        outer = QHBoxLayout(self)
+        outer.addWidget(self._sidebar())
+        main = QWidget()
+        outer.addWidget(main, 1)
+        self.activity = ActivityPanel()
+        outer.addWidget(self.activity)
+        layout = QVBoxLayout(main)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(self._top_bar())
 
         status = QHBoxLayout()
         self.status = _label("The sandbox is stopped", "sandboxStatus")
@@ -126,22 +105,91 @@ class ChatPage(QWidget):
         row = QHBoxLayout()
         self.input = QLineEdit()
         self.input.setObjectName("messageEdit")
+        self.input.setAccessibleName("Message to the assistant")
         self.input.setPlaceholderText("Tell the assistant what to do with the files in this folder")
         self.input.returnPressed.connect(self._send)
         row.addWidget(self.input, 1)
         self.send_button = _button("Send", "sendButton", self._send)
         row.addWidget(self.send_button)
         self.stop_button = _button("Stop", "stopButton", self.stop_requested.emit)
+        self.stop_button.setShortcut(QKeySequence(Qt.Key.Key_Escape))
+        self.stop_button.setToolTip("Stop what the assistant is doing (Esc)")
         self.stop_button.setEnabled(False)
         row.addWidget(self.stop_button)
         layout.addLayout(row)
-        self._answer: QLabel | None = None
+        self._answer: AnswerView | None = None
         self.cards: dict[str, ToolCard] = {}
         self._ready = False
         self._working = False
 
+    def _top_bar(self) -> QHBoxLayout:
+        """The folder's name and the buttons beside it."""
+        top = QHBoxLayout()
+        self.folder_label = _label("", "folderLabel")
+        font = self.folder_label.font()
+        font.setBold(True)
+        self.folder_label.setFont(font)
+        top.addWidget(self.folder_label, 1)
+        top.addWidget(_button("Schedules", "chatSchedules", self.schedules_requested.emit))
+        top.addWidget(_button("Notes", "chatNotes", self.notes_requested.emit))
+        top.addWidget(_button("Settings", "chatSettings", self.settings_requested.emit))
+        self.finish_button = _button("Finish", "finishButton", self.finish_requested.emit)
+        top.addWidget(self.finish_button)
+        return top
+
+    def _sidebar(self) -> QWidget:
+        side = QFrame()
+        side.setObjectName("historySidebar")
+        side.setMaximumWidth(240)
+        column = QVBoxLayout(side)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(_label("Conversations in this folder", "historyTitle"))
+        self.new_button = _button("New conversation", "newConversation", self.new_conversation_requested.emit)
+        self.new_button.setShortcut(QKeySequence.StandardKey.New)
+        self.new_button.setToolTip("Start a new conversation on this folder (Ctrl+N)")
+        column.addWidget(self.new_button)
+        self.history = QListWidget()
+        self.history.setObjectName("historyList")
+        self.history.setAccessibleName("Conversations in this folder")
+        self.history.setWordWrap(True)
+        self.history.itemActivated.connect(self._chosen)
+        column.addWidget(self.history, 1)
+        return side
+
+    def _chosen(self, item: QListWidgetItem) -> None:
+        cid = item.data(Qt.ItemDataRole.UserRole)
+        if cid and not self._working:
+            self.conversation_chosen.emit(str(cid))
+
+    def set_conversations(self, rows: list[ConversationRow]) -> None:
+        self.history.clear()
+        for row in rows:
+            now = " (this one)" if row.id == "current" else ""
+            item = QListWidgetItem(f"{row.title}\n{row.when}{now}")
+            item.setData(Qt.ItemDataRole.UserRole, row.id)
+            item.setToolTip(f"{row.messages} messages")
+            self.history.addItem(item)
+            if now:
+                self.history.setCurrentItem(item)
+
+    def replay(self, events: list[Replayed]) -> None:
+        """Draw a saved conversation: its messages, answers and cards."""
+        self.clear()
+        for ev in events:
+            if isinstance(ev, UserSaid):
+                self.add_user(ev.text)
+            elif isinstance(ev, TextDelta):
+                self.add_text(ev.text)
+            else:
+                self.tool_event(ev)
+
     def reset(self, folder: Path) -> None:
         self.folder_label.setText(f"Working on {folder}")
+        self.history.clear()
+        self.activity.clear()
+        self.clear()
+
+    def clear(self) -> None:
         while self.items.count() > 1:
             item = self.items.takeAt(0)
             widget = item.widget() if item is not None else None
@@ -166,34 +214,46 @@ class ChatPage(QWidget):
 
     def add_user(self, text: str) -> None:
         label = _label(f"You: {text}", "userMessage")
-        label.setStyleSheet("background: #eef3fb; padding: 6px; border-radius: 4px;")
+        label.setStyleSheet("background: palette(alternate-base); padding: 6px; border-radius: 4px;")
         self._add(label)
         self._answer = None
 
     def add_text(self, delta: str) -> None:
         if self._answer is None:
-            self._answer = _label("", "assistantMessage")
-            self._answer.setStyleSheet("padding: 6px;")
+            self._answer = AnswerView()
             self._add(self._answer)
-        self._answer.setText(self._answer.text() + delta)
+        self._answer.append_text(delta)
 
-    def add_tool(self, call_id: str, summary: str, detail: str) -> None:
-        card = ToolCard(summary, detail)
+    def tool_event(self, ev: ToolCalled | ToolOutput | ToolFinished) -> None:
+        if isinstance(ev, ToolCalled):
+            self.add_tool(ev.call_id, ev.name, ev.input)
+        elif isinstance(ev, ToolOutput):
+            self.tool_output(ev.call_id, ev.text)
+        else:
+            self.finish_tool(ev.call_id, not ev.is_error, ev.detail, ev.duration_s)
+
+    def add_tool(self, call_id: str, name: str, args: dict[str, Any]) -> None:
+        card = ToolCard(name, args)
         self.cards[call_id] = card
         self._add(card)
         self._answer = None
 
-    def finish_tool(self, call_id: str, ok: bool, summary: str, output: str) -> None:
+    def tool_output(self, call_id: str, text: str) -> None:
         card = self.cards.get(call_id)
         if card is not None:
-            card.finish(ok, summary, output)
+            card.add_output(text)
+
+    def finish_tool(self, call_id: str, ok: bool, output: str, duration_s: float) -> None:
+        card = self.cards.get(call_id)
+        if card is not None:
+            card.finish(ok, output, duration_s)
 
     def add_question(self, question: EgressQuestion, answer: Callable[[str, bool], None]) -> None:
         self._add(QuestionCard(question, answer))
 
     def add_note(self, text: str, *, error: bool = False) -> None:
         label = _label(text, "noteError" if error else "note")
-        label.setStyleSheet("color: #b00020;" if error else "color: #555;")
+        label.setStyleSheet("color: #b00020;" if error else "color: palette(mid);")
         self._add(label)
         self._answer = None
 
@@ -205,9 +265,9 @@ class ChatPage(QWidget):
     def set_sandbox(self, state: SandboxState, detail: str) -> None:
         words = {
             SandboxState.STARTING: f"Starting the sandbox: {detail}",
-            SandboxState.READY: f"The sandbox is ready. {detail}",
+            SandboxState.READY: f"The sandbox is ready. {detail}".strip(),
             SandboxState.STOPPED: "The sandbox is stopped.",
-            SandboxState.FAILED: f"The sandbox stopped working: {detail}",
+            SandboxState.FAILED: detail,
         }
         self.status.setText(words[state])
         self.progress.setVisible(state is SandboxState.STARTING)

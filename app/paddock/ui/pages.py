@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from paddock.session import Change, FirstRun, FolderCheck, SessionSummary, why_not_open
+from paddock.session import Change, FirstRun, FolderCheck, SessionSummary, plain_checks, why_not_open
 
 
 def _label(text: str, name: str = "", *, rich: bool = False, wrap: bool = True) -> QLabel:
@@ -47,6 +47,7 @@ def _title(text: str) -> QLabel:
 def _button(text: str, name: str, slot: Callable[[], None]) -> QPushButton:
     button = QPushButton(text)
     button.setObjectName(name)
+    button.setAccessibleName(text.rstrip("…"))
     button.clicked.connect(slot)
     return button
 
@@ -59,6 +60,7 @@ class WelcomePage(QWidget):
 
     key_entered = Signal(str)
     proceed = Signal()
+    recheck = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -83,6 +85,7 @@ class WelcomePage(QWidget):
         self.key_edit.setObjectName("keyEdit")
         self.key_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.key_edit.setPlaceholderText("Assistant key")
+        self.key_edit.setAccessibleName("Assistant key")
         self.key_edit.returnPressed.connect(self._save)
         row.addWidget(self.key_edit)
         row.addWidget(_button("Save key", "saveKey", self._save))
@@ -95,9 +98,15 @@ class WelcomePage(QWidget):
         self.checks = _label("", "checks", rich=True)
         layout.addWidget(self.checks)
         layout.addStretch(1)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        self.recheck_button = _button("Check again", "recheckButton", self._recheck)
+        self.recheck_button.hide()
+        buttons.addWidget(self.recheck_button)
         self.continue_button = _button("Continue", "continueButton", self.proceed.emit)
         self.continue_button.setEnabled(False)
-        layout.addWidget(self.continue_button, alignment=Qt.AlignmentFlag.AlignRight)
+        buttons.addWidget(self.continue_button)
+        layout.addLayout(buttons)
         self._needs_key = True
         self._blocking = False
 
@@ -119,10 +128,10 @@ class WelcomePage(QWidget):
         self._needs_key = state.needs_key
         self.key_box.setVisible(state.needs_key)
         items = []
-        for c in state.checks:
+        for c in plain_checks(state):
             mark = "✔" if c.ok else ("✘" if c.required else "•")
-            fix = f"<br><i>What to do: {html.escape(c.fix)}</i>" if c.fix and not c.ok else ""
-            items.append(f"<p>{mark} <b>{html.escape(c.name)}</b>: {html.escape(c.detail)}{fix}</p>")
+            fix = f"<br><i>What to do: {html.escape(c.todo)}</i>" if c.todo else ""
+            items.append(f"<p>{mark} <b>{html.escape(c.name)}</b>: {html.escape(c.says)}{fix}</p>")
         self.checks.setText("".join(items))
         problems = state.problems
         self.findChild(QLabel, "checksTitle").setText(  # type: ignore[union-attr]
@@ -131,10 +140,17 @@ class WelcomePage(QWidget):
             else "Some things need fixing before Paddock can start its sandbox:"
         )
         self._blocking = bool(problems)
+        self.recheck_button.setVisible(self._blocking)
+        self.recheck_button.setEnabled(True)
         self._update()
 
+    def _recheck(self) -> None:
+        self.recheck_button.setEnabled(False)
+        self.recheck.emit()
+
     def _update(self) -> None:
-        self.continue_button.setEnabled(not self._needs_key)
+        """Continue only with a key and no failed required check."""
+        self.continue_button.setEnabled(not self._needs_key and not self._blocking)
 
 
 # ---------------------------------------------------------------------- folder
@@ -147,6 +163,7 @@ class FolderPage(QWidget):
     trust_answered = Signal(Path, bool)
     settings_requested = Signal()
     schedules_requested = Signal()
+    notes_requested = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -154,6 +171,7 @@ class FolderPage(QWidget):
         top = QHBoxLayout()
         top.addWidget(_title("Which folder should the assistant work on?"), 1)
         top.addWidget(_button("Schedules", "schedulesButton", self.schedules_requested.emit))
+        top.addWidget(_button("Notes", "notesButton", self.notes_requested.emit))
         top.addWidget(_button("Settings", "settingsButton", self.settings_requested.emit))
         layout.addLayout(top)
         layout.addWidget(_label("The assistant will see only this folder. It can read, change and create files in it."))
@@ -162,6 +180,7 @@ class FolderPage(QWidget):
         layout.addWidget(_label("Recent folders"))
         self.recent = QListWidget()
         self.recent.setObjectName("recentFolders")
+        self.recent.setAccessibleName("Recent folders")
         self.recent.itemActivated.connect(lambda item: self.chosen.emit(Path(item.text())))
         layout.addWidget(self.recent, 1)
         self.error = _label("", "folderError")
@@ -235,6 +254,7 @@ class SummaryPage(QWidget):
         layout.addWidget(self.counts)
         self.changes = QListWidget()
         self.changes.setObjectName("changedFiles")
+        self.changes.setAccessibleName("Files that changed")
         self.changes.itemActivated.connect(self._open_item)
         layout.addWidget(self.changes, 1)
         left = Qt.AlignmentFlag.AlignLeft

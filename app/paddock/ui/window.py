@@ -5,13 +5,15 @@ welcome (first run) ─► folder ─► chat ─► summary ─► folder …
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QMainWindow, QStackedWidget
+from PySide6.QtWidgets import QApplication, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from paddock.core.engine import Engine
 from paddock.session import (
+    Activity,
     Cancelled,
     Change,
     Desk,
@@ -22,25 +24,30 @@ from paddock.session import (
     FirstRun,
     FolderCheck,
     Notice,
+    Replayed,
+    SandboxState,
     SandboxStatus,
     Schedules,
     SessionSummary,
     TextDelta,
     ToolCalled,
     ToolFinished,
+    ToolOutput,
+    assistant_failure,
+    notify,
     revert,
+    sandbox_failure,
+    say,
 )
 from paddock.ui.bridge import Bridge
 from paddock.ui.chat import ChatPage
+from paddock.ui.notes import NotesDialog
 from paddock.ui.pages import FolderPage, SummaryPage, WelcomePage
+from paddock.ui.problem import ProblemBar
 from paddock.ui.schedules import ScheduleDialog, ScheduleKeeper
 from paddock.ui.settings import SettingsDialog
 
-
-def _tool_detail(name: str, args: dict[str, object]) -> str:
-    if name == "run_command":
-        return f"$ {args.get('command', '')}"
-    return "\n".join(f"{k}: {str(v)[:2000]}" for k, v in args.items()) or name
+NOTIFY_AFTER_S = 20.0  # a task at least this long gets a desktop notification when it ends unseen
 
 
 class MainWindow(QMainWindow):
@@ -52,7 +59,13 @@ class MainWindow(QMainWindow):
         self.bridge = Bridge(engine, desk)
         self.desk = desk
         self.stack = QStackedWidget()
-        self.setCentralWidget(self.stack)
+        self.problem = ProblemBar()
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.problem)
+        column.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
         self.welcome = WelcomePage()
         self.folders = FolderPage()
         self.chat = ChatPage()
@@ -64,8 +77,13 @@ class MainWindow(QMainWindow):
         self.schedules = Schedules()
         self.schedule_view: ScheduleDialog | None = None
         self.keeper = ScheduleKeeper(self.bridge, self.schedules)  # runs due schedules where there is no systemd
+        self.notes: NotesDialog | None = None
+        self.notify_after_s = NOTIFY_AFTER_S
+        self._sent_at = 0.0
 
         self.bridge.published.connect(self._on_event)
+        self.bridge.problem.connect(self.problem.show_problem)
+        self.welcome.recheck.connect(self._check_host)
         self.welcome.key_entered.connect(self._store_key)
         self.welcome.proceed.connect(self.show_folders)
         self.folders.chosen.connect(self.choose_folder)
@@ -78,14 +96,21 @@ class MainWindow(QMainWindow):
         self.chat.restart_requested.connect(self._restart)
         self.chat.finish_requested.connect(self._finish)
         self.chat.settings_requested.connect(self.open_settings)
+        self.chat.notes_requested.connect(self.open_notes)
+        self.chat.new_conversation_requested.connect(lambda: self._conversation(None))
+        self.chat.conversation_chosen.connect(self._conversation)
+        self.folders.notes_requested.connect(self.open_notes)
         self.summary.done.connect(self.show_folders)
         self.summary.revert_requested.connect(self._revert)
 
         self.stack.setCurrentWidget(self.welcome)
-        self.bridge.call(self.desk.first_run(), self._first_run, self._first_run_error)
+        self._check_host()
         self.keeper.start()
 
     # ------------------------------------------------------------------ first run
+
+    def _check_host(self) -> None:
+        self.bridge.call(self.desk.first_run(), self._first_run, self._first_run_error)
 
     def _first_run(self, state: FirstRun) -> None:
         self.welcome.show_first_run(state)
@@ -132,7 +157,23 @@ class MainWindow(QMainWindow):
     def _open(self, folder: Path) -> None:
         self.chat.reset(folder)
         self.stack.setCurrentWidget(self.chat)
-        self.bridge.call(self.desk.open(folder, model=self.desk.model), None, self._open_failed)
+        self.bridge.call(self.desk.open(folder, model=self.desk.model), lambda _: self._opened(), self._open_failed)
+
+    def _opened(self) -> None:
+        """The folder is open: draw the conversation it carries on, and the earlier ones."""
+        self.bridge.call(self.desk.transcript(), self.chat.replay)
+        self._refresh_history()
+
+    def _refresh_history(self) -> None:
+        self.bridge.call(self.desk.conversations(), self.chat.set_conversations)
+
+    def _conversation(self, conversation: str | None) -> None:
+        def shown(events: list[Replayed]) -> None:
+            self.chat.replay(events)
+            self._refresh_history()
+
+        error = lambda msg: self.chat.add_note(msg, error=True)  # noqa: E731
+        self.bridge.call(self.desk.open_conversation(conversation), shown, error)
 
     def _open_failed(self, message: str) -> None:
         self.show_folders()
@@ -145,7 +186,16 @@ class MainWindow(QMainWindow):
             self.chat.add_note(message, error=True)
             self.chat.set_working(False)
 
+        self._sent_at = time.monotonic()
         self.bridge.call(self.desk.send(text), lambda _: self.chat.set_working(False), failed)
+
+    def _tell_if_away(self, what: str) -> None:
+        """A long task ended while the person looked elsewhere: say so on the desktop."""
+        if self.isActiveWindow() or time.monotonic() - self._sent_at < self.notify_after_s:
+            return
+        QApplication.alert(self)
+        folder = self.desk.folder
+        self.bridge.call(notify("Paddock", f"{what} ({folder.name if folder else 'your folder'})."))
 
     def _restart(self) -> None:
         self.bridge.call(self.desk.restart(), None, lambda msg: self.chat.add_note(msg, error=True))
@@ -157,19 +207,35 @@ class MainWindow(QMainWindow):
     def _answer(self, question_id: str, allow: bool) -> None:
         self.bridge.call(self.desk.answer(question_id, allow), None, lambda msg: self.chat.add_note(msg, error=True))
 
+    def _sandbox_status(self, ev: SandboxStatus) -> None:
+        detail = say(ev.detail, "Starting the sandbox" if ev.state is SandboxState.STARTING else "")
+        if ev.state is SandboxState.FAILED:
+            failure = sandbox_failure(ev.detail)
+            detail = failure.message
+            if failure.details:
+                self.problem.show_problem(failure.for_support())
+        self.chat.set_sandbox(ev.state, detail)
+
     def _on_event(self, ev: DeskEvent) -> None:
         if isinstance(ev, SandboxStatus):
-            self.chat.set_sandbox(ev.state, ev.detail)
+            self._sandbox_status(ev)
+        elif isinstance(ev, Activity):
+            self.chat.activity.add(ev)
         elif isinstance(ev, TextDelta):
             self.chat.add_text(ev.text)
-        elif isinstance(ev, ToolCalled):
-            self.chat.add_tool(ev.call_id, ev.summary, _tool_detail(ev.name, ev.input))
-        elif isinstance(ev, ToolFinished):
-            self.chat.finish_tool(ev.call_id, not ev.is_error, ev.summary, ev.detail)
+        elif isinstance(ev, ToolCalled | ToolOutput | ToolFinished):
+            self.chat.tool_event(ev)
         elif isinstance(ev, Finished):
             self.chat.set_working(False)
+            self._tell_if_away("The assistant has finished")
+            self.bridge.call(self.desk.previews(), self.chat.activity.add_previews)
+            self._refresh_history()
         elif isinstance(ev, Failed):
-            self.chat.add_note(f"The assistant stopped: {ev.message}", error=True)
+            self._tell_if_away("The assistant stopped before it finished")
+            failure = assistant_failure(ev.message)
+            self.chat.add_note(failure.message, error=True)
+            if failure.details:
+                self.problem.show_problem(failure)
             self.chat.set_working(False)
         elif isinstance(ev, Cancelled):
             self.chat.add_note("Stopped.")
@@ -177,7 +243,7 @@ class MainWindow(QMainWindow):
         elif isinstance(ev, EgressQuestion):
             self.chat.add_question(ev, self._answer)
         elif isinstance(ev, Notice):
-            self.chat.add_note(ev.text, error=ev.error)
+            self.chat.add_note(say(ev.text, "Something unexpected happened in the sandbox."), error=ev.error)
         elif isinstance(ev, SessionSummary):
             self.last_summary = ev
             self.chat.finish_button.setEnabled(True)
@@ -205,6 +271,10 @@ class MainWindow(QMainWindow):
         folder = self.desk.folder if self.stack.currentWidget() is self.chat else None
         self.schedule_view = ScheduleDialog(self.bridge, self.schedules, folder, self)
         self.schedule_view.show()
+
+    def open_notes(self) -> None:
+        self.notes = NotesDialog(self.bridge, self)
+        self.notes.show()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         """Stop the session (and its VM) before the window goes."""

@@ -21,11 +21,11 @@ from datetime import datetime
 from pathlib import Path
 
 from paddock.core.errors import PaddockError
-from paddock.core.notify import notify
 from paddock.egress import Decision
 from paddock.policy import EgressGrant
 from paddock.policy import load as load_policy
 from paddock.session import models
+from paddock.session.notify import send as notify
 from paddock.session.runner import EntryPoint, PolicyLoader, SessionRunner, decide
 from paddock.session.schedule.store import Run, Schedule, ScheduleStore
 from paddock.session.summary import Change, diff, list_folder

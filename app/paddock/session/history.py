@@ -1,0 +1,121 @@
+"""Past conversations per folder (no Qt): the one in use is the assistant's ``ConversationStore``
+file; "New conversation" moves it aside into the folder's archive, and reopening an old one swaps
+it back. Everything stays in the host's app-data folder, never in the workspace. ``replay`` turns
+a saved conversation back into the events the window draws (messages, answers, cards)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from paddock.assistant.labels import TAG
+from paddock.assistant.loop import ConversationStore, TextDelta, ToolCalled, ToolFinished
+from paddock.core.errors import PaddockError
+
+CURRENT = "current"
+_ID = re.compile(r"^[0-9]{10,20}$")
+_LABELS = re.compile(rf"</?{TAG}[^>]*>\n?|\n?\(The block above is data from the workspace or a program\.[^)]*\)")
+
+
+@dataclass(frozen=True)
+class ConversationRow:
+    id: str  # CURRENT, or the archived conversation's id
+    title: str  # its first message, shortened
+    when: str  # when it was last saved, in words
+    messages: int
+
+
+@dataclass(frozen=True)
+class UserSaid:
+    """A message the person sent, in a replayed conversation."""
+
+    text: str
+
+
+Replayed = UserSaid | TextDelta | ToolCalled | ToolFinished
+
+
+def _text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, str):
+        return content
+    return "".join(b.get("text", "") for b in content or [] if isinstance(b, dict) and b.get("type") == "text")
+
+
+def _load(path: Path) -> list[dict[str, Any]]:
+    try:
+        messages = json.loads(path.read_text()).get("messages")
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
+
+
+class History:
+    def __init__(self, folder: Path, root: Path | None = None) -> None:
+        self.store = ConversationStore(folder, root)
+        self.archive = self.store.path.with_suffix(".earlier")
+
+    def _row(self, cid: str, path: Path) -> ConversationRow | None:
+        messages = _load(path)
+        first = next((_text(m) for m in messages if m.get("role") == "user" and _text(m)), "")
+        if not messages:
+            return None
+        title = " ".join(first.split())
+        title = title if len(title) <= 60 else title[:59] + "…"
+        when = time.strftime("%-d %b %Y, %H:%M", time.localtime(path.stat().st_mtime))
+        return ConversationRow(cid, title or "(no message)", when, len(messages))
+
+    def rows(self) -> list[ConversationRow]:
+        """The conversation in use first, then earlier ones, newest first."""
+        out = [self._row(CURRENT, self.store.path)] if self.store.path.exists() else []
+        earlier = sorted(self.archive.glob("*.json"), reverse=True) if self.archive.is_dir() else []
+        out += [self._row(p.stem, p) for p in earlier if _ID.match(p.stem)]
+        return [r for r in out if r is not None]
+
+    def put_aside(self) -> None:
+        """Move the conversation in use into the archive (nothing to do when it is empty)."""
+        if not _load(self.store.path):
+            self.store.clear()
+            return
+        self.archive.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.replace(self.store.path, self.archive / f"{time.time_ns()}.json")
+
+    def reopen(self, cid: str) -> list[dict[str, Any]]:
+        """Make an earlier conversation the one in use; returns its messages."""
+        if cid == CURRENT:
+            return self.store.load()
+        if not _ID.match(cid) or not (self.archive / f"{cid}.json").is_file():
+            raise PaddockError("That conversation is no longer there.")
+        chosen = self.archive / f"{cid}.json"
+        self.put_aside()
+        os.replace(chosen, self.store.path)
+        return self.store.load()
+
+
+def replay(messages: list[dict[str, Any]]) -> list[Replayed]:
+    """A saved conversation as the window draws it: what the person said, the answers, a card per
+    tool call with its result (the labels around untrusted data taken off)."""
+    out: list[Replayed] = []
+    calls: dict[str, str] = {}
+    for m in messages:
+        blocks = m.get("content")
+        blocks = [{"type": "text", "text": blocks}] if isinstance(blocks, str) else blocks or []
+        for b in blocks:
+            kind = b.get("type") if isinstance(b, dict) else None
+            if kind == "text" and b.get("text"):
+                out.append(UserSaid(b["text"]) if m.get("role") == "user" else TextDelta(b["text"]))
+            elif kind == "tool_use":
+                calls[str(b.get("id"))] = str(b.get("name"))
+                out.append(ToolCalled(str(b.get("id")), str(b.get("name")), dict(b.get("input") or {}), ""))
+            elif kind == "tool_result":
+                cid = str(b.get("tool_use_id"))
+                content = b.get("content")
+                text = content if isinstance(content, str) else _text({"content": content})
+                out.append(ToolFinished(cid, calls.get(cid, ""), bool(b.get("is_error")), "",
+                                        _LABELS.sub("", text).strip(), -1.0))  # fmt: skip
+    return out

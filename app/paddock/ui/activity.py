@@ -1,0 +1,109 @@
+"""The activity panel: programs running in the sandbox now and files written just now, from the
+guest's live events (``paddock.session.Activity``). Guest-provided names are shown as plain text."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QIcon, QPixmap
+from PySide6.QtWidgets import QDialog, QFrame, QLabel, QListWidget, QListWidgetItem, QVBoxLayout
+
+from paddock.session import Activity, Preview
+from paddock.ui.pages import _label
+
+MAX_FILES = 30
+THUMB = 88
+
+
+class ActivityPanel(QFrame):
+    def __init__(self) -> None:
+        super().__init__()
+        self.setObjectName("activityPanel")
+        self.setAccessibleName("What the sandbox is doing")
+        self.setMaximumWidth(260)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(_label("Running now", "runningTitle"))
+        self.running = QListWidget()
+        self.running.setObjectName("runningList")
+        self.running.setAccessibleName("Programs running in the sandbox now")
+        self.running.setWordWrap(True)
+        column.addWidget(self.running, 1)
+        self.idle = _label("Nothing is running.", "runningIdle")
+        column.addWidget(self.idle)
+        column.addWidget(_label("Files written just now", "filesTitle"))
+        self.files = QListWidget()
+        self.files.setObjectName("filesList")
+        self.files.setAccessibleName("Files written just now")
+        self.files.setWordWrap(True)
+        column.addWidget(self.files, 2)
+        column.addWidget(_label("Pictures of the files made", "previewsTitle"))
+        self.previews = QListWidget()
+        self.previews.setObjectName("previewList")
+        self.previews.setAccessibleName("Pictures of the files the assistant made")
+        self.previews.setViewMode(QListWidget.ViewMode.IconMode)
+        self.previews.setIconSize(QSize(THUMB, THUMB))
+        self.previews.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.previews.setGridSize(QSize(THUMB + 24, THUMB + 30))
+        self.previews.setMovement(QListWidget.Movement.Static)
+        self.previews.setWordWrap(True)
+        self.previews.itemActivated.connect(self._show_large)
+        column.addWidget(self.previews, 3)
+        self._items: dict[str, QListWidgetItem] = {}
+        self.pictures: dict[str, QPixmap] = {}
+        self.large: QDialog | None = None
+
+    def add_previews(self, previews: list[Preview]) -> None:
+        """Pictures drawn in the sandbox (already checked: PNG, bounded size); newest first."""
+        for p in previews:
+            pixmap = QPixmap()
+            if not pixmap.loadFromData(p.png, "PNG"):
+                continue
+            self.pictures[p.path] = pixmap
+            for old in self.previews.findItems(p.path, Qt.MatchFlag.MatchExactly):
+                self.previews.takeItem(self.previews.row(old))
+            small = pixmap.scaled(
+                THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+            )
+            item = QListWidgetItem(QIcon(small), p.path)
+            item.setToolTip(f"{p.path}: a picture drawn in the sandbox")
+            self.previews.insertItem(0, item)
+
+    def _show_large(self, item: QListWidgetItem) -> None:
+        pixmap = self.pictures.get(item.text())
+        if pixmap is None:
+            return
+        self.large = QDialog(self)
+        self.large.setObjectName("previewDialog")
+        self.large.setWindowTitle(item.text())
+        picture = QLabel()
+        picture.setAccessibleName(f"A picture of {item.text()}")
+        picture.setPixmap(pixmap)
+        QVBoxLayout(self.large).addWidget(picture)
+        self.large.show()
+
+    def clear(self) -> None:
+        self.previews.clear()
+        self.pictures.clear()
+        self.running.clear()
+        self.files.clear()
+        self._items.clear()
+        self.idle.show()
+
+    def add(self, ev: Activity) -> None:
+        if ev.kind == "started":
+            item = QListWidgetItem(f"▶ {ev.text}")
+            item.setToolTip(ev.text)
+            self._items[ev.key] = item
+            self.running.addItem(item)
+        elif ev.kind == "finished":
+            if ev.key in self._items:
+                self.running.takeItem(self.running.row(self._items.pop(ev.key)))
+        else:
+            when = time.strftime("%H:%M:%S", time.localtime(ev.time_unix))
+            mark = "✎" if ev.kind == "written" else "✗ removed:"
+            self.files.insertItem(0, QListWidgetItem(f"{when}  {mark} {ev.text}"))
+            while self.files.count() > MAX_FILES:
+                self.files.takeItem(self.files.count() - 1)
+        self.idle.setVisible(self.running.count() == 0)

@@ -1,0 +1,97 @@
+"""Previews: pictures of the files a session made, drawn inside the sandbox and shown beside the
+conversation; the host only checks the picture (a PNG of bounded size) and never parses a document.
+
+Real: the sandbox (QEMU, virtiofs, gRPC), the guest's Python and office libraries that make the
+files and draw them. The fake is the model service (the loopback Messages API server in
+``tests/fakes``), scripted to run one command that writes the documents.
+"""
+
+from __future__ import annotations
+
+import secrets
+import struct
+import zlib
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from pytestqt.qtbot import QtBot
+
+from paddock.core.engine import Engine
+from paddock.session import Desk
+from paddock.session.previews import MAX_PNG, MAX_SIDE, checked_png
+from paddock.ui.window import MainWindow
+from tests.conftest import ARTIFACTS
+from tests.fakes.messages_api import MessagesAPI, text, tool
+from tests.ui.test_window import _open_trusted, _say, _wait
+
+MAKE = r"""python3 - <<'PY'
+import csv, docx, openpyxl, pptx
+import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
+from reportlab.pdfgen import canvas
+d = docx.Document(); d.add_heading("Quarterly report", 1); d.add_paragraph("Sales rose 19% this quarter.")
+t = d.add_table(rows=0, cols=2)
+for month, sales in [("Month", "Sales"), ("January", "41,200"), ("March", "48,900")]:
+    cells = t.add_row().cells; cells[0].text = month; cells[1].text = sales
+d.save("report.docx")
+wb = openpyxl.Workbook(); ws = wb.active; ws.title = "Sales"
+for row in [("Month", "Sales"), ("January", 41200), ("February", 44750), ("March", 48900)]: ws.append(row)
+wb.save("sales.xlsx")
+p = pptx.Presentation(); s = p.slides.add_slide(p.slide_layouts[1]); s.shapes.title.text = "Q1 in one slide"
+s.placeholders[1].text = "Sales rose 19%"; p.save("deck.pptx")
+plt.bar(["Jan", "Feb", "Mar"], [41200, 44750, 48900]); plt.savefig("chart.png")
+with open("sales.csv", "w", newline="") as f: csv.writer(f).writerows([("Month", "Sales"), ("January", 41200)])
+c = canvas.Canvas("summary.pdf"); c.drawString(72, 720, "Summary: sales rose 19%"); c.save()
+PY"""
+
+
+def _png(width: int, height: int, extra: int = 0) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return b"\x89PNG\r\n\x1a\n" + chunk + b"\0" * extra
+
+
+def test_the_host_shows_only_a_bounded_png() -> None:
+    assert checked_png(_png(800, 600)) == (800, 600)
+    assert checked_png(_png(MAX_SIDE + 1, 10)) is None  # too wide
+    assert checked_png(_png(10, 0)) is None
+    assert checked_png(_png(10, 10, extra=MAX_PNG)) is None  # too many bytes
+    assert checked_png(b"GIF89a" + _png(10, 10)[6:]) is None  # not a PNG
+    assert checked_png(b"\x89PNG\r\n\x1a\n") is None  # cut short
+
+
+@pytest.mark.vm
+def test_previews_of_the_documents_the_assistant_made_are_drawn_in_the_sandbox(
+    qtbot: QtBot, engine: Engine, guest_image: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "Quarter"
+    folder.mkdir()
+    (folder / "old.csv").write_text("a,b\n1,2\n")  # there before the session: no preview
+    monkeypatch.setenv("ANTHROPIC_API_KEY", f"test-{secrets.token_hex(8)}")
+    with MessagesAPI([tool("run_command", command=MAKE), text("I made the report, the sheet and the slide.")]) as api:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)
+        window = MainWindow(engine, Desk())
+        qtbot.addWidget(window)
+        window.show()
+        window.show_folders()
+        _open_trusted(qtbot, window, folder)
+        _say(qtbot, window, "Make the quarterly documents")
+        panel = window.chat.activity
+        _wait(qtbot, window, lambda: panel.previews.count() == 6, timeout=300_000)
+        shown = {panel.previews.item(i).text() for i in range(panel.previews.count())}
+        assert shown == {"report.docx", "sales.xlsx", "deck.pptx", "chart.png", "sales.csv", "summary.pdf"}
+        kept = ARTIFACTS / "previews"  # the guest's pictures, for docs/screenshots/previews
+        kept.mkdir(parents=True, exist_ok=True)
+        for name, pixmap in panel.pictures.items():
+            assert 50 < pixmap.width() <= MAX_SIDE and 50 < pixmap.height() <= MAX_SIDE, name
+            [item] = panel.previews.findItems(name, Qt.MatchFlag.MatchExactly)
+            assert not item.icon().isNull()
+            pixmap.save(str(kept / f"{name}.png"))
+        # A picture of a document is not a blank page: the drawing has more than one colour.
+        image = panel.pictures["report.docx"].toImage()
+        colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
+        assert len(colours) > 2
+        panel.previews.itemActivated.emit(panel.previews.item(0))
+        assert panel.large is not None and panel.large.isVisible()
+        panel.large.close()
+        window.close()
