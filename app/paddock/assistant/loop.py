@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,6 +169,9 @@ class AssistantSession:
     messages: list[dict[str, Any]] = field(default_factory=list)
     timings: list[TurnTiming] = field(default_factory=list)
     usage: list[Usage] = field(default_factory=list)
+    # Awaited with the message before anything of it runs (the session layer's restore point);
+    # one that raises stops the message before the model sees it.
+    before_send: list[Callable[[str], Awaitable[object]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._state = AssistantState.IDLE
@@ -213,6 +216,17 @@ class AssistantSession:
             raise PaddockError("The assistant is still working on the previous message.")
         self._set_state(AssistantState.MODEL)
         self.failure = None
+        try:
+            for hook in self.before_send:
+                await hook(text)
+        except PaddockError as exc:
+            self._set_state(AssistantState.FAILED)
+            self.failure = str(exc)
+            self._emit(Failed(str(exc)))
+            raise
+        except BaseException:
+            self._set_state(AssistantState.IDLE)
+            raise
         self.messages.append({"role": "user", "content": [{"type": "text", "text": text}]})
         self.store.save(self.messages)
         try:

@@ -227,6 +227,7 @@ class Desk(DeskKeys):
         decided = decide(check.folder, trusted=check.trusted, policy_loader=self._load_policy)
         choice = models.decide_model(decided.policy, model or self.model)
         runner = await SessionRunner.begin(decided, EntryPoint.WINDOW, model_decision=choice)  # refused: recorded
+        runner.undo.warn = lambda text: self._emit(Notice(text))
         self._target = choice.target
         self._remember_folder(runner.folder)
         backup = data_dir() / "backups" / runner.session_id

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from paddock.assistant.loop import AssistantSession, ConversationStore, ToolCalled, ToolFinished
-from paddock.assistant.tools import ToolBox, ToolOutcome, describe
+from paddock.assistant.tools import TOOLS, ToolBox, ToolOutcome, Where, describe
 from paddock.audit import AuditLog, AuditTrail, otlp_exporter
 from paddock.core.logs import SessionLog
 from paddock.credentials import Keychain, audit_key
@@ -37,6 +37,7 @@ from paddock.policy import load as load_policy
 from paddock.sandbox import Sandbox, SandboxFailed
 from paddock.session.auditing import SessionAuditor
 from paddock.session.models import ModelDecision, refused
+from paddock.session.undoing import START, TURN, FolderUndo
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -50,6 +51,7 @@ class EntryPoint(enum.Enum):
     RUN = "run"
     MCP = "mcp"
     EXEC = "sandbox-exec"
+    UNDO = "undo"
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,8 @@ class SessionRunner:
         self.log = SessionLog(self.session_id)  # for a support request; never a secret in it
         d = decided.decision
         self.auditor.policy_decision(f"share folder {decided.folder}", d.allowed, d.reason, d.tier)
+        # Restore points: at the start (each boot) and before each turn, whatever the entry point.
+        self.undo = FolderUndo(decided.folder, decided.policy, self.auditor)
         self.sandbox: Sandbox | None = None
         self._box: ToolBox | None = None
         self._closed = False
@@ -145,6 +149,9 @@ class SessionRunner:
         """Boot (or wake) the sandbox on the decided folder; the auditor follows it."""
         if self.sandbox is not None:
             raise SandboxFailed("This session already has a sandbox; close it first.")
+        if on_progress is not None and self.undo.enabled:
+            on_progress("Making a restore point of the folder")
+        await self.undo.point(START, f"start of a session ({self.entry.value})")
         sandbox = await Sandbox.boot(
             self.folder,
             policy=self.policy,
@@ -170,6 +177,7 @@ class SessionRunner:
         session = AssistantSession(self.sandbox, provider, ConversationStore(self.folder))
         if new:
             session.messages.clear()
+        session.before_send.append(lambda text: self.undo.point(TURN, text))
         session.subscribe(self.auditor.on_agent_event)
         return session
 
@@ -181,6 +189,9 @@ class SessionRunner:
             self._box = ToolBox(self.sandbox, session_id=self.session_id)
         call_id = "mcp_" + secrets.token_hex(6)
         summary = describe(name, args)
+        known = TOOLS.get(name)
+        if known is not None and known.where is Where.GUEST:  # each call a client makes is a turn
+            await self.undo.point(TURN, summary)
         self.auditor.on_agent_event(ToolCalled(call_id, name, args, summary))
         outcome = await self._box.call(name, args)
         self.auditor.on_agent_event(
