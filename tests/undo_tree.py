@@ -25,7 +25,7 @@ mkdir -p made/new; echo created > made/new/file.txt; echo more > top-new.txt
 chmod 700 notes.txt
 echo overwritten > report.docx
 rm -f a-link
-ln -s "$HOSTFILE" victim.txt
+rm victim.txt; ln -s "$HOSTFILE" victim.txt
 """
 
 

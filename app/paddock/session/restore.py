@@ -135,6 +135,8 @@ def _put_file(store: UndoStore, rel: str, it: Item, point: Point) -> None:
         raise UnsafePath("its content was not kept (the undo budget was full when this point was made)")
     src = os.open(store.object_path(it.ref), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
+        if os.fstat(src).st_size != it.size:
+            raise UnsafePath("the copy kept of it is damaged (cut short)")
         with beneath.parent_fd(store.folder, rel) as (dfd, name):
             tmp = f".paddock-restore-{os.getpid()}-{name}"[:255]
             with contextlib.suppress(FileNotFoundError):

@@ -217,16 +217,16 @@ class UndoStore:
         t0 = time.perf_counter()
         with self.locked():
             items = scan(self.folder)
-            existing = self.points()
+            existing = self._ids()  # manifests are read only when old points must go
             new = {rel: it for rel, it in items.items() if it.kind == FILE and not self.has(it.ref)}
             needed = sum(it.size for it in new.values())
             budget = budget_bytes(self.budget_mb, self.path)
             used = self.used_bytes()
             dropped: list[int] = []
             while existing and used + needed > budget:
-                dropped.append(existing.pop(0).id)
+                dropped.append(existing.pop(0))
                 (self.points_dir / f"{dropped[-1]:06d}.json").unlink(missing_ok=True)
-                used = self.collect(existing)
+                used = self.collect(self.points())
             warnings: list[str] = []
             if dropped:
                 warnings.append(f"To stay within the {budget // MB:,} MB kept for undo, the oldest "
@@ -254,16 +254,18 @@ class UndoStore:
             elif used > budget * WARN_AT:
                 warnings.append(f"Restore points for this folder use {_mb(used)} of the {budget // MB:,} MB kept "
                                 "for undo; older points will be dropped when a turn needs more.")  # fmt: skip
-            point = Point((existing[-1].id if existing else self._last_id()) + 1, time.time(), kind, label[:200],
-                          session, items, unsaved)  # fmt: skip
+            point = Point(max(self._ids(), default=0) + 1, time.time(), kind, label[:200], session, items, unsaved)
             self._write_point(point)
         return Made(point, copied, copied_bytes, time.perf_counter() - t0, dropped, warnings)
 
-    def _last_id(self) -> int:
-        ids = [int(p.stem) for p in self.points_dir.glob("*.json") if p.stem.isdigit()]
-        return max(ids, default=0)
+    def _ids(self) -> list[int]:
+        return sorted(int(p.stem) for p in self.points_dir.glob("*.json") if p.stem.isdigit())
 
     def _write_point(self, point: Point) -> None:
+        """The manifest, last and atomically. The copies are not synced one by one (that cost
+        seconds per thousand files): a crash of the app or the VM loses nothing the kernel has,
+        and the copies reach the disk with the next writeback; only a power loss in the seconds
+        after a point could leave a manifest whose copies are short (``restore`` then names them)."""
         tmp = self.points_dir / f".{point.id:06d}.tmp"
         with open(tmp, "w") as f:
             json.dump(point.to_json(), f, separators=(",", ":"))
@@ -290,8 +292,7 @@ class UndoStore:
                 tmp = self.objects / f".tmp-{os.getpid()}-{ref}"
                 dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
                 try:
-                    copy_fd(src, dst, before.st_size)
-                    os.fsync(dst)
+                    copy_fd(src, dst, before.st_size)  # no fsync per copy: see _write_point
                 finally:
                     os.close(dst)
                 if version(os.fstat(src)) != ref:  # written while we copied: try again
