@@ -29,6 +29,7 @@ from paddock.assistant.loop import AssistantEvent, AssistantSession
 from paddock.audit import AuditLog
 from paddock.core.errors import PaddockError
 from paddock.core.paths import data_dir
+from paddock.core.text import shown
 from paddock.egress import TokenAuthority
 from paddock.policy import EffectivePolicy, PolicyError, TrustStore, behaviour_files
 from paddock.policy import load as load_policy
@@ -327,11 +328,33 @@ class Desk(DeskKeys):
         await self._stop_work()
         await self._close_sandbox()
         after = await asyncio.to_thread(list_folder, opened.folder)
-        summary = SessionSummary(opened.folder, diff(opened.before, after), self.questions_asked, opened.backup)
+        first = opened.runner.undo.first
+        summary = SessionSummary(opened.folder, diff(opened.before, after), self.questions_asked, opened.backup,
+                                 first.point.id if first else None)  # fmt: skip
         await opened.runner.close()
         self._open = None
         self._emit(summary)
         return summary
+
+    async def undo_session(self, summary: SessionSummary, path: str | None = None) -> str:
+        """Put the folder (or one file) back as it was when the session started; audited like
+        ``paddock undo``, and itself undoable. Returns what was done, in plain words."""
+        if summary.start_point is None:
+            raise PaddockError("This session has no restore point to go back to (undo is off in policy).")
+        decided = decide(summary.folder, policy_loader=self._load_policy)
+        runner = await SessionRunner.begin(decided, EntryPoint.UNDO)
+        try:
+            done = await runner.undo.undo(to=summary.start_point, file=path)
+        finally:
+            await runner.close()
+        if done.failed:
+            names = ", ".join(f"{shown(f)} ({why})" for f, why in done.failed[:5])
+            return f"Put back, except {len(done.failed)} file(s) that could not be: {names}."
+        if path is None:
+            return f"Everything from this session was undone ({done.touched} file(s) put back or removed)."
+        if path in done.removed and path not in done.written:
+            return f"Deleted {shown(path)}: it was not there when the session started."
+        return f"Put back {shown(path)} as it was when the session started."
 
     async def _close_sandbox(self) -> None:
         opened = self._open

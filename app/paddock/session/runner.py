@@ -18,6 +18,8 @@ the same way::
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import logging
 import secrets
@@ -149,16 +151,29 @@ class SessionRunner:
         """Boot (or wake) the sandbox on the decided folder; the auditor follows it."""
         if self.sandbox is not None:
             raise SandboxFailed("This session already has a sandbox; close it first.")
-        if on_progress is not None and self.undo.enabled:
-            on_progress("Making a restore point of the folder")
-        await self.undo.point(START, f"start of a session ({self.entry.value})")
-        sandbox = await Sandbox.boot(
-            self.folder,
-            policy=self.policy,
-            decision=self.decided.decision,
-            on_progress=on_progress,
-            egress_asking=egress_asking,
-        )
+        # The session's restore point is made while the VM starts (nothing in the guest can touch
+        # the folder before boot returns and a command runs); boot returns only once it is made.
+        point = asyncio.ensure_future(self.undo.point(START, f"start of a session ({self.entry.value})"))
+        try:
+            sandbox = await Sandbox.boot(
+                self.folder,
+                policy=self.policy,
+                decision=self.decided.decision,
+                on_progress=on_progress,
+                egress_asking=egress_asking,
+            )
+        except BaseException:
+            point.cancel()
+            with contextlib.suppress(BaseException):
+                await point
+            raise
+        try:
+            if not point.done() and on_progress is not None:
+                on_progress("Finishing the folder's restore point")
+            await point
+        except BaseException:
+            await sandbox.close()
+            raise
         self.sandbox = sandbox
         self.auditor.follow(sandbox)
         log.debug("session %s: sandbox %s ready", self.session_id, sandbox.vm.id)

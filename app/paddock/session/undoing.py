@@ -48,6 +48,7 @@ class FolderUndo:
         self.auditor = auditor
         self.warn: Callable[[str], None] = lambda text: log.warning("%s", text)
         self.last: Made | None = None
+        self.first: Made | None = None  # this session's first point (the window's "Undo everything")
 
     async def point(self, kind: str, label: str) -> Made | None:
         """Make a restore point now (in a worker thread). One that cannot be made stops what was about
@@ -62,6 +63,7 @@ class FolderUndo:
             raise UndoError(f"Paddock could not make a restore point of {self.store.folder}, so it stopped: {why}",
                             hint="Free some disk space, or ask your admin about the undo budget.") from exc  # fmt: skip
         self.last = made
+        self.first = self.first or made
         p = made.point
         self.auditor.restore_point({
             "paddock.undo.point": p.id, "paddock.undo.kind": kind, "paddock.undo.label": shown(p.label),
