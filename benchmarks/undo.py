@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import os
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -70,6 +71,11 @@ def measure(total_mb: int = 1024, files: int = 10_000, turn_mb: int = 100) -> di
         os.sync()
         out: dict[str, Any] = {"undo_folder_mb": total_mb, "undo_folder_files": files, "undo_turn_mb": turn_mb}
 
+        t0 = time.perf_counter()  # the baseline: the same files copied by cp, in the same run
+        subprocess.run(["cp", "-a", str(folder), str(work / "baseline-copy")], check=True)
+        out["undo_baseline_cp_s"] = time.perf_counter() - t0
+        shutil.rmtree(work / "baseline-copy")
+        os.sync()
         off = _undo(folder, work, 0)
         t0 = time.perf_counter()
         asyncio.run(off.point("start", "bench"))
@@ -114,6 +120,7 @@ def measure(total_mb: int = 1024, files: int = 10_000, turn_mb: int = 100) -> di
 ROWS = (
     ("open, undo off: time undo adds", "undo_open_off_s", "s"),
     ("open, undo on, folder's first restore point (copies the folder once)", "undo_open_first_s", "s"),
+    ("the same folder copied with `cp -a` (baseline, same run)", "undo_baseline_cp_s", "s"),
     ("open, undo on, unchanged folder seen before (lists it, copies nothing)", "undo_open_again_s", "s"),
     ("restore point store after the first open", "undo_store_mb_after_open", "MB"),
     ("restore point after a turn that changed the turn's MB", "undo_turn_s", "s"),

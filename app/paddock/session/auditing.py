@@ -110,7 +110,7 @@ class SessionAuditor:
 
     def restore_point(self, attributes: dict[str, Any]) -> None:
         """A restore point was made (``paddock.session.undo``), or could not be."""
-        self._emit(RESTORE_POINT, self._turn_span or self.session_span, attributes)
+        self._emit(RESTORE_POINT, self.session_span, attributes)  # made before the turn it protects starts
 
     def undone(self, attributes: dict[str, Any]) -> None:
         """The folder (or one file) was put back to a restore point."""

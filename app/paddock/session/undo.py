@@ -29,6 +29,7 @@ import shutil
 import stat
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ DEFAULT_SHARE = 10  # without a policy budget: a tenth of the free disk …
 DEFAULT_CAP_MB = 20_000  # … and at most this
 WARN_AT = 0.8  # say so when the store is past this share of its budget
 MAX_ITEMS = 1_000_000
+COPIERS = 2
 FILE, DIR, LINK = "f", "d", "l"
 
 
@@ -233,11 +235,17 @@ class UndoStore:
                                 f"{len(dropped)} restore point(s) of this folder were dropped.")  # fmt: skip
             unsaved: list[str] = []
             copied = copied_bytes = 0
-            for rel, it in sorted(new.items(), key=lambda kv: kv[1].size):
+            planned: list[str] = []
+            for rel, it in sorted(new.items(), key=lambda kv: kv[1].size):  # small first: the most files kept
                 if used + it.size > budget:
                     unsaved.append(rel)
-                    continue
-                ref = self._copy_in(rel)
+                else:
+                    planned.append(rel)
+                    used += it.size
+            with ThreadPoolExecutor(COPIERS) as pool:  # the kernel copies; threads hide each file's latency
+                refs = list(pool.map(self._copy_in, planned))
+            for rel, ref in zip(planned, refs, strict=True):
+                it = items[rel]
                 if ref is None:
                     unsaved.append(rel)
                     continue
@@ -245,7 +253,6 @@ class UndoStore:
                     items[rel] = Item(FILE, it.mode, it.size, it.mtime_ns, ref)
                 copied += 1
                 copied_bytes += it.size
-                used += it.size
             if unsaved:
                 lost = _mb(sum(items[r].size for r in unsaved))
                 warnings.append(f"{len(unsaved)} file(s) ({lost}) could not be kept "
