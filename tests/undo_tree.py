@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import stat
+import zipfile
 from pathlib import Path
 
 MB = 1024 * 1024
-OFFICE = Path(__file__).resolve().parent / "office"
 
 # The same changes as a shell script for the guest (see ``mutate``); the host file outside the
 # folder is at HOSTFILE, whose path the guest cannot reach — the link it leaves points there.
@@ -39,10 +38,11 @@ def make_tree(folder: Path, *, big_mb: int = 20, small: int = 500) -> None:
         d = folder / "docs" / f"d{i % 7}" / f"e{i % 3}"
         d.mkdir(parents=True, exist_ok=True)
         (d / f"n{i}.txt").write_text(f"note {i}\n" * (i % 40 + 1))
-    for src in sorted(OFFICE.glob("*"))[:4] if OFFICE.is_dir() else []:
-        if src.is_file():
-            shutil.copy2(src, folder / src.name)
-    (folder / "report.docx").write_bytes(b"PK\x03\x04 a report" * 100)
+    for name, part in (("report.docx", "word/document.xml"), ("Sales 2026.xlsx", "xl/workbook.xml"),
+                       ("deck.pptx", "ppt/presentation.xml")):  # fmt: skip
+        with zipfile.ZipFile(folder / name, "w", zipfile.ZIP_DEFLATED) as z:  # office files are zip packages
+            z.writestr("[Content_Types].xml", '<?xml version="1.0"?><Types/>')
+            z.writestr(part, f"<doc>{name} " + "figures 10 32 " * 2000 + "</doc>")
     (folder / "notes.txt").write_text("notes\n")
     os.chmod(folder / "notes.txt", 0o640)
     (folder / "victim.txt").write_text("the person's text\n")
