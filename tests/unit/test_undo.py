@@ -141,6 +141,37 @@ def test_the_budget_drops_the_oldest_points_and_says_so(tmp_path: Path) -> None:
     assert any("could not be kept" in w for w in warnings)
 
 
+def test_dropping_old_points_keeps_the_copies_the_new_point_needs(tmp_path: Path) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    steady, moving = folder / "steady.bin", folder / "moving.bin"
+    steady.write_bytes(b"s" * 1024 * 1024)  # never changes: its copy was made by the first point
+    u = _undo(folder, tmp_path, budget_mb=3)
+    for i in range(5):
+        moving.write_bytes(bytes([i]) * (1536 * 1024))  # each new version forces every older point out
+        made = asyncio.run(u.point("turn", f"t{i}"))
+        assert made is not None
+        kept = [r for r, it in made.point.items.items() if it.kind == "f" and u.store.has(it.ref)]
+        assert sorted(kept) == ["moving.bin", "steady.bin"], (i, made.dropped)  # dropping kept what it uses
+    assert u.store.points()[0].id > 1  # the first point (which copied steady.bin) was dropped
+    steady.unlink()
+    moving.write_bytes(b"changed")
+    done = asyncio.run(u.undo())
+    assert not done.failed, done.failed
+    assert steady.read_bytes() == b"s" * 1024 * 1024 and moving.read_bytes() == bytes([4]) * (1536 * 1024)
+
+
+def test_nothing_to_undo_says_so(tmp_path: Path) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    u = _undo(folder, tmp_path)
+    with pytest.raises(UndoError, match="no restore points"):
+        asyncio.run(u.undo())
+    asyncio.run(u.point("turn", "t"))
+    with pytest.raises(UndoError, match="Nothing to undo"):
+        asyncio.run(u.undo())
+
+
 def test_budget_zero_turns_restore_points_off(tmp_path: Path) -> None:
     folder = tmp_path / "folder"
     folder.mkdir()

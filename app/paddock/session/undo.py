@@ -228,7 +228,7 @@ class UndoStore:
             while existing and used + needed > budget:
                 dropped.append(existing.pop(0))
                 (self.points_dir / f"{dropped[-1]:06d}.json").unlink(missing_ok=True)
-                used = self.collect(self.points())
+                used = self.collect(self.points(), also=items)  # the copies this point uses stay
             warnings: list[str] = []
             if dropped:
                 warnings.append(f"To stay within the {budget // MB:,} MB kept for undo, the oldest "
@@ -261,9 +261,22 @@ class UndoStore:
             elif used > budget * WARN_AT:
                 warnings.append(f"Restore points for this folder use {_mb(used)} of the {budget // MB:,} MB kept "
                                 "for undo; older points will be dropped when a turn needs more.")  # fmt: skip
-            point = Point(max(self._ids(), default=0) + 1, time.time(), kind, label[:200], session, items, unsaved)
+            point = Point(self._next_id(), time.time(), kind, label[:200], session, items, unsaved)
             self._write_point(point)
         return Made(point, copied, copied_bytes, time.perf_counter() - t0, dropped, warnings)
+
+    def _next_id(self) -> int:
+        """Ids are never reused, even after every point was dropped (the last one is remembered)."""
+        counter = self.path / "last-id"
+        try:
+            last = int(counter.read_text())
+        except (OSError, ValueError):
+            last = 0
+        new = max([last, *self._ids()]) + 1
+        tmp = counter.with_suffix(".tmp")
+        tmp.write_text(str(new))
+        os.replace(tmp, counter)
+        return new
 
     def _ids(self) -> list[int]:
         return sorted(int(p.stem) for p in self.points_dir.glob("*.json") if p.stem.isdigit())
@@ -342,9 +355,11 @@ class UndoStore:
                     total += st.st_blocks * 512
         return total
 
-    def collect(self, keep: list[Point]) -> int:
-        """Delete the copies no kept point refers to; the bytes the store uses after."""
+    def collect(self, keep: list[Point], also: Listing | None = None) -> int:
+        """Delete the copies no kept point (nor ``also``, a point being made) refers to; the bytes
+        the store uses after."""
         wanted = {it.ref for p in keep for it in p.items.values() if it.kind == FILE}
+        wanted |= {it.ref for it in (also or {}).values() if it.kind == FILE}
         with contextlib.suppress(FileNotFoundError), os.scandir(self.objects) as it:
             for e in it:
                 if e.name not in wanted:

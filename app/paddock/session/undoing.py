@@ -91,9 +91,12 @@ class FolderUndo:
     def _target(self, to: int | None, file: str | None) -> Point:
         if to is not None:
             return self.store.point(to)
+        points = self.store.points()
+        if not points:
+            raise UndoError(f"There are no restore points for {self.store.folder} yet, so there is nothing to undo.")
         now = scan(self.store.folder)
         canon = self.store.canon()
-        for p in reversed(self.store.points()):
+        for p in reversed(points):
             if p.kind == BEFORE_UNDO:
                 continue
             if file is None and differs(p.items, now, canon):
