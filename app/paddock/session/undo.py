@@ -29,7 +29,6 @@ import shutil
 import stat
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,6 @@ DEFAULT_SHARE = 10  # without a policy budget: a tenth of the free disk …
 DEFAULT_CAP_MB = 20_000  # … and at most this
 WARN_AT = 0.8  # say so when the store is past this share of its budget
 MAX_ITEMS = 1_000_000
-COPIERS = 2
 FILE, DIR, LINK = "f", "d", "l"
 
 
@@ -242,8 +240,7 @@ class UndoStore:
                 else:
                     planned.append(rel)
                     used += it.size
-            with ThreadPoolExecutor(COPIERS) as pool:  # the kernel copies; threads hide each file's latency
-                refs = list(pool.map(self._copy_in, planned))
+            refs = [self._copy_in(rel) for rel in planned]  # the disk is the limit: threads did not help
             for rel, ref in zip(planned, refs, strict=True):
                 it = items[rel]
                 if ref is None:
