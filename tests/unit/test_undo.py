@@ -180,6 +180,22 @@ def test_budget_zero_turns_restore_points_off(tmp_path: Path) -> None:
     assert UndoStore(folder, root=tmp_path / "store").points() == []
 
 
+def test_a_folder_nested_too_deep_is_refused_in_plain_words(tmp_path: Path) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        for _ in range(300):  # relative steps: the full path would pass PATH_MAX
+            os.mkdir("d", dir_fd=fd)
+            nxt = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    finally:
+        os.close(fd)
+    with pytest.raises(UndoError, match="nested more than"):
+        asyncio.run(_undo(folder, tmp_path).point("turn", "t"))
+
+
 def test_scan_records_links_without_following(tmp_path: Path) -> None:
     folder = tmp_path / "folder"
     folder.mkdir()

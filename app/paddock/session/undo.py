@@ -43,6 +43,7 @@ DEFAULT_SHARE = 10  # without a policy budget: a tenth of the free disk …
 DEFAULT_CAP_MB = 20_000  # … and at most this
 WARN_AT = 0.8  # say so when the store is past this share of its budget
 MAX_ITEMS = 1_000_000
+MAX_DEPTH = 256  # folders inside folders; deeper is refused in plain words, not a crash
 FILE, DIR, LINK = "f", "d", "l"
 
 
@@ -87,7 +88,10 @@ def scan(folder: Path) -> Listing:
     return out
 
 
-def _scan_at(dfd: int, prefix: str, out: Listing) -> None:
+def _scan_at(dfd: int, prefix: str, out: Listing, depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise UndoError(f"{prefix[:200]}… is nested more than {MAX_DEPTH} folders deep; Paddock keeps no restore "
+                        "points for such a folder.")  # fmt: skip
     with os.scandir(dfd) as entries:
         for e in entries:
             if len(out) >= MAX_ITEMS:
@@ -102,7 +106,7 @@ def _scan_at(dfd: int, prefix: str, out: Listing) -> None:
                     out[rel] = Item(DIR, mode, 0, st.st_mtime_ns, "")
                     sub = os.open(e.name, DIR_FLAGS, dir_fd=dfd)
                     try:
-                        _scan_at(sub, rel + "/", out)
+                        _scan_at(sub, rel + "/", out, depth + 1)
                     finally:
                         os.close(sub)
                 elif stat.S_ISLNK(st.st_mode):
