@@ -44,6 +44,8 @@ def test_undo_puts_the_tree_back_byte_identical(tmp_path: Path) -> None:
     done = asyncio.run(u.undo())
     assert not done.failed, done.failed
     assert tree_state(folder) == before
+    assert "victim.txt" in done.removed and "victim.txt" in done.written and "big.bin" in done.written
+    assert "made" in done.removed and "notes.txt" in done.written
     assert outside.read_text() == "host file\n"  # the link the "guest" left was removed, not followed
     kinds = [r["kind"] for r in _records(tmp_path)]
     assert kinds.count("undo.point") == 2 and kinds.count("undo.restored") == 1  # the turn's, the undo's own

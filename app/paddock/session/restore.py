@@ -74,7 +74,8 @@ def restore(store: UndoStore, point: Point, only: str | None = None) -> Restored
     for rel, it in sorted(want.items()):  # 3. files and links
         if it.kind == DIR or _same(now.get(rel), it, canon):
             continue
-        _step(result, rel, _put_link if it.kind == LINK else _put_file, store, rel, it, point)
+        if _step(result, rel, _put_link if it.kind == LINK else _put_file, store, rel, it, point):
+            result.written.append(rel)
     for rel, it in reversed(dirs):  # 4. folders' mode and mtime, deepest first (writing inside changes mtime)
         _step(result, rel, _dir_meta, store, rel, it)
     return result
