@@ -63,5 +63,7 @@ def test_list_undo_file_and_undo_the_undo(tmp_path: Path) -> None:
     assert outside.returncode == 1 and "not a path inside the folder" in outside.stderr
     missing = _undo("--folder", str(folder), "--to", "999")
     assert missing.returncode == 1 and "no restore point 999" in missing.stderr
-    kinds = [r["kind"] for r in AuditLog().records() if r["attributes"].get("paddock.entry") in ("undo", None)]
-    assert kinds.count("undo.restored") == 3
+    records = list(AuditLog().records())  # this test run's log: other tests' sessions are in it too
+    started = [r for r in records if r["kind"] == "session.started" and r["attributes"]["paddock.entry"] == "undo"]
+    ours = {r["session_id"] for r in started if r["attributes"]["paddock.folder"] == str(folder)}
+    assert [r["kind"] for r in records if r["session_id"] in ours].count("undo.restored") == 3
