@@ -1,6 +1,6 @@
 """Run the benchmarks, print a Markdown table and write benchmarks/results/latest.json.
 
-    .venv/bin/python -m benchmarks [--boots 5] [--execs 100] [--out FILE]
+    .venv/bin/python -m benchmarks [--boots 5] [--execs 100] [--undo-mb 1024] [--out FILE]
 
 Every figure is a median over repeated runs in this one process, next to a
 baseline measured in the same run (a plain host subprocess, and bubblewrap
@@ -16,7 +16,7 @@ import platform
 import time
 from pathlib import Path
 
-from benchmarks import sandbox, turn
+from benchmarks import sandbox, turn, undo
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -26,6 +26,8 @@ def main() -> int:
     parser.add_argument("--boots", type=int, default=5, help="cold boots to time (default 5)")
     parser.add_argument("--execs", type=int, default=100, help="exec round trips to time (default 100)")
     parser.add_argument("--turns", type=int, default=30, help="agent turns to time (default 30)")
+    parser.add_argument("--undo-mb", type=int, default=1024, help="folder size for restore points (0: skip)")
+    parser.add_argument("--undo-files", type=int, default=10_000, help="files in that folder (default 10,000)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where to write the JSON")
     ns = parser.parse_args()
     started = time.monotonic()
@@ -65,6 +67,10 @@ def main() -> int:
             ratio = f"{r:.2f}×" if r < 1 else f"{r:.1f}×"
         shown = f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
         print(f"| {label} | {shown} {unit} | {runs} | {ratio} |")
+    if ns.undo_mb:
+        undo_results = undo.measure(ns.undo_mb, ns.undo_files, min(100, ns.undo_mb // 2))
+        results.update(undo_results)
+        print("\n" + undo.table(undo_results))
     results["total_s"] = round(time.monotonic() - started, 1)
     results["medians_of"] = "median"
     results["user"] = "root" if os.geteuid() == 0 else "ordinary user"

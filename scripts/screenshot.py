@@ -3,7 +3,8 @@ README's picture); ``--all DIR`` writes every view to DIR (``docs/screenshots``,
 docs/WINDOW.md); ``--settings OUT.png`` renders the settings' Model page with the shipped example
 managed policy (an Anthropic endpoint and a local Ollama server).
 ``--schedules OUT.png`` renders the schedule view with two sample schedules and their history
-(written to a throwaway data folder; nothing runs).
+(written to a throwaway data folder; nothing runs); ``--summary OUT.png`` renders the
+end-of-session summary (with undo).
 
 Runs the real window on a real X server (Xvfb, started by the shell wrapper) and fills it with a
 scripted session: the events are the ones the engine publishes, fed straight to the window, and
@@ -150,6 +151,39 @@ def schedules_shot(out: Path) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     ok = dialog.grab().save(str(out))
     dialog.close()
+    window.close()
+    engine.close()
+    print(f"wrote {out}" if ok else f"could not write {out}")
+    return 0 if ok else 1
+
+
+def summary_shot(out: Path) -> int:
+    from paddock.session import Change, SessionSummary
+
+    app = QApplication(sys.argv[:1])
+    engine = Engine()
+    window = MainWindow(engine, Desk())
+    window.resize(960, 640)
+    window.show()
+    deadline = time.monotonic() + 30
+    while not window.bridge.idle and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.05)
+    changes = [
+        Change("report.docx", "changed"),
+        Change("Sales 2026.xlsx", "changed"),
+        Change("old drafts/plan.docx", "deleted"),
+        Change("chart.png", "created"),
+        Change(".vscode/tasks.json", "created", "editor settings that can run commands when the folder is opened"),
+    ]
+    summary = SessionSummary(Path("~/Documents/Sales 2026"), changes, 0, Path("/nonexistent"), start_point=3)
+    window.summary.show_summary(summary)
+    window.stack.setCurrentWidget(window.summary)
+    window.summary.changes.setCurrentRow(0)
+    for _ in range(20):
+        app.processEvents()
+        time.sleep(0.02)
+    ok = window.grab().save(str(out))
     window.close()
     engine.close()
     print(f"wrote {out}" if ok else f"could not write {out}")
@@ -353,6 +387,8 @@ if __name__ == "__main__":
         sys.exit(settings_shot(Path(sys.argv[2] if len(sys.argv) > 2 else "docs/settings-models.png")))
     if sys.argv[1:2] == ["--schedules"]:
         sys.exit(schedules_shot(Path(sys.argv[2] if len(sys.argv) > 2 else "docs/screenshots/schedules.png")))
+    if sys.argv[1:2] == ["--summary"]:
+        sys.exit(summary_shot(Path(sys.argv[2] if len(sys.argv) > 2 else "docs/summary-undo.png")))
     if sys.argv[1:2] == ["--all"]:
         sys.exit(render(Path(sys.argv[2] if len(sys.argv) > 2 else "docs/screenshots"), list(VIEWS)))
     sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshot.png")))

@@ -105,6 +105,21 @@ def test_the_folder_tier_is_read_only_after_trust(tmp_path: Path, home: Path) ->
     assert trusted.allow_folder_hooks is False
 
 
+def test_the_undo_budget_is_the_admins_else_the_users_never_the_folders(tmp_path: Path, home: Path) -> None:
+    assert _load(tmp_path, home, {}, None).undo_budget_mb is None  # default: a share of the free disk
+    assert _load(tmp_path, home, {}, {"undo": {"budget_mb": 0}}).undo_budget_mb == 0  # the user turns it off
+    eff = _load(tmp_path, home, {"undo": {"budget_mb": 500}}, {"undo": {"budget_mb": 0}})
+    assert eff.undo_budget_mb == 500 and eff.sources["undo_budget_mb"] == "managed"
+    folder = home / "Documents" / "Reports"
+    (folder / ".claude").mkdir()
+    (folder / ".claude" / "settings.json").write_text(json.dumps({"paddock": {"undo": {"budget_mb": 0}}}))
+    trusted = _load(tmp_path, home, {}, None, folder=folder, folder_trusted=True)
+    assert trusted.undo_budget_mb is None  # a folder cannot switch off the undo of what is done to it
+    assert ("undo_budget_mb", "a tenth of the free disk", "default") in trusted.describe()
+    with pytest.raises(PolicyError, match="budget_mb"):
+        _load(tmp_path, home, {"undo": {"budget_mb": -1}}, None)
+
+
 # ------------------------------------------------------------------ denied folders
 
 

@@ -144,8 +144,14 @@ def test_first_run_choose_trust_chat_in_the_vm_and_summary(
         assert "0 questions" in window.summary.counts.text()
         qtbot.mouseClick(window.summary.revert_buttons[".git/hooks/pre-commit"], _left())
         qtbot.waitUntil(lambda: not (folder / ".git" / "hooks" / "pre-commit").exists())
-        assert "Deleted" in window.summary.message.text()
+        qtbot.waitUntil(lambda: "Deleted" in window.summary.message.text())
         assert (folder / "total.txt").exists()  # only what was asked for was reverted
+        # Undo everything: back to the session's restore point (the folder as it was when opened).
+        assert window.summary.undo_all.isVisible()
+        qtbot.mouseClick(window.summary.undo_all, _left())
+        qtbot.waitUntil(lambda: "undone" in window.summary.message.text(), timeout=60_000)
+        assert not (folder / "total.txt").exists() and (folder / "notes.txt").read_text() == "figures: 10 32\n"
+        assert not (folder / ".git").exists()
         assert window.desk.folder is None and window.desk.sandbox_state is SandboxState.STOPPED
 
 

@@ -24,7 +24,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,6 +177,9 @@ class AssistantSession:
     messages: list[dict[str, Any]] = field(default_factory=list)
     timings: list[TurnTiming] = field(default_factory=list)
     usage: list[Usage] = field(default_factory=list)
+    # Awaited with the message before anything of it runs (the session layer's restore point);
+    # one that raises stops the message before the model sees it.
+    before_send: list[Callable[[str], Awaitable[object]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._state = AssistantState.IDLE
@@ -221,6 +224,17 @@ class AssistantSession:
             raise PaddockError("The assistant is still working on the previous message.")
         self._set_state(AssistantState.MODEL)
         self.failure = None
+        try:
+            for hook in self.before_send:
+                await hook(text)
+        except PaddockError as exc:
+            self._set_state(AssistantState.FAILED)
+            self.failure = str(exc)
+            self._emit(Failed(str(exc)))
+            raise
+        except BaseException:
+            self._set_state(AssistantState.IDLE)
+            raise
         self.messages.append({"role": "user", "content": [{"type": "text", "text": text}]})
         self.store.save(self.messages)
         try:
@@ -241,29 +255,7 @@ class AssistantSession:
                     self._emit(Finished(reply.text, self._total_usage(), turn))
                     return reply.text
                 self._set_state(AssistantState.TOOLS)
-                results: list[dict[str, Any]] = []
-                for use in reply.tool_uses:
-                    outcome_start = time.perf_counter()
-                    self._emit(ToolCalled(use.id, use.name, use.input, describe(use.name, use.input)))
-                    self.tools.on_output = lambda data, cid=use.id: self._emit(ToolOutput(cid, data))
-                    try:
-                        outcome = await self.tools.call(use.name, use.input)
-                    finally:
-                        self.tools.on_output = None
-                    timing.tools_s += time.perf_counter() - outcome_start
-                    self._emit(
-                        ToolFinished(
-                            use.id, use.name, outcome.is_error, outcome.summary, outcome.detail, outcome.duration_s
-                        )
-                    )
-                    results.append(
-                        {
-                            "type": "tool_result",
-                            "tool_use_id": use.id,
-                            "content": outcome.content,
-                            "is_error": outcome.is_error,
-                        }
-                    )
+                results = await self._run_tools(reply, timing)
                 self.messages.append({"role": "user", "content": results})
                 self.store.save(self.messages)
                 timing.wall_s = time.perf_counter() - t0
@@ -280,6 +272,26 @@ class AssistantSession:
             self.failure = str(exc)
             self._emit(Failed(str(exc)))
             raise
+
+    async def _run_tools(self, reply: ModelReply, timing: TurnTiming) -> list[dict[str, Any]]:
+        """Run the reply's tool calls in order; their results, as the next user message's content."""
+        results: list[dict[str, Any]] = []
+        for use in reply.tool_uses:
+            outcome_start = time.perf_counter()
+            self._emit(ToolCalled(use.id, use.name, use.input, describe(use.name, use.input)))
+            self.tools.on_output = lambda data, cid=use.id: self._emit(ToolOutput(cid, data))
+            try:
+                outcome = await self.tools.call(use.name, use.input)
+            finally:
+                self.tools.on_output = None
+            timing.tools_s += time.perf_counter() - outcome_start
+            self._emit(
+                ToolFinished(use.id, use.name, outcome.is_error, outcome.summary, outcome.detail, outcome.duration_s)
+            )
+            results.append(
+                {"type": "tool_result", "tool_use_id": use.id, "content": outcome.content, "is_error": outcome.is_error}
+            )
+        return results
 
     async def _complete(self) -> ModelReply:
         def on_text(delta: str) -> None:

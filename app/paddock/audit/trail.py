@@ -35,6 +35,8 @@ EGRESS_DECISION = "egress.decision"
 TOKEN_MINTED = "token.minted"
 TOKEN_REVOKED = "token.revoked"
 POLICY_DECISION = "policy.decision"
+RESTORE_POINT = "undo.point"
+UNDONE = "undo.restored"
 
 
 def new_trace_id() -> str:

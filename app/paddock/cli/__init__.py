@@ -26,6 +26,7 @@ from paddock.cli.admin import _audit, _doctor, _keys, _memory, _policy_check
 from paddock.cli.out import err as _err
 from paddock.cli.out import progress as _progress
 from paddock.cli.schedule import add_parser as _add_schedule_parser
+from paddock.cli.undo import add_parser as add_undo_parser
 
 EXIT_SANDBOX_FAILED = 125
 EXIT_INTERRUPTED = 130
@@ -42,6 +43,7 @@ async def _sandbox_exec(ns: argparse.Namespace) -> int:
         _err("no command given; usage: paddock sandbox exec --folder DIR -- CMD [ARG...]")
         return 2
     runner = await SessionRunner.open(Path(ns.folder), EntryPoint.EXEC)
+    runner.undo.warn = _err
     outcome = "failed"
     try:
         sandbox = await runner.boot(on_progress=_progress(ns.quiet))
@@ -101,6 +103,7 @@ async def _run(ns: argparse.Namespace) -> int:
         out.flush()
 
     runner = await SessionRunner.begin(decided, EntryPoint.RUN, model_decision=choice)
+    runner.undo.warn = _err
     assert choice.target is not None
     before = list_folder(runner.folder)
     try:
@@ -145,6 +148,7 @@ COMMANDS = (
     "  paddock sandbox exec --folder DIR -- CMD        run one command in the sandbox\n"
     "  paddock mcp --folder DIR                        the sandbox's tools for any MCP client\n"
     '  paddock schedule add --folder DIR --when "every monday 09:00" "what to do"   a recurring task\n'
+    "  paddock undo --folder DIR [--list|--to ID]      put back what the assistant changed\n"
     "  paddock policy check | audit export | memory list\n"
 )
 
@@ -254,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
         "status", help="list the model endpoints policy allows, and whether each has its key"
     ).set_defaults(handler=_keys)
     keys_sub.add_parser("revoke-sessions", help="revoke every session token").set_defaults(handler=_keys)
+
+    add_undo_parser(sub)
 
     doc = sub.add_parser("doctor", help="check this computer and say what to fix")
     doc.add_argument("--no-probe", action="store_true", help="do not test-boot under KVM")

@@ -75,6 +75,7 @@ class EffectivePolicy:
     otlp_headers: dict[str, str] = field(default_factory=dict)
     max_log_mb: int = 50
     keychain_fallback: str | None = None
+    undo_budget_mb: int | None = None  # None: a share of the free disk (paddock.session.undo)
     tiers: list[Tier] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -119,7 +120,7 @@ class EffectivePolicy:
         rows = []
         for key in ("allowed_roots", "denied_paths", "read_only", "grants", "allow_asking", "model_endpoints",
                     "models_allowed", "default_model", "allow_folder_hooks", "otlp_endpoint", "otlp_headers",
-                    "max_log_mb", "keychain_fallback"):  # fmt: skip
+                    "max_log_mb", "keychain_fallback", "undo_budget_mb"):  # fmt: skip
             value = getattr(self, key)
             if key == "grants":
                 shown = (
@@ -134,6 +135,8 @@ class EffectivePolicy:
                 shown = ", ".join(f"{k}: ***" for k in value) or "none"  # header values are often secrets
             elif isinstance(value, list):
                 shown = ", ".join(str(v) for v in value) or "none"
+            elif value is None and key == "undo_budget_mb":
+                shown = "a tenth of the free disk"
             else:
                 shown = "any" if value is None and key in ("allowed_roots", "models_allowed") else str(value)
             rows.append((key, shown, self.sources.get(key, "default")))

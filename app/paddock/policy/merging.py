@@ -25,6 +25,7 @@ def merge(tiers: list[Tier], home: Path) -> EffectivePolicy:
         _merge_mounts(eff, t, home)
         _merge_models(eff, t)
     _admin_only(eff, managed, lower)
+    _undo_budget(eff, managed, lower)
     _narrow(eff, lower)
     allowed = eff.models_allowed
     if (
@@ -92,6 +93,15 @@ def _admin_only(eff: EffectivePolicy, managed: Tier | None, lower: list[Tier]) -
     for key in ("allow_asking", "allow_folder_hooks", "otlp_endpoint", "otlp_headers", "max_log_mb",
                 "keychain_fallback"):  # fmt: skip
         src[key] = "managed"
+
+
+def _undo_budget(eff: EffectivePolicy, managed: Tier | None, lower: list[Tier]) -> None:
+    """The managed tier's budget for restore points is final; otherwise the user's own. A folder's
+    own tier cannot set it (a folder must not switch off the undo of what is done to it)."""
+    for t in ([managed] if managed else []) + [t for t in lower if t.name == "user"]:
+        if t.policy.undo.budget_mb is not None:
+            eff.undo_budget_mb, eff.sources["undo_budget_mb"] = t.policy.undo.budget_mb, t.name
+            return
 
 
 def _narrow(eff: EffectivePolicy, lower: list[Tier]) -> None:

@@ -154,6 +154,16 @@ class AuditRules(_Strict):
     max_log_mb: int = Field(default=50, ge=1, le=10_000)
 
 
+class UndoRules(_Strict):
+    budget_mb: int | None = Field(
+        default=None,
+        ge=0,
+        le=100_000_000,
+        description="Disk Paddock may use per folder for restore points, in MB (None: a tenth of the free disk, "
+        "at most 20,000; 0: no restore points). Oldest points are dropped first.",
+    )
+
+
 class KeychainRules(_Strict):
     fallback_backend: str | None = Field(
         default=None, description="A keyring backend allowed when no secure keychain exists (admins only)."
@@ -170,3 +180,4 @@ class PolicyFile(_Strict):
     hooks: HookRules = Field(default_factory=HookRules)
     audit: AuditRules = Field(default_factory=AuditRules)
     keychain: KeychainRules = Field(default_factory=KeychainRules)
+    undo: UndoRules = Field(default_factory=UndoRules)

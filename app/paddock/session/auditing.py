@@ -23,6 +23,7 @@ from paddock.audit import (
     POLICY_DECISION,
     PROCESS_EXITED,
     PROCESS_STARTED,
+    RESTORE_POINT,
     SESSION_ENDED,
     SESSION_STARTED,
     TOKEN_MINTED,
@@ -30,6 +31,7 @@ from paddock.audit import (
     TOOL_CALL,
     TOOL_RESULT,
     TURN,
+    UNDONE,
     AuditEvent,
     AuditTrail,
     new_span_id,
@@ -107,6 +109,14 @@ class SessionAuditor:
         self._emit(POLICY_DECISION, self.session_span, {
             "paddock.policy.subject": subject, "paddock.policy.allowed": allowed,
             "paddock.policy.reason": reason, "paddock.policy.tier": tier or "built-in"})  # fmt: skip
+
+    def restore_point(self, attributes: dict[str, Any]) -> None:
+        """A restore point was made (``paddock.session.undo``), or could not be."""
+        self._emit(RESTORE_POINT, self.session_span, attributes)  # made before the turn it protects starts
+
+    def undone(self, attributes: dict[str, Any]) -> None:
+        """The folder (or one file) was put back to a restore point."""
+        self._emit(UNDONE, self.session_span, attributes)
 
     # ------------------------------------------------------------------ guest events
 

@@ -26,10 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from paddock.assistant.loop import AssistantEvent, AssistantSession
-from paddock.audit import AuditLog
 from paddock.core.errors import PaddockError
 from paddock.core.paths import data_dir
-from paddock.egress import TokenAuthority
 from paddock.policy import EffectivePolicy, PolicyError, TrustStore, behaviour_files
 from paddock.policy import load as load_policy
 from paddock.sandbox import Sandbox, SandboxFailed, ensure_snapshot, snapshots_enabled
@@ -37,6 +35,7 @@ from paddock.session import models
 from paddock.session.activity import Activity, activity
 from paddock.session.desk_keys import DeskKeys
 from paddock.session.desk_notes import DeskNotes
+from paddock.session.desk_undo import DeskUndo
 from paddock.session.egress_questions import EgressAsker, EgressQuestion
 from paddock.session.history import ConversationRow, History, Replayed, replay
 from paddock.session.previews import Preview, render, wanted
@@ -110,7 +109,7 @@ class _Open:
         return self.runner.sandbox
 
 
-class Desk(DeskKeys, DeskNotes):
+class Desk(DeskKeys, DeskNotes, DeskUndo):
     """The app engine. Every coroutine runs on the engine loop; ``subscribe`` listeners are
     called there too (the UI bridge moves them to the Qt thread)."""
 
@@ -149,17 +148,6 @@ class Desk(DeskKeys, DeskNotes):
         self._emit(SandboxStatus(state, detail))
 
     # ------------------------------------------------------------------ first run and keys
-
-    async def revoke_sessions(self) -> None:
-        TokenAuthority().revoke_all()
-
-    async def policy_rows(self) -> list[tuple[str, str, str]]:
-        """(setting, value, who set it): the effective policy, for the settings page."""
-        return self._load_policy().describe()
-
-    async def audit_records(self, limit: int = 200) -> list[dict[str, object]]:
-        records = list(AuditLog().records(None))
-        return records[-limit:]
 
     async def warm(self) -> None:
         """Prepare the saved sandbox in the background as soon as the app opens, so that choosing
@@ -232,6 +220,7 @@ class Desk(DeskKeys, DeskNotes):
         decided = decide(check.folder, trusted=check.trusted, policy_loader=self._load_policy)
         choice = models.decide_model(decided.policy, model or self.model)
         runner = await SessionRunner.begin(decided, EntryPoint.WINDOW, model_decision=choice)  # refused: recorded
+        runner.undo.warn = lambda text: self._emit(Notice(text))
         self._target = choice.target
         self._remember_folder(runner.folder)
         backup = data_dir() / "backups" / runner.session_id
@@ -365,7 +354,9 @@ class Desk(DeskKeys, DeskNotes):
         await self._stop_work()
         await self._close_sandbox()
         after = await asyncio.to_thread(list_folder, opened.folder)
-        summary = SessionSummary(opened.folder, diff(opened.before, after), self.questions_asked, opened.backup)
+        first = opened.runner.undo.first
+        summary = SessionSummary(opened.folder, diff(opened.before, after), self.questions_asked, opened.backup,
+                                 first.point.id if first else None)  # fmt: skip
         await opened.runner.close()
         self._open = None
         self._emit(summary)

@@ -1,13 +1,16 @@
-"""The window's model keys and endpoints, without Qt (a part of ``Desk``): which endpoints policy
-allows, whether each has its key, storing and removing one. Nothing here is sent anywhere."""
+"""The window's model keys, endpoints and settings, without Qt (a part of ``Desk``): which endpoints
+policy allows, whether each has its key, storing and removing one; the effective policy, the audit
+log and revoking session tokens for the settings page. Nothing here is sent anywhere."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
 
+from paddock.audit import AuditLog
 from paddock.core.errors import PaddockError
 from paddock.credentials import KeychainError, backend_status
+from paddock.egress import TokenAuthority
 from paddock.policy import EffectivePolicy, PolicyError
 from paddock.session import models
 from paddock.session.doctor import FirstRun, run_checks
@@ -84,3 +87,14 @@ class DeskKeys:
              ", ".join(e.models) if e.models is not None else "any", models.key_state(policy, e))
             for e in policy.model_endpoints
         ]  # fmt: skip
+
+    async def revoke_sessions(self) -> None:
+        TokenAuthority().revoke_all()
+
+    async def policy_rows(self) -> list[tuple[str, str, str]]:
+        """(setting, value, who set it): the effective policy, for the settings page."""
+        return self._load_policy().describe()
+
+    async def audit_records(self, limit: int = 200) -> list[dict[str, object]]:
+        records = list(AuditLog().records(None))
+        return records[-limit:]

@@ -18,6 +18,8 @@ the same way::
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
 import logging
 import secrets
@@ -27,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from paddock.assistant.loop import AssistantSession, ConversationStore, ToolCalled, ToolFinished
-from paddock.assistant.tools import ToolBox, ToolOutcome, describe
+from paddock.assistant.tools import TOOLS, ToolBox, ToolOutcome, Where, describe
 from paddock.audit import AuditLog, AuditTrail, otlp_exporter
 from paddock.core.logs import SessionLog
 from paddock.credentials import Keychain, audit_key
@@ -37,6 +39,7 @@ from paddock.policy import load as load_policy
 from paddock.sandbox import Sandbox, SandboxFailed
 from paddock.session.auditing import SessionAuditor
 from paddock.session.models import ModelDecision, refused
+from paddock.session.undoing import START, TURN, FolderUndo
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
@@ -51,6 +54,7 @@ class EntryPoint(enum.Enum):
     MCP = "mcp"
     EXEC = "sandbox-exec"
     SCHEDULE = "schedule"
+    UNDO = "undo"
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,8 @@ class SessionRunner:
         self.log = SessionLog(self.session_id)  # for a support request; never a secret in it
         d = decided.decision
         self.auditor.policy_decision(f"share folder {decided.folder}", d.allowed, d.reason, d.tier)
+        # Restore points: at the start (each boot) and before each turn, whatever the entry point.
+        self.undo = FolderUndo(decided.folder, decided.policy, self.auditor)
         self.sandbox: Sandbox | None = None
         self._box: ToolBox | None = None
         self._closed = False
@@ -146,13 +152,29 @@ class SessionRunner:
         """Boot (or wake) the sandbox on the decided folder; the auditor follows it."""
         if self.sandbox is not None:
             raise SandboxFailed("This session already has a sandbox; close it first.")
-        sandbox = await Sandbox.boot(
-            self.folder,
-            policy=self.policy,
-            decision=self.decided.decision,
-            on_progress=on_progress,
-            egress_asking=egress_asking,
-        )
+        # The session's restore point is made while the VM starts (nothing in the guest can touch
+        # the folder before boot returns and a command runs); boot returns only once it is made.
+        point = asyncio.ensure_future(self.undo.point(START, f"start of a session ({self.entry.value})"))
+        try:
+            sandbox = await Sandbox.boot(
+                self.folder,
+                policy=self.policy,
+                decision=self.decided.decision,
+                on_progress=on_progress,
+                egress_asking=egress_asking,
+            )
+        except BaseException:
+            point.cancel()
+            with contextlib.suppress(BaseException):
+                await point
+            raise
+        try:
+            if not point.done() and on_progress is not None:
+                on_progress("Finishing the folder's restore point")
+            await point
+        except BaseException:
+            await sandbox.close()
+            raise
         self.sandbox = sandbox
         self.auditor.follow(sandbox)
         log.debug("session %s: sandbox %s ready", self.session_id, sandbox.vm.id)
@@ -174,6 +196,7 @@ class SessionRunner:
         session = AssistantSession(self.sandbox, provider, ConversationStore(self.folder, conversations))
         if new:
             session.messages.clear()
+        session.before_send.append(lambda text: self.undo.point(TURN, text))
         session.subscribe(self.auditor.on_agent_event)
         return session
 
@@ -185,6 +208,9 @@ class SessionRunner:
             self._box = ToolBox(self.sandbox, session_id=self.session_id)
         call_id = "mcp_" + secrets.token_hex(6)
         summary = describe(name, args)
+        known = TOOLS.get(name)
+        if known is not None and known.where is Where.GUEST:  # each call a client makes is a turn
+            await self.undo.point(TURN, summary)
         self.auditor.on_agent_event(ToolCalled(call_id, name, args, summary))
         outcome = await self._box.call(name, args)
         self.auditor.on_agent_event(

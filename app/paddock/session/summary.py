@@ -151,6 +151,7 @@ class SessionSummary:
     changes: list[Change]
     questions_asked: int
     backup: Path  # copies of the files that could run on the host, as they were before the session
+    start_point: int | None = None  # the restore point made when the session started (None: undo is off)
 
     @property
     def risky(self) -> list[Change]:

@@ -244,6 +244,7 @@ class FolderPage(QWidget):
 class SummaryPage(QWidget):
     done = Signal()
     revert_requested = Signal(object)  # a Change
+    undo_all_requested = Signal()
 
     def __init__(self) -> None:
         super().__init__()
@@ -257,8 +258,14 @@ class SummaryPage(QWidget):
         self.changes.setAccessibleName("Files that changed")
         self.changes.itemActivated.connect(self._open_item)
         layout.addWidget(self.changes, 1)
-        left = Qt.AlignmentFlag.AlignLeft
-        layout.addWidget(_button("Open the selected file", "openFile", self._open_selected), alignment=left)
+        actions = QHBoxLayout()
+        actions.addWidget(_button("Open the selected file", "openFile", self._open_selected))
+        self.restore_file = _button("Restore the selected file", "restoreFile", self._restore_selected)
+        actions.addWidget(self.restore_file)
+        self.undo_all = _button("Undo everything from this session", "undoSession", self.undo_all_requested.emit)
+        actions.addWidget(self.undo_all)
+        actions.addStretch(1)
+        layout.addLayout(actions)
         self.warning = _label(
             "These files could run on your computer later, outside the sandbox (for example when you use "
             "git or an editor on this folder). Look at them, or put them back as they were:",
@@ -272,6 +279,7 @@ class SummaryPage(QWidget):
         layout.addWidget(self.message)
         layout.addWidget(_button("Done", "summaryDone", self.done.emit), alignment=Qt.AlignmentFlag.AlignRight)
         self.folder: Path | None = None
+        self.shown_changes: list[Change] = []
         self.revert_buttons: dict[str, QPushButton] = {}
 
     def show_summary(self, summary: SessionSummary) -> None:
@@ -284,10 +292,16 @@ class SummaryPage(QWidget):
             f"The assistant asked you {asked} question{'s' if asked != 1 else ''} this session."
         )
         self.changes.clear()
-        for c in summary.changes:
+        self.shown_changes = list(summary.changes)
+        for i, c in enumerate(summary.changes):
             item = QListWidgetItem(f"{c.kind}: {c.shown_path}")
             item.setData(Qt.ItemDataRole.UserRole, c.path if c.kind in ("created", "changed") else "")
+            item.setData(Qt.ItemDataRole.UserRole + 1, i)
             self.changes.addItem(item)
+        undoable = summary.start_point is not None  # a restore point: any file, any size, deleted ones too
+        self.undo_all.setVisible(undoable and bool(summary.changes))
+        self.restore_file.setVisible(undoable and bool(summary.changes))
+        self.undo_all.setEnabled(True)
         while self.risky.count():
             old = self.risky.takeAt(0)
             widget = old.widget() if old is not None else None
@@ -300,7 +314,7 @@ class SummaryPage(QWidget):
             rl = QHBoxLayout(row)
             rl.setContentsMargins(0, 0, 0, 0)
             rl.addWidget(_label(f"⚠ {c.shown_path}: {c.risk}", "riskyFile"), 1)
-            if c.kind in ("created", "changed"):
+            if c.kind in ("created", "changed") or undoable:
                 button = _button("Revert", "revertButton", self._reverter(c))
                 self.revert_buttons[c.path] = button
                 rl.addWidget(button)
@@ -315,6 +329,21 @@ class SummaryPage(QWidget):
         button = self.revert_buttons.get(change.path)
         if button is not None:
             button.setEnabled(False)
+
+    def _restore_selected(self) -> None:
+        item = self.changes.currentItem()
+        if item is None:
+            self.message.setText("Choose a file in the list first.")
+            return
+        index = item.data(Qt.ItemDataRole.UserRole + 1)
+        if isinstance(index, int) and 0 <= index < len(self.shown_changes):
+            change = self.shown_changes[index]
+            if change.kind != "not scanned":
+                self.revert_requested.emit(change)
+
+    def undone(self, message: str) -> None:
+        self.message.setText(message)
+        self.undo_all.setEnabled(False)
 
     def _open_item(self, item: QListWidgetItem) -> None:
         rel = item.data(Qt.ItemDataRole.UserRole)

@@ -102,6 +102,7 @@ class MainWindow(QMainWindow):
         self.folders.notes_requested.connect(self.open_notes)
         self.summary.done.connect(self.show_folders)
         self.summary.revert_requested.connect(self._revert)
+        self.summary.undo_all_requested.connect(self._undo_all)
 
         self.stack.setCurrentWidget(self.welcome)
         self._check_host()
@@ -258,9 +259,16 @@ class MainWindow(QMainWindow):
         summary = self.last_summary
 
         async def do() -> str:
+            if summary.start_point is not None:  # from the session's restore point
+                return await self.desk.undo_session(summary, change.path)
             return revert(summary, change)
 
         self.bridge.call(do(), lambda msg: self.summary.reverted(change, msg), self.summary.message.setText)
+
+    def _undo_all(self) -> None:
+        if self.last_summary is not None:
+            undo = self.desk.undo_session(self.last_summary)
+            self.bridge.call(undo, self.summary.undone, self.summary.message.setText)
 
     def open_settings(self) -> None:
         self.settings = SettingsDialog(self.bridge, self)
