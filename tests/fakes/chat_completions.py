@@ -11,63 +11,20 @@ as ``messages_api``); every request body and its headers are kept, so a test can
 
 from __future__ import annotations
 
-import itertools
 import json
-import threading
-from collections.abc import Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.fakes.messages_api import Reply, Step
+from tests.fakes.loopback import ScriptedServer
 
 
-class ChatCompletionsAPI:
-    def __init__(self, steps: Sequence[Step] | None = None) -> None:
-        self.steps: list[Step] = list(steps or [])
-        self.requests: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        self._lock = threading.Lock()
-        self._ids = itertools.count(1)
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                api._handle(self)
-
-            def do_GET(self) -> None:
-                api._handle(self)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+class ChatCompletionsAPI(ScriptedServer):
+    RETRY_STATUSES = (429, 503)
 
     @property
     def url(self) -> str:
         """The base URL, as OPENAI_BASE_URL or a policy's ``base_url`` names it."""
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    @property
-    def count(self) -> int:
-        with self._lock:
-            return len(self.requests)
-
-    def __enter__(self) -> ChatCompletionsAPI:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def _next(self, body: dict[str, Any]) -> Reply:
-        with self._lock:
-            step = self.steps.pop(0) if self.steps else Reply(text="(the script has no more steps)")
-        return step(body) if callable(step) else step
+        return f"{self.root}/v1"
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         length = int(h.headers.get("content-length", "0"))
@@ -130,17 +87,6 @@ class ChatCompletionsAPI:
         if usage is not None:
             out["usage"] = usage
         return out
-
-    @staticmethod
-    def _send_json(h: BaseHTTPRequestHandler, status: int, obj: dict[str, Any]) -> None:
-        data = json.dumps(obj).encode()
-        h.send_response(status)
-        h.send_header("content-type", "application/json")
-        h.send_header("content-length", str(len(data)))
-        if status in (429, 503):
-            h.send_header("retry-after", "0")
-        h.end_headers()
-        h.wfile.write(data)
 
     def tool_messages(self) -> list[dict[str, Any]]:
         """Every role "tool" message the client sent in its last request, in order."""

@@ -11,25 +11,14 @@ benchmark).
 
 from __future__ import annotations
 
-import itertools
 import json
-import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from tests.fakes.loopback import Reply, ScriptedServer, Step
 
-@dataclass
-class Reply:
-    text: str = ""
-    tool_uses: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    status: int = 200  # non-200: an error reply of that status
-    delay_s: float = 0.0
-
-
-Step = Reply | Callable[[dict[str, Any]], Reply]
+__all__ = ["MessagesAPI", "Reply", "Step", "text", "tool"]
 
 
 def text(t: str) -> Reply:
@@ -40,53 +29,12 @@ def tool(name: str, **args: Any) -> Reply:
     return Reply(tool_uses=[(name, args)])
 
 
-class MessagesAPI:
-    def __init__(self, steps: Sequence[Step] | None = None, *, repeat_last: bool = False) -> None:
-        self.steps: list[Step] = list(steps or [])
-        self.repeat_last = repeat_last
-        self.requests: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        self.handler_s = 0.0
-        self._lock = threading.Lock()
-        self._ids = itertools.count(1)
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                t0 = time.perf_counter()
-                try:
-                    api._handle(self)
-                finally:
-                    with api._lock:
-                        api.handler_s += time.perf_counter() - t0
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+class MessagesAPI(ScriptedServer):
+    RETRY_STATUSES = (429, 529)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> MessagesAPI:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-    def _next(self, body: dict[str, Any]) -> Reply:
-        with self._lock:
-            if not self.steps:
-                return Reply(text="(the script has no more steps)")
-            step = self.steps[0] if (self.repeat_last and len(self.steps) == 1) else self.steps.pop(0)
-        return step(body) if callable(step) else step
+        return self.root
 
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
         if h.path.split("?")[0] != "/v1/messages":
@@ -202,17 +150,6 @@ class MessagesAPI:
         h.send_header("content-length", str(len(payload)))
         h.end_headers()
         h.wfile.write(payload)
-
-    @staticmethod
-    def _send_json(h: BaseHTTPRequestHandler, status: int, obj: dict[str, Any]) -> None:
-        data = json.dumps(obj).encode()
-        h.send_response(status)
-        h.send_header("content-type", "application/json")
-        h.send_header("content-length", str(len(data)))
-        if status in (429, 529):
-            h.send_header("retry-after", "0")
-        h.end_headers()
-        h.wfile.write(data)
 
     def tool_results(self) -> list[dict[str, Any]]:
         """Every tool_result block the client sent, in order (from the last request)."""
