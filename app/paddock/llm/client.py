@@ -20,8 +20,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-import anthropic
-
 from paddock.core.errors import PaddockError
 from paddock.core.logs import redact
 
@@ -139,6 +137,8 @@ class AnthropicProvider:
         redact(api_key)  # never in a log
         self.model = model
         self.endpoint = endpoint
+        import anthropic  # here, not at the top: every command would pay ~0.8 s to load it
+
         self._client = anthropic.AsyncAnthropic(api_key=api_key, max_retries=max_retries, base_url=base_url)
 
     async def complete(
@@ -149,6 +149,8 @@ class AnthropicProvider:
         tools: Sequence[ToolSpec],
         on_text: Callable[[str], None],
     ) -> ModelReply:
+        import anthropic  # already loaded by __init__
+
         try:
             async with self._client.messages.stream(
                 model=self.model,

@@ -25,8 +25,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import openai
-
 from paddock.core.logs import redact
 from paddock.llm.client import NO_KEY, LLMError, ModelReply, TextBlock, ToolSpec, ToolUse, Usage, missing_key
 
@@ -158,6 +156,8 @@ class OpenAIProvider:
             redact(api_key)  # never in a log
         self.model = model
         self.endpoint = endpoint
+        import openai  # here, not at the top: loaded only when a provider is made
+
         self._client = openai.AsyncOpenAI(
             api_key=api_key if needs_key and api_key else NO_KEY, base_url=base_url, max_retries=max_retries
         )
@@ -170,6 +170,8 @@ class OpenAIProvider:
         tools: Sequence[ToolSpec],
         on_text: Callable[[str], None],
     ) -> ModelReply:
+        import openai  # already loaded by __init__
+
         where = f"The model service {self.endpoint!r} ({self._client.base_url})"
         builder = ReplyBuilder()
         try:
