@@ -104,3 +104,44 @@ def test_a_folder_may_not_define_an_endpoint(tmp_path: Path) -> None:
 def test_a_bad_endpoint_names_the_field(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match=r"models\.endpoints\.0\..*base_url"):
         _load(tmp_path, {"models": {"endpoints": [{**LOCAL, "base_url": "file:///etc/passwd"}]}})
+
+
+def test_a_managed_policy_naming_a_built_in_endpoint_pins_its_address(tmp_path: Path) -> None:
+    """Naming ``anthropic`` in the managed tier must not leave ANTHROPIC_BASE_URL free to send the
+    person's key anywhere (review finding: it did)."""
+    eff = _load(tmp_path, {"models": {"endpoints": ["anthropic"]}})
+    assert choose(eff, None, {}).base_url == "https://api.anthropic.com"
+    assert "https://evil.example" in _refused(eff, None, {"ANTHROPIC_BASE_URL": "https://evil.example"})
+
+
+def test_an_empty_list_left_by_two_tiers_is_not_widened_by_a_third(tmp_path: Path) -> None:
+    """Managed allows one URL, the user another: nothing is left, and the folder's tier cannot
+    bring a URL back (review finding: an empty tuple was read as "no limit")."""
+    folder = tmp_path / "work"
+    (folder / ".claude").mkdir(parents=True)
+    (folder / ".claude" / "settings.json").write_text(
+        json.dumps({"paddock": {"models": {"endpoints": ["https://evil.example"]}}})
+    )
+    eff = load(managed=_write(tmp_path, "m.json", {"models": {"endpoints": ["https://a.example"]}}),
+               recommended=tmp_path / "none-r.json",
+               user=_write(tmp_path, "u.json", {"models": {"endpoints": ["https://b.example"]}}),
+               home=tmp_path, admin_uid=ADMIN, folder=folder, folder_trusted=True)  # fmt: skip
+    for e in eff.model_endpoints:
+        assert e.allowed_urls == (), e
+    assert "evil.example" in _refused(eff, None, {"ANTHROPIC_BASE_URL": "https://evil.example"})
+
+
+def test_a_personal_key_variable_never_goes_to_an_endpoint_the_admin_named(tmp_path: Path) -> None:
+    from paddock.llm import ModelTarget
+    from paddock.session.models import api_key
+
+    eff = _load(tmp_path, {"models": {"endpoints": [CORP]}})
+    target = ModelTarget("corp", "anthropic", CORP["base_url"], "m", True)
+    env = {"ANTHROPIC_API_KEY": "personal-key-for-the-public-service"}
+    assert api_key(eff, target, env) != env["ANTHROPIC_API_KEY"]
+
+
+def _write(tmp_path: Path, name: str, data: object) -> Path:
+    p = tmp_path / name
+    p.write_text(json.dumps(data))
+    return p

@@ -98,13 +98,18 @@ def merge_endpoints(eff: EffectivePolicy, t: Tier) -> None:
         if e.name in names:
             narrower = names[e.name].models
             if narrower is not None:
-                e = replace(e, models=tuple(m for m in (e.models or narrower) if m in narrower))
+                models = e.models if e.models is not None else narrower  # () stays (): nothing widens it
+                e = replace(e, models=tuple(m for m in models if m in narrower))
             kept.append(e)
         elif e.name in named or (e.base_url is not None and norm_url(e.base_url) in urls):
+            if e.builtin and t.name == "managed" and e.allowed_urls is None:
+                # The admin named a built-in endpoint: at its SDK's own URL, not wherever
+                # ANTHROPIC_BASE_URL / OPENAI_BASE_URL would send it (and the key with it).
+                e = replace(e, allowed_urls=(norm_url(SDK_BASE_URL[e.kind]),))
             kept.append(e)
         elif e.base_url is None and urls:  # built in: its URL is known only when a session starts
-            allowed = tuple(u for u in (e.allowed_urls or sorted(urls)) if u in urls)
-            kept.append(replace(e, allowed_urls=allowed))
+            allowed_now = e.allowed_urls if e.allowed_urls is not None else tuple(sorted(urls))
+            kept.append(replace(e, allowed_urls=tuple(u for u in allowed_now if u in urls)))
     eff.model_endpoints = kept
     eff.sources["model_endpoints"] = f"{eff.sources.get('model_endpoints', 'built-in')}, narrowed by {t.name}"
 
@@ -142,6 +147,17 @@ def parse_choice(text: str, names: list[str]) -> tuple[str | None, str | None]:
     return None, text
 
 
+def default_endpoint(eff: EffectivePolicy) -> Endpoint | None:
+    """The endpoint used when none is named: the one ``models.default`` names, else the first."""
+    if not eff.model_endpoints:
+        return None
+    try:
+        name, _ = parse_choice(eff.default_model or "", [e.name for e in eff.model_endpoints])
+    except ModelRefused:
+        name = None
+    return next((e for e in eff.model_endpoints if e.name == name), eff.model_endpoints[0])
+
+
 def choose(eff: EffectivePolicy, requested: str | None, env: Mapping[str, str]) -> ModelChoice:
     """The endpoint, model and base URL for a request, or ``ModelRefused`` saying why not."""
     tier = eff.sources.get("model_endpoints", "built-in")
@@ -153,11 +169,11 @@ def choose(eff: EffectivePolicy, requested: str | None, env: Mapping[str, str]) 
         default_name, default_model = parse_choice(eff.default_model or "", list(endpoints))
     except ModelRefused as exc:
         raise ModelRefused(exc.reason, tier) from None
-    default_endpoint = default_name or eff.model_endpoints[0].name
-    endpoint = endpoints[name or default_endpoint]
+    default = default_name or eff.model_endpoints[0].name
+    endpoint = endpoints[name or default]
     if model is None:
         fallback = env.get("PADDOCK_MODEL") or DEFAULT_ANTHROPIC_MODEL
-        model = _default_model(endpoint, default_model if endpoint.name == default_endpoint else None, fallback)
+        model = _default_model(endpoint, default_model if endpoint.name == default else None, fallback)
     if endpoint.models is not None and model not in endpoint.models:
         raise ModelRefused(
             f"The model {model!r} is not allowed on the endpoint {endpoint.name!r} "

@@ -32,8 +32,8 @@ class DeskKeys:
             e = models.endpoint(policy, endpoint)
             if e.key is None:
                 return None
-            env = os.environ.get(models.KEY_ENV[e.kind])
-            return env or models.keychain(policy).get(e.key)
+            var = models.key_env(e)
+            return (os.environ.get(var) if var else None) or models.keychain(policy).get(e.key)
         except (KeychainError, PolicyError):
             return None
 
@@ -41,7 +41,8 @@ class DeskKeys:
         """Whether a key is needed, and the host checks (``paddock doctor``, without the KVM probe)."""
         checks = await run_checks(probe=False)
         policy = self._policy()
-        needs = bool(policy.model_endpoints) and policy.model_endpoints[0].key is not None
+        default = models.default_endpoint(policy)
+        needs = default is not None and default.key is not None
         return FirstRun(needs and self.model_key() is None, checks)
 
     def _entry(self, endpoint: str | None) -> tuple[EffectivePolicy, str]:
@@ -70,8 +71,8 @@ class DeskKeys:
         except (KeychainError, PolicyError) as exc:
             return exc.message
         where = f"kept in {status.name}"
-        env = models.KEY_ENV[e.kind]
-        if os.environ.get(env):
+        env = models.key_env(e)
+        if env and os.environ.get(env):
             return f"The key from {env} is used (a key is {'also ' if stored else 'not '}{where})."
         return f"A key is stored ({where})." if stored else "No key is stored yet."
 

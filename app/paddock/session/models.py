@@ -18,9 +18,17 @@ from urllib.parse import urlsplit
 from paddock.credentials import Keychain, KeychainError
 from paddock.llm import ModelProvider, ModelTarget, provider_for
 from paddock.policy import EffectivePolicy, Endpoint, ModelRefused, PolicyError
-from paddock.policy.models import BASE_URL_ENV, KEY_ENV, choose
+from paddock.policy.models import BASE_URL_ENV, KEY_ENV, choose, default_endpoint
 
-__all__ = ["BASE_URL_ENV", "KEY_ENV", "ModelDecision", "ModelTarget", "ProviderFactory", "decide_model"]
+__all__ = [
+    "BASE_URL_ENV",
+    "KEY_ENV",
+    "ModelDecision",
+    "ModelTarget",
+    "ProviderFactory",
+    "decide_model",
+    "default_endpoint",
+]
 ProviderFactory = Callable[[ModelTarget, str | None], ModelProvider]
 
 
@@ -72,7 +80,7 @@ def endpoint(policy: EffectivePolicy, name: str | None) -> Endpoint:
     if not policy.model_endpoints:
         raise PolicyError("Policy allows no model endpoint.")
     if name is None:
-        return policy.model_endpoints[0]
+        return default_endpoint(policy) or policy.model_endpoints[0]
     for e in policy.model_endpoints:
         if e.name == name:
             return e
@@ -80,16 +88,24 @@ def endpoint(policy: EffectivePolicy, name: str | None) -> Endpoint:
     raise PolicyError(f"There is no model endpoint called {name!r} here (allowed: {names}).")
 
 
+def key_env(e: Endpoint) -> str | None:
+    """The environment variable that may hold ``e``'s key (headless use): a built-in endpoint's
+    SDK variable only. An endpoint the admin named gets its own keychain entry, never a personal
+    ANTHROPIC_API_KEY / OPENAI_API_KEY meant for the public service."""
+    return KEY_ENV[e.kind] if e.builtin else None
+
+
 def api_key(policy: EffectivePolicy, target: ModelTarget, env: Mapping[str, str] | None = None) -> str | None:
-    """The key for ``target``: none for an endpoint that needs none; else the kind's environment
-    variable (headless use), else the endpoint's keychain entry."""
+    """The key for ``target``: none for an endpoint that needs none; else its environment
+    variable (built-in endpoints, headless use), else the endpoint's keychain entry."""
     env = os.environ if env is None else env
     if not target.needs_key:
         return None
-    if env.get(KEY_ENV[target.kind]):
-        return env[KEY_ENV[target.kind]]
-    entry = endpoint(policy, target.endpoint).key
-    return keychain(policy).get(entry) if entry else None
+    e = endpoint(policy, target.endpoint)
+    var = key_env(e)
+    if var and env.get(var):
+        return env[var]
+    return keychain(policy).get(e.key) if e.key else None
 
 
 def key_state(policy: EffectivePolicy, e: Endpoint, env: Mapping[str, str] | None = None) -> str:
@@ -97,12 +113,12 @@ def key_state(policy: EffectivePolicy, e: Endpoint, env: Mapping[str, str] | Non
     env = os.environ if env is None else env
     if e.key is None:
         return "needs no key"
-    var = KEY_ENV[e.kind]
+    var = key_env(e)
     try:
         stored = keychain(policy).get(e.key) is not None
     except KeychainError:
-        return f"{var} is used" if env.get(var) else "the keychain cannot be used (see Keys)"
-    if env.get(var):
+        return f"{var} is used" if var and env.get(var) else "the keychain cannot be used (see Keys)"
+    if var and env.get(var):
         return f"{var} is used (a key is {'also ' if stored else 'not '}stored)"
     return "key stored" if stored else "no key stored yet"
 
