@@ -25,7 +25,6 @@ from paddock.core.errors import PaddockError
 from paddock.core.paths import profile_dir
 
 DEFAULT_TTL_DAYS = 30
-NOTE_FILE_MAX = 64 * 1024
 NOTE_FILE_MAX = 64 * 1024  # a note file on disk (a note is at most MAX_NOTE_CHARS)
 MAX_NOTE_CHARS = 2000
 MAX_NOTES = 100

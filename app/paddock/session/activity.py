@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from paddock.core.text import shown
 from paddock.guest import GuestEvent, ProcessExitedEvent, ProcessStartedEvent
 
 MAX_SHOWN = 160
@@ -23,7 +24,7 @@ class Activity:
 
 
 def _cut(text: str) -> str:
-    text = " ".join(text.split())
+    text = shown(" ".join(text.split()))  # control and direction characters escaped
     return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from paddock.core.text import shown
+
 _TITLES: dict[str, tuple[str, str]] = {  # tool -> (while running, once done); {path}, {pattern}
     "run_command": ("Running a command", "Ran a command"),
     "write_file": ("Making {path}", "Made {path}"),
@@ -23,7 +25,8 @@ _TITLES: dict[str, tuple[str, str]] = {  # tool -> (while running, once done); {
 def card_title(name: str, args: dict[str, Any], *, running: bool, ok: bool = True) -> str:
     """The card's first line: what was done, and to which file."""
     now, done = _TITLES.get(name, ("Using a tool", "Used a tool"))
-    words = {"path": str(args.get("path") or "the folder")[:120], "pattern": str(args.get("pattern", ""))[:60]}
+    path, pattern = str(args.get("path") or "the folder")[:120], str(args.get("pattern", ""))[:60]
+    words = {"path": shown(path), "pattern": shown(pattern)}  # the model chose them: escaped
     title = (now if running else done).format(**words)
     return f"{title} (that did not work)" if not running and not ok else title
 

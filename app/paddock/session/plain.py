@@ -19,7 +19,7 @@ JARGON: tuple[str, ...] = (
     "QEMU", "TCG", "KVM", "virtiofs", "virtiofsd", "gRPC", "signal", "exception", "traceback", "stderr",
     "stdout", "mitmproxy", "mitmdump", "bubblewrap", "bwrap", "namespace", "errno", "hypervisor", "vsock",
     "QMP", "sysctl", "AppArmor", "egress", "exit code", "exit status", "SIGKILL", "RLIMIT", "kernel", "stack trace",
-    "errno", "OSError", "RuntimeError", "initramfs", "guest agent",
+    "OSError", "RuntimeError", "initramfs", "guest agent", "systemd",
 )  # fmt: skip
 _JARGON = re.compile(r"\b(" + "|".join(re.escape(w) for w in JARGON) + r")\b", re.IGNORECASE)
 

@@ -147,9 +147,11 @@ def wanted(before: dict[str, Entry], folder: Path, done: dict[str, Entry]) -> li
         if Path(path).suffix.lower() not in KINDS or path.startswith("."):
             continue
         if before.get(path) != entry and done.get(path) != entry:
-            done[path] = entry
+            done[path] = entry  # only what is returned counts as previewed: the rest waits for the next call
             out.append(path)
-    return out[:MAX_FILES]
+            if len(out) == MAX_FILES:
+                break
+    return out
 
 
 async def render(sandbox: Sandbox, paths: list[str]) -> list[Preview]:

@@ -115,8 +115,12 @@ def _make_dirs(store: UndoStore, dirs: list[tuple[str, Item]], now: Listing, res
                 if rel not in now:
                     os.mkdir(name, 0o700, dir_fd=dfd)
                     result.written.append(rel)
-                else:
-                    os.chmod(name, it.mode | 0o700, dir_fd=dfd, follow_symlinks=False)
+                else:  # through a descriptor: a folder the guest swapped for a link fails to open (O_NOFOLLOW)
+                    fd = os.open(name, DIR_FLAGS, dir_fd=dfd)
+                    try:
+                        os.fchmod(fd, it.mode | 0o700)
+                    finally:
+                        os.close(fd)
 
         _step(result, rel, make)
 

@@ -223,8 +223,10 @@ class UndoStore:
             items = scan(self.folder)
             existing = self._ids()  # manifests are read only when old points must go
             new = {rel: it for rel, it in items.items() if it.kind == FILE and not self.has(it.ref)}
-            needed = sum(it.size for it in new.values())
             budget = budget_bytes(self.budget_mb, self.path)
+            # A file larger than the whole budget is never kept, so it must not make older points go
+            # (a guest's `truncate -s 30G x` costs it nothing and would otherwise wipe the history).
+            needed = sum(it.size for it in new.values() if it.size <= budget)
             used = self.used_bytes()
             dropped: list[int] = []
             while existing and used + needed > budget:

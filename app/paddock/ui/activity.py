@@ -9,9 +9,11 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import QDialog, QFrame, QLabel, QListWidget, QListWidgetItem, QVBoxLayout
 
+from paddock.core.text import shown
 from paddock.session import Activity, Preview
-from paddock.ui.pages import _label
+from paddock.ui.pages import _label, plain_tip
 
+MAX_RUNNING = 50
 MAX_FILES = 30
 THUMB = 88
 
@@ -61,17 +63,20 @@ class ActivityPanel(QFrame):
             if not pixmap.loadFromData(p.png, "PNG"):
                 continue
             self.pictures[p.path] = pixmap
-            for old in self.previews.findItems(p.path, Qt.MatchFlag.MatchExactly):
-                self.previews.takeItem(self.previews.row(old))
+            for row in reversed(range(self.previews.count())):
+                if self.previews.item(row).data(Qt.ItemDataRole.UserRole) == p.path:
+                    self.previews.takeItem(row)
             small = pixmap.scaled(
                 THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
             )
-            item = QListWidgetItem(QIcon(small), p.path)
-            item.setToolTip(f"{p.path}: a picture drawn in the sandbox")
+            name = shown(p.path)  # the guest chose it: escaped, and plain text wherever it goes
+            item = QListWidgetItem(QIcon(small), name)
+            item.setData(Qt.ItemDataRole.UserRole, p.path)
+            item.setToolTip(plain_tip(f"{name}: a picture drawn in the sandbox"))
             self.previews.insertItem(0, item)
 
     def _show_large(self, item: QListWidgetItem) -> None:
-        pixmap = self.pictures.get(item.text())
+        pixmap = self.pictures.get(item.data(Qt.ItemDataRole.UserRole))
         if pixmap is None:
             return
         self.large = QDialog(self)
@@ -94,9 +99,12 @@ class ActivityPanel(QFrame):
     def add(self, ev: Activity) -> None:
         if ev.kind == "started":
             item = QListWidgetItem(f"▶ {ev.text}")
-            item.setToolTip(ev.text)
+            item.setToolTip(plain_tip(ev.text))
             self._items[ev.key] = item
             self.running.addItem(item)
+            while len(self._items) > MAX_RUNNING:  # a guest that never reports exits cannot grow this
+                oldest = next(iter(self._items))
+                self.running.takeItem(self.running.row(self._items.pop(oldest)))
         elif ev.kind == "finished":
             if ev.key in self._items:
                 self.running.takeItem(self.running.row(self._items.pop(ev.key)))

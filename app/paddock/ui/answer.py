@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QSize, QUrl
+from PySide6.QtCore import QSize, Qt, QUrl
 from PySide6.QtGui import QDesktopServices, QImage, QResizeEvent, QTextDocument
 from PySide6.QtWidgets import QFrame, QMessageBox, QSizePolicy, QTextBrowser, QWidget
 
@@ -85,6 +85,7 @@ class AnswerView(QTextBrowser):
             yes.setObjectName("openLink")
             box.addButton("Don't open", QMessageBox.ButtonRole.RejectRole).setObjectName("keepLinkClosed")
             box.accepted.connect(lambda: QDesktopServices.openUrl(url))
+        box.setTextFormat(Qt.TextFormat.PlainText)  # the link is the model's: never read as HTML
         box.setObjectName("linkQuestion")
         self.link_box = box
         box.open()

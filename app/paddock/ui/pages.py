@@ -7,6 +7,7 @@ import html
 from collections.abc import Callable
 from pathlib import Path
 
+from PySide6 import QtGui
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
@@ -23,6 +24,12 @@ from PySide6.QtWidgets import (
 )
 
 from paddock.session import Change, FirstRun, FolderCheck, SessionSummary, plain_checks, why_not_open
+
+
+def plain_tip(text: str) -> str:
+    """A tooltip that shows ``text`` as written: Qt reads a tooltip that looks like HTML as HTML
+    (``<img src=…>`` would load a file), and guest or model text may look like that."""
+    return QtGui.Qt.convertFromPlainText(text)
 
 
 def _label(text: str, name: str = "", *, rich: bool = False, wrap: bool = True) -> QLabel:

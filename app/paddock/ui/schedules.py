@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from paddock.session import SCHEDULE_EXAMPLES, WINDOW_ONLY, ScheduleRow, ScheduleRun, Schedules
 from paddock.ui.bridge import Bridge
+from paddock.ui.pages import plain_tip
 
 KEEPER_INTERVAL_MS = 60_000
 
@@ -136,16 +137,14 @@ class ScheduleDialog(QDialog):
         rows, live = loaded
         keep = self._current()
         self.rows = rows
-        self.mode.setText(
-            "Schedules run from systemd timers, also while this window is closed." if live else WINDOW_ONLY
-        )
+        self.mode.setText("Schedules run on time, also while this window is closed." if live else WINDOW_ONLY)
         self.table.setRowCount(len(rows))
         for i, row in enumerate(rows):
             last = "running now" if row.running else (row.last.result() if row.last else "not run yet")
             due = "due now" if row.next_due <= datetime.now() else f"{row.next_due:%a %d %b %H:%M}"
             for col, text in enumerate((row.schedule.when, row.schedule.task, due, last)):
                 item = QTableWidgetItem(text)
-                item.setToolTip(row.schedule.folder if col == 1 else text)
+                item.setToolTip(plain_tip(row.schedule.folder if col == 1 else text))
                 self.table.setItem(i, col, item)
         self.table.resizeColumnToContents(0)
         self.table.resizeColumnToContents(2)
