@@ -145,3 +145,19 @@ def _write(tmp_path: Path, name: str, data: object) -> Path:
     p = tmp_path / name
     p.write_text(json.dumps(data))
     return p
+
+
+def test_a_base_url_compares_case_blind_only_in_scheme_and_host() -> None:
+    from paddock.policy.models import norm_url
+
+    assert norm_url("HTTPS://Models.Example.COM/v1/") == "https://models.example.com/v1"
+    assert norm_url("https://models.example.com/V1") != norm_url("https://models.example.com/v1")
+
+
+def test_only_a_loopback_address_counts_as_a_local_model_server() -> None:
+    from paddock.session.models import _loopback
+
+    for url in ("http://127.0.0.1:11434", "http://127.8.0.1/v1", "http://[::1]:8000", "http://localhost:1234"):
+        assert _loopback(url), url
+    for url in ("http://127.example.com", "http://127.0.0.1.example.com/v1", "https://10.0.0.1"):
+        assert not _loopback(url), url

@@ -163,21 +163,12 @@ class AnthropicProvider:
                     if event.type == "text":
                         on_text(event.text)
                 final = await stream.get_final_message()
-        except anthropic.AuthenticationError as exc:
-            raise LLMError(
-                "The model service did not accept the key.", hint="Replace it with `paddock keys set`."
+        except anthropic.APIError as exc:
+            from paddock.llm.errors import plain_error
+
+            raise plain_error(
+                anthropic, exc, endpoint=self.endpoint, base_url=self._client.base_url, model=self.model
             ) from exc
-        except anthropic.PermissionDeniedError as exc:
-            raise LLMError("The model service refused this request for this key.") from exc
-        except anthropic.RateLimitError as exc:
-            raise LLMError("The model service is busy and asked us to slow down; try again shortly.") from exc
-        except anthropic.APIConnectionError as exc:
-            raise LLMError(
-                f"Could not reach the model service ({self._client.base_url}).",
-                hint="Check the network connection, or that the server is running.",
-            ) from exc
-        except anthropic.APIStatusError as exc:
-            raise LLMError(f"The model service answered with an error ({exc.status_code}): {exc.message}") from exc
         blocks: list[TextBlock | ToolUse] = []
         for block in final.content:
             if block.type == "text":

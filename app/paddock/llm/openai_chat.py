@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from paddock.core.logs import redact
-from paddock.llm.client import NO_KEY, LLMError, ModelReply, TextBlock, ToolSpec, ToolUse, Usage, missing_key
+from paddock.llm.client import NO_KEY, ModelReply, TextBlock, ToolSpec, ToolUse, Usage, missing_key
+from paddock.llm.errors import plain_error
 
 log = logging.getLogger(__name__)
 STOP_REASONS = {"stop": "end_turn", "tool_calls": "tool_use", "function_call": "tool_use", "length": "max_tokens"}
@@ -172,7 +173,6 @@ class OpenAIProvider:
     ) -> ModelReply:
         import openai  # already loaded by __init__
 
-        where = f"The model service {self.endpoint!r} ({self._client.base_url})"
         builder = ReplyBuilder()
         try:
             stream = await self._client.chat.completions.create(  # type: ignore[call-overload]
@@ -184,26 +184,7 @@ class OpenAIProvider:
             )
             async for chunk in stream:
                 builder.add(chunk, on_text)
-        except openai.AuthenticationError as exc:
-            raise LLMError(
-                f"{where} did not accept the key.",
-                hint=f"Replace it with `paddock keys set --endpoint {self.endpoint}`.",
-            ) from exc
-        except openai.PermissionDeniedError as exc:
-            raise LLMError(f"{where} refused this request for this key.") from exc
-        except openai.NotFoundError as exc:
-            raise LLMError(
-                f"{where} does not offer the model {self.model!r} (or has no Chat Completions API there).",
-                hint="Check the model's name and the endpoint's base URL.",
-            ) from exc
-        except openai.RateLimitError as exc:
-            raise LLMError(f"{where} is busy and asked us to slow down; try again shortly.") from exc
-        except openai.APIConnectionError as exc:
-            raise LLMError(
-                f"Could not reach t{where[1:]}.", hint="Check the network connection, or that the server is running."
-            ) from exc
-        except openai.APIStatusError as exc:
-            raise LLMError(f"{where} answered with an error ({exc.status_code}): {exc.message}") from exc
-        except openai.APIError as exc:  # e.g. an error event in the middle of the stream
-            raise LLMError(f"{where} failed: {exc.message}") from exc
+        except openai.APIError as exc:
+            base_url = self._client.base_url
+            raise plain_error(openai, exc, endpoint=self.endpoint, base_url=base_url, model=self.model) from exc
         return builder.reply()

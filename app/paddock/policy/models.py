@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from paddock.policy.schema import NAME_RE, ModelEndpoint
 
@@ -70,7 +71,12 @@ class ModelChoice:
 
 
 def norm_url(url: str) -> str:
-    return url.strip().rstrip("/").lower()
+    """A base URL as compared against policy: scheme and host are case-insensitive, the path is not
+    (``/V1`` and ``/v1`` may be different services behind one host)."""
+    parts = urlsplit(url.strip())
+    if not parts.scheme or not parts.netloc:
+        return url.strip().rstrip("/")
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), parts.query, ""))
 
 
 # ----------------------------------------------------------------------------- merging

@@ -10,6 +10,7 @@ The llm layer never reads policy or the keychain; it is handed a ready ``ModelTa
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -142,4 +143,9 @@ def make_provider(
 
 def _loopback(url: str) -> bool:
     host = urlsplit(url).hostname or ""
-    return host == "localhost" or host == "::1" or host.startswith("127.")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name such as 127.example.com is not loopback
+        return False

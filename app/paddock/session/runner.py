@@ -111,20 +111,20 @@ class SessionRunner:
         entry: EntryPoint,
         *,
         trusted: bool | None = None,
-        model: str = "",
         policy_loader: PolicyLoader = load_policy,
     ) -> SessionRunner:
-        """Decide ``folder`` and start the session's audit trail (see ``begin``)."""
-        return await cls.begin(decide(folder, trusted=trusted, policy_loader=policy_loader), entry, model=model)
+        """Decide ``folder`` and start the session's audit trail (see ``begin``). No model is chosen
+        here: an entry point that talks to one decides it with ``models.decide_model`` and uses ``begin``."""
+        return await cls.begin(decide(folder, trusted=trusted, policy_loader=policy_loader), entry)
 
     @classmethod
     async def begin(
-        cls, decided: Decided, entry: EntryPoint, *, model: str = "", model_decision: ModelDecision | None = None
+        cls, decided: Decided, entry: EntryPoint, *, model_decision: ModelDecision | None = None
     ) -> SessionRunner:
         """Start the session on a folder already decided (by ``decide``, once). A folder policy
         denies is recorded, then refused with the reason (``SandboxFailed``); so is a model
         (``models.decide_model``) policy does not allow (``PolicyError``), before anything is sent."""
-        runner = cls(decided, entry, model=model_decision.label if model_decision else model)
+        runner = cls(decided, entry, model=model_decision.label if model_decision else "")
         if not decided.decision.allowed:
             await runner.close(outcome="refused")
             raise SandboxFailed(decided.decision.reason)
