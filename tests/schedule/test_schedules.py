@@ -199,3 +199,44 @@ def test_a_task_cannot_write_its_own_lines_into_the_unit_files(env: dict[str, st
     verified = _verify(env, units / f"paddock-schedule-{sid}.timer", service)
     assert verified.returncode == 0 and verified.stderr == "", verified.stderr
     assert ScheduleStore(tmp_path / "data" / "schedules").get(sid).task == task.strip()  # kept whole, for the run
+
+
+@needs_analyze
+def test_a_dollar_in_a_passed_on_variable_reaches_the_run_as_it_is(env: dict[str, str], tmp_path: Path) -> None:
+    """systemd expands % in ``Environment=`` but not $: a data folder named with both is written so
+    that the run gets exactly the name (a `$$` there would reach the run as two dollars)."""
+    (tmp_path / "work").mkdir()
+    data = tmp_path / "data $HOME 100%"
+    proc = _paddock({**env, "PADDOCK_DATA_DIR": str(data)}, "schedule", "add", "--folder", str(tmp_path / "work"),
+                    "--when", "every day 08:00", "x")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    sid = proc.stdout.split()[1]
+    units = tmp_path / "config" / "systemd" / "user"
+    service = units / f"paddock-schedule-{sid}.service"
+    expected = str(data).replace("%", "%%")
+    assert f'Environment="PADDOCK_DATA_DIR={expected}"' in service.read_text().splitlines()
+    verified = _verify(env, units / f"paddock-schedule-{sid}.timer", service)
+    assert verified.returncode == 0 and verified.stderr == "", verified.stderr
+
+
+def test_a_look_at_whether_a_schedule_runs_never_makes_a_real_run_skip(tmp_path: Path) -> None:
+    """The list's "is it running?" look takes the run lock for an instant; a run starting in that
+    instant waits it out instead of recording "skipped", and the look writes nothing."""
+    import fcntl
+    import threading
+
+    store = ScheduleStore(tmp_path / "schedules")
+    s = store.add(folder=str(tmp_path), when="every day 08:00", on_calendar="*-*-* 08:00:00", task="a",
+                  created=datetime(2026, 1, 1, tzinfo=UTC))  # fmt: skip
+    lock = store.folder_of(s.id) / "run.lock"
+    with store.running(s.id) as mine:  # a real run holds it: the look says so and leaves its mark alone
+        assert mine and store.is_running(s.id)
+        mark = lock.read_text()
+    before = lock.stat().st_mtime_ns
+    assert not store.is_running(s.id)
+    assert mark == f"{os.getpid()}\n" and lock.read_text() == mark and lock.stat().st_mtime_ns == before
+    fd = os.open(lock, os.O_RDWR)  # a look (in another process, in real life) holds it right now …
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    threading.Timer(0.3, os.close, (fd,)).start()  # … for an instant
+    with store.running(s.id) as mine:
+        assert mine  # the run waited the look out

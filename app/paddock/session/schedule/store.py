@@ -16,6 +16,7 @@ import json
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -173,12 +174,10 @@ class ScheduleStore:
             _write_private(path, "".join(r.model_dump_json() + "\n" for r in runs))
 
     @contextlib.contextmanager
-    def _run_lock(self, schedule_id: str, name: str, *, wait: bool) -> Iterator[bool]:
+    def _run_lock(self, schedule_id: str, name: str, *, wait: bool, patience: float = 0.0) -> Iterator[bool]:
         fd = os.open(self.folder_of(schedule_id) / name, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-            except BlockingIOError:
+            if not _flock(fd, wait=wait, patience=patience):
                 yield False
                 return
             os.ftruncate(fd, 0)
@@ -188,16 +187,37 @@ class ScheduleStore:
             os.close(fd)  # closing releases the lock, also when the process dies
 
     def running(self, schedule_id: str) -> contextlib.AbstractContextManager[bool]:
-        """Hold the schedule's run lock: yields False when another run holds it now."""
-        return self._run_lock(schedule_id, "run.lock", wait=False)
+        """Hold the schedule's run lock: yields False when another run holds it now. A look from
+        ``is_running`` holds it for an instant; that is waited out, not taken for a run."""
+        return self._run_lock(schedule_id, "run.lock", wait=False, patience=2.0)
 
     def is_running(self, schedule_id: str) -> bool:
-        with self.running(schedule_id) as got:
-            return not got
+        """Whether a run holds the lock now: a look that takes it for an instant and writes nothing."""
+        fd = os.open(self.folder_of(schedule_id) / "run.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            return not _flock(fd, wait=False, patience=0.0)
+        finally:
+            os.close(fd)
 
     def last_run_time(self, schedule: Schedule) -> datetime:
         runs = self.history(schedule.id)
         return runs[-1].started if runs else schedule.created
+
+
+def _flock(fd: int, *, wait: bool, patience: float) -> bool:
+    """Take an exclusive lock on ``fd``: blocking if ``wait``, else trying for ``patience`` seconds."""
+    if wait:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return True
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
 
 def dumps(schedule: Schedule) -> str:

@@ -36,6 +36,13 @@ def _quote(arg: str) -> str:
     return f'"{escaped}"'
 
 
+def _env_quote(assignment: str) -> str:
+    """One ``Environment=`` assignment (systemd.exec(5)): specifiers (%) are expanded there, but
+    variables are not, so a ``$`` stays as it is."""
+    escaped = assignment.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+    return f'"{escaped}"'
+
+
 def _one_line(text: str, limit: int = 80) -> str:
     flat = " ".join(text.split()).replace("%", "%%")
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
@@ -44,7 +51,7 @@ def _one_line(text: str, limit: int = 80) -> str:
 def service_text(schedule: Schedule, python: str | None = None) -> str:
     argv = [python or sys.executable, "-m", "paddock.cli", "schedule", "run", schedule.id]
     env = "".join(
-        f"Environment={_quote(f'{k}={os.environ[k]}')}\n" for k in _PASSED_ON if os.environ.get(k)
+        f"Environment={_env_quote(f'{k}={os.environ[k]}')}\n" for k in _PASSED_ON if os.environ.get(k)
     )  # fmt: skip
     return (
         "[Unit]\n"
