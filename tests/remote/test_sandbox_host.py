@@ -1,0 +1,140 @@
+"""Sandbox hosts over SSH, against a real OpenSSH server on loopback (tests/remote/conftest.py):
+the VM runs as the server account with the installed Paddock there, the guest agent's gRPC rides
+the SSH channel, the folder goes there and back over SFTP.
+
+Real: sshd, paramiko, the VM and guest agent (on the "server", as another account), the keychain
+(gnome-keyring holds the SSH key), the egress gateway on this side. No fake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from paddock import cli
+from paddock.guest import ExecOutput
+from paddock.policy import effective
+from paddock.sandbox import Sandbox, SandboxFailed
+from tests.remote.conftest import SshHost
+
+pytestmark = [pytest.mark.vm, pytest.mark.timeout(600)]
+SESSIONS = ".local/state/paddock-remote/sessions"
+
+
+def _sessions_on(test_host: SshHost, account: str = "paddock-remote") -> list[str]:
+    code, out = test_host.shell(f"ls ~/{SESSIONS} 2>/dev/null || true", account)
+    return out.split()
+
+
+def _wait_cleaned(test_host: SshHost, timeout_s: float = 60) -> list[str]:
+    deadline = time.monotonic() + timeout_s
+    while (left := _sessions_on(test_host)) and time.monotonic() < deadline:
+        time.sleep(1)
+    return left
+
+
+def test_sandbox_exec_on_a_host_brings_the_file_back(
+    test_host: SshHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """``paddock sandbox exec --folder DIR --host NAME -- CMD`` through the real sshd: the command
+    reads the person's file on the server and writes one that comes back to the local folder."""
+    folder = tmp_path / "work"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "in.txt").write_text("from the laptop\n")
+    policy_dir = tmp_path / "etc"
+    policy_dir.mkdir()
+    test_host.policy(policy_dir, test_host.host())  # writes the managed file
+    monkeypatch.setattr(effective, "MANAGED_FILE", policy_dir / "managed-policy.json")
+    monkeypatch.setattr(effective, "RECOMMENDED_FILE", policy_dir / "none")
+    monkeypatch.setattr(effective, "ROOT_UID", __import__("os").getuid())  # the test user plays the admin
+    script = "cat sub/in.txt; hostname; uname -n > /dev/null; echo made-on-the-host > sub/out.txt"
+    code = cli.main(["sandbox", "exec", "--quiet", "--folder", str(folder), "--host", "lab", "--", "sh", "-c", script])
+    out = capfdbinary.readouterr()
+    assert code == 0, out.err.decode(errors="replace")
+    assert b"from the laptop" in out.out
+    assert (folder / "sub" / "out.txt").read_text() == "made-on-the-host\n"
+    assert not [p for p in folder.rglob("*") if ".paddock-" in p.name], "a temporary file was left behind"
+    assert _wait_cleaned(test_host) == [], "the server kept the session's folder after it ended"
+
+
+def test_a_changed_host_key_is_refused_before_anything_is_sent(test_host: SshHost, tmp_path: Path) -> None:
+    """A server whose key is not the pinned one (replaced, or someone in between) is refused with
+    a plain message; the log in is never attempted, so no key and no folder reach it."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "secret.txt").write_text("not for an impostor")
+    other = "SHA256:" + "A" * 43
+    policy = test_host.policy(tmp_path, test_host.host(host_key=other))
+    log_before = test_host.log.read_text()
+
+    async def boot() -> None:
+        async with Sandbox.open(folder, policy=policy, host="lab"):
+            pass
+
+    with pytest.raises(SandboxFailed, match="did not prove to be the server your organisation named") as info:
+        asyncio.run(boot())
+    assert other in str(info.value) and test_host.host_key in str(info.value)
+    new_log = test_host.log.read_text()[len(log_before) :]
+    assert "Accepted publickey" not in new_log and "Failed publickey" not in new_log, new_log
+    assert _sessions_on(test_host) == []
+
+
+def test_dropped_connection_isolation_and_no_secrets_on_the_server(test_host: SshHost, tmp_path: Path) -> None:
+    """A connection killed mid-command fails in plain words with the local folder intact, and a new
+    session recovers; meanwhile a second account on the server cannot read the session's workspace,
+    and no real key and no token signing key is anywhere in the server account's files."""
+    from paddock.egress import TokenAuthority
+    from paddock.policy import EgressGrant
+
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("the person's work\n")
+    real_key = "sk-real-" + "7" * 24
+    host = test_host.host()
+    policy = test_host.policy(tmp_path, host)
+    policy.grants = [EgressGrant(id="api", host="api.example.invalid", credential="cred")]
+
+    async def scenario() -> None:
+        sandbox = await Sandbox.boot(folder, policy=policy, host="lab", secrets={"cred": real_key})
+        try:
+            assert sandbox.gateway is not None and sandbox.token is not None  # egress stays here
+            # Isolation: the other account cannot list or read this session's workspace.
+            code, out = await asyncio.to_thread(
+                test_host.shell,
+                f"ls ~paddock-remote/{SESSIONS}/{sandbox.vm.id}/workspace; "
+                f"cat ~paddock-remote/{SESSIONS}/{sandbox.vm.id}/workspace/keep.txt",
+                "paddock-remote2",
+            )
+            assert "the person's work" not in out and re.search("Permission denied", out), out
+            # No secret on the server: the real key, the signing key, the boot key.
+            signing = TokenAuthority()._key().hex()
+            for needle in (real_key, signing):
+                code, out = await asyncio.to_thread(
+                    test_host.shell,
+                    f"grep -rlF {needle} ~ /tmp/paddock-$(id -u) 2>/dev/null; echo checked",
+                )
+                assert out.strip() == "checked", f"found on the server: {out}"
+            # Kill the connection mid-command (as a network that goes away would).
+            events = sandbox.exec(["sh", "-c", "echo changed > keep.txt.new; echo started; sleep 60"])
+            async for ev in events:
+                if isinstance(ev, ExecOutput) and b"started" in ev.data:
+                    break
+            sandbox.vm.connection.transport.sock.close()  # type: ignore[union-attr]
+            with pytest.raises(SandboxFailed, match="connection to the sandbox host 'lab' dropped"):
+                async for _ in events:
+                    pass
+        finally:
+            await sandbox.close()
+        assert (folder / "keep.txt").read_text() == "the person's work\n"
+        assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"]
+        # Recovered: a new session on the same host works, with the folder as it was.
+        async with Sandbox.open(folder, policy=policy, host="lab") as again:
+            out, _err, result = await again.guest.run(["cat", "/workspace/keep.txt"])
+            assert result.exit_code == 0 and out == b"the person's work\n"
+
+    asyncio.run(scenario())
+    assert _wait_cleaned(test_host) == [], "the dropped session's folder was not cleaned up on the server"
