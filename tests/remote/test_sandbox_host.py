@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shlex
 import time
 from pathlib import Path
 
@@ -26,8 +27,32 @@ SESSIONS = ".local/state/paddock-remote/sessions"
 
 
 def _sessions_on(test_host: SshHost, account: str = "paddock-remote") -> list[str]:
-    code, out = test_host.shell(f"ls ~/{SESSIONS} 2>/dev/null || true", account)
+    _code, out = test_host.shell(f"ls ~/{SESSIONS} 2>/dev/null || true", account)
     return out.split()
+
+
+def _search_server(needles: list[bytes]) -> str:
+    """A command for the server account: every file it owns or can read in its home and its
+    runtime folder, searched for each needle (raw, hex and base64)."""
+    import base64
+
+    forms = [f for n in needles for f in (n, n.hex().encode(), base64.b64encode(n))]
+    script = (
+        "import os,sys\n"
+        f"forms=[bytes.fromhex(h) for h in {[f.hex() for f in forms]!r}]\n"
+        "roots=[os.path.expanduser('~'), f'/tmp/paddock-{os.getuid()}']\n"
+        "for root in roots:\n"
+        "  for d, _, names in os.walk(root):\n"
+        "    for n in names:\n"
+        "      p=os.path.join(d,n)\n"
+        "      try:\n"
+        "        if os.path.islink(p) or not os.path.isfile(p): continue\n"
+        "        data=open(p,'rb').read()\n"
+        "      except OSError: continue\n"
+        "      if any(f in data for f in forms): print('FOUND', p)\n"
+        "print('searched')\n"
+    )
+    return f"python3 -c {shlex.quote(script)}"
 
 
 def _wait_cleaned(test_host: SshHost, timeout_s: float = 60) -> list[str]:
@@ -103,7 +128,7 @@ def test_dropped_connection_isolation_and_no_secrets_on_the_server(test_host: Ss
         try:
             assert sandbox.gateway is not None and sandbox.token is not None  # egress stays here
             # Isolation: the other account cannot list or read this session's workspace.
-            code, out = await asyncio.to_thread(
+            _code, out = await asyncio.to_thread(
                 test_host.shell,
                 f"ls ~paddock-remote/{SESSIONS}/{sandbox.vm.id}/workspace; "
                 f"cat ~paddock-remote/{SESSIONS}/{sandbox.vm.id}/workspace/keep.txt",
@@ -111,13 +136,16 @@ def test_dropped_connection_isolation_and_no_secrets_on_the_server(test_host: Ss
             )
             assert "the person's work" not in out and re.search("Permission denied", out), out
             # No secret on the server: the real key, the signing key, the boot key.
-            signing = TokenAuthority()._key().hex()
-            for needle in (real_key, signing):
-                code, out = await asyncio.to_thread(
-                    test_host.shell,
-                    f"grep -rlF {needle} ~ /tmp/paddock-$(id -u) 2>/dev/null; echo checked",
-                )
-                assert out.strip() == "checked", f"found on the server: {out}"
+            _code, mode = await asyncio.to_thread(test_host.shell, f"stat -c %a ~/{SESSIONS}/{sandbox.vm.id}")
+            assert mode.strip() == "700", mode
+            # The search reaches the session's files (it finds the folder's own words there) ...
+            _code, out = await asyncio.to_thread(test_host.shell, _search_server([b"the person's work"]))
+            assert f"{sandbox.vm.id}/workspace/keep.txt" in out, out
+            # ... and finds no real key, no token signing key, no session token.
+            needles = [real_key.encode(), TokenAuthority()._key(), sandbox.token.value.encode()]
+            _code, out = await asyncio.to_thread(test_host.shell, _search_server(needles))
+            assert out.strip().endswith("searched"), out
+            assert "FOUND" not in out, f"a secret is on the server: {out}"
             # Kill the connection mid-command (as a network that goes away would).
             events = sandbox.exec(["sh", "-c", "echo changed > keep.txt.new; echo started; sleep 60"])
             async for ev in events:
