@@ -143,6 +143,11 @@ class ToolBox:
             known = ", ".join(sorted(TOOLS))
             return done(f"There is no tool called {name!r}. The tools are: {known}.", "", error=True)
         try:
+            if found.where is Where.GUEST:  # on a sandbox host: the folder there and back (here: nothing)
+                await self.sandbox.sync(back=False)
+                outcome = await found.handler(self, args, done)
+                await self.sandbox.sync(back=True)
+                return outcome
             return await found.handler(self, args, done)
         except (KeyError, TypeError, ValueError) as exc:
             return done(f"The arguments for {name} are not right: {exc}", "", error=True)

@@ -231,6 +231,17 @@ class Sandbox:
         await self.vm.stop()
 
     @property
+    def host_name(self) -> str | None:
+        """The sandbox host this sandbox runs on (None: this computer)."""
+        return self.vm.host.name if isinstance(self.vm, RemoteMachine) else None
+
+    @property
+    def where(self) -> str:
+        """Where and how it runs, in plain words (the window's status)."""
+        label = self.timings.accel.accel.label
+        return f"on {self.host_name}, {label}" if self.host_name else label
+
+    @property
     def alive(self) -> bool:
         return self.vm.state is VMState.READY
 
