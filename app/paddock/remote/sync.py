@@ -200,11 +200,11 @@ class FolderSync:
             if now == digest:
                 self.base[rel] = digest
                 continue
-            if now != before or (now is None and beneath.lstat(self.folder, rel) is not None):
-                report.conflicts.append(rel)
-                self.base[rel] = digest
-                continue
             try:
+                if now != before or (now is None and beneath.lstat(self.folder, rel) is not None):
+                    report.conflicts.append(rel)
+                    self.base[rel] = digest
+                    continue
                 report.bytes += self._download(rel, digest)
             except (beneath.UnsafePath, RemoteError) as exc:
                 report.refused.append(f"{rel} ({exc.message})")
