@@ -10,6 +10,7 @@ on this computer meanwhile is not overwritten: it is reported as a conflict and 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -74,6 +75,7 @@ class FolderSync:
         self.base: dict[str, str] = {}  # what both sides held after the last sync
         self._hashes: dict[str, tuple[int, int, str]] = {}  # rel -> (size, mtime_ns, sha256)
         self._sftp: paramiko.SFTPClient | None = None
+        self._pushed = False
 
     @property
     def sftp(self) -> paramiko.SFTPClient:
@@ -134,18 +136,25 @@ class FolderSync:
 
     # ------------------------------------------------------------------ to the server
 
-    def push(self) -> SyncReport:
-        """Send what the server's copy lacks; remove there what is gone here."""
+    def push(self, *, ask: bool = False) -> SyncReport:
+        """Send what the server's copy lacks; remove there what is gone here. What the server
+        holds is known from the last sync (each command's changes were brought back after it);
+        ``ask`` (and the first push) lists the server's copy instead."""
         report = SyncReport()
         here = self.local()
-        there, report.refused = self.remote()
+        if ask or not self._pushed:
+            there, report.refused = self.remote()
+            self._pushed = True
+        else:
+            there = dict(self.base)
         for rel, digest in sorted(here.items()):
             if there.get(rel) != digest:
                 report.bytes += self._upload(rel)
                 report.sent.append(rel)
         for rel in sorted(set(there) - set(here)):
             self._remote_path(rel)
-            self.sftp.remove(self._remote(rel))
+            with contextlib.suppress(FileNotFoundError):
+                self.sftp.remove(self._remote(rel))
         self.base = dict(here)
         return report
 
