@@ -37,9 +37,8 @@ def test_a_window_session_on_the_assigned_host_reconnects_after_a_drop(
         test_host.host("free", account="paddock-remote2", who=me),
         test_host.host("elsewhere", account="paddock-remote2", who=["someone-else"]),  # not for this person
     )
-    test_host.shell(
-        f"mkdir -p {SLOTS} && chmod 700 ~/.local/state/paddock-remote && "
-        f"(setsid flock {SLOTS}/0.lock sleep 300 </dev/null >/dev/null 2>&1 &)"
+    _code, holder = test_host.shell(  # one of busy's two sessions taken: a process holds its slot's lock
+        f"mkdir -p {SLOTS} && cd {SLOTS} && (setsid flock 0.lock sleep 300 </dev/null >/dev/null 2>&1 & echo $!)"
     )
     events: list[object] = []
     steps = [tool("run_command", command="echo made-on-the-host > made.txt"), text("Done."), text("Again.")]
@@ -73,7 +72,7 @@ def test_a_window_session_on_the_assigned_host_reconnects_after_a_drop(
 
             engine.run(session(), timeout=400)
     finally:
-        test_host.shell("pkill -u paddock-remote -f 'flock .*0.lock' || true")
+        test_host.shell(f"kill -- -{int(holder)} || true")  # its process group: flock and its sleep
     said = [e.detail for e in events if isinstance(e, SandboxStatus)]
     assert any(d.startswith("Ready (on free") for d in said), said
     dropped = [d for d in said if "dropped" in d]
