@@ -97,8 +97,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--execs", type=int, default=50)
     parser.add_argument("--mb", type=int, default=32)
+    parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
     ns = parser.parse_args()
-    print(json.dumps(asyncio.run(measure(ns.execs, ns.mb)), indent=2))
+    figures = asyncio.run(measure(ns.execs, ns.mb))
+    text = json.dumps({"execs": ns.execs, "mb": ns.mb, **figures}, indent=2)
+    print(text)
+    if ns.out:
+        ns.out.write_text(text + "\n")
     return 0
 
 

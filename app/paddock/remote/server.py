@@ -190,27 +190,46 @@ def connect(session: str) -> int:
 
 def manifest(session: str) -> dict[str, str]:
     """``{relative path: sha256}`` of the regular files in the session's workspace (links and
-    special files are left out: they never travel)."""
-    root = session_dir(session) / "workspace"
+    special files are left out: they never travel). A file whose size, times and inode are as at
+    the last listing keeps its hash (the guest cannot set a file's ctime, so a rewrite shows)."""
+    home = session_dir(session)
+    root, cache_path = home / "workspace", home / "hashes.json"
+    try:
+        cache: dict[str, list[Any]] = json.loads(cache_path.read_text())
+    except (OSError, ValueError):
+        cache = {}
     out: dict[str, str] = {}
+    fresh: dict[str, list[Any]] = {}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         base = Path(dirpath)
         dirnames[:] = [d for d in dirnames if not (base / d).is_symlink()]
         for name in filenames:
             path = base / name
+            rel = path.relative_to(root).as_posix()
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
             except OSError:
                 continue
             try:
-                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
                     continue
-                h = hashlib.sha256()
-                while chunk := os.read(fd, 1 << 20):
-                    h.update(chunk)
+                key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+                known = cache.get(rel)
+                if known is not None and known[:4] == key:
+                    digest = str(known[4])
+                else:
+                    h = hashlib.sha256()
+                    while chunk := os.read(fd, 1 << 20):
+                        h.update(chunk)
+                    digest = h.hexdigest()
             finally:
                 os.close(fd)
-            out[path.relative_to(root).as_posix()] = h.hexdigest()
+            out[rel], fresh[rel] = digest, [*key, digest]
             if len(out) > MANIFEST_MAX_FILES:
                 raise PaddockError(f"The workspace holds more than {MANIFEST_MAX_FILES} files.")
+    with contextlib.suppress(OSError):
+        tmp = home / "hashes.json.tmp"
+        tmp.write_text(json.dumps(fresh))
+        tmp.replace(cache_path)
     return out
