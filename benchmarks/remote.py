@@ -3,7 +3,8 @@
     scripts/remote_test_host.sh start        (as root: the test sshd on loopback, as in tests/remote)
     .venv/bin/python -m benchmarks.remote [--execs 50] [--mb 32]   (as the test user, in a keyring session)
 
-Figures (medians): exec of ``true`` here; the same over the SSH channel (gRPC relayed by
+Figures (medians): exec of ``true`` here (the gRPC call, and through ``Sandbox.exec``); the same
+over the SSH channel (gRPC relayed by
 ``paddock remote connect``); a whole ``Sandbox.exec`` there, which sends the folder's changes
 before and brings changes back after; the first send of a folder of ``--mb`` MiB (SFTP, by hash);
 bringing back a file of that size the command wrote on the server.
@@ -68,7 +69,8 @@ async def measure(execs: int, mb: int) -> dict[str, Any]:
         folder = Path(tmp) / "work"
         folder.mkdir()
         async with Sandbox.open(folder, policy=EffectivePolicy()) as here:
-            out["exec_rtt_local_ms"] = await _rtt(here, execs, whole=True)
+            out["exec_rtt_local_ms"] = await _rtt(here, execs, whole=False)
+            out["exec_rtt_local_sandbox_exec_ms"] = await _rtt(here, execs, whole=True)
         for i in range(mb):
             (folder / f"f{i:03}.bin").write_bytes(os.urandom(1 << 20))
         t0 = time.perf_counter()
