@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import shlex
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from tests.remote.conftest import SshHost
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(600)]
 SESSIONS = ".local/state/paddock-remote/sessions"
+API = "api.example.test"
 
 
 def _sessions_on(test_host: SshHost, account: str = "paddock-remote") -> list[str]:
@@ -112,21 +114,30 @@ def test_dropped_connection_isolation_and_no_secrets_on_the_server(test_host: Ss
     """A connection killed mid-command fails in plain words with the local folder intact, and a new
     session recovers; meanwhile a second account on the server cannot read the session's workspace,
     and no real key and no token signing key is anywhere in the server account's files."""
-    from paddock.egress import TokenAuthority
+    from paddock.egress import TokenAuthority, gateway
     from paddock.policy import EgressGrant
+    from tests.egress.upstream import Upstream
 
     folder = tmp_path / "work"
     folder.mkdir()
     (folder / "keep.txt").write_text("the person's work\n")
-    real_key = "sk-real-" + "7" * 24
+    real_key = "sk-real-" + secrets.token_hex(12)
     host = test_host.host()
     policy = test_host.policy(tmp_path, host)
-    policy.grants = [EgressGrant(id="api", host="api.example.invalid", credential="cred")]
+    policy.grants = [EgressGrant(id="api", host=API, methods=["GET"], credential="cred", credential_header="x-api-key")]
+    upstream = Upstream(tmp_path, API)  # stands for the granted API, on this computer's loopback
+    gateway.LOOPBACK_UPSTREAMS[API], gateway.UPSTREAM_CA = f"127.0.0.1:{upstream.port}", upstream.ca
 
     async def scenario() -> None:
         sandbox = await Sandbox.boot(folder, policy=policy, host="lab", secrets={"cred": real_key})
         try:
             assert sandbox.gateway is not None and sandbox.token is not None  # egress stays here
+            # The remote guest's only exit: the channel back to this computer's gateway, which
+            # attaches the real key here.
+            fetch = "import os,urllib.request as u; print(u.urlopen('https://" + API + "/v1/x', timeout=30).status)"
+            out, err, _ = await sandbox.guest.run(["python3", "-c", fetch], timeout_s=60)
+            assert out.strip() == b"200", err
+            assert upstream.hits and upstream.hits[-1]["headers"]["x-api-key"] == real_key
             # Isolation: the other account cannot list or read this session's workspace.
             _code, out = await asyncio.to_thread(
                 test_host.shell,
@@ -164,5 +175,10 @@ def test_dropped_connection_isolation_and_no_secrets_on_the_server(test_host: Ss
             out, _err, result = await again.guest.run(["cat", "/workspace/keep.txt"])
             assert result.exit_code == 0 and out == b"the person's work\n"
 
-    asyncio.run(scenario())
+    try:
+        asyncio.run(scenario())
+    finally:
+        gateway.LOOPBACK_UPSTREAMS.clear()
+        gateway.UPSTREAM_CA = None
+        upstream.close()
     assert _wait_cleaned(test_host) == [], "the dropped session's folder was not cleaned up on the server"
