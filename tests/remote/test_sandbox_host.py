@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from paddock import cli
+from paddock.audit import AuditLog
+from paddock.core.paths import data_dir
 from paddock.guest import ExecOutput
 from paddock.policy import effective
 from paddock.sandbox import Sandbox, SandboxFailed
@@ -86,6 +88,8 @@ def test_sandbox_exec_on_a_host_brings_the_file_back(
     assert (folder / "sub" / "out.txt").read_text() == "made-on-the-host\n"
     assert not [p for p in folder.rglob("*") if ".paddock-" in p.name], "a temporary file was left behind"
     assert _wait_cleaned(test_host) == [], "the server kept the session's folder after it ended"
+    subjects = [r["attributes"].get("paddock.policy.subject") for r in AuditLog(data_dir() / "audit").records()]
+    assert "run the sandbox on the host lab" in subjects  # where the folder went is in the audit trail
 
 
 def test_a_changed_host_key_is_refused_before_anything_is_sent(test_host: SshHost, tmp_path: Path) -> None:

@@ -144,10 +144,8 @@ class ToolBox:
             return done(f"There is no tool called {name!r}. The tools are: {known}.", "", error=True)
         try:
             if found.where is Where.GUEST:  # on a sandbox host: the folder there and back (here: nothing)
-                await self.sandbox.sync(back=False)
-                outcome = await found.handler(self, args, done)
-                await self.sandbox.sync(back=True)
-                return outcome
+                async with self.sandbox.synced():
+                    return await found.handler(self, args, done)
             return await found.handler(self, args, done)
         except (KeyError, TypeError, ValueError) as exc:
             return done(f"The arguments for {name} are not right: {exc}", "", error=True)

@@ -77,6 +77,7 @@ class Sandbox:
         self.close_listeners: list[Callable[[], None]] = []
         self._watchdog: asyncio.Task[None] | None = None
         self.sync_listeners: list[Callable[[SyncReport], None]] = []  # a sandbox host's folder, synced back
+        self._held = 0  # inside ``synced``
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -157,7 +158,7 @@ class Sandbox:
     ) -> AsyncIterator[ExecEvent]:
         """Stream a command's events; a VM failure mid-command raises SandboxFailed. On a sandbox
         host, the folder is sent before and brought back after (see ``sync``)."""
-        await self.sync(back=False)
+        await self.sync(back=False, unless_held=True)
         events = self.guest.exec(argv, cwd=cwd, timeout_s=timeout_s, stdin=stdin).__aiter__()
         finished = False
         try:
@@ -177,13 +178,25 @@ class Sandbox:
             with contextlib.suppress(BaseException):
                 await events.aclose()  # type: ignore[attr-defined]
         if finished:
-            await self.sync(back=True)
+            await self.sync(back=True, unless_held=True)
 
-    async def sync(self, *, back: bool = True) -> SyncReport | None:
+    @contextlib.asynccontextmanager
+    async def synced(self) -> AsyncIterator[None]:
+        """Send the folder before the block and bring it back after (one tool call); the commands
+        inside do not sync on their own."""
+        await self.sync(back=False)
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+        await self.sync(back=True)
+
+    async def sync(self, *, back: bool = True, unless_held: bool = False) -> SyncReport | None:
         """On a sandbox host: bring back what changed in its copy of the folder (``back``), or send
         the person's changes there; listeners hear of each change brought back (and of conflicts).
         Here (the folder is shared directly): nothing to do."""
-        if not isinstance(self.vm, RemoteMachine) or not self.alive:
+        if not isinstance(self.vm, RemoteMachine) or not self.alive or (unless_held and self._held):
             return None
         try:
             report = await _unless_failed(self.vm, self.vm.pull() if back else self.vm.push())

@@ -181,6 +181,8 @@ class SessionRunner:
             await sandbox.close()
             raise
         self.sandbox = sandbox
+        if sandbox.host_name is not None:  # where the folder went: the admin's sandbox host
+            self.auditor.policy_decision(f"run the sandbox on the host {sandbox.host_name}", True, "allowed", "managed")
         self.auditor.follow(sandbox)
         log.debug("session %s: sandbox %s ready", self.session_id, sandbox.vm.id)
         return sandbox
