@@ -186,3 +186,26 @@ def test_dropped_connection_isolation_and_no_secrets_on_the_server(test_host: Ss
         gateway.UPSTREAM_CA = None
         upstream.close()
     assert _wait_cleaned(test_host) == [], "the dropped session's folder was not cleaned up on the server"
+
+
+def test_a_full_host_refuses_another_session(test_host: SshHost, tmp_path: Path) -> None:
+    """The session count is the server's to hold: with its one slot taken (a process holding the
+    slot's lock, as a running session does), a new session is refused in plain words, nothing boots."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    slots = "~/.local/state/paddock-remote/slots"
+    _code, holder = test_host.shell(
+        f"mkdir -p {slots} && cd {slots} && (setsid flock 0.lock sleep 120 </dev/null >/dev/null 2>&1 & echo $!)"
+    )
+    policy = test_host.policy(tmp_path, test_host.host(sessions=1))
+
+    async def boot() -> None:
+        async with Sandbox.open(folder, policy=policy, host="lab"):
+            pass
+
+    try:
+        with pytest.raises(SandboxFailed, match="already running its 1 sessions"):
+            asyncio.run(boot())
+        assert _sessions_on(test_host) == []
+    finally:
+        test_host.shell(f"kill -- -{int(holder)} || true")
