@@ -174,8 +174,13 @@ def test_dropped_connection_isolation_and_no_secrets_on_the_server(test_host: Ss
             await sandbox.close()
         assert (folder / "keep.txt").read_text() == "the person's work\n"
         assert sorted(p.name for p in folder.iterdir()) == ["keep.txt"]
-        # Recovered: a new session on the same host works, with the folder as it was.
+        # What a session killed outright would leave (its folder, its lock held by nobody) ...
+        stale = f"~/{SESSIONS}/deadbeefdeadbeef"
+        made = f"mkdir -p {stale}/workspace && touch {stale}.lock {stale}/workspace/x"
+        await asyncio.to_thread(test_host.shell, made)
+        # Recovered: a new session on the same host works, with the folder as it was ...
         async with Sandbox.open(folder, policy=policy, host="lab") as again:
+            assert "deadbeefdeadbeef" not in await asyncio.to_thread(_sessions_on, test_host)  # ... and swept
             out, _err, result = await again.guest.run(["cat", "/workspace/keep.txt"])
             assert result.exit_code == 0 and out == b"the person's work\n"
 

@@ -96,11 +96,17 @@ async def serve(session: str, limit: int, *, read_only: bool = False, memory_mib
         return 3
     home = session_dir(session)
     home.parent.mkdir(mode=0o700, exist_ok=True)
+    _sweep(home.parent)
+    lock = home.parent / f"{session}.lock"  # held while the session runs, however this process ends
+    alive = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        home.mkdir(mode=0o700)
-    except FileExistsError:
+        fcntl.flock(alive, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(alive)
         _say(out, ok=False, error="A session with this id is already running on this host.")
         return 3
+    shutil.rmtree(home, ignore_errors=True)  # what a killed session of this id left
+    home.mkdir(mode=0o700)
     vm: VirtualMachine | None = None
     try:
         workspace, profile = home / "workspace", home / "profile"
@@ -122,7 +128,30 @@ async def serve(session: str, limit: int, *, read_only: bool = False, memory_mib
         if vm is not None:
             await vm.stop()
         shutil.rmtree(home, ignore_errors=True)
+        lock.unlink(missing_ok=True)
+        os.close(alive)
         os.close(slot)
+
+
+def _sweep(sessions: Path) -> None:
+    """Remove what sessions left when their process was killed outright (nobody holds their lock)."""
+    for old in sessions.iterdir():
+        if not old.is_dir() or old.is_symlink():
+            continue
+        try:
+            fd = os.open(sessions / f"{old.name}.lock", os.O_RDWR | os.O_CLOEXEC)
+        except OSError:
+            shutil.rmtree(old, ignore_errors=True)  # no lock at all: not a live session
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # running
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+            (sessions / f"{old.name}.lock").unlink(missing_ok=True)
+        finally:
+            os.close(fd)
 
 
 async def _until_dropped(vm: VirtualMachine, out: IO[str]) -> None:
