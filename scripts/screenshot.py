@@ -1,10 +1,8 @@
 """Render Paddock's window to PNGs: ``scripts/screenshot.sh`` writes ``docs/screenshot.png`` (the
 README's picture); ``--all DIR`` writes every view to DIR (``docs/screenshots``, shown in
-docs/WINDOW.md); ``--settings OUT.png`` renders the settings' Model page with the shipped example
-managed policy (an Anthropic endpoint and a local Ollama server).
-``--schedules OUT.png`` renders the schedule view with two sample schedules and their history
-(written to a throwaway data folder; nothing runs); ``--summary OUT.png`` renders the
-end-of-session summary (with undo).
+docs/WINDOW.md); ``--settings OUT.png``: the settings' Model page with the shipped example policy;
+``--schedules OUT.png``: the schedule view with two sample schedules and their history (written to
+a throwaway data folder; nothing runs); ``--summary OUT.png``: the session summary.
 
 Runs the real window on a real X server (Xvfb, started by the shell wrapper) and fills it with a
 scripted session: the events are the ones the engine publishes, fed straight to the window, and
@@ -32,9 +30,10 @@ from paddock.assistant.memory import MemoryStore
 from paddock.core.engine import Engine
 from paddock.llm import Usage
 from paddock.session import Activity, Change, SessionSummary
-from paddock.session.desk import Desk, DeskEvent, FolderCheck, SandboxState, SandboxStatus
+from paddock.session.desk import Desk, DeskEvent, FolderCheck, Notice, SandboxState, SandboxStatus
 from paddock.session.doctor import Check, FirstRun
 from paddock.session.history import History
+from paddock.session.plain import conflicts_notice
 from paddock.session.previews import Preview, checked_png
 from paddock.ui.window import MainWindow
 
@@ -312,6 +311,13 @@ def problem(app: QApplication, window: MainWindow) -> None:
     _feed(window, [SandboxStatus(SandboxState.FAILED, "The sandbox stopped: QEMU was killed by signal 9.")])
 
 
+def host_dropped(app: QApplication, window: MainWindow) -> None:
+    conversation(app, window, details=True)  # a session on a sandbox host whose connection dropped
+    gone = "The connection to the sandbox host 'lab-1' dropped."
+    _feed(window, [SandboxStatus(SandboxState.FAILED, gone), Notice(conflicts_notice(["report.md"])),
+                   SandboxStatus(SandboxState.STARTING, f"{gone} Reconnecting to lab-1…")])  # fmt: skip
+
+
 def notes(app: QApplication, window: MainWindow) -> QWidget:
     store = MemoryStore()
     store.add("Reports go in Word, with a table per month and the chart under it", session="s1", folder=FOLDER)
@@ -347,6 +353,7 @@ VIEWS: dict[str, Shot] = {
     "notes": notes,
     "link-question": link,
     "problem": problem,
+    "host-dropped": host_dropped,
 }
 
 
@@ -373,8 +380,7 @@ def render(out_dir: Path, names: list[str]) -> int:
     return 1 if failed else 0
 
 
-def main(out: Path) -> int:
-    """The README's picture: a conversation with a finished report and a running command."""
+def main(out: Path) -> int:  # the README's picture: a conversation with a report and a running command
     code = render(out.parent, ["conversation"])
     produced = out.parent / "conversation.png"
     if code == 0 and produced != out:
@@ -383,12 +389,12 @@ def main(out: Path) -> int:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:2] == ["--settings"]:
-        sys.exit(settings_shot(Path(sys.argv[2] if len(sys.argv) > 2 else "docs/settings-models.png")))
-    if sys.argv[1:2] == ["--schedules"]:
-        sys.exit(schedules_shot(Path(sys.argv[2] if len(sys.argv) > 2 else "docs/screenshots/schedules.png")))
-    if sys.argv[1:2] == ["--summary"]:
-        sys.exit(summary_shot(Path(sys.argv[2] if len(sys.argv) > 2 else "docs/summary-undo.png")))
+    one = {"--settings": (settings_shot, "docs/settings-models.png"),
+           "--summary": (summary_shot, "docs/summary-undo.png"),
+           "--schedules": (schedules_shot, "docs/screenshots/schedules.png")}  # fmt: skip
+    if sys.argv[1:2] and sys.argv[1] in one:
+        shot, default = one[sys.argv[1]]
+        sys.exit(shot(Path(sys.argv[2] if len(sys.argv) > 2 else default)))
     if sys.argv[1:2] == ["--all"]:
         sys.exit(render(Path(sys.argv[2] if len(sys.argv) > 2 else "docs/screenshots"), list(VIEWS)))
     sys.exit(main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshot.png")))

@@ -13,7 +13,9 @@ APT_PACKAGES=(qemu-system-x86 libseccomp2 acl debootstrap squashfs-tools busybox
               libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1 libxcb-image0 libxcb-render-util0 libxcb-shape0
               libxcb-randr0 libxcb-xinerama0 libxcb-xkb1 xvfb xauth
               # building, signing and verifying the Debian package (packaging/, tests/packaging)
-              dpkg-dev binutils gnupg gpgv debsigs debsig-verify apt-utils)
+              dpkg-dev binutils gnupg gpgv debsigs debsig-verify apt-utils
+              # the sandbox-host tests (tests/remote) run a real OpenSSH server on loopback
+              openssh-server)
 
 say() { printf '\n==> %s\n' "$*"; }
 

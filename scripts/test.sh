@@ -33,6 +33,9 @@ fi
 
 # As root: prepare, then hand the suite to an ordinary user.
 eval "$(./scripts/test_user.sh)"   # sets TEST_USER, TEST_HOME, ADMIN_DIR
+# The sandbox-host tests (tests/remote): two server accounts and a test-only sshd on loopback.
+PADDOCK_TEST_USER="$TEST_USER" ./scripts/remote_test_host.sh start
+trap './scripts/remote_test_host.sh stop' EXIT
 codes=()
 printf '\n==> tests that install the package into a clean Debian root (as root)\n'
 set +e

@@ -143,6 +143,9 @@ class ToolBox:
             known = ", ".join(sorted(TOOLS))
             return done(f"There is no tool called {name!r}. The tools are: {known}.", "", error=True)
         try:
+            if found.where is Where.GUEST:  # on a sandbox host: the folder there and back (here: nothing)
+                async with self.sandbox.synced():
+                    return await found.handler(self, args, done)
             return await found.handler(self, args, done)
         except (KeyError, TypeError, ValueError) as exc:
             return done(f"The arguments for {name} are not right: {exc}", "", error=True)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 from paddock.cli.admin import _audit, _doctor, _keys, _memory, _policy_check
 from paddock.cli.out import err as _err
 from paddock.cli.out import progress as _progress
+from paddock.cli.remote import add_parser as add_remote_parser
 from paddock.cli.schedule import add_parser as _add_schedule_parser
 from paddock.cli.undo import add_parser as add_undo_parser
 
@@ -46,7 +47,7 @@ async def _sandbox_exec(ns: argparse.Namespace) -> int:
     runner.undo.warn = _err
     outcome = "failed"
     try:
-        sandbox = await runner.boot(on_progress=_progress(ns.quiet))
+        sandbox = await runner.boot(on_progress=_progress(ns.quiet), host=ns.host)
         result: ExecResult | None = None
         async for ev in sandbox.exec(argv, timeout_s=ns.timeout or 0.0):
             if isinstance(ev, ExecOutput):
@@ -145,7 +146,7 @@ COMMANDS = (
     "  paddock doctor                                  check this computer\n"
     "  paddock keys set [--endpoint NAME]              store a model key in the keychain\n"
     '  paddock run --folder DIR "what to do"           let the assistant work on a folder\n'
-    "  paddock sandbox exec --folder DIR -- CMD        run one command in the sandbox\n"
+    "  paddock sandbox exec --folder DIR -- CMD        run one command in the sandbox (--host NAME: on a server)\n"
     "  paddock mcp --folder DIR                        the sandbox's tools for any MCP client\n"
     '  paddock schedule add --folder DIR --when "every monday 09:00" "what to do"   a recurring task\n'
     "  paddock undo --folder DIR [--list|--to ID]      put back what the assistant changed\n"
@@ -183,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ex.add_argument("--folder", required=True, metavar="DIR", help="the folder the sandbox may see")
     ex.add_argument("--timeout", type=float, metavar="S", help="kill the command after S seconds")
+    ex.add_argument("--host", metavar="NAME", help="run on this sandbox host the managed policy names")
     ex.add_argument("--quiet", "-q", action="store_true", help="no progress messages")
     ex.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
     ex.set_defaults(handler=_sandbox_exec)
@@ -208,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run)
 
     _add_schedule_parser(sub)
+    add_remote_parser(sub)
 
     mcp = sub.add_parser("mcp", help="serve the sandbox tools as an MCP server on stdio")
     mcp.add_argument("--folder", required=True, metavar="DIR", help="the folder the tools work on")

@@ -8,12 +8,14 @@ from paddock.policy.effective import (
     PolicyError,
     load,
 )
+from paddock.policy.hosts import NO_VIRTUALISATION, SandboxHost
 from paddock.policy.models import Endpoint, ModelChoice, ModelRefused
 from paddock.policy.schema import EgressGrant, ModelEndpoint, PolicyFile
 from paddock.policy.trust import TrustStore, behaviour_files
 
 __all__ = [
     "MANAGED_FILE",
+    "NO_VIRTUALISATION",
     "RECOMMENDED_FILE",
     "EffectivePolicy",
     "EgressGrant",
@@ -24,6 +26,7 @@ __all__ = [
     "ModelRefused",
     "PolicyError",
     "PolicyFile",
+    "SandboxHost",
     "TrustStore",
     "behaviour_files",
     "load",

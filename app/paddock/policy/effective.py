@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from paddock.core import beneath
 from paddock.core.errors import PaddockError
 from paddock.core.paths import data_dir
+from paddock.policy.hosts import SandboxHost, check_unique, describe_host
 from paddock.policy.models import BASE_URL_ENV, BUILT_IN, Endpoint
 from paddock.policy.schema import EgressGrant, PolicyFile
 
@@ -76,6 +77,7 @@ class EffectivePolicy:
     max_log_mb: int = 50
     keychain_fallback: str | None = None
     undo_budget_mb: int | None = None  # None: a share of the free disk (paddock.session.undo)
+    sandbox_hosts: list[SandboxHost] = field(default_factory=list)  # managed only (paddock.remote)
     tiers: list[Tier] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -120,7 +122,7 @@ class EffectivePolicy:
         rows = []
         for key in ("allowed_roots", "denied_paths", "read_only", "grants", "allow_asking", "model_endpoints",
                     "models_allowed", "default_model", "allow_folder_hooks", "otlp_endpoint", "otlp_headers",
-                    "max_log_mb", "keychain_fallback", "undo_budget_mb"):  # fmt: skip
+                    "max_log_mb", "keychain_fallback", "undo_budget_mb", "sandbox_hosts"):  # fmt: skip
             value = getattr(self, key)
             if key == "grants":
                 shown = (
@@ -131,6 +133,8 @@ class EffectivePolicy:
                 )
             elif key == "model_endpoints":
                 shown = "; ".join(describe_endpoint(e) for e in value) or "none"
+            elif key == "sandbox_hosts":
+                shown = "; ".join(describe_host(h) for h in value) or "none (sandboxes run on this computer)"
             elif key == "otlp_headers":
                 shown = ", ".join(f"{k}: ***" for k in value) or "none"  # header values are often secrets
             elif isinstance(value, list):
@@ -276,6 +280,8 @@ def _refuse_admin_only(policy: PolicyFile, path: Path) -> None:
         admin_only.append("audit")
     if "keychain" in fields:
         admin_only.append("keychain")
+    if policy.sandbox_hosts:
+        admin_only.append("sandbox_hosts")
     if admin_only:
         raise PolicyError(
             f"{path}: {', '.join(admin_only)} may be set only in the managed policy "
@@ -296,7 +302,7 @@ def parse(raw: str, path: Path, *, section: str | None = None) -> PolicyFile:
             raise PolicyError(f"{path}: {section}: must be a JSON object.")
     data.pop("$comment", None)
     try:
-        return PolicyFile.model_validate(data)
+        policy = PolicyFile.model_validate(data)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -304,6 +310,10 @@ def parse(raw: str, path: Path, *, section: str | None = None) -> PolicyFile:
             msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
             problems.append(f"{where}: {msg}")
         raise PolicyError(f"{path}: " + "; ".join(problems)) from exc
+    duplicate = check_unique(policy.sandbox_hosts)
+    if duplicate:
+        raise PolicyError(f"{path}: sandbox_hosts: {duplicate}")
+    return policy
 
 
 def user_settings_file() -> Path:

@@ -90,6 +90,9 @@ def _admin_only(eff: EffectivePolicy, managed: Tier | None, lower: list[Tier]) -
     a = managed.policy.audit
     eff.otlp_endpoint, eff.otlp_headers, eff.max_log_mb = a.otlp_endpoint, dict(a.otlp_headers), a.max_log_mb
     eff.keychain_fallback = managed.policy.keychain.fallback_backend
+    eff.sandbox_hosts = list(managed.policy.sandbox_hosts)
+    if eff.sandbox_hosts:
+        src["sandbox_hosts"] = "managed"
     for key in ("allow_asking", "allow_folder_hooks", "otlp_endpoint", "otlp_headers", "max_log_mb",
                 "keychain_fallback"):  # fmt: skip
         src[key] = "managed"

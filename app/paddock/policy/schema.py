@@ -9,17 +9,17 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from paddock.policy.hosts import NAME_RE, SandboxHost, _Strict
+
+__all__ = ["NAME_RE", "SandboxHost"]
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
 
 def _only_get() -> list[Method]:
     return ["GET"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class MountRules(_Strict):
@@ -92,9 +92,6 @@ class EgressRules(_Strict):
     grants: list[EgressGrant] = Field(default_factory=list)
     disabled_grants: list[str] = Field(default_factory=list, description="Grant ids a lower tier switches off.")
     allow_asking: bool = Field(default=False, description="Whether the app may ask the user for a one-session grant.")
-
-
-NAME_RE = r"[a-z0-9][a-z0-9_-]{0,31}"
 
 
 class ModelEndpoint(_Strict):
@@ -181,3 +178,6 @@ class PolicyFile(_Strict):
     audit: AuditRules = Field(default_factory=AuditRules)
     keychain: KeychainRules = Field(default_factory=KeychainRules)
     undo: UndoRules = Field(default_factory=UndoRules)
+    sandbox_hosts: list[SandboxHost] = Field(
+        default_factory=list, description="Servers that run sandboxes over SSH (managed policy only)."
+    )

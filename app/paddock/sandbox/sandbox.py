@@ -16,52 +16,33 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypedDict, TypeVar, Unpack
 
 from paddock.core.errors import PaddockError
-from paddock.core.paths import cache_dir, profile_dir, runtime_dir
+from paddock.core.paths import runtime_dir
 from paddock.credentials import Keychain, KeychainError
 from paddock.egress import EgressGateway, SessionToken, TokenAuthority
-from paddock.guest import ExecEvent, ExecStarted, GuestClient, GuestError, GuestUnavailable
+from paddock.guest import ExecEvent, ExecStarted, GuestClient, GuestUnavailable
 from paddock.policy import EffectivePolicy, FolderDecision, PolicyError
 from paddock.policy import load as load_policy
-from paddock.vm import (
-    Accel,
-    AccelChoice,
-    GuestImage,
-    HostTools,
-    Share,
-    VirtualMachine,
-    VMConfig,
-    VMState,
-    choose_accel,
-    find_image,
-    share_handle_limit,
+from paddock.remote import RemoteMachine, SyncReport
+from paddock.sandbox.local import (
+    BootTimings,
+    SandboxFailed,
+    _boot_here,
+    _reason,
+    _unless_failed,
 )
+from paddock.sandbox.remote import Machine, boot_remote, choose_host
+from paddock.vm import GuestImage, VMState
 
 log = logging.getLogger(__name__)
 EGRESS_PORT = 3128  # the guest agent's local end of the egress tunnel
 WATCHDOG_INTERVAL_S = 5.0
 WATCHDOG_TIMEOUT_S = float(os.environ.get("PADDOCK_WATCHDOG_TIMEOUT", "30"))
-BOOT_TIMEOUT_S = float(os.environ.get("PADDOCK_BOOT_TIMEOUT", "60"))
-RESTORE_TIMEOUT_S = 20.0
-SNAPSHOT_ENV = "PADDOCK_SNAPSHOTS"  # "0": always boot cold (tests of the cold path, debugging)
 T = TypeVar("T")
 Progress = Callable[[str], None]
-
-
-class SandboxFailed(PaddockError):
-    """The sandbox could not start, or stopped while in use."""
-
-
-@dataclass(frozen=True)
-class BootTimings:
-    accel: AccelChoice
-    vm_started_s: float
-    ready_s: float
-    restored: bool = False  # woken from the saved sandbox rather than booted
 
 
 class BootOptions(TypedDict, total=False):
@@ -80,10 +61,11 @@ class BootOptions(TypedDict, total=False):
     # Commands run as the guest's root (the fence tests' attacker who escalated inside the
     # guest); always a cold boot.
     guest_root: bool
+    host: str | None  # a sandbox host policy names (default: the least loaded one policy assigns, else here)
 
 
 class Sandbox:
-    def __init__(self, vm: VirtualMachine, guest: GuestClient, folder: Path, timings: BootTimings) -> None:
+    def __init__(self, vm: Machine, guest: GuestClient, folder: Path, timings: BootTimings) -> None:
         self.vm = vm
         self.guest = guest
         self.folder = folder
@@ -94,6 +76,8 @@ class Sandbox:
         self._tunnel: asyncio.Task[None] | None = None
         self.close_listeners: list[Callable[[], None]] = []
         self._watchdog: asyncio.Task[None] | None = None
+        self.sync_listeners: list[Callable[[SyncReport], None]] = []  # a sandbox host's folder, synced back
+        self._held = 0  # inside ``synced``
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -109,12 +93,9 @@ class Sandbox:
     async def boot(cls, folder: Path, **options: Unpack[BootOptions]) -> Sandbox:
         """Boot a sandbox on ``folder`` (see ``BootOptions``). Policy decides first: a folder it
         denies, or a managed policy that is unsafe or malformed, stops here (fail closed)."""
-        image, profile = options.get("image"), options.get("profile")
-        on_progress, memory_mib = options.get("on_progress"), options.get("memory_mib", 1024)
         policy, decision = options.get("policy"), options.get("decision")
         secrets, egress_asking = options.get("secrets"), options.get("egress_asking", False)
-        guest_root = options.get("guest_root", False)
-        say = on_progress or (lambda _msg: None)
+        say = options.get("on_progress") or (lambda _msg: None)
         t0 = time.monotonic()
         if decision is None or policy is None:  # not decided by the session composer: decide here
             try:
@@ -125,37 +106,17 @@ class Sandbox:
         if not decision.allowed or decision.folder is None:
             raise SandboxFailed(decision.reason)
         folder = decision.folder
+        host = options.get("host")
         try:
-            image = image or find_image()
-            tools = HostTools.find()
+            remote = await choose_host(policy, host) if policy.sandbox_hosts or host else None
+            if remote is not None:
+                rvm, guest, accel, started = await boot_remote(remote, policy, folder, decision.read_only, say)
+                vm: Machine = rvm
+                timings = BootTimings(accel, started, time.monotonic() - t0)
         except PaddockError as exc:
             raise SandboxFailed(exc.message, hint=exc.hint) from exc
-        accel = await choose_accel(image, tools)
-        shares = (
-            Share("workspace", folder, read_only=decision.read_only),
-            Share("profile", (profile or profile_dir()).resolve(), read_only=True),
-        )
-        snapshot = snapshot_path(image, accel.accel, memory_mib)
-        restored: tuple[VirtualMachine, GuestClient] | None = None
-        if snapshots_enabled() and not guest_root and snapshot.exists():
-            say(f"Waking the sandbox ({accel.accel.label})")
-            try:
-                config = VMConfig(
-                    image=image, accel=accel.accel, shares=shares, tools=tools, memory_mib=memory_mib, hotplug=True
-                )
-                restored = await _restore(snapshot, config)
-            except (PaddockError, OSError) as exc:
-                say(f"Starting the sandbox afresh (the saved one could not be used: {exc})")
-                snapshot.unlink(missing_ok=True)  # made again by the next ensure_snapshot
-        if restored is not None:
-            vm, guest = restored
-            started = time.monotonic() - t0
-        else:
-            config = VMConfig(
-                image=image, accel=accel.accel, shares=shares, tools=tools, memory_mib=memory_mib, guest_root=guest_root
-            )
-            vm, guest, started = await _cold_boot(config, say, t0)
-        timings = BootTimings(accel, started, time.monotonic() - t0, restored=restored is not None)
+        if remote is None:
+            vm, guest, timings = await _boot_here(folder, decision, options, say, t0)
         sandbox = cls(vm, guest, folder, timings)
         sandbox._watchdog = asyncio.ensure_future(sandbox._watch_agent())
         if policy.grants or (egress_asking and policy.allow_asking):
@@ -166,7 +127,7 @@ class Sandbox:
                 await sandbox.close()
                 raise
         say("Sandbox ready")
-        log.debug("sandbox %s: ready on %s (%s, %.2f s, %s)", vm.id, folder, accel.accel.value,
+        log.debug("sandbox %s: ready on %s (%s, %.2f s, %s)", vm.id, folder, timings.accel.accel.value,
                   timings.ready_s, "woken" if timings.restored else "cold")  # fmt: skip
         return sandbox
 
@@ -195,14 +156,18 @@ class Sandbox:
     async def exec(
         self, argv: list[str], *, cwd: str = "", timeout_s: float = 0.0, stdin: bytes = b""
     ) -> AsyncIterator[ExecEvent]:
-        """Stream a command's events; a VM failure mid-command raises SandboxFailed."""
+        """Stream a command's events; a VM failure mid-command raises SandboxFailed. On a sandbox
+        host, the folder is sent before and brought back after (see ``sync``)."""
+        await self.sync(back=False, unless_held=True)
         events = self.guest.exec(argv, cwd=cwd, timeout_s=timeout_s, stdin=stdin).__aiter__()
+        finished = False
         try:
             while True:
                 try:
                     ev = await _unless_failed(self.vm, events.__anext__())
                 except StopAsyncIteration:
-                    return
+                    finished = True
+                    break
                 except GuestUnavailable as exc:
                     raise SandboxFailed(await _reason(self.vm, exc)) from exc
                 if isinstance(ev, ExecStarted):
@@ -212,6 +177,35 @@ class Sandbox:
         finally:
             with contextlib.suppress(BaseException):
                 await events.aclose()  # type: ignore[attr-defined]
+        if finished:
+            await self.sync(back=True, unless_held=True)
+
+    @contextlib.asynccontextmanager
+    async def synced(self) -> AsyncIterator[None]:
+        """Send the folder before the block and bring it back after (one tool call); the commands
+        inside do not sync on their own."""
+        await self.sync(back=False)
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+        await self.sync(back=True)
+
+    async def sync(self, *, back: bool = True, unless_held: bool = False) -> SyncReport | None:
+        """On a sandbox host: bring back what changed in its copy of the folder (``back``), or send
+        the person's changes there; listeners hear of each change brought back (and of conflicts).
+        Here (the folder is shared directly): nothing to do."""
+        if not isinstance(self.vm, RemoteMachine) or not self.alive or (unless_held and self._held):
+            return None
+        try:
+            report = await _unless_failed(self.vm, self.vm.pull() if back else self.vm.push())
+        except PaddockError as exc:
+            await self.vm.fail(exc.message)
+            raise SandboxFailed(exc.message) from exc
+        for listener in self.sync_listeners:
+            listener(report)
+        return report
 
     async def _watch_agent(self) -> None:
         """Ping the agent; one that does not answer for WATCHDOG_TIMEOUT_S (hung, stopped) fails the VM,
@@ -250,137 +244,19 @@ class Sandbox:
         await self.vm.stop()
 
     @property
+    def host_name(self) -> str | None:
+        """The sandbox host this sandbox runs on (None: this computer)."""
+        return self.vm.host.name if isinstance(self.vm, RemoteMachine) else None
+
+    @property
+    def where(self) -> str:
+        """Where and how it runs, in plain words (the window's status)."""
+        label = self.timings.accel.accel.label
+        return f"on {self.host_name}, {label}" if self.host_name else label
+
+    @property
     def alive(self) -> bool:
         return self.vm.state is VMState.READY
-
-
-def snapshots_enabled() -> bool:
-    return os.environ.get(SNAPSHOT_ENV, "1") != "0"
-
-
-def snapshot_path(image: GuestImage, accel: Accel, memory_mib: int) -> Path:
-    """One saved, idle, unclaimed guest per image, accelerator and memory size."""
-    return cache_dir() / "snapshots" / f"{image.hash}-{accel.value}-{memory_mib}m.state"
-
-
-async def ensure_snapshot(
-    image: GuestImage | None = None, *, memory_mib: int = 1024, on_progress: Progress | None = None
-) -> Path:
-    """Make the saved sandbox that later sessions wake from, once per image (about as long as a
-    cold boot). It holds no key, token or share: those are given after each restore."""
-    image = image or find_image()
-    tools = HostTools.find()
-    accel = await choose_accel(image, tools)
-    path = snapshot_path(image, accel.accel, memory_mib)
-    if path.exists():
-        return path
-    if on_progress:
-        on_progress("Preparing a sandbox to start quickly next time")
-    vm = VirtualMachine(VMConfig(image=image, accel=accel.accel, tools=tools, memory_mib=memory_mib, hotplug=True))
-    try:
-        await vm.start()
-        guest = GuestClient(vm.agent_socket)
-        try:
-            await _unless_failed(vm, guest.wait_ready(BOOT_TIMEOUT_S))
-        finally:
-            await guest.close()
-        await vm.save_snapshot(path)
-    except PaddockError as exc:
-        raise SandboxFailed(f"The quick-start sandbox could not be prepared: {exc.message}", hint=exc.hint) from exc
-    finally:
-        await vm.stop()
-    return path
-
-
-async def _restore(snapshot: Path, config: VMConfig) -> tuple[VirtualMachine, GuestClient]:
-    """Wake a saved guest, attach the shares, then claim it with a fresh key (and the clock,
-    fresh randomness and the mounts). Any failure stops everything and raises."""
-    vm = VirtualMachine(config)
-    try:
-        await vm.start(incoming=snapshot)
-    except BaseException:
-        await vm.stop()
-        raise
-    guest = GuestClient(vm.agent_socket)
-    try:
-        await _unless_failed(vm, guest.wait_ready(RESTORE_TIMEOUT_S))
-        await _unless_failed(vm, vm.attach_shares())
-        tags = tuple(s.tag for s in config.shares)
-        await _unless_failed(vm, guest.claim(mount_tags=tags, share_handles=share_handle_limit()))
-        vm.mark_ready()
-    except BaseException:
-        await guest.close()
-        await vm.stop()
-        raise
-    return vm, guest
-
-
-async def _cold_boot(config: VMConfig, say: Progress, t0: float) -> tuple[VirtualMachine, GuestClient, float]:
-    say(f"Starting the sandbox ({config.accel.label})")
-    vm = VirtualMachine(config)
-    try:
-        await vm.start()
-    except PaddockError as exc:
-        await vm.stop()
-        raise SandboxFailed(f"The sandbox could not start: {exc.message}", hint=exc.hint) from exc
-    started = time.monotonic() - t0
-    say("Waiting for the sandbox to be ready")
-    guest = GuestClient(vm.agent_socket)
-    try:
-        await _unless_failed(vm, guest.wait_ready(BOOT_TIMEOUT_S))
-        await _unless_failed(vm, guest.claim(share_handles=share_handle_limit()))
-        vm.mark_ready()
-    except BaseException as exc:
-        tail = vm.console_tail(800)
-        await guest.close()
-        await vm.stop()
-        if isinstance(exc, (SandboxFailed, asyncio.CancelledError, KeyboardInterrupt)):
-            raise
-        detail = exc.message if isinstance(exc, PaddockError) else str(exc)
-        raise SandboxFailed(
-            f"The sandbox did not start: {detail}",
-            hint=f"Last lines from the sandbox console:\n{tail}" if tail else None,
-        ) from exc
-    return vm, guest, started
-
-
-async def _unless_failed(vm: VirtualMachine, aw: Awaitable[T]) -> T:
-    """Await ``aw`` unless the VM fails first; then raise SandboxFailed with the reason."""
-    work = asyncio.ensure_future(aw)
-    failed = asyncio.ensure_future(vm.failed())
-    try:
-        done, _ = await asyncio.wait({work, failed}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        work.cancel()
-        raise
-    finally:
-        failed.cancel()
-    if work in done:
-        try:
-            return work.result()
-        except GuestUnavailable as exc:
-            raise SandboxFailed(await _reason(vm, exc)) from exc
-        except GuestError as exc:
-            if vm.failure:
-                raise SandboxFailed(vm.failure) from exc
-            raise
-    work.cancel()
-    with contextlib.suppress(BaseException):
-        await work
-    raise SandboxFailed(vm.failure or "The sandbox stopped unexpectedly.")
-
-
-async def _reason(vm: VirtualMachine, exc: PaddockError) -> str:
-    """Why the guest stopped answering: the VM's own reason when it reports one.
-
-    The broken channel can be noticed a moment before the process watcher
-    sees QEMU or virtiofsd exit, so give the VM a short while to say.
-    """
-    with contextlib.suppress(asyncio.TimeoutError):
-        return await asyncio.wait_for(vm.failed(), 3.0)
-    # QEMU is still running but the agent is gone: fail closed, stop everything.
-    await vm.fail("The sandbox's helper inside the VM stopped answering; the sandbox was stopped.")
-    return vm.failure or exc.message
 
 
 def _secrets_for(policy: EffectivePolicy) -> dict[str, str]:

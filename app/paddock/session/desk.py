@@ -30,6 +30,7 @@ from paddock.core.errors import PaddockError
 from paddock.core.paths import data_dir
 from paddock.policy import EffectivePolicy, PolicyError, TrustStore, behaviour_files
 from paddock.policy import load as load_policy
+from paddock.remote import SyncReport
 from paddock.sandbox import Sandbox, SandboxFailed, ensure_snapshot, snapshots_enabled
 from paddock.session import models
 from paddock.session.activity import Activity, activity
@@ -38,6 +39,7 @@ from paddock.session.desk_notes import DeskNotes
 from paddock.session.desk_undo import DeskUndo
 from paddock.session.egress_questions import EgressAsker, EgressQuestion
 from paddock.session.history import ConversationRow, History, Replayed, replay
+from paddock.session.plain import conflicts_notice
 from paddock.session.previews import Preview, render, wanted
 from paddock.session.runner import EntryPoint, SessionRunner, decide
 from paddock.session.summary import Entry, SessionSummary, back_up, diff, list_folder
@@ -131,6 +133,7 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
         self.recent_path = data_dir() / "recent-folders.json"
         self._warming: asyncio.Future[Path] | None = None
         self._target: models.ModelTarget | None = None
+        self._reconnecting: asyncio.Future[None] | None = None  # after a sandbox host's connection dropped
 
     # ------------------------------------------------------------------ events
 
@@ -251,13 +254,21 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
         if sandbox.gateway is not None and opened.policy.allow_asking:
             opened.asker = EgressAsker(sandbox.gateway, self._emit, opened.runner.auditor)
         opened.watcher = asyncio.ensure_future(self._watch(sandbox))
-        self._status(SandboxState.READY, f"Ready ({sandbox.timings.accel.accel.label})")
+        sandbox.sync_listeners.append(self._synced)
+        self._status(SandboxState.READY, f"Ready ({sandbox.where})")
+
+    def _synced(self, report: SyncReport) -> None:
+        if report.conflicts:
+            self._emit(Notice(conflicts_notice(report.conflicts)))
 
     async def _watch(self, sandbox: Sandbox) -> None:
         """A VM that dies mid-session is reported; the app stays up and can restart it."""
         reason = await sandbox.vm.failed()
         if self._open is not None and self._open.sandbox is sandbox:
             self._status(SandboxState.FAILED, reason or "The sandbox stopped unexpectedly.")
+            if sandbox.host_name is not None:  # a sandbox host: say so, then connect again
+                self._status(SandboxState.STARTING, f"{reason} Reconnecting to {sandbox.host_name}…")
+                self._reconnecting = asyncio.ensure_future(self.restart())
 
     def _require_open(self) -> _Open:
         if self._open is None:

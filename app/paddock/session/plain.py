@@ -115,3 +115,12 @@ def plain_check(check: Check) -> PlainCheck:
 
 def plain_checks(state: FirstRun) -> list[PlainCheck]:
     return [plain_check(c) for c in state.checks]
+
+
+def conflicts_notice(names: list[str]) -> str:
+    """The files a sandbox host's command changed that the person had changed here meanwhile."""
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return (
+        f"Kept your own version of {shown}: you changed it on this computer while the sandbox host "
+        "changed it too. The sandbox's version was not brought back."
+    )

@@ -148,8 +148,12 @@ class SessionRunner:
     def policy(self) -> EffectivePolicy:
         return self.decided.policy
 
-    async def boot(self, *, on_progress: Progress | None = None, egress_asking: bool = False) -> Sandbox:
-        """Boot (or wake) the sandbox on the decided folder; the auditor follows it."""
+    async def boot(
+        self, *, on_progress: Progress | None = None, egress_asking: bool = False, host: str | None = None
+    ) -> Sandbox:
+        """Boot (or wake) the sandbox on the decided folder; the auditor follows it. On a sandbox
+        host (``host``, else the one policy assigns, see ``paddock.remote``), its copy of the folder
+        comes back after each command, so the restore points and change summary work the same."""
         if self.sandbox is not None:
             raise SandboxFailed("This session already has a sandbox; close it first.")
         # The session's restore point is made while the VM starts (nothing in the guest can touch
@@ -162,6 +166,7 @@ class SessionRunner:
                 decision=self.decided.decision,
                 on_progress=on_progress,
                 egress_asking=egress_asking,
+                host=host,
             )
         except BaseException:
             point.cancel()
@@ -176,6 +181,8 @@ class SessionRunner:
             await sandbox.close()
             raise
         self.sandbox = sandbox
+        if sandbox.host_name is not None:  # where the folder went: the admin's sandbox host
+            self.auditor.policy_decision(f"run the sandbox on the host {sandbox.host_name}", True, "allowed", "managed")
         self.auditor.follow(sandbox)
         log.debug("session %s: sandbox %s ready", self.session_id, sandbox.vm.id)
         return sandbox

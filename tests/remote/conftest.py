@@ -1,0 +1,81 @@
+"""A real OpenSSH server on loopback that plays the sandbox host, logging into the accounts
+``paddock-remote`` and ``paddock-remote2`` (made, with the server, by scripts/remote_test_host.sh,
+which scripts/test.sh runs as root before handing the suite to the test user)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from paddock.credentials import Keychain
+from paddock.policy import EffectivePolicy, SandboxHost, load
+from paddock.remote import Connection
+from paddock.vm import GuestImage
+
+SSHD = Path("/tmp/paddock-test-sshd")
+KEY_ENTRY = "lab-ssh-key"
+
+
+@dataclass
+class SshHost:
+    port: int
+    host_key: str
+    private_key: str
+    image: GuestImage
+    log: Path
+
+    def host(self, name: str = "lab", account: str = "paddock-remote", **kw: object) -> SandboxHost:
+        command = f"env PADDOCK_GUEST_IMAGE={shlex.quote(str(self.image.root))} {sys.executable} -m paddock.cli"
+        fields: dict[str, object] = {
+            "name": name, "address": "127.0.0.1", "port": self.port, "host_key": self.host_key,
+            "account": account, "sessions": 2, "command": command, "key": KEY_ENTRY, "who": ["nobody"],
+        }  # fmt: skip
+        fields.update(kw)
+        return SandboxHost.model_validate(fields)
+
+    def policy(self, tmp: Path, *hosts: SandboxHost) -> EffectivePolicy:
+        """A managed policy naming ``hosts``, read through the real loader."""
+        import json
+
+        managed = tmp / "managed-policy.json"
+        managed.write_text(json.dumps({"version": 1, "sandbox_hosts": [h.model_dump() for h in hosts]}))
+        return load(managed=managed, recommended=tmp / "none", user=tmp / "none-user", admin_uid=os.getuid())
+
+    def shell(self, command: str, account: str = "paddock-remote") -> tuple[int, str]:
+        """Run a shell command on the server as ``account`` (what a person there could do)."""
+        conn = Connection.open(self.host(account=account), self.private_key)
+        try:
+            chan = conn.transport.open_session()
+            chan.exec_command(command)
+            out = chan.makefile("rb").read().decode(errors="replace")
+            out += chan.makefile_stderr("rb").read().decode(errors="replace")
+            return chan.recv_exit_status(), out
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="session")
+def test_host(guest_image: GuestImage, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshHost]:
+    info = SSHD / "info"
+    if not info.exists():
+        if os.environ.get("CI"):
+            pytest.fail("the test sshd is not running (scripts/test.sh starts it with scripts/remote_test_host.sh)")
+        pytest.skip("needs the test sshd: run scripts/remote_test_host.sh start as root")
+    fields = dict(line.split("=", 1) for line in info.read_text().splitlines() if "=" in line)
+    keydir = tmp_path_factory.mktemp("ssh")
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keydir / "id")], check=True)
+    public = (keydir / "id.pub").read_text()
+    for account in fields["accounts"].split():
+        (SSHD / "keys" / account).write_text(public)
+    private = (keydir / "id").read_text()
+    (keydir / "id").unlink()  # from here on only in the keychain
+    Keychain().set(KEY_ENTRY, private)
+    yield SshHost(int(fields["port"]), fields["host_key"], private, guest_image, SSHD / "sshd.log")
+    Keychain().remove(KEY_ENTRY)
