@@ -22,16 +22,18 @@ from typing import TypedDict, TypeVar, Unpack
 
 from paddock.core.errors import PaddockError
 from paddock.core.paths import cache_dir, profile_dir, runtime_dir
-from paddock.credentials import Keychain, KeychainError
 from paddock.egress import EgressGateway, SessionToken, TokenAuthority
 from paddock.guest import ExecEvent, ExecStarted, GuestClient, GuestError, GuestUnavailable
 from paddock.policy import EffectivePolicy, FolderDecision, PolicyError
 from paddock.policy import load as load_policy
+from paddock.sandbox.keys import secrets_for as _secrets_for
 from paddock.vm import (
     Accel,
     AccelChoice,
+    Guard,
     GuestImage,
     HostTools,
+    Keeper,
     Share,
     VirtualMachine,
     VMConfig,
@@ -80,6 +82,9 @@ class BootOptions(TypedDict, total=False):
     # Commands run as the guest's root (the fence tests' attacker who escalated inside the
     # guest); always a cold boot.
     guest_root: bool
+    # Asked before the guest's folder-sharing daemon changes a file in the folder (the undo
+    # store, which keeps what a restore point needs first): ``paddock.vm.guard``.
+    keeper: Keeper | None
 
 
 class Sandbox:
@@ -132,7 +137,7 @@ class Sandbox:
             raise SandboxFailed(exc.message, hint=exc.hint) from exc
         accel = await choose_accel(image, tools)
         shares = (
-            Share("workspace", folder, read_only=decision.read_only),
+            Share("workspace", folder, read_only=decision.read_only, keeper=options.get("keeper")),
             Share("profile", (profile or profile_dir()).resolve(), read_only=True),
         )
         snapshot = snapshot_path(image, accel.accel, memory_mib)
@@ -169,6 +174,12 @@ class Sandbox:
         log.debug("sandbox %s: ready on %s (%s, %.2f s, %s)", vm.id, folder, accel.accel.value,
                   timings.ready_s, "woken" if timings.restored else "cold")  # fmt: skip
         return sandbox
+
+    def change_guard(self) -> tuple[Guard | None, str]:
+        """The folder's change guard (``paddock.vm.guard``) if it runs, else why not."""
+        guard = self.vm.guards.get("workspace")
+        why = self.vm.guard_failures.get("workspace", "")
+        return (guard, "") if guard is not None and guard.active else (None, why)
 
     async def _open_egress(self, policy: EffectivePolicy, secrets: dict[str, str] | None) -> None:
         """Start the gateway, mint this boot's token, tell the guest, open the tunnel."""
@@ -381,20 +392,3 @@ async def _reason(vm: VirtualMachine, exc: PaddockError) -> str:
     # QEMU is still running but the agent is gone: fail closed, stop everything.
     await vm.fail("The sandbox's helper inside the VM stopped answering; the sandbox was stopped.")
     return vm.failure or exc.message
-
-
-def _secrets_for(policy: EffectivePolicy) -> dict[str, str]:
-    """The real keys the grants name, from the keychain (they go to the gateway only)."""
-    out: dict[str, str] = {}
-    names = {g.credential for g in policy.grants if g.credential}
-    if not names:
-        return out
-    chain = Keychain(allowed_fallback=policy.keychain_fallback)
-    for name in names:
-        try:
-            value = chain.get(name)
-        except KeychainError:
-            continue  # the gateway then refuses that grant's requests, saying the credential is missing
-        if value:
-            out[name] = value
-    return out
