@@ -27,6 +27,7 @@ import functools
 import logging
 import os
 import select
+import signal
 import socket
 import stat
 import struct
@@ -241,27 +242,43 @@ class Guard:
             events = poll.poll(200)
             if not events:
                 continue
-            if any(ev & (select.POLLHUP | select.POLLERR) for _fd, ev in events):
+            if any(ev & select.POLLHUP for _fd, ev in events):
                 return  # no process is under the filter any more
+            if any(ev & (select.POLLERR | select.POLLNVAL) for _fd, ev in events):
+                return self._lost("its listener was closed")
             buf = bytearray(NOTIF.size)
             try:
                 fcntl.ioctl(self.listener, IOCTL_RECV, buf, True)
             except OSError as exc:
                 if exc.errno in (errno.ENOENT, errno.EINTR):  # the caller went away first
                     continue
-                log.warning("the change guard stopped: %s", exc)
-                return
+                return self._lost(str(exc))
             self.notified += 1
             self._pool.submit(self._answer, bytes(buf))
 
+    def _lost(self, why: str) -> None:
+        """The guard cannot answer any more: stop the daemon at once. (A guarded call with no one
+        to answer fails with ENOSYS, which a FUSE client takes for "open is not implemented" and
+        then carries on without opens: the daemon must not outlive its guard.)"""
+        if self._stop.is_set():
+            return
+        log.warning("the change guard stopped (%s): stopping the folder-sharing daemon", why)
+        try:
+            os.killpg(self.root_pid, signal.SIGKILL)  # bubblewrap leads its own session
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.kill(self.root_pid, signal.SIGKILL)
+
     def _answer(self, raw: bytes) -> None:
         notif_id, pid, _flags, nr, _arch, _ip, *args = NOTIF.unpack(raw)
+        resp = RESP.pack(notif_id, 0, 0, FLAG_CONTINUE)
         try:
             self._handle(pid, nr, args, notif_id)
-        except Exception:  # a bug here must not leave the daemon waiting
-            log.exception("the change guard could not look at a call")
+        except Exception:  # a bug here: refuse the call rather than let it change an unkept file
+            log.exception("the change guard could not look at a call; it is refused")
+            resp = RESP.pack(notif_id, 0, -errno.EIO, 0)
         with contextlib.suppress(OSError):  # ENOENT: the caller was interrupted or killed
-            fcntl.ioctl(self.listener, IOCTL_SEND, bytearray(RESP.pack(notif_id, 0, 0, FLAG_CONTINUE)), True)
+            fcntl.ioctl(self.listener, IOCTL_SEND, bytearray(resp), True)
 
     def _valid(self, notif_id: int) -> bool:
         try:
