@@ -84,7 +84,7 @@ def test_undo_after_a_turn_puts_every_byte_back(tmp_path: Path) -> None:
         k: v for k, v in after.items() if v[0] != "dir"
     }
     _host_untouched(hostfile, hostdir)
-    records = AuditLog(data / "audit").records()
+    records = list(AuditLog(data / "audit").records())
     kinds = [r["kind"] for r in records]
     assert kinds.count("undo.point") >= 4 and kinds.count("undo.restored") == 2, kinds
     # The points of the session were listings (nothing copied): every byte the undo put back was
