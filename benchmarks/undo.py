@@ -151,6 +151,7 @@ def measure(total_mb: int = 1024, files: int = 10_000, turn_mb: int = 100) -> di
         assert not done.failed, done.failed
         out["undo_restore_files"] = len(done.written)
         plain_s = asyncio.run(_turn(folder, big_mb, turn_mb, None))  # the same changes, unguarded
+        out["undo_turn_guarded_s"], out["undo_turn_plain_s"] = guarded_s, plain_s
         out["undo_turn_extra_s"] = guarded_s - plain_s + out["undo_turn_point_s"]
 
         # Unguarded (no change guard here, or the Rust daemon): the first point copies the folder.
@@ -174,6 +175,8 @@ ROWS = (
     ("restore point store after that open", "undo_store_mb_after_lazy_open", "MB"),
     ("extra time for a turn that changed the turn's MB (kept before the writes + the next point)",
      "undo_turn_extra_s", "s"),
+    ("the turn's changes under the guard", "undo_turn_guarded_s", "s"),
+    ("the same changes without it", "undo_turn_plain_s", "s"),
     ("the next point alone (a listing)", "undo_turn_point_s", "s"),
     ("kept for that turn", "undo_turn_kept_mb", "MB"),
     ("restore point store after that turn", "undo_store_mb_after_turn", "MB"),

@@ -89,8 +89,10 @@ def _keep_first(store: UndoStore, full: Listing, now: Listing, want: Listing, ca
     moved): keep it now. And keep every file the restore is about to replace or remove, so the
     "before undo" point can put it back (an undo is itself undoable)."""
     by_ref = {it.ref: rel for rel, it in full.items() if it.kind == FILE}
-    for it in want.values():
-        if it.kind == FILE and not store.has(it.ref) and it.ref in by_ref:
+    for rel, it in want.items():
+        here = full.get(rel)
+        moved = here is None or here.ref != it.ref  # unchanged in its place: nothing to write
+        if it.kind == FILE and moved and not store.has(it.ref) and it.ref in by_ref:
             store.copy_in(by_ref[it.ref])
     for rel, it in now.items():
         w = want.get(rel)
