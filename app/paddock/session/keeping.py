@@ -56,7 +56,8 @@ class LazyKeeper:
         """Watch the files ``point`` recorded and the store does not hold (called under the store's lock)."""
         files = [it for it in point.items.values() if it.kind == FILE]
         watch = {key_of(it.ref): it.ref for it in files if not self.store.has(it.ref)}
-        where = {it.ref: rel for rel, it in point.items.items() if it.kind == FILE and it.ref in watch.values()}
+        wanted = set(watch.values())
+        where = {it.ref: rel for rel, it in point.items.items() if it.kind == FILE and it.ref in wanted}
         inodes = {ino: name for name, ino in self.store.canon().items()}
         dev = self.store.objects.stat().st_dev
         linked = {key_of(it.ref): inodes[key_of(it.ref)[1]] for it in files
