@@ -85,17 +85,24 @@ class LazyKeeper:
                 log.warning("could not keep a file before it changed: %s", exc)
 
     def _keep(self, kind: str, key: Key, fd: int, st: os.stat_result) -> None:
+        """Under the file's own lock. The file stays watched until it is kept, so a second call on
+        it waits for the first one's copy instead of going on while the copy runs."""
         with self._lock:
-            ref = self._watch.pop(key, None)
+            ref = self._watch.get(key)
             linked = self._linked.get(key)
         if ref is not None:
-            if version(st) != ref:  # changed by something the guard does not see (the host)
-                self._lose(ref)
-                return
-            if kind == REMOVE and st.st_nlink == 1 and st.st_dev == self.store.objects.stat().st_dev:
-                self._link(key, fd, ref, st)
-            else:
-                self._copy(fd, ref, st)
+            try:
+                if self.store.has(ref):
+                    return
+                if version(st) != ref:  # changed by something the guard does not see (the host)
+                    self._lose(ref)
+                elif kind == REMOVE and st.st_nlink == 1 and st.st_dev == self.store.objects.stat().st_dev:
+                    self._link(key, fd, ref, st)
+                else:
+                    self._copy(fd, ref, st)
+            finally:
+                with self._lock:
+                    self._watch.pop(key, None)
         elif linked is not None and kind != REMOVE:
             self._unshare(key, linked)
 
