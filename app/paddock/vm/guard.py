@@ -56,17 +56,6 @@ PATH_MAX = 4096
 WORKERS = 4  # the daemon's threads can wait on several calls at once
 
 
-@dataclass(frozen=True)
-class Target:
-    """One file argument of a call: the directory descriptor, the path argument (or None: the
-    descriptor itself), whether the last name is followed, and what the call does to it."""
-
-    dirfd_arg: int
-    path_arg: int | None
-    follow: bool
-    kind: str
-
-
 def _t(d: int | None, p: int | None, follow: bool, kind: str) -> tuple[int | None, int | None, bool, str]:
     return (d, p, follow, kind)
 
