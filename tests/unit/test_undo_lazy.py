@@ -19,9 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from paddock.audit import AuditLog, AuditTrail
+from paddock.policy import EffectivePolicy
+from paddock.session.auditing import SessionAuditor
 from paddock.session.keeping import LazyKeeper
 from paddock.session.restore import restore
 from paddock.session.undo import MB, UndoStore
+from paddock.session.undoing import FolderUndo
 from paddock.vm.guard import Guard, launch_guarded
 from tests.undo_tree import GUEST_SCRIPT, make_tree, tree_state
 
@@ -182,3 +186,32 @@ def test_without_the_supervisor_guarded_changes_fail_and_nothing_is_lost(guarded
     assert "Function not implemented" in out
     assert (guarded.folder / "doc.txt").read_text() == "the person's text\n"
     assert not (guarded.folder / "y").exists()
+
+
+class _Unguarded:
+    """Stands for a sandbox whose folder-sharing daemon runs without the change guard (the Rust
+    virtiofsd, an old kernel): those cannot run here, so only the answer they give is faked."""
+
+    def change_guard(self) -> tuple[None, str]:
+        return None, "the change guard is not used with the Rust virtiofsd yet"
+
+
+def test_without_the_guard_the_session_start_point_copies_and_says_why(tmp_path: Path) -> None:
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "doc.txt").write_text("the person's text\n")
+    trail = AuditTrail(AuditLog(tmp_path / "audit", key=b"k" * 32), None)
+    undo = FolderUndo(folder, EffectivePolicy(), SessionAuditor(trail, folder, entry="test"), root=tmp_path / "st")
+    loop = asyncio.new_event_loop()
+    try:
+        start = loop.run_until_complete(undo.point("start", "start", lazy=True))
+        assert start is not None and start.copied_files == 0 and start.lazy_files == 1
+        loop.run_until_complete(undo.guarded_by(_Unguarded(), start))  # type: ignore[arg-type]
+        assert not undo.lazy
+        assert undo.last is not None and undo.last.copied_files == 1  # the copying point, as before the guard
+        turn = loop.run_until_complete(undo.point("turn", "t"))
+        assert turn is not None and turn.lazy_files == 0
+    finally:
+        loop.close()
+    attrs = [r["attributes"] for r in AuditLog(tmp_path / "audit").records() if r["kind"] == "undo.point"]
+    assert any("Rust virtiofsd" in str(a.get("paddock.undo.unguarded", "")) for a in attrs), attrs
