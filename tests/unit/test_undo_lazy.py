@@ -188,6 +188,20 @@ def test_without_the_supervisor_guarded_changes_fail_and_nothing_is_lost(guarded
     assert not (guarded.folder / "y").exists()
 
 
+def test_a_change_made_outside_the_guard_is_named_not_invented(guarded: Guarded) -> None:
+    """The person's own program changes a file on the host after a point (the guard does not see
+    it): the point's version is gone, and the undo says so instead of writing something else."""
+    (guarded.folder / "sheet.csv").write_text("a,b\n")
+    (guarded.folder / "other.txt").write_text("kept\n")
+    made = guarded.store.make("turn", "t", "s", lazy=True)
+    (guarded.folder / "sheet.csv").write_text("a,b,c\n")  # not through the guard
+    assert guarded.run("rm other.txt")[0] == 0  # through the guard: kept first
+    done = restore(guarded.store, made.point)
+    assert [f for f, _ in done.failed] == ["sheet.csv"]
+    assert (guarded.folder / "sheet.csv").read_text() == "a,b,c\n"  # left as the person made it
+    assert (guarded.folder / "other.txt").read_text() == "kept\n"
+
+
 class _Unguarded:
     """Stands for a sandbox whose folder-sharing daemon runs without the change guard (the Rust
     virtiofsd, an old kernel): those cannot run here, so only the answer they give is faked."""

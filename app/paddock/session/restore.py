@@ -156,7 +156,7 @@ def _dir_meta(store: UndoStore, rel: str, it: Item) -> None:
 
 def _put_file(store: UndoStore, rel: str, it: Item, point: Point) -> None:
     if rel in point.unsaved or not store.has(it.ref):
-        raise UnsafePath("its content was not kept (the undo budget was full when this point was made)")
+        raise UnsafePath("its content was not kept (the undo budget was full, or it was changed outside Paddock first)")
     src = os.open(store.object_path(it.ref), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         if os.fstat(src).st_size != it.size:
