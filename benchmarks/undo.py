@@ -4,10 +4,13 @@ and to each turn, and the disk they use. Host only — a restore point never inv
     .venv/bin/python -m benchmarks.undo [--mb 1024] [--files 10000] [--turn-mb 100]
 
 * open, undo off: a session's start does no work for undo (policy ``undo.budget_mb: 0``).
-* open, undo on, first time: the folder's first restore point copies every file once.
-* open, undo on, again: a later session on the unchanged folder only lists it (nothing copied).
-* turn: a turn that changed ``--turn-mb`` MB (one big file changed in place, and small files
-  rewritten) costs the next restore point that much copying; undo then puts it back.
+* open, undo on, with the change guard (``paddock.vm.guard``, as a session's folder-sharing
+  daemon runs): the restore point is a listing; nothing is copied.
+* turn: a process under the guard changes ``--turn-mb`` MB (one big file changed in place, and
+  small files rewritten); the guard keeps each file before its first change. The extra time is
+  the same changes' time under the guard minus without it, plus the next point.
+* without the guard (where it cannot run): the folder's first point copies every file once; a
+  later one only lists it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import asyncio
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +30,8 @@ from paddock.audit import AuditLog, AuditTrail
 from paddock.policy import EffectivePolicy
 from paddock.session.auditing import SessionAuditor
 from paddock.session.undoing import FolderUndo
+from paddock.vm import Keeper
+from paddock.vm.guard import launch_guarded
 
 MB = 1024 * 1024
 
@@ -62,6 +68,46 @@ def _du(path: Path) -> int:
     return total
 
 
+CHANGE = """
+import sys
+from pathlib import Path
+folder, big_mb, turn_mb = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+MB = 1024 * 1024
+with open(folder / "big.bin", "r+b") as f:
+    f.write(b"changed in place")
+changed = big_mb * MB
+small = sorted(folder.glob("d*/e*/*.dat"))
+i = 0
+while changed < turn_mb * MB and i < len(small):
+    data = small[i].read_bytes()
+    small[i].write_bytes(data[::-1])
+    changed += len(data)
+    i += 1
+"""
+
+
+async def _turn(folder: Path, big_mb: int, turn_mb: int, keeper: Keeper | None) -> float:
+    """The turn's changes made by a separate process: under the change guard (as the guest's
+    daemon is), or not. The seconds they took."""
+
+    async def spawn(_name: str, argv: list[str], fds: tuple[int, ...]) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(*argv, pass_fds=fds)
+
+    argv = [sys.executable, "-c", CHANGE, str(folder), str(big_mb), str(turn_mb)]
+    t0 = time.perf_counter()
+    if keeper is None:
+        proc = await spawn("turn", argv, ())
+        await proc.wait()
+        return time.perf_counter() - t0
+    launched = await launch_guarded(spawn, "turn", argv, (), keeper)
+    assert not isinstance(launched, str), launched
+    proc, guard = launched
+    await proc.wait()
+    took = time.perf_counter() - t0
+    guard.close()
+    return took
+
+
 def measure(total_mb: int = 1024, files: int = 10_000, turn_mb: int = 100) -> dict[str, Any]:
     big_mb = min(turn_mb, total_mb // 2)
     with tempfile.TemporaryDirectory(prefix="paddock-bench-undo-") as tmp:
@@ -81,53 +127,65 @@ def measure(total_mb: int = 1024, files: int = 10_000, turn_mb: int = 100) -> di
         asyncio.run(off.point("start", "bench"))
         out["undo_open_off_s"] = time.perf_counter() - t0
 
+        # Guarded (the session's folder-sharing daemon under the change guard): a listing.
         on = _undo(folder, work, None)
+        on.store.on_point = on.keeper.arm
         t0 = time.perf_counter()
-        first = asyncio.run(on.point("start", "bench"))
-        out["undo_open_first_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        again = asyncio.run(on.point("start", "bench again"))
-        out["undo_open_again_s"] = time.perf_counter() - t0
-        assert first is not None and again is not None and again.copied_files == 0
-        out["undo_store_mb_after_open"] = _du(work / "store") / MB
+        first = asyncio.run(on.point("start", "bench", lazy=True))
+        out["undo_open_lazy_s"] = time.perf_counter() - t0
+        assert first is not None
+        out["undo_open_lazy_copied_mb"] = first.copied_bytes / MB
+        out["undo_store_mb_after_lazy_open"] = _du(work / "store") / MB
 
-        # A turn that changes turn_mb: the big file in place, and enough small files rewritten.
-        with open(folder / "big.bin", "r+b") as f:
-            f.write(b"changed in place")
-        changed = big_mb * MB
-        small = sorted(folder.glob("d*/e*/*.dat"))
-        i = 0
-        while changed < turn_mb * MB and i < len(small):
-            data = small[i].read_bytes()
-            small[i].write_bytes(data[::-1])
-            changed += len(data)
-            i += 1
+        # A turn that changes turn_mb (the big file in place, small files rewritten), under the guard.
+        guarded_s = asyncio.run(_turn(folder, big_mb, turn_mb, on.keeper))
         t0 = time.perf_counter()
-        turn = asyncio.run(on.point("turn", "bench turn"))
-        out["undo_turn_s"] = time.perf_counter() - t0
+        turn = asyncio.run(on.point("turn", "bench turn", lazy=True))
+        out["undo_turn_point_s"] = time.perf_counter() - t0
         assert turn is not None
-        out["undo_turn_copied_mb"] = turn.copied_bytes / MB
+        out["undo_turn_kept_mb"] = (on.keeper.kept_bytes + turn.copied_bytes) / MB
         out["undo_store_mb_after_turn"] = _du(work / "store") / MB
         t0 = time.perf_counter()
         done = asyncio.run(on.undo(to=first.point.id))
         out["undo_restore_s"] = time.perf_counter() - t0
-        assert not done.failed
+        assert not done.failed, done.failed
         out["undo_restore_files"] = len(done.written)
+        plain_s = asyncio.run(_turn(folder, big_mb, turn_mb, None))  # the same changes, unguarded
+        out["undo_turn_guarded_s"], out["undo_turn_plain_s"] = guarded_s, plain_s
+        out["undo_turn_extra_s"] = guarded_s - plain_s + out["undo_turn_point_s"]
+
+        # Unguarded (no change guard here, or the Rust daemon): the first point copies the folder.
+        copying = _undo(folder, work / "copying", None)
+        t0 = time.perf_counter()
+        asyncio.run(copying.point("start", "bench"))
+        out["undo_open_first_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        again = asyncio.run(copying.point("start", "bench again"))
+        out["undo_open_again_s"] = time.perf_counter() - t0
+        assert again is not None and again.copied_files == 0
+        out["undo_store_mb_after_open"] = _du(work / "copying" / "store") / MB
         shutil.rmtree(folder)
     return out
 
 
 ROWS = (
     ("open, undo off: time undo adds", "undo_open_off_s", "s"),
-    ("open, undo on, folder's first restore point (copies the folder once)", "undo_open_first_s", "s"),
-    ("the same folder copied with `cp -a` (baseline, same run)", "undo_baseline_cp_s", "s"),
-    ("open, undo on, unchanged folder seen before (lists it, copies nothing)", "undo_open_again_s", "s"),
-    ("restore point store after the first open", "undo_store_mb_after_open", "MB"),
-    ("restore point after a turn that changed the turn's MB", "undo_turn_s", "s"),
-    ("copied for that turn", "undo_turn_copied_mb", "MB"),
+    ("open, undo on, change guard (a listing)", "undo_open_lazy_s", "s"),
+    ("copied when opening it", "undo_open_lazy_copied_mb", "MB"),
+    ("restore point store after that open", "undo_store_mb_after_lazy_open", "MB"),
+    ("extra time for a turn that changed the turn's MB (kept before the writes + the next point)",
+     "undo_turn_extra_s", "s"),
+    ("the turn's changes under the guard", "undo_turn_guarded_s", "s"),
+    ("the same changes without it", "undo_turn_plain_s", "s"),
+    ("the next point alone (a listing)", "undo_turn_point_s", "s"),
+    ("kept for that turn", "undo_turn_kept_mb", "MB"),
     ("restore point store after that turn", "undo_store_mb_after_turn", "MB"),
     ("undo of that turn (before-undo point + restore)", "undo_restore_s", "s"),
-)
+    ("without the guard: open, the folder's first point (copies it once)", "undo_open_first_s", "s"),
+    ("the same folder copied with `cp -a` (baseline, same run)", "undo_baseline_cp_s", "s"),
+    ("without the guard: open again, unchanged (lists it)", "undo_open_again_s", "s"),
+    ("without the guard: store after the first open", "undo_store_mb_after_open", "MB"),
+)  # fmt: skip
 
 
 def table(r: dict[str, Any]) -> str:

@@ -28,7 +28,7 @@ import pytest
 
 from paddock.core.engine import Engine
 from paddock.sandbox import SNAPSHOT_ENV, Sandbox, ensure_snapshot
-from paddock.vm import GuestImage, find_image
+from paddock.vm import GuestImage, Keeper, find_image
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("PADDOCK_TEST_ARTIFACTS") or REPO / "test-artifacts")
@@ -131,7 +131,9 @@ class VMFactory:
         self.image = image
         self.live: list[Booted] = []
 
-    def boot(self, base: Path, *, guest_root: bool = False, woken: bool = False) -> Booted:
+    def boot(
+        self, base: Path, *, guest_root: bool = False, woken: bool = False, keeper: Keeper | None = None
+    ) -> Booted:
         """A sandbox on a new workspace under ``base``: booted cold, or ``woken`` from the saved
         sandbox (made first if needed)."""
         workspace, profile, outside = _make_dirs(base)
@@ -141,7 +143,8 @@ class VMFactory:
             os.environ[SNAPSHOT_ENV] = "1"
         try:
             sandbox = self.engine.run(
-                Sandbox.boot(workspace, image=self.image, profile=profile, guest_root=guest_root), timeout=180
+                Sandbox.boot(workspace, image=self.image, profile=profile, guest_root=guest_root, keeper=keeper),
+                timeout=180,
             )
         finally:
             if woken:

@@ -84,8 +84,15 @@ def test_undo_after_a_turn_puts_every_byte_back(tmp_path: Path) -> None:
         k: v for k, v in after.items() if v[0] != "dir"
     }
     _host_untouched(hostfile, hostdir)
-    kinds = [r["kind"] for r in AuditLog(data / "audit").records()]
+    records = list(AuditLog(data / "audit").records())
+    kinds = [r["kind"] for r in records]
     assert kinds.count("undo.point") >= 4 and kinds.count("undo.restored") == 2, kinds
+    # The points of the session were listings (nothing copied): every byte the undo put back was
+    # kept by the change guard just before the guest's daemon changed it.
+    session = [r["attributes"] for r in records if r["kind"] == "undo.point"][:2]
+    assert [a["paddock.undo.kind"] for a in session] == ["start", "turn"], session
+    assert all(a["paddock.undo.copied_bytes"] == 0 and a["paddock.undo.lazy_files"] > 500 for a in session)
+    assert session[1]["paddock.undo.guarded"] is True
 
 
 def _descendants(root: int) -> dict[int, str]:

@@ -65,7 +65,7 @@ async def _boot_here(
         raise SandboxFailed(exc.message, hint=exc.hint) from exc
     accel = await choose_accel(image, tools)
     shares = (
-        Share("workspace", folder, read_only=decision.read_only),
+        Share("workspace", folder, read_only=decision.read_only, keeper=options.get("keeper")),
         Share("profile", (profile or profile_dir()).resolve(), read_only=True),
     )
     snapshot = snapshot_path(image, accel.accel, memory_mib)

@@ -21,12 +21,12 @@ from typing import TypedDict, TypeVar, Unpack
 
 from paddock.core.errors import PaddockError
 from paddock.core.paths import runtime_dir
-from paddock.credentials import Keychain, KeychainError
 from paddock.egress import EgressGateway, SessionToken, TokenAuthority
 from paddock.guest import ExecEvent, ExecStarted, GuestClient, GuestUnavailable
 from paddock.policy import EffectivePolicy, FolderDecision, PolicyError
 from paddock.policy import load as load_policy
 from paddock.remote import RemoteMachine, SyncReport
+from paddock.sandbox.keys import secrets_for as _secrets_for
 from paddock.sandbox.local import (
     BootTimings,
     SandboxFailed,
@@ -35,7 +35,7 @@ from paddock.sandbox.local import (
     _unless_failed,
 )
 from paddock.sandbox.remote import Machine, boot_remote, choose_host
-from paddock.vm import GuestImage, VMState
+from paddock.vm import Guard, GuestImage, Keeper, VirtualMachine, VMState
 
 log = logging.getLogger(__name__)
 EGRESS_PORT = 3128  # the guest agent's local end of the egress tunnel
@@ -61,6 +61,10 @@ class BootOptions(TypedDict, total=False):
     # Commands run as the guest's root (the fence tests' attacker who escalated inside the
     # guest); always a cold boot.
     guest_root: bool
+    # Asked before the guest's folder-sharing daemon changes a file in the folder (the undo
+    # store, which keeps what a restore point needs first): ``paddock.vm.guard``. Local only: on
+    # a sandbox host the folder changes here only when the sync brings files back.
+    keeper: Keeper | None
     host: str | None  # a sandbox host policy names (default: the least loaded one policy assigns, else here)
 
 
@@ -130,6 +134,14 @@ class Sandbox:
         log.debug("sandbox %s: ready on %s (%s, %.2f s, %s)", vm.id, folder, timings.accel.accel.value,
                   timings.ready_s, "woken" if timings.restored else "cold")  # fmt: skip
         return sandbox
+
+    def change_guard(self) -> tuple[Guard | None, str]:
+        """The folder's change guard (``paddock.vm.guard``) if it runs, else why not."""
+        if not isinstance(self.vm, VirtualMachine):
+            return None, "the sandbox runs on a sandbox host; files come back through the folder sync"
+        guard = self.vm.guards.get("workspace")
+        why = self.vm.guard_failures.get("workspace", "")
+        return (guard, "") if guard is not None and guard.active else (None, why)
 
     async def _open_egress(self, policy: EffectivePolicy, secrets: dict[str, str] | None) -> None:
         """Start the gateway, mint this boot's token, tell the guest, open the tunnel."""
@@ -257,20 +269,3 @@ class Sandbox:
     @property
     def alive(self) -> bool:
         return self.vm.state is VMState.READY
-
-
-def _secrets_for(policy: EffectivePolicy) -> dict[str, str]:
-    """The real keys the grants name, from the keychain (they go to the gateway only)."""
-    out: dict[str, str] = {}
-    names = {g.credential for g in policy.grants if g.credential}
-    if not names:
-        return out
-    chain = Keychain(allowed_fallback=policy.keychain_fallback)
-    for name in names:
-        try:
-            value = chain.get(name)
-        except KeychainError:
-            continue  # the gateway then refuses that grant's requests, saying the credential is missing
-        if value:
-            out[name] = value
-    return out

@@ -60,6 +60,7 @@ def restore(store: UndoStore, point: Point, only: str | None = None) -> Restored
     now = scan(store.folder)
     canon = store.canon()
     want = point.items
+    full = now
     if only is not None:
         parents = {str(p) for p in PurePosixPath(only).parents if str(p) != "."}
 
@@ -68,6 +69,7 @@ def restore(store: UndoStore, point: Point, only: str | None = None) -> Restored
 
         want = {k: v for k, v in want.items() if mine(k) or k in parents}
         now = {k: v for k, v in now.items() if mine(k) or (k in parents and k in want)}
+    _keep_first(store, full, now, want, canon)
     now = _clear(store, now, want, result)
     dirs = sorted(((r, i) for r, i in want.items() if i.kind == DIR), key=lambda kv: _depth(kv[0]))
     _make_dirs(store, dirs, now, result)
@@ -79,6 +81,23 @@ def restore(store: UndoStore, point: Point, only: str | None = None) -> Restored
     for rel, it in reversed(dirs):  # 4. folders' mode and mtime, deepest first (writing inside changes mtime)
         _step(result, rel, _dir_meta, store, rel, it)
     return result
+
+
+def _keep_first(store: UndoStore, full: Listing, now: Listing, want: Listing, canon: dict[str, int]) -> None:
+    """Before anything is written: a lazy point (``paddock.session.keeping``) may need a version
+    the store does not hold but the folder still has under another name (a file renamed, a folder
+    moved): keep it now. And keep every file the restore is about to replace or remove, so the
+    "before undo" point can put it back (an undo is itself undoable)."""
+    by_ref = {it.ref: rel for rel, it in full.items() if it.kind == FILE}
+    for rel, it in want.items():
+        here = full.get(rel)
+        moved = here is None or here.ref != it.ref  # unchanged in its place: nothing to write
+        if it.kind == FILE and moved and not store.has(it.ref) and it.ref in by_ref:
+            store.copy_in(by_ref[it.ref])
+    for rel, it in now.items():
+        w = want.get(rel)
+        if it.kind == FILE and not store.has(it.ref) and (w is None or not _same(it, w, canon)):
+            store.copy_in(rel)
 
 
 def _step(result: Restored, rel: str, fn: Callable[..., object], *args: object) -> bool:
@@ -137,7 +156,7 @@ def _dir_meta(store: UndoStore, rel: str, it: Item) -> None:
 
 def _put_file(store: UndoStore, rel: str, it: Item, point: Point) -> None:
     if rel in point.unsaved or not store.has(it.ref):
-        raise UnsafePath("its content was not kept (the undo budget was full when this point was made)")
+        raise UnsafePath("its content was not kept (the undo budget was full, or it was changed outside Paddock first)")
     src = os.open(store.object_path(it.ref), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
         if os.fstat(src).st_size != it.size:

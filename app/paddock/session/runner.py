@@ -158,7 +158,9 @@ class SessionRunner:
             raise SandboxFailed("This session already has a sandbox; close it first.")
         # The session's restore point is made while the VM starts (nothing in the guest can touch
         # the folder before boot returns and a command runs); boot returns only once it is made.
-        point = asyncio.ensure_future(self.undo.point(START, f"start of a session ({self.entry.value})"))
+        # Lazy (a listing): the change guard keeps each file before the guest changes it; without
+        # the guard, ``guarded_by`` makes a point that copies before boot returns.
+        point = asyncio.ensure_future(self.undo.point(START, f"start of a session ({self.entry.value})", lazy=True))
         try:
             sandbox = await Sandbox.boot(
                 self.folder,
@@ -167,6 +169,7 @@ class SessionRunner:
                 on_progress=on_progress,
                 egress_asking=egress_asking,
                 host=host,
+                keeper=self.undo.keeper if self.undo.enabled else None,
             )
         except BaseException:
             point.cancel()
@@ -176,7 +179,7 @@ class SessionRunner:
         try:
             if not point.done() and on_progress is not None:
                 on_progress("Finishing the folder's restore point")
-            await point
+            await self.undo.guarded_by(sandbox, await point)
         except BaseException:
             await sandbox.close()
             raise
@@ -190,6 +193,7 @@ class SessionRunner:
     async def close_sandbox(self) -> None:
         """Stop the sandbox and keep the session (the window's Restart boots another)."""
         sandbox, self.sandbox, self._box = self.sandbox, None, None
+        self.undo.guard = None
         if sandbox is not None:
             await sandbox.close()
 

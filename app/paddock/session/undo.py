@@ -27,94 +27,31 @@ import json
 import os
 import shutil
 import stat
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from paddock.core import beneath
-from paddock.core.beneath import DIR_FLAGS, UnsafePath
-from paddock.core.errors import PaddockError
+from paddock.core.beneath import UnsafePath
 from paddock.core.paths import data_dir
+from paddock.session.listing import DIR as DIR
+from paddock.session.listing import FILE as FILE
+from paddock.session.listing import LINK as LINK
+from paddock.session.listing import Item as Item
+from paddock.session.listing import Key as Key
+from paddock.session.listing import Listing as Listing
+from paddock.session.listing import UndoError as UndoError
+from paddock.session.listing import key_of
+from paddock.session.listing import scan as scan
+from paddock.session.listing import version as version
 
 MB = 1024 * 1024
 DEFAULT_SHARE = 10  # without a policy budget: a tenth of the free disk …
 DEFAULT_CAP_MB = 20_000  # … and at most this
 WARN_AT = 0.8  # say so when the store is past this share of its budget
-MAX_ITEMS = 1_000_000
-MAX_DEPTH = 256  # folders inside folders; deeper is refused in plain words, not a crash
-FILE, DIR, LINK = "f", "d", "l"
-
-
-class UndoError(PaddockError):
-    """A restore point could not be made or used."""
-
-
-@dataclass(frozen=True)
-class Item:
-    kind: str  # f | d | l
-    mode: int  # permission bits
-    size: int
-    mtime_ns: int
-    ref: str  # a file: its version (the object's name); a link: its target; a folder: ""
-
-    def to_json(self) -> list[Any]:
-        return [self.kind, self.mode, self.size, self.mtime_ns, self.ref]
-
-    @classmethod
-    def from_json(cls, raw: list[Any]) -> Item:
-        kind, mode, size, mtime_ns, ref = raw
-        return cls(str(kind), int(mode), int(size), int(mtime_ns), str(ref))
-
-
-Listing = dict[str, Item]
-
-
-def version(st: os.stat_result) -> str:
-    return f"{st.st_dev}-{st.st_ino}-{st.st_size}-{st.st_mtime_ns}-{st.st_ctime_ns}"
-
-
-def scan(folder: Path) -> Listing:
-    """Every file, folder and link under ``folder`` (regular files, folders and links only: a
-    FIFO or socket cannot be restored and is skipped), walked from descriptors, never following
-    a link."""
-    out: Listing = {}
-    fd = os.open(folder, DIR_FLAGS)
-    try:
-        _scan_at(fd, "", out)
-    finally:
-        os.close(fd)
-    return out
-
-
-def _scan_at(dfd: int, prefix: str, out: Listing, depth: int = 0) -> None:
-    if depth > MAX_DEPTH:
-        raise UndoError(f"{prefix[:200]}… is nested more than {MAX_DEPTH} folders deep; Paddock keeps no restore "
-                        "points for such a folder.")  # fmt: skip
-    with os.scandir(dfd) as entries:
-        for e in entries:
-            if len(out) >= MAX_ITEMS:
-                raise UndoError(
-                    f"This folder has more than {MAX_ITEMS:,} files; Paddock cannot keep restore points for it."
-                )
-            try:
-                st = e.stat(follow_symlinks=False)
-                rel = prefix + e.name
-                mode = stat.S_IMODE(st.st_mode)
-                if stat.S_ISDIR(st.st_mode):
-                    out[rel] = Item(DIR, mode, 0, st.st_mtime_ns, "")
-                    sub = os.open(e.name, DIR_FLAGS, dir_fd=dfd)
-                    try:
-                        _scan_at(sub, rel + "/", out, depth + 1)
-                    finally:
-                        os.close(sub)
-                elif stat.S_ISLNK(st.st_mode):
-                    out[rel] = Item(LINK, mode, 0, st.st_mtime_ns, os.readlink(e.name, dir_fd=dfd))
-                elif stat.S_ISREG(st.st_mode):
-                    out[rel] = Item(FILE, mode, st.st_size, st.st_mtime_ns, version(st))
-            except FileNotFoundError:  # gone while we looked (something else still writes)
-                continue
 
 
 # ---------------------------------------------------------------------- the store
@@ -151,6 +88,7 @@ class Made:
     seconds: float
     dropped: list[int]  # older points dropped to stay within the budget
     warnings: list[str]
+    lazy_files: int = 0  # recorded, not copied: kept only if something is about to change them
 
 
 def store_for(folder: Path, root: Path | None = None) -> Path:
@@ -177,6 +115,7 @@ class UndoStore:
         self.budget_mb = budget_mb
         self.objects = self.path / "objects"
         self.points_dir = self.path / "points"
+        self.on_point: Callable[[Point], None] | None = None
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -216,13 +155,23 @@ class UndoStore:
     def object_path(self, ref: str) -> Path:
         return self.objects / ref
 
-    def make(self, kind: str, label: str, session: str) -> Made:
-        """Record the folder as it is now, copying every file version the store does not hold yet."""
+    def make(
+        self, kind: str, label: str, session: str, *, lazy: bool = False, eager: Callable[[], set[Key]] | None = None
+    ) -> Made:
+        """Record the folder as it is now, copying every file version the store does not hold yet —
+        or, ``lazy`` (the change guard runs: ``paddock.session.keeping``), only those of the files
+        ``eager()`` names (held open for writing by something still running)."""
         t0 = time.perf_counter()
         with self.locked():
             items = scan(self.folder)
             existing = self._ids()  # manifests are read only when old points must go
             new = {rel: it for rel, it in items.items() if it.kind == FILE and not self.has(it.ref)}
+            lazy_files = 0
+            if lazy:
+                busy = eager() if eager is not None else set()
+                lazy_files = len(new)
+                new = {rel: it for rel, it in new.items() if key_of(it.ref) in busy}
+                lazy_files -= len(new)
             budget = budget_bytes(self.budget_mb, self.path)
             # A file larger than the whole budget is never kept, so it must not make older points go
             # (a guest's `truncate -s 30G x` costs it nothing and would otherwise wipe the history).
@@ -246,7 +195,7 @@ class UndoStore:
                 else:
                     planned.append(rel)
                     used += it.size
-            refs = [self._copy_in(rel) for rel in planned]  # the disk is the limit: threads did not help
+            refs = [self.copy_in(rel) for rel in planned]  # the disk is the limit: threads did not help
             for rel, ref in zip(planned, refs, strict=True):
                 it = items[rel]
                 if ref is None:
@@ -266,7 +215,9 @@ class UndoStore:
                                 "for undo; older points will be dropped when a turn needs more.")  # fmt: skip
             point = Point(self._next_id(), time.time(), kind, label[:200], session, items, unsaved)
             self._write_point(point)
-        return Made(point, copied, copied_bytes, time.perf_counter() - t0, dropped, warnings)
+            if self.on_point is not None:
+                self.on_point(point)  # under the lock: the guard watches this point's files from now
+        return Made(point, copied, copied_bytes, time.perf_counter() - t0, dropped, warnings, lazy_files)
 
     def _next_id(self) -> int:
         """Ids are never reused, even after every point was dropped (the last one is remembered)."""
@@ -296,7 +247,7 @@ class UndoStore:
             os.fsync(f.fileno())
         os.replace(tmp, self.points_dir / f"{point.id:06d}.json")
 
-    def _copy_in(self, rel: str) -> str | None:
+    def copy_in(self, rel: str) -> str | None:
         """Copy one file's content into the store; its version as the copy found it (None: it
         could not be read, or it kept changing while it was copied)."""
         for _ in range(3):
@@ -310,24 +261,33 @@ class UndoStore:
                 if not stat.S_ISREG(before.st_mode):
                     return None
                 ref = version(before)
-                if self.has(ref):
+                if self.keep_fd(src, ref):
                     return ref
-                tmp = self.objects / f".tmp-{os.getpid()}-{ref}"
-                dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-                try:
-                    copy_fd(src, dst, before.st_size)  # no fsync per copy: see _write_point
-                finally:
-                    os.close(dst)
-                if version(os.fstat(src)) != ref:  # written while we copied: try again
-                    tmp.unlink(missing_ok=True)
-                    continue
-                os.replace(tmp, self.objects / ref)
-                return ref
             except OSError:
                 return None
             finally:
                 os.close(src)
         return None
+
+    def keep_fd(self, src: int, ref: str) -> bool:
+        """Copy the file open on ``src`` into the store as ``ref``, if it is that version and stays
+        so while it is copied (False: it is not, or it changed)."""
+        before = os.fstat(src)
+        if version(before) != ref:
+            return False
+        if self.has(ref):
+            return True
+        tmp = self.objects / f".tmp-{os.getpid()}-{threading.get_ident()}-{ref}"
+        dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            copy_fd(src, dst, before.st_size)  # no fsync per copy: see _write_point
+        finally:
+            os.close(dst)
+        if version(os.fstat(src)) != ref:  # written while we copied
+            tmp.unlink(missing_ok=True)
+            return False
+        os.replace(tmp, self.objects / ref)
+        return True
 
     def canon(self) -> dict[str, int]:
         """Each kept version → the copy that holds it (versions of the same bytes share one)."""

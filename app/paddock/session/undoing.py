@@ -19,9 +19,12 @@ from pathlib import Path, PurePosixPath
 from paddock.core.errors import PaddockError
 from paddock.core.text import shown
 from paddock.policy import EffectivePolicy
+from paddock.sandbox import Sandbox
 from paddock.session.auditing import SessionAuditor
+from paddock.session.keeping import LazyKeeper
 from paddock.session.restore import Restored, differs, restore
 from paddock.session.undo import Made, Point, UndoError, UndoStore, scan
+from paddock.vm import Guard
 
 log = logging.getLogger(__name__)
 START, TURN, BEFORE_UNDO = "start", "turn", "before-undo"
@@ -49,14 +52,50 @@ class FolderUndo:
         self.warn: Callable[[str], None] = lambda text: log.warning("%s", text)
         self.last: Made | None = None
         self.first: Made | None = None  # this session's first point (the window's "Undo everything")
+        self.keeper = LazyKeeper(self.store)  # what the change guard asks (``paddock.session.keeping``)
+        self.guard: Guard | None = None  # the session's change guard: points are lazy while it runs
 
-    async def point(self, kind: str, label: str) -> Made | None:
+    @property
+    def lazy(self) -> bool:
+        return self.guard is not None and self.guard.active
+
+    async def guarded_by(self, sandbox: Sandbox, start: Made | None) -> None:
+        """After the boot: with the change guard running, the (lazy) start point is watched from
+        now; without it, a point that copies is made instead, as before the guard existed."""
+        if not self.enabled:
+            return
+        guard, why = sandbox.change_guard()
+        if guard is not None and start is not None:
+            self.guard = guard
+            self.store.on_point = self.keeper.arm
+            await asyncio.to_thread(self._arm, start.point)
+            return
+        why = why or "this folder-sharing daemon is not guarded"
+        log.warning("restore points copy the folder: changes are not guarded (%s)", why)
+        self.auditor.restore_point({"paddock.undo.kind": START, "paddock.undo.unguarded": shown(why)})
+        if start is not None and start.lazy_files:
+            await self.point(START, start.point.label + ", copied: the folder's changes are not guarded")
+
+    def _arm(self, point: Point) -> None:
+        with self.store.locked():
+            self.keeper.arm(point)
+
+    async def point(self, kind: str, label: str, *, lazy: bool | None = None) -> Made | None:
         """Make a restore point now (in a worker thread). One that cannot be made stops what was about
-        to happen: a turn does not run without its restore point."""
+        to happen: a turn does not run without its restore point. A point is lazy (a listing, no
+        copy) when the change guard runs, or when asked (the session's start, made while the VM
+        boots: ``guarded_by`` follows it; an undo's "before undo" point: the restore keeps what
+        it replaces)."""
         if not self.enabled:
             return None
+        lazy = self.lazy if lazy is None else lazy
+        eager = self.guard.writers if self.guard is not None else None
+        lost = self.keeper.take_lost()
+        kept = (self.keeper.kept_files, self.keeper.kept_bytes, self.keeper.linked_files)
         try:
-            made = await asyncio.to_thread(self.store.make, kind, label, self.auditor.session_id)
+            made = await asyncio.to_thread(
+                self.store.make, kind, label, self.auditor.session_id, lazy=lazy, eager=eager
+            )
         except (OSError, PaddockError) as exc:
             why = exc.message if isinstance(exc, PaddockError) else (exc.strerror or str(exc))
             self.auditor.restore_point({"paddock.undo.kind": kind, "paddock.undo.error": why})
@@ -69,7 +108,14 @@ class FolderUndo:
             "paddock.undo.point": p.id, "paddock.undo.kind": kind, "paddock.undo.label": shown(p.label),
             "paddock.undo.entries": len(p.items), "paddock.undo.copied_files": made.copied_files,
             "paddock.undo.copied_bytes": made.copied_bytes, "paddock.undo.unsaved": len(p.unsaved),
-            "paddock.undo.dropped": made.dropped, "paddock.duration_s": round(made.seconds, 4)})  # fmt: skip
+            "paddock.undo.dropped": made.dropped, "paddock.duration_s": round(made.seconds, 4),
+            "paddock.undo.lazy_files": made.lazy_files, "paddock.undo.guarded": self.lazy,
+            "paddock.undo.guard_kept_files": kept[0], "paddock.undo.guard_kept_bytes": kept[1],
+            "paddock.undo.guard_linked_files": kept[2], "paddock.undo.guard_lost": len(lost)})  # fmt: skip
+        if lost:
+            self.warn(f"{len(lost)} file(s) changed since the last restore point could not be kept first (the "
+                      "undo budget was full, or something outside Paddock had changed them); an undo to an "
+                      "earlier point cannot put them back.")  # fmt: skip
         for text in made.warnings:
             self.warn(text)
         return made
@@ -116,7 +162,7 @@ class FolderUndo:
             file = str(pure)
         target = await asyncio.to_thread(self._target, to, file)
         label = f"before undoing to point {target.id}" + (f" ({file})" if file else "")
-        before = await self.point(BEFORE_UNDO, label)
+        before = await self.point(BEFORE_UNDO, label, lazy=True)
         t0 = time.perf_counter()
         done = await asyncio.to_thread(self._restore_locked, target, file)
         self.auditor.undone({

@@ -2,6 +2,7 @@
 
 from paddock.vm.accel import AccelChoice, choose_accel
 from paddock.vm.config import Share, StateError, VMConfig, VMError, VMState
+from paddock.vm.guard import Guard, Keeper
 from paddock.vm.host import Accel, HostError, HostTools, kvm_usable
 from paddock.vm.image import GuestImage, ImageError, find_image
 from paddock.vm.machine import VirtualMachine
@@ -12,10 +13,12 @@ __all__ = [
     "AccelChoice",
     "Daemon",
     "FolderSharing",
+    "Guard",
     "GuestImage",
     "HostError",
     "HostTools",
     "ImageError",
+    "Keeper",
     "Share",
     "SharingError",
     "StateError",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from paddock.core.errors import PaddockError
+from paddock.vm.guard import Keeper
 from paddock.vm.host import Accel, HostTools
 from paddock.vm.image import GuestImage
 
@@ -42,6 +43,8 @@ class Share:
     tag: str
     host_path: Path
     read_only: bool
+    # Asked before the guest's daemon changes a file (``paddock.vm.guard``); None: no guard.
+    keeper: Keeper | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.tag.isidentifier():

@@ -45,8 +45,9 @@ from paddock.vm.config import (
     qemu_argv,
     requires,
 )
+from paddock.vm.guard import Guard, launch_guarded
 from paddock.vm.migration import Migration
-from paddock.vm.sharing import seccomp_fd
+from paddock.vm.sharing import Daemon, seccomp_fd
 
 log = logging.getLogger(__name__)
 QMP_ACCEPT_TIMEOUT_S = 30.0
@@ -68,6 +69,8 @@ class VirtualMachine(Migration):
         self._listeners: list[Callable[[VMState, str | None], None]] = []
         self._attached = False
         self.kept_logs: Path | None = None  # where the logs of a failed run were kept
+        self.guards: dict[str, Guard] = {}  # share tag → the change guard of its daemon
+        self.guard_failures: dict[str, str] = {}  # share tag → why it is not guarded
 
     # ------------------------------------------------------------------ state
 
@@ -172,7 +175,14 @@ class VirtualMachine(Migration):
             argv = tools.sharing.argv(
                 share.host_path.resolve(), mount_point, self.run_dir, sock, read_only=share.read_only, seccomp_fd=fd
             )
-            proc = await self._spawn(f"virtiofsd-{share.tag}", argv, pass_fds=(fd,))
+            proc = None
+            if share.keeper is not None and not share.read_only:
+                if tools.sharing.daemon is Daemon.QEMU_C:
+                    proc = await self._spawn_guarded(share, argv, fd)
+                else:  # its calls are not the C daemon's; not tried here, so not trusted
+                    self.guard_failures[share.tag] = "the change guard is not used with the Rust virtiofsd yet"
+            if proc is None:
+                proc = await self._spawn(f"virtiofsd-{share.tag}", argv, pass_fds=(fd,))
         finally:
             os.close(fd)
         self._virtiofsd[share.tag] = proc
@@ -186,6 +196,19 @@ class VirtualMachine(Migration):
         else:
             raise VMError(f"The folder-sharing helper for {share.tag} did not start within 5 s")
         self._watchers.append(asyncio.create_task(self._watch(f"virtiofsd-{share.tag}", proc)))
+
+    async def _spawn_guarded(self, share: Share, argv: list[str], fd: int) -> asyncio.subprocess.Process | None:
+        """The daemon under the change guard (``paddock.vm.guard``); None where the guard cannot
+        be set up here (the caller starts it unguarded, and the undo store copies at each point)."""
+        assert share.keeper is not None
+        launched = await launch_guarded(self._spawn, f"virtiofsd-{share.tag}", argv, (fd,), share.keeper)
+        if isinstance(launched, str):
+            log.warning("folder changes are not guarded (restore points copy instead): %s", launched)
+            self.guard_failures[share.tag] = launched
+            return None
+        proc, guard = launched
+        self.guards[share.tag] = guard
+        return proc
 
     async def _start_qemu(self, incoming: Path | None = None) -> None:
         assert self.run_dir is not None
@@ -322,6 +345,9 @@ class VirtualMachine(Migration):
                 await asyncio.wait_for(qmp.execute("quit"), 1.0)
         procs = [p for p in [self._qemu, *self._virtiofsd.values()] if p is not None]
         await terminate(procs, STOP_GRACE_S)
+        guards, self.guards = self.guards, {}
+        for guard in guards.values():
+            await asyncio.to_thread(guard.close)
         if qmp is not None:
             with contextlib.suppress(Exception):
                 await qmp.disconnect()

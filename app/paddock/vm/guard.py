@@ -1,0 +1,370 @@
+"""The change guard: nothing in the shared folder loses its content before Paddock has kept it.
+
+virtiofsd runs under one more seccomp filter (loaded by ``paddock.vm.guardjail`` before
+bubblewrap, so it holds for the jail and the daemon), whose action for every call that can
+destroy or alter an existing file — an open for writing or truncating, ``truncate``, ``unlink``,
+``rename`` (both names), ``link``, ``chmod``/``chown``/``utimensat`` and the extended-attribute
+calls — is ``SECCOMP_RET_USER_NOTIF``. The listener is held here: for each such call a worker
+reads the call's path from the daemon's memory, finds the file it names (through
+``/proc/<pid>/fd`` and ``/proc/<pid>/root``, never writing anything), checks the call is still
+waiting (``SECCOMP_IOCTL_NOTIF_ID_VALID``), hands the file to the ``Keeper`` (the undo store,
+which copies or links the file's current version if a restore point needs it), then lets the
+call go on (``SECCOMP_USER_NOTIF_FLAG_CONTINUE``). Everything else — bubblewrap's own set-up,
+files not in any point — goes on at once.
+
+If Paddock dies, the listener closes with it and every guarded call fails (``ENOSYS``): the
+folder cannot change without its earlier version being kept (fail closed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import errno
+import fcntl
+import functools
+import logging
+import os
+import select
+import signal
+import socket
+import stat
+import struct
+import sys
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import pyseccomp
+
+log = logging.getLogger(__name__)
+
+WRITE, REMOVE, META = "write", "remove", "meta"  # what the call is about to do to the file
+AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
+WRITE_FLAGS = (os.O_WRONLY, os.O_RDWR, os.O_TRUNC)
+NOTIF = struct.Struct("=QII iIQ6Q")  # struct seccomp_notif
+RESP = struct.Struct("=QqiI")  # struct seccomp_notif_resp
+IOCTL_RECV = 0xC0000000 | (NOTIF.size << 16) | (0x21 << 8) | 0
+IOCTL_SEND = 0xC0000000 | (RESP.size << 16) | (0x21 << 8) | 1
+IOCTL_ID_VALID = 0x40000000 | (8 << 16) | (0x21 << 8) | 2
+FLAG_CONTINUE = 1
+PATH_MAX = 4096
+WORKERS = 4  # the daemon's threads can wait on several calls at once
+
+
+def _t(d: int | None, p: int | None, follow: bool, kind: str) -> tuple[int | None, int | None, bool, str]:
+    return (d, p, follow, kind)
+
+
+# name → its file arguments: (dirfd argument or None for AT_FDCWD, path argument or None for
+# "the descriptor itself", follows the last name, kind)
+CALLS: dict[str, list[tuple[int | None, int | None, bool, str]]] = {
+    "open": [_t(None, 0, True, WRITE)],
+    "openat": [_t(0, 1, True, WRITE)],
+    "creat": [_t(None, 0, True, WRITE)],
+    "truncate": [_t(None, 0, True, WRITE)],
+    "unlink": [_t(None, 0, False, REMOVE)],
+    "unlinkat": [_t(0, 1, False, REMOVE)],
+    "rename": [_t(None, 0, False, REMOVE), _t(None, 1, False, REMOVE)],
+    "renameat": [_t(0, 1, False, REMOVE), _t(2, 3, False, REMOVE)],
+    "renameat2": [_t(0, 1, False, REMOVE), _t(2, 3, False, REMOVE)],
+    "link": [_t(None, 0, False, META)],
+    "linkat": [_t(0, 1, False, META)],
+    "chmod": [_t(None, 0, True, META)],
+    "fchmod": [_t(0, None, True, META)],
+    "fchmodat": [_t(0, 1, True, META)],
+    "chown": [_t(None, 0, True, META)],
+    "lchown": [_t(None, 0, False, META)],
+    "fchown": [_t(0, None, True, META)],
+    "fchownat": [_t(0, 1, True, META)],
+    "utime": [_t(None, 0, True, META)],
+    "utimes": [_t(None, 0, True, META)],
+    "futimesat": [_t(0, 1, True, META)],
+    "utimensat": [_t(0, 1, True, META)],
+    "setxattr": [_t(None, 0, True, META)],
+    "lsetxattr": [_t(None, 0, False, META)],
+    "fsetxattr": [_t(0, None, True, META)],
+    "removexattr": [_t(None, 0, True, META)],
+    "lremovexattr": [_t(None, 0, False, META)],
+    "fremovexattr": [_t(0, None, True, META)],
+}
+OPEN_FLAGS_ARG = {"open": 1, "openat": 2}
+EMPTY_PATH_ARG = {"linkat": 4, "fchownat": 4, "utimensat": 3}  # the flags argument
+
+
+class GuardError(OSError):
+    """The guard could not be set up here (the caller falls back to copying at each point)."""
+
+
+class Keeper(Protocol):
+    """What the guard asks before a call may change a file (the undo store answers)."""
+
+    def before_change(self, kind: str, fd: int, st: os.stat_result) -> None:
+        """Keep the file open on ``fd`` (an ``O_PATH`` descriptor) if a point needs it; must not raise."""
+
+
+@functools.lru_cache(maxsize=1)
+def _numbers() -> dict[int, str]:
+    out: dict[int, str] = {}
+    for name in CALLS:
+        with contextlib.suppress(ValueError, RuntimeError, OSError):
+            nr = pyseccomp.resolve_syscall(pyseccomp.Arch.NATIVE, name)
+            if nr >= 0:
+                out[nr] = name
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def guard_filter() -> bytes:
+    """The compiled filter (classic BPF): notify on the calls above, allow everything else."""
+    flt = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
+    for name in _numbers().values():
+        if name in OPEN_FLAGS_ARG:
+            for bit in WRITE_FLAGS:
+                flt.add_rule(pyseccomp.NOTIFY, name, pyseccomp.Arg(OPEN_FLAGS_ARG[name], pyseccomp.MASKED_EQ, bit, bit))
+        else:
+            flt.add_rule(pyseccomp.NOTIFY, name)
+    fd = os.memfd_create("paddock-guard", os.MFD_CLOEXEC)
+    try:
+        flt.export_bpf(_Fd(fd))
+        size = os.lseek(fd, 0, os.SEEK_CUR)
+        return os.pread(fd, size, 0)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class _Fd:
+    fd: int
+
+    def fileno(self) -> int:
+        return self.fd
+
+
+def _signed(value: int) -> int:
+    """A descriptor argument (an int in a 64-bit register)."""
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
+def read_string(pid: int, address: int) -> str | None:
+    """A NUL-terminated path from the process's memory (None: unreadable)."""
+    if address == 0:
+        return None
+    try:
+        fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        out = b""
+        while len(out) < PATH_MAX:
+            want = 4096 - (address + len(out)) % 4096  # never across a page that may not be mapped
+            chunk = os.pread(fd, want, address + len(out))
+            if not chunk:
+                return None
+            nul = chunk.find(b"\0")
+            if nul >= 0:
+                return os.fsdecode(out + chunk[:nul])
+            out += chunk
+        return None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def open_target(pid: int, dirfd: int, path: str | None, follow: bool) -> int | None:
+    """An ``O_PATH`` descriptor of the file the call names, as the process sees it (None: no such file)."""
+    try:
+        if path is None or path == "":
+            return os.open(f"/proc/{pid}/fd/{dirfd}", os.O_PATH | os.O_CLOEXEC)
+        if path.startswith("/"):
+            base, rel = f"/proc/{pid}/root", path.lstrip("/") or "."
+        elif dirfd == AT_FDCWD:
+            base, rel = f"/proc/{pid}/cwd", path
+        else:
+            base, rel = f"/proc/{pid}/fd/{dirfd}", path
+        bfd = os.open(base, os.O_PATH | os.O_CLOEXEC)
+        try:
+            flags = os.O_PATH | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+            return os.open(rel, flags, dir_fd=bfd)
+        finally:
+            os.close(bfd)
+    except OSError:
+        return None
+
+
+class Guard:
+    """The supervisor of one guarded virtiofsd: a thread reading the listener, workers answering."""
+
+    def __init__(self, listener: int, keeper: Keeper, root_pid: int) -> None:
+        self.listener = listener
+        self.keeper = keeper
+        self.root_pid = root_pid  # bubblewrap (the launcher exec'd it): the daemon is below it
+        self.notified = 0
+        self.kept_calls = 0
+        self._stop = threading.Event()
+        self._pool = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="paddock-guard")
+        self._thread = threading.Thread(target=self._run, name="paddock-guard", daemon=True)
+        self._thread.start()
+
+    @property
+    def active(self) -> bool:
+        return self._thread.is_alive()
+
+    def close(self) -> None:
+        """Stop answering and close the listener: calls still guarded fail from now on."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._pool.shutdown(wait=True)
+        with contextlib.suppress(OSError):
+            os.close(self.listener)
+
+    def _run(self) -> None:
+        poll = select.poll()
+        poll.register(self.listener, select.POLLIN)
+        while not self._stop.is_set():
+            events = poll.poll(200)
+            if not events:
+                continue
+            if any(ev & select.POLLHUP for _fd, ev in events):
+                return  # no process is under the filter any more
+            if any(ev & (select.POLLERR | select.POLLNVAL) for _fd, ev in events):
+                return self._lost("its listener was closed")
+            buf = bytearray(NOTIF.size)
+            try:
+                fcntl.ioctl(self.listener, IOCTL_RECV, buf, True)
+            except OSError as exc:
+                if exc.errno in (errno.ENOENT, errno.EINTR):  # the caller went away first
+                    continue
+                return self._lost(str(exc))
+            self.notified += 1
+            self._pool.submit(self._answer, bytes(buf))
+
+    def _lost(self, why: str) -> None:
+        """The guard cannot answer any more: stop the daemon at once. (A guarded call with no one
+        to answer fails with ENOSYS, which a FUSE client takes for "open is not implemented" and
+        then carries on without opens: the daemon must not outlive its guard.)"""
+        if self._stop.is_set():
+            return
+        log.warning("the change guard stopped (%s): stopping the folder-sharing daemon", why)
+        try:
+            os.killpg(self.root_pid, signal.SIGKILL)  # bubblewrap leads its own session
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.kill(self.root_pid, signal.SIGKILL)
+
+    def _answer(self, raw: bytes) -> None:
+        notif_id, pid, _flags, nr, _arch, _ip, *args = NOTIF.unpack(raw)
+        resp = RESP.pack(notif_id, 0, 0, FLAG_CONTINUE)
+        try:
+            self._handle(pid, nr, args, notif_id)
+        except Exception:  # a bug here: refuse the call rather than let it change an unkept file
+            log.exception("the change guard could not look at a call; it is refused")
+            resp = RESP.pack(notif_id, 0, -errno.EIO, 0)
+        with contextlib.suppress(OSError):  # ENOENT: the caller was interrupted or killed
+            fcntl.ioctl(self.listener, IOCTL_SEND, bytearray(resp), True)
+
+    def _valid(self, notif_id: int) -> bool:
+        try:
+            fcntl.ioctl(self.listener, IOCTL_ID_VALID, bytearray(struct.pack("=Q", notif_id)), True)
+        except OSError:
+            return False
+        return True
+
+    def _handle(self, pid: int, nr: int, args: list[int], notif_id: int) -> None:
+        name = _numbers().get(nr)
+        if name is None:
+            return
+        for dirarg, patharg, follow, kind in CALLS[name]:
+            dirfd = AT_FDCWD if dirarg is None else _signed(args[dirarg])
+            path = None if patharg is None else read_string(pid, args[patharg])
+            if patharg is not None and path is None and name != "utimensat":
+                continue  # unreadable (``utimensat(fd, NULL, …)`` names the descriptor itself)
+            if path == "" and name in EMPTY_PATH_ARG and not args[EMPTY_PATH_ARG[name]] & AT_EMPTY_PATH:
+                continue
+            if not self._valid(notif_id):  # what we read belonged to a call that is gone
+                return
+            fd = open_target(pid, dirfd, path, follow)
+            if fd is None:
+                continue
+            try:
+                st = os.fstat(fd)
+                if stat.S_ISREG(st.st_mode):
+                    self.kept_calls += 1
+                    self.keeper.before_change(kind, fd, st)
+            finally:
+                os.close(fd)
+
+    def writers(self) -> set[tuple[int, int]]:
+        """(device, inode) of every file the guarded processes hold open for writing now (a
+        command still running from an earlier turn): a point must copy those at once."""
+        out: set[tuple[int, int]] = set()
+        for pid in _tree(self.root_pid):
+            with contextlib.suppress(OSError), os.scandir(f"/proc/{pid}/fdinfo") as it:
+                for e in it:
+                    with contextlib.suppress(OSError, ValueError):
+                        with open(e.path) as f:
+                            flags = next(int(line.split()[1], 8) for line in f if line.startswith("flags:"))
+                        if flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR):
+                            st = os.stat(f"/proc/{pid}/fd/{e.name}")
+                            if stat.S_ISREG(st.st_mode):
+                                out.add((st.st_dev, st.st_ino))
+        return out
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and every process below it."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        with contextlib.suppress(OSError), os.scandir(f"/proc/{p}/task") as tasks:
+            for t in tasks:
+                with contextlib.suppress(OSError, ValueError), open(f"{t.path}/children") as f:
+                    todo += [int(c) for c in f.read().split()]
+    return out
+
+
+Spawn = Callable[[str, list[str], tuple[int, ...]], Awaitable[asyncio.subprocess.Process]]
+LAUNCH_TIMEOUT_S = 10.0
+
+
+async def launch_guarded(
+    spawn: Spawn, name: str, argv: list[str], pass_fds: tuple[int, ...], keeper: Keeper
+) -> tuple[asyncio.subprocess.Process, Guard] | str:
+    """Start ``argv`` (bubblewrap and the daemon) through the launcher, which loads the guard's
+    filter and sends back its listener; the process and its guard, or why not (nothing started)."""
+    try:
+        bpf = guard_filter()
+    except (OSError, RuntimeError, ValueError) as exc:
+        return f"the guard's filter could not be made: {exc}"
+    ffd = os.memfd_create("paddock-guard", 0)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        os.write(ffd, bpf)
+        os.lseek(ffd, 0, os.SEEK_SET)
+        launcher = [sys.executable, "-I", str(Path(__file__).with_name("guardjail.py")), str(ffd), str(theirs.fileno())]
+        proc = await spawn(name, [*launcher, "--", *argv], (*pass_fds, ffd, theirs.fileno()))
+        theirs.close()
+        ours.settimeout(LAUNCH_TIMEOUT_S)
+        try:
+            msg, fds, _flags, _addr = await asyncio.to_thread(socket.recv_fds, ours, 256, 1)
+        except OSError as exc:
+            msg, fds = f"the launcher did not answer: {exc}".encode(), []
+        if msg != b"ok" or len(fds) != 1:
+            for fd in fds:
+                os.close(fd)
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            return msg.decode(errors="replace").removeprefix("error: ") or "the launcher stopped"
+        return proc, Guard(fds[0], keeper, proc.pid)
+    finally:
+        os.close(ffd)
+        ours.close()
+        theirs.close()
