@@ -136,7 +136,7 @@ class SessionAuditor:
                 "process.pid": ev.pid, "process.exit.code": r.exit_code, "paddock.exit.reason": r.reason.value,
                 "paddock.exit.signal": r.signal, "paddock.exec_id": ev.exec_id,
                 "paddock.duration_s": round(r.duration_s, 4), "paddock.guest.seq": ev.seq})  # fmt: skip
-        elif isinstance(ev, FileChangedEvent):
+        elif isinstance(ev, FileChangedEvent) and not ev.writing:  # a write in progress: recorded when done
             self._emit(FILE_REMOVED if ev.removed else FILE_WRITTEN, self._tool_span or self.session_span, {
                 "file.path": shown(ev.path), "file.size": ev.size, "paddock.guest.seq": ev.seq})  # fmt: skip
 

@@ -1,5 +1,6 @@
-"""The activity panel: programs running in the sandbox now and files written just now, from the
-guest's live events (``paddock.session.Activity``). Guest-provided names are shown as plain text."""
+"""The activity panel: programs running in the sandbox now and files being written or written just
+now by any command (the guest agent watches the folder), from the guest's live events
+(``paddock.session.Activity``). Guest-provided names are shown as plain text."""
 
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ class ActivityPanel(QFrame):
         self.previews.itemActivated.connect(self._show_large)
         column.addWidget(self.previews, 3)
         self._items: dict[str, QListWidgetItem] = {}
+        self._files: dict[str, QListWidgetItem] = {}
         self.pictures: dict[str, QPixmap] = {}
         self.large: QDialog | None = None
 
@@ -94,6 +96,7 @@ class ActivityPanel(QFrame):
         self.running.clear()
         self.files.clear()
         self._items.clear()
+        self._files.clear()
         self.idle.show()
 
     def add(self, ev: Activity) -> None:
@@ -110,8 +113,15 @@ class ActivityPanel(QFrame):
                 self.running.takeItem(self.running.row(self._items.pop(ev.key)))
         else:
             when = time.strftime("%H:%M:%S", time.localtime(ev.time_unix))
-            mark = "✎" if ev.kind == "written" else "✗ removed:"
-            self.files.insertItem(0, QListWidgetItem(f"{when}  {mark} {ev.text}"))
+            mark = {"writing": "… being written:", "written": "✎", "removed": "✗ removed:"}.get(ev.kind, "✎")
+            old = self._files.pop(ev.key, None)
+            if old is not None:  # one line per file: its latest state on top
+                self.files.takeItem(self.files.row(old))
+            item = QListWidgetItem(f"{when}  {mark} {ev.text}")
+            item.setData(Qt.ItemDataRole.UserRole, ev.key)
+            item.setToolTip(plain_tip(ev.text))
+            self._files[ev.key] = item
+            self.files.insertItem(0, item)
             while self.files.count() > MAX_FILES:
-                self.files.takeItem(self.files.count() - 1)
+                self._files.pop(self.files.takeItem(self.files.count() - 1).data(Qt.ItemDataRole.UserRole), None)
         self.idle.setVisible(self.running.count() == 0)

@@ -321,9 +321,11 @@ class FileChanged(_message.Message):
         CHANGE_UNSPECIFIED: _ClassVar[FileChanged.Change]
         CHANGE_WRITTEN: _ClassVar[FileChanged.Change]
         CHANGE_REMOVED: _ClassVar[FileChanged.Change]
+        CHANGE_WRITING: _ClassVar[FileChanged.Change]
     CHANGE_UNSPECIFIED: FileChanged.Change
     CHANGE_WRITTEN: FileChanged.Change
     CHANGE_REMOVED: FileChanged.Change
+    CHANGE_WRITING: FileChanged.Change
     PATH_FIELD_NUMBER: _ClassVar[int]
     CHANGE_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
