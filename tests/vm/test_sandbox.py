@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from paddock.assistant.tools import ToolBox
 from paddock.audit import AuditLog, AuditTrail
 from paddock.guest import ExecOutput, ExecResult, ExecStarted, ExitReason, FileType
 from paddock.session.activity import Activity, activity
@@ -236,3 +237,20 @@ def test_files_any_command_writes_are_reported_and_recorded(booted: Booted, tmp_
     )
     raw = (tmp_path / "audit" / "audit.jsonl").read_text()
     assert "\x1b" not in raw and "\u202e" not in raw and "\\u001b" not in raw
+
+
+def test_live_output_keeps_characters_split_across_chunks(booted: Booted) -> None:
+    """A running card's live output (#20): a character whose bytes arrive in two chunks is shown
+    whole, not as two replacement marks; bytes that are not text still show as one mark each."""
+    box = ToolBox(booted.sandbox)
+    got: list[str] = []
+    box.on_output = got.append
+    script = (
+        "printf 'caf\\303'; sleep 0.5; printf '\\251 \\342\\202'; sleep 0.5; printf '\\254 done\\n';"
+        " sleep 0.3; printf '\\377' >&2; sleep 0.3; printf '\\342'"
+    )
+    out, _, result = booted.engine.run(box.collect(["sh", "-c", script], 30), timeout=60)
+    assert result is not None and result.shell_code == 0
+    assert len(got) >= 3, got  # it did arrive in pieces
+    assert "".join(got) == "café € done\n\ufffd\ufffd", got
+    assert out == "café € done\n\ufffd"

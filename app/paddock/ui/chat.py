@@ -182,6 +182,8 @@ class ChatPage(QWidget):
                 self.add_text(ev.text)
             else:
                 self.tool_event(ev)
+        if self._answer is not None:
+            self._answer.draw()  # the last answer, drawn whole now (it carries on from here)
 
     def reset(self, folder: Path) -> None:
         self.folder_label.setText(f"Working on {folder}")
@@ -212,11 +214,17 @@ class ChatPage(QWidget):
         self.set_working(True)
         self.send_requested.emit(text)
 
+    def _end_answer(self) -> None:
+        """The answer in progress is complete: draw what is still pending of it."""
+        if self._answer is not None:
+            self._answer.draw()
+        self._answer = None
+
     def add_user(self, text: str) -> None:
         label = _label(f"You: {text}", "userMessage")
         label.setStyleSheet("background: palette(alternate-base); padding: 6px; border-radius: 4px;")
         self._add(label)
-        self._answer = None
+        self._end_answer()
 
     def add_text(self, delta: str) -> None:
         if self._answer is None:
@@ -236,7 +244,7 @@ class ChatPage(QWidget):
         card = ToolCard(name, args)
         self.cards[call_id] = card
         self._add(card)
-        self._answer = None
+        self._end_answer()
 
     def tool_output(self, call_id: str, text: str) -> None:
         card = self.cards.get(call_id)
@@ -255,9 +263,11 @@ class ChatPage(QWidget):
         label = _label(text, "noteError" if error else "note")
         label.setStyleSheet("color: #b00020;" if error else "color: palette(mid);")
         self._add(label)
-        self._answer = None
+        self._end_answer()
 
     def set_working(self, working: bool) -> None:
+        if not working and self._answer is not None:
+            self._answer.draw()  # the last words of the answer, drawn now
         self._working = working
         self.stop_button.setEnabled(working)
         self.send_button.setEnabled(self._ready and not working)
