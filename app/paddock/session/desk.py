@@ -327,7 +327,10 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
 
     async def conversations(self) -> list[ConversationRow]:
         """The open folder's conversations: the one in use first, then earlier ones."""
-        return History(self._open.folder).rows() if self._open else []
+        if self._open is None:
+            return []
+        agent = self._open.agent
+        return History(self._open.folder).rows(agent.messages if agent else None)
 
     async def transcript(self) -> list[Replayed]:
         """The conversation in use, to draw when a folder opens (it carries on where it was)."""
