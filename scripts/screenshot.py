@@ -230,6 +230,7 @@ def conversation(app: QApplication, window: MainWindow, *, details: bool = False
     events += [TextDelta(TABLE_ANSWER), Finished(TABLE_ANSWER, Usage(1200, 300), 4)]
     events += [Activity("written", "summary.md", "summary.md (1 KB)", time.time() - 35)]
     _feed(window, events)
+    window.chat.add_turn_undo(4)  # "Undo this": back to the restore point made before the message
     window.chat.activity.add_previews(_guest_pictures())
     if details:
         window.chat.cards["c2"].toggle.click()
@@ -244,6 +245,7 @@ def conversation(app: QApplication, window: MainWindow, *, details: bool = False
         Activity("written", "north.png", "north.png (35 KB)", time.time() - 9),
         Activity("written", "south.png", "south.png (33 KB)", time.time() - 5),
         Activity("written", "east.png", "east.png (36 KB)", time.time() - 1),
+        Activity("writing", "west.png", "west.png (12 KB)", time.time()),
     ])  # fmt: skip
     card = window.chat.cards["c4"]
     card.started -= 14
@@ -301,10 +303,11 @@ def folder_trust(app: QApplication, window: MainWindow) -> None:
 
 
 def summary(app: QApplication, window: MainWindow) -> None:
-    changes = [Change("chart.png", "created"), Change("report.md", "created"), Change("north.png", "created"),
-               Change("data/cleaned.csv", "changed"),
+    changes = [Change("report.docx", "created"), Change("sales.xlsx", "created"), Change("deck.pptx", "created"),
+               Change("chart.png", "created"), Change("data/cleaned.csv", "changed"),
                Change(".git/hooks/pre-commit", "created", "a git hook: git runs it on your computer")]  # fmt: skip
-    window._on_event(SessionSummary(FOLDER, changes, 1, Path(tempfile.mkdtemp())))
+    pictures = tuple(p for c in changes for p in _guest_pictures() if p.path == c.path)  # drawn in the sandbox
+    window._on_event(SessionSummary(FOLDER, changes, 1, Path(tempfile.mkdtemp()), 3, pictures))
 
 
 def problem(app: QApplication, window: MainWindow) -> None:

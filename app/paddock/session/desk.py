@@ -38,7 +38,7 @@ from paddock.session.desk_notes import DeskNotes
 from paddock.session.desk_undo import DeskUndo
 from paddock.session.egress_questions import EgressAsker, EgressQuestion
 from paddock.session.history import ConversationRow, History, Replayed, replay
-from paddock.session.previews import Preview, render, wanted
+from paddock.session.previews import PREVIEW_WAIT_S, Preview, for_summary, render, wanted
 from paddock.session.runner import EntryPoint, SessionRunner, decide
 from paddock.session.summary import Entry, SessionSummary, back_up, diff, list_folder
 
@@ -95,6 +95,7 @@ class _Open:
     work: asyncio.Task[str] | None = None
     asked_before: int = 0  # questions asked by earlier sandboxes of this session (before a restart)
     previewed: dict[str, Entry] = field(default_factory=dict)  # files drawn, as they were then
+    drawn: dict[str, tuple[Preview, Entry | None]] = field(default_factory=dict)  # for the summary
 
     @property
     def folder(self) -> Path:
@@ -321,7 +322,9 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
         if opened.sandbox is None or not opened.sandbox.alive or self.busy:
             return []
         paths = await asyncio.to_thread(wanted, opened.before, opened.folder, opened.previewed)
-        return await render(opened.sandbox, paths)
+        found = await render(opened.sandbox, paths)
+        opened.drawn.update((p.path, (p, opened.previewed.get(p.path))) for p in found)
+        return found
 
     # ------------------------------------------------------------------ conversations
 
@@ -355,11 +358,14 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
         """End the session: stop the assistant and the sandbox, then say what changed."""
         opened = self._require_open()
         await self._stop_work()
+        with contextlib.suppress(Exception):  # pictures of what changed last: never keep the session open
+            await asyncio.wait_for(self.previews(), PREVIEW_WAIT_S)
         await self._close_sandbox()
         after = await asyncio.to_thread(list_folder, opened.folder)
-        first = opened.runner.undo.first
-        summary = SessionSummary(opened.folder, diff(opened.before, after), self.questions_asked, opened.backup,
-                                 first.point.id if first else None)  # fmt: skip
+        first, changes = opened.runner.undo.first, diff(opened.before, after)
+        pictures = for_summary(opened.drawn, after, changes)
+        summary = SessionSummary(opened.folder, changes, self.questions_asked, opened.backup,
+                                 first.point.id if first else None, pictures)  # fmt: skip
         await opened.runner.close()
         self._open = None
         self._emit(summary)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QProgressBar,
+    QPushButton,
     QScrollArea,
     QVBoxLayout,
     QWidget,
@@ -66,6 +67,7 @@ class ChatPage(QWidget):
     notes_requested = Signal()
     new_conversation_requested = Signal()
     conversation_chosen = Signal(str)
+    undo_turn_requested = Signal(int)  # the restore point made before that message
 
     def __init__(self) -> None:
         super().__init__()
@@ -119,6 +121,7 @@ class ChatPage(QWidget):
         layout.addLayout(row)
         self._answer: AnswerView | None = None
         self.cards: dict[str, ToolCard] = {}
+        self.turn_undos: dict[int, QPushButton] = {}  # "Undo this" under each finished turn, by restore point
         self._ready = False
         self._working = False
 
@@ -198,6 +201,7 @@ class ChatPage(QWidget):
             if widget is not None:
                 widget.deleteLater()
         self.cards.clear()
+        self.turn_undos.clear()
         self._answer = None
 
     def _add(self, widget: QWidget) -> None:
@@ -255,6 +259,27 @@ class ChatPage(QWidget):
         card = self.cards.get(call_id)
         if card is not None:
             card.finish(ok, output, duration_s)
+
+    def add_turn_undo(self, point: int) -> None:
+        """ "Undo this" under a finished turn: the folder back as it was before that message."""
+        if self._answer is not None:
+            self._answer.draw()
+        button = _button("Undo this", "undoTurn", lambda: self.undo_turn_requested.emit(point))
+        button.setAccessibleName("Undo what the assistant did for this message")
+        button.setToolTip("Put the folder back as it was before this message (what came after it goes too).")
+        self.turn_undos[point] = button
+        row = QWidget()
+        line = QHBoxLayout(row)
+        line.setContentsMargins(0, 0, 0, 0)
+        line.addStretch(1)
+        line.addWidget(button)
+        self._add(row)
+
+    def turn_undone(self, point: int, message: str) -> None:
+        """That turn and every later one are undone: their buttons are spent."""
+        for later, button in self.turn_undos.items():
+            button.setEnabled(button.isEnabled() and later < point)
+        self.add_note(message)
 
     def add_question(self, question: EgressQuestion, answer: Callable[[str, bool], None]) -> None:
         self._add(QuestionCard(question, answer))

@@ -42,6 +42,14 @@ FILE_TYPE_DIRECTORY: FileType
 FILE_TYPE_SYMLINK: FileType
 FILE_TYPE_OTHER: FileType
 
+class ForgetCachedRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ForgetCachedResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class ConfigureRequest(_message.Message):
     __slots__ = ("env", "ca_pem")
     class EnvEntry(_message.Message):
