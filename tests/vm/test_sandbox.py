@@ -197,6 +197,7 @@ def test_files_any_command_writes_are_reported_and_recorded(booted: Booted, tmp_
         " && printf x > \"$(printf 'made/evil\\nname\\033[2J\\342\\200\\256txt.exe')\""
         " && printf x > \"$(printf 'made/bad\\377name')\""
         f" && mkdir -p made/{long}/{long}/{long}/{long} && echo hi > made/{long}/{long}/{long}/{long}/{long}"
+        " && printf x > made/locked.txt && chmod 000 made/locked.txt"  # the guest may not read it back
         " && python3 -c \"import time; f = open('made/slow.log', 'w')\n"
         "for _ in range(6): f.write('x' * 1000); f.flush(); time.sleep(0.4)\""
     )

@@ -16,6 +16,7 @@ meanwhile. A finished write (FAN_CLOSE_WRITE) is reported as written. The agent'
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import stat
 import struct
@@ -97,8 +98,13 @@ class Watcher:
             except InterruptedError:
                 continue
             except OSError as exc:
-                log(f"file watcher: stopped ({exc.strerror})")
-                return
+                if exc.errno in (errno.EBADF, errno.EINVAL):
+                    log(f"file watcher: stopped ({exc.strerror})")
+                    return
+                # The kernel could not open the next file for us (a file its owner may not read,
+                # as mode 000): that one report is lost, the watcher goes on.
+                time.sleep(BATCH_PAUSE_S)
+                continue
             changes: dict[str, tuple[bool, int]] = {}
             for mask, event_fd, pid in _events(buf):
                 if mask & FAN_Q_OVERFLOW:
