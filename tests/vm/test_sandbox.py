@@ -11,7 +11,15 @@ import pytest
 
 from paddock.assistant.tools import ToolBox
 from paddock.audit import AuditLog, AuditTrail
-from paddock.guest import ExecOutput, ExecResult, ExecStarted, ExitReason, FileType
+from paddock.guest import (
+    ExecOutput,
+    ExecResult,
+    ExecStarted,
+    ExitReason,
+    FileChangedEvent,
+    FileType,
+    ProcessStartedEvent,
+)
 from paddock.session.activity import Activity, activity
 from paddock.session.auditing import SessionAuditor
 from tests.conftest import Booted
@@ -189,7 +197,9 @@ def test_files_any_command_writes_are_reported_and_recorded(booted: Booted, tmp_
     safe (escaped control and direction characters, cut when very long). Real VM, agent, audit log."""
     auditor = SessionAuditor(AuditTrail(AuditLog(tmp_path / "audit", key=secrets.token_bytes(32))), booted.workspace)
     seen: list[Activity] = []
+    raw: list[object] = []
     auditor.guest_listeners.append(lambda ev: seen.append(activity(ev)))
+    auditor.guest_listeners.append(raw.append)
     long = "L" * 250
     script = (
         "mkdir -p made && printf 'a,b\\n1,2\\n' > made/table.csv"
@@ -227,6 +237,10 @@ def test_files_any_command_writes_are_reported_and_recorded(booted: Booted, tmp_
     slow = [a.kind for a in seen if a.key == "made/slow.log"]
     assert "writing" in slow and slow.index("writing") < slow.index("written"), slow
     assert [a.key for a in seen if a.key == "made/by-tool.txt"] == ["made/by-tool.txt"]  # the tool's, once
+    [run] = [e.exec_id for e in raw if isinstance(e, ProcessStartedEvent) and e.argv[:1] == ("sh",)]
+    by = {e.path: e.exec_id for e in raw if isinstance(e, FileChangedEvent) and not e.writing}
+    assert by["made/table.csv"] == run and by["made/slow.log"] == run  # the command that wrote them
+    assert by["made/by-tool.txt"] == ""  # the file tool's own report
     cut = [a for a in seen if a.key.startswith(f"made/{long}/")]
     assert cut and all(a.key.endswith("characters cut]") and len(a.key) < 1100 for a in cut)
     records = [r for r in AuditLog(tmp_path / "audit").records() if r["kind"] == "guest.file.written"]

@@ -159,6 +159,7 @@ class FileChangedEvent:
     removed: bool
     size: int
     writing: bool = False  # still being written (a later event says written)
+    exec_id: str = ""  # the command that wrote it, when the guest could tell
 
 
 GuestEvent = ProcessStartedEvent | ProcessExitedEvent | FileChangedEvent
@@ -203,6 +204,12 @@ def _event_from_pb(m: pb.GuestEvent) -> GuestEvent | None:
             return None  # not a name inside the folder: neither shown nor recorded as one
         removed = f.change == pb.FileChanged.CHANGE_REMOVED
         return FileChangedEvent(
-            m.seq, m.time_unix, path, removed, max(0, f.size), f.change == pb.FileChanged.CHANGE_WRITING
+            m.seq,
+            m.time_unix,
+            path,
+            removed,
+            max(0, f.size),
+            f.change == pb.FileChanged.CHANGE_WRITING,
+            _cut(f.exec_id, 64),
         )
     return None

@@ -26,7 +26,7 @@ import time
 from paddock.guest.v1 import agent_pb2 as pb
 from paddock_guest import config
 from paddock_guest.config import log
-from paddock_guest.events import EventHub
+from paddock_guest.events import RUNS, EventHub
 
 FAN_CLOEXEC = 0x1
 FAN_CLASS_NOTIF = 0x0
@@ -105,7 +105,7 @@ class Watcher:
                 # as mode 000): that one report is lost, the watcher goes on.
                 time.sleep(BATCH_PAUSE_S)
                 continue
-            changes: dict[str, tuple[bool, int]] = {}
+            changes: dict[str, tuple[bool, int, str]] = {}
             for mask, event_fd, pid in _events(buf):
                 if mask & FAN_Q_OVERFLOW:
                     self.overflows += 1
@@ -120,11 +120,11 @@ class Watcher:
                     os.close(event_fd)
                 if found is not None:
                     path, size = found
-                    done = bool(mask & FAN_CLOSE_WRITE) or changes.get(path, (False, 0))[0]
-                    changes[path] = (done, size)
-            for path, (done, size) in changes.items():
+                    done = bool(mask & FAN_CLOSE_WRITE) or changes.get(path, (False, 0, ""))[0]
+                    changes[path] = (done, size, RUNS.of(pid))
+            for path, (done, size, exec_id) in changes.items():
                 change = pb.FileChanged.CHANGE_WRITTEN if done else pb.FileChanged.CHANGE_WRITING
-                hub.publish(file_changed=pb.FileChanged(path=path, change=change, size=size))
+                hub.publish(file_changed=pb.FileChanged(path=path, change=change, size=size, exec_id=exec_id))
             time.sleep(BATCH_PAUSE_S)
 
 
