@@ -40,22 +40,7 @@ from paddock.ui.window import MainWindow
 PICTURES = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "previews"
 EXAMPLE = Path(__file__).resolve().parent.parent / "packaging" / "policy" / "managed-policy.example.json"
 FOLDER = Path.home() / "Documents" / "Sales 2026"  # shown as written; nothing is opened there
-TABLE_ANSWER = """## Sales, first quarter
-
-Sales rose **19%** from January to March. I wrote `report.docx`, the figures in `sales.xlsx`, one slide in
-`deck.pptx`, and saved the chart as `chart.png`.
-
-| Month    |  Sales | Change |
-|----------|-------:|-------:|
-| January  | 41,200 |      — |
-| February | 44,750 |  +8.6% |
-| March    | 48,900 |  +9.3% |
-
-- The best week was **10–16 March** (12,300).
-- Your original files are unchanged.
-
-Sources: the figures come from the three files; see the [company dashboard](https://dashboard.example.com) for more.
-"""
+TABLE_ANSWER = (Path(__file__).resolve().parent / "screenshot_answer.md").read_text()  # the answer shown streamed
 
 
 def settle(app: QApplication, seconds: float = 0.4) -> None:
@@ -229,6 +214,7 @@ def conversation(app: QApplication, window: MainWindow, *, details: bool = False
     events += [TextDelta(TABLE_ANSWER), Finished(TABLE_ANSWER, Usage(1200, 300), 4)]
     events += [Activity("written", "summary.md", "summary.md (1 KB)", time.time() - 35)]
     _feed(window, events)
+    window.chat.add_turn_undo(4)  # "Undo this": back to the restore point made before the message
     window.chat.activity.add_previews(_guest_pictures())
     if details:
         window.chat.cards["c2"].toggle.click()
@@ -243,6 +229,7 @@ def conversation(app: QApplication, window: MainWindow, *, details: bool = False
         Activity("written", "north.png", "north.png (35 KB)", time.time() - 9),
         Activity("written", "south.png", "south.png (33 KB)", time.time() - 5),
         Activity("written", "east.png", "east.png (36 KB)", time.time() - 1),
+        Activity("writing", "west.png", "west.png (12 KB)", time.time()),
     ])  # fmt: skip
     card = window.chat.cards["c4"]
     card.started -= 14
@@ -300,10 +287,11 @@ def folder_trust(app: QApplication, window: MainWindow) -> None:
 
 
 def summary(app: QApplication, window: MainWindow) -> None:
-    changes = [Change("chart.png", "created"), Change("report.md", "created"), Change("north.png", "created"),
-               Change("data/cleaned.csv", "changed"),
+    changes = [Change("report.docx", "created"), Change("sales.xlsx", "created"), Change("deck.pptx", "created"),
+               Change("chart.png", "created"), Change("data/cleaned.csv", "changed"),
                Change(".git/hooks/pre-commit", "created", "a git hook: git runs it on your computer")]  # fmt: skip
-    window._on_event(SessionSummary(FOLDER, changes, 1, Path(tempfile.mkdtemp())))
+    pictures = tuple(p for c in changes for p in _guest_pictures() if p.path == c.path)  # drawn in the sandbox
+    window._on_event(SessionSummary(FOLDER, changes, 1, Path(tempfile.mkdtemp()), 3, pictures))
 
 
 def problem(app: QApplication, window: MainWindow) -> None:

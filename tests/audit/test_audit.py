@@ -211,9 +211,10 @@ def test_a_session_produces_linked_records_locally_and_over_otlp(tmp_path: Path,
     assert started["parent_span_id"] == calls["run_command"]["span_id"]
     assert started["attributes"]["process.command_args"][:2] == ["sh", "-c"]  # type: ignore[index]
     assert exited["attributes"]["process.exit.code"] == 3  # type: ignore[index]
-    written = by_kind["guest.file.written"][0]
-    assert written["attributes"]["file.path"] == "report.md"  # type: ignore[index]
-    assert written["parent_span_id"] == calls["write_file"]["span_id"]
+    written = {r["attributes"]["file.path"]: r for r in by_kind["guest.file.written"]}  # type: ignore[index]
+    assert written["report.md"]["parent_span_id"] == calls["write_file"]["span_id"]
+    # A file the command wrote (the guest agent's watcher) hangs off that command's call (#20).
+    assert written["data.csv"]["parent_span_id"] == calls["run_command"]["span_id"]
     # Recorded live: the guest's process records came before that tool's result.
     result_seq = next(
         r["seq"] for r in by_kind["tool.result"] if r["parent_span_id"] == calls["run_command"]["span_id"]

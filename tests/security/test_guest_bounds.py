@@ -9,8 +9,17 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from paddock.assistant.memory import MemoryStore
-from paddock.guest.types import EVENT_ARGS_MAX, EVENT_TEXT_MAX, ProcessStartedEvent, _event_from_pb
+from paddock.guest.types import (
+    EVENT_ARGS_MAX,
+    EVENT_TEXT_MAX,
+    PATH_MAX,
+    FileChangedEvent,
+    ProcessStartedEvent,
+    _event_from_pb,
+)
 from paddock.guest.v1 import agent_pb2 as pb
 
 
@@ -23,6 +32,29 @@ def test_event_strings_from_the_guest_are_cut() -> None:
     assert all(len(a) < EVENT_TEXT_MAX + 100 for a in event.argv)
     assert len(event.cwd) < EVENT_TEXT_MAX + 100 and "characters cut" in event.cwd
     assert len(event.exec_id) < 200
+
+
+def _file_event(path: str, change: int = pb.FileChanged.CHANGE_WRITTEN) -> object:
+    return _event_from_pb(pb.GuestEvent(seq=1, file_changed=pb.FileChanged(path=path, change=change, size=-5)))
+
+
+@pytest.mark.parametrize(
+    "path", ["../outside.txt", "a/../../b", "/etc/passwd", "", "a//b", "./a", "a/.", "a/..", "nul\x00byte"]
+)
+def test_file_names_outside_the_folder_are_dropped(path: str) -> None:
+    """A watcher report (#20) names a file inside the folder, relative; anything else is neither
+    shown nor recorded as a file of the folder."""
+    assert _file_event(path) is None
+
+
+def test_file_names_from_the_guest_are_escaped_and_cut() -> None:
+    event = _file_event("report\n2026\x1b[2J\u202etxt.exe")
+    assert isinstance(event, FileChangedEvent) and not event.writing and event.size == 0
+    assert event.path == "report\\x0a2026\\x1b[2J\\u202etxt.exe"
+    assert not any(ord(c) < 0x20 for c in event.path)
+    long = _file_event("d/" * 3000 + "x" * 10_000, pb.FileChanged.CHANGE_WRITING)
+    assert isinstance(long, FileChangedEvent) and long.writing
+    assert len(long.path) < PATH_MAX + 100 and long.path.endswith("characters cut]")
 
 
 def test_notes_are_never_read_through_a_link_or_from_a_fifo(tmp_path: Path) -> None:

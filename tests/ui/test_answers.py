@@ -39,6 +39,7 @@ def _streamed(qtbot: QtBot, text: str) -> tuple[ChatPage, AnswerView]:
     for i in range(0, len(text), 7):  # as the model streams it: a few characters at a time
         page.add_text(text[i : i + 7])
     assert page._answer is not None
+    page.set_working(False)  # the turn ended (what the window does on Finished): drawn whole now
     qtbot.wait(20)  # laid out
     return page, page._answer
 
@@ -110,7 +111,27 @@ def test_other_links_and_images_are_never_opened_or_loaded(
 def test_the_chat_streams_into_one_answer_per_reply(qtbot: QtBot) -> None:
     page, view = _streamed(qtbot, "Hello **there**")
     page.add_text(", and more.")
-    assert view.text() == "Hello **there**, and more." and view.document().toPlainText() == "Hello there, and more."
+    assert view.text() == "Hello **there**, and more."
+    qtbot.waitUntil(lambda: view.document().toPlainText() == "Hello there, and more.", timeout=2000)
     page.add_user("next")
     page.add_text("Second")
     assert page._answer is not view and page._answer is not None and page._answer.text() == "Second"
+
+
+def test_a_long_streamed_answer_is_drawn_a_few_times_not_per_token(qtbot: QtBot) -> None:
+    """Drawing the whole answer per streamed token costs the square of its length (#20 review):
+    tokens that come close together are drawn together, and the last ones are never left out."""
+    page = ChatPage()
+    qtbot.addWidget(page)
+    page.show()
+    rows = "".join(f"| {i} | row {i} |\n" for i in range(400))
+    text = "# Sales\n\n| month | total |\n|---|---|\n" + rows
+    for i in range(0, len(text), 4):
+        page.add_text(text[i : i + 4])
+    view = page._answer
+    assert view is not None and view.text() == text
+    assert view.renders <= 3, f"drawn {view.renders} times for {len(text) // 4} pieces"
+    qtbot.waitUntil(lambda: "row 399" in view.document().toPlainText(), timeout=2000)  # the rest, soon after
+    page.add_text("\nAnd the end.")
+    page.set_working(False)
+    assert "And the end." in view.document().toPlainText()

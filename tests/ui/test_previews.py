@@ -19,7 +19,8 @@ from pytestqt.qtbot import QtBot
 
 from paddock.core.engine import Engine
 from paddock.session import Desk
-from paddock.session.previews import MAX_PNG, MAX_SIDE, checked_png
+from paddock.session.previews import MAX_PNG, MAX_SIDE, Preview, checked_png, for_summary
+from paddock.session.summary import Change, Entry
 from paddock.ui.window import MainWindow
 from tests.conftest import ARTIFACTS
 from tests.fakes.messages_api import MessagesAPI, text, tool
@@ -94,4 +95,24 @@ def test_previews_of_the_documents_the_assistant_made_are_drawn_in_the_sandbox(
         panel.previews.itemActivated.emit(panel.previews.item(0))
         assert panel.large is not None and panel.large.isVisible()
         panel.large.close()
+        # The summary shows the same pictures (#20): the files made, as they are at the end.
+        qtbot.mouseClick(window.chat.finish_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: window.stack.currentWidget() is window.summary, timeout=120_000)
+        pictures = window.summary.pictures
+        assert pictures.isVisible() and set(pictures.pictures) == shown
+        listed = [pictures.item(i).text() for i in range(pictures.count())]
+        made = [window.summary.changes.item(i).text().split(": ", 1)[1] for i in range(window.summary.changes.count())]
+        assert listed == [m for m in made if m in shown]  # in the order of the list of changes
+        pictures.itemActivated.emit(pictures.item(0))
+        assert pictures.large is not None and pictures.large.isVisible()
+        pictures.large.close()
         window.close()
+
+
+def test_the_summary_leaves_out_a_picture_of_an_earlier_version() -> None:
+    now, earlier = Entry(10, 2, 0o644), Entry(9, 1, 0o644)
+    drawn = {"a.png": (Preview("a.png", b"", 1, 1), now), "b.docx": (Preview("b.docx", b"", 1, 1), earlier),
+             "gone.pdf": (Preview("gone.pdf", b"", 1, 1), now)}  # fmt: skip
+    changes = [Change("a.png", "created"), Change("b.docx", "changed"), Change("gone.pdf", "deleted")]
+    pictures = for_summary(drawn, {"a.png": now, "b.docx": now}, changes)
+    assert [p.path for p in pictures] == ["a.png"]

@@ -122,7 +122,7 @@ def test_first_run_choose_trust_chat_in_the_vm_and_summary(
         # Chat: a command that runs in the real VM, shown as a card; the answer streams in.
         _say(qtbot, window, "Add up the figures in notes.txt")
         _wait(qtbot, window, lambda: window.chat._answer is not None and "total.txt" in window.chat._answer.text())
-        qtbot.waitUntil(lambda: not window.desk.busy)
+        qtbot.waitUntil(lambda: not window.desk.busy and window.chat.send_button.isEnabled())  # Finished drawn too
         [card] = window.chat.cards.values()
         assert isinstance(card, ToolCard)
         assert card.summary.text() == "Ran a command"

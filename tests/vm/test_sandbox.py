@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
+from pathlib import Path
 
 import pytest
 
-from paddock.guest import ExecOutput, ExecResult, ExecStarted, ExitReason, FileType
+from paddock.assistant.tools import ToolBox
+from paddock.audit import AuditLog, AuditTrail
+from paddock.guest import (
+    ExecOutput,
+    ExecResult,
+    ExecStarted,
+    ExitReason,
+    FileChangedEvent,
+    FileType,
+    ProcessStartedEvent,
+)
+from paddock.session.activity import Activity, activity
+from paddock.session.auditing import SessionAuditor
 from tests.conftest import Booted
 
 pytestmark = pytest.mark.vm
@@ -175,3 +189,83 @@ def test_guest_info(booted: Booted) -> None:
     assert info.uptime_s > 0
     assert ("workspace", "/workspace", False) in info.mounts
     assert ("profile", "/home/agent/.claude", True) in info.mounts
+
+
+def test_files_any_command_writes_are_reported_and_recorded(booted: Booted, tmp_path: Path) -> None:
+    """The guest agent's watcher (#20): files a shell command writes reach the activity panel's
+    model live (while being written, then written) and the audit trail, under names the host made
+    safe (escaped control and direction characters, cut when very long). Real VM, agent, audit log."""
+    auditor = SessionAuditor(AuditTrail(AuditLog(tmp_path / "audit", key=secrets.token_bytes(32))), booted.workspace)
+    seen: list[Activity] = []
+    raw: list[object] = []
+    auditor.guest_listeners.append(lambda ev: seen.append(activity(ev)))
+    auditor.guest_listeners.append(raw.append)
+    long = "L" * 250
+    script = (
+        "mkdir -p made && printf 'a,b\\n1,2\\n' > made/table.csv"
+        " && python3 -c \"open('made/big.bin','wb').write(b'x' * 300000)\""
+        " && printf x > \"$(printf 'made/evil\\nname\\033[2J\\342\\200\\256txt.exe')\""
+        " && printf x > \"$(printf 'made/bad\\377name')\""
+        f" && mkdir -p made/{long}/{long}/{long}/{long} && echo hi > made/{long}/{long}/{long}/{long}/{long}"
+        " && printf x > made/locked.txt && chmod 000 made/locked.txt"  # the guest may not read it back
+        " && python3 -c \"import time; f = open('made/slow.log', 'w')\n"
+        "for _ in range(6): f.write('x' * 1000); f.flush(); time.sleep(0.4)\""
+    )
+
+    async def scenario() -> None:
+        auditor.follow(booted.sandbox)
+        await asyncio.sleep(0.5)
+        _, err, result = await booted.sandbox.guest.run(["sh", "-c", script])
+        assert result.shell_code == 0, err
+        await booted.sandbox.guest.write_file("made/by-tool.txt", b"tool")
+        for _ in range(50):
+            if {"made/slow.log", "made/by-tool.txt"} <= {a.key for a in seen if a.kind == "written"}:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(1.0)  # anything reported twice would have arrived by now
+        await auditor.close()
+
+    closers = len(booted.sandbox.close_listeners)
+    try:
+        booted.engine.run(scenario(), timeout=120)
+    finally:  # the sandbox is shared with the module's other tests
+        booted.sandbox.exec_listeners.remove(auditor.on_exec_started)
+        del booted.sandbox.close_listeners[closers:]
+    evil = "made/evil\\x0aname\\x1b[2J\\u202etxt.exe"
+    written = {a.key for a in seen if a.kind == "written"}
+    assert {"made/table.csv", "made/big.bin", evil, "made/bad\\xffname", "made/slow.log"} <= written, written
+    slow = [a.kind for a in seen if a.key == "made/slow.log"]
+    assert "writing" in slow and slow.index("writing") < slow.index("written"), slow
+    assert [a.key for a in seen if a.key == "made/by-tool.txt"] == ["made/by-tool.txt"]  # the tool's, once
+    [run] = [e.exec_id for e in raw if isinstance(e, ProcessStartedEvent) and e.argv[:1] == ("sh",)]
+    by = {e.path: e.exec_id for e in raw if isinstance(e, FileChangedEvent) and not e.writing}
+    assert by["made/table.csv"] == run and by["made/slow.log"] == run  # the command that wrote them
+    assert by["made/by-tool.txt"] == ""  # the file tool's own report
+    cut = [a for a in seen if a.key.startswith(f"made/{long}/")]
+    assert cut and all(a.key.endswith("characters cut]") and len(a.key) < 1100 for a in cut)
+    records = [r for r in AuditLog(tmp_path / "audit").records() if r["kind"] == "guest.file.written"]
+    paths = [r["attributes"]["file.path"] for r in records]
+    assert {"made/table.csv", evil, "made/slow.log", "made/by-tool.txt"} <= set(paths), paths
+    assert paths.count("made/slow.log") == 1 and paths.count("made/by-tool.txt") == 1  # done writes only
+    assert (
+        next(r for r in records if r["attributes"]["file.path"] == "made/big.bin")["attributes"]["file.size"] == 300000
+    )
+    raw = (tmp_path / "audit" / "audit.jsonl").read_text()
+    assert "\x1b" not in raw and "\u202e" not in raw and "\\u001b" not in raw
+
+
+def test_live_output_keeps_characters_split_across_chunks(booted: Booted) -> None:
+    """A running card's live output (#20): a character whose bytes arrive in two chunks is shown
+    whole, not as two replacement marks; bytes that are not text still show as one mark each."""
+    box = ToolBox(booted.sandbox)
+    got: list[str] = []
+    box.on_output = got.append
+    script = (
+        "printf 'caf\\303'; sleep 0.5; printf '\\251 \\342\\202'; sleep 0.5; printf '\\254 done\\n';"
+        " sleep 0.3; printf '\\377' >&2; sleep 0.3; printf '\\342'"
+    )
+    out, _, result = booted.engine.run(box.collect(["sh", "-c", script], 30), timeout=60)
+    assert result is not None and result.shell_code == 0
+    assert len(got) >= 3, got  # it did arrive in pieces
+    assert "".join(got) == "café € done\n\ufffd\ufffd", got
+    assert out == "café € done\n\ufffd"

@@ -13,6 +13,7 @@ labelled as untrusted data before it enters the model's context.
 
 from __future__ import annotations
 
+import codecs
 import enum
 import secrets
 import shlex
@@ -159,13 +160,18 @@ class ToolBox:
         end, never more than ``Bounded.LIMIT`` bytes on the host, and says what it left out."""
         out, err = Bounded(), Bounded()
         result: ExecResult | None = None
+        # One decoder per stream: a character split across two chunks is decoded whole.
+        live = {s: codecs.getincrementaldecoder("utf-8")(errors="replace") for s in Stream}
         async for ev in self.sandbox.exec(argv, timeout_s=timeout_s):
             if isinstance(ev, ExecOutput):
                 (out if ev.stream is Stream.STDOUT else err).add(ev.data)
-                if self.on_output is not None:
-                    self.on_output(ev.data.decode(errors="replace"))
+                if self.on_output is not None and (text := live[ev.stream].decode(ev.data)):
+                    self.on_output(text)
             elif isinstance(ev, ExecResult):
                 result = ev
+        for decoder in live.values():
+            if self.on_output is not None and (text := decoder.decode(b"", final=True)):
+                self.on_output(text)
         return out.text(), err.text(), result
 
 

@@ -207,6 +207,17 @@ class GuestClient:
         """Environment for every later command (the egress proxy) and the gateway's CA certificate."""
         await self._unary(self._stub.Configure, pb.ConfigureRequest(env=dict(env), ca_pem=ca_pem))
 
+    async def forget_cached(self) -> bool:
+        """The host changed the shared folder behind the guest's back: have the guest kernel read
+        it anew. False from an older agent without this call (its caches expire within a second)."""
+        try:
+            await self._stub.ForgetCached(pb.ForgetCachedRequest(), metadata=self._metadata, timeout=30)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return False
+            _raise(exc)
+        return True
+
     async def egress_tunnel(self, gateway_port: int) -> None:
         """Carry the guest's connections to 127.0.0.1:3128 (guest) to the gateway on host loopback.
 

@@ -7,6 +7,7 @@ import enum
 from dataclasses import dataclass
 
 from paddock.core.errors import PaddockError
+from paddock.core.text import shown
 from paddock.guest.v1 import agent_pb2 as pb
 
 
@@ -149,11 +150,16 @@ class ProcessExitedEvent:
 
 @dataclass(frozen=True)
 class FileChangedEvent:
+    """A file the guest reports written (by a file tool or any command) or removed. ``path`` is
+    checked at the boundary: relative, inside the folder, bounded, control characters escaped."""
+
     seq: int
     time_unix: float
     path: str
     removed: bool
     size: int
+    writing: bool = False  # still being written (a later event says written)
+    exec_id: str = ""  # the command that wrote it, when the guest could tell
 
 
 GuestEvent = ProcessStartedEvent | ProcessExitedEvent | FileChangedEvent
@@ -163,11 +169,21 @@ GuestEvent = ProcessStartedEvent | ProcessExitedEvent | FileChangedEvent
 # channel's message limit; these go into the audit log and the window).
 EVENT_TEXT_MAX = 4096
 EVENT_ARGS_MAX = 256
+PATH_MAX = 1024  # a file name shown or recorded (longer ones are cut, and say so)
 READ_MAX = 16 * 1024 * 1024  # one ReadFile answer, whatever the guest sends
 
 
 def _cut(text: str, limit: int = EVENT_TEXT_MAX) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… [{len(text) - limit} characters cut]"
+
+
+def safe_relative(path: str) -> str | None:
+    """A path the guest sent, fit to show and record: relative, no ``..``, bounded, control and
+    direction characters escaped. None when it names nothing inside the folder."""
+    parts = path.split("/")
+    if not path or path.startswith("/") or "\x00" in path or any(p in ("", ".", "..") for p in parts):
+        return None
+    return _cut(shown(path), PATH_MAX)
 
 
 def _event_from_pb(m: pb.GuestEvent) -> GuestEvent | None:
@@ -183,5 +199,17 @@ def _event_from_pb(m: pb.GuestEvent) -> GuestEvent | None:
         return ProcessExitedEvent(m.seq, m.time_unix, _cut(x.exec_id, 64), x.pid, ExecResult.from_pb(x.exit))
     if kind == "file_changed":
         f = m.file_changed
-        return FileChangedEvent(m.seq, m.time_unix, _cut(f.path), f.change == pb.FileChanged.CHANGE_REMOVED, f.size)
+        path = safe_relative(f.path)
+        if path is None:
+            return None  # not a name inside the folder: neither shown nor recorded as one
+        removed = f.change == pb.FileChanged.CHANGE_REMOVED
+        return FileChangedEvent(
+            m.seq,
+            m.time_unix,
+            path,
+            removed,
+            max(0, f.size),
+            f.change == pb.FileChanged.CHANGE_WRITING,
+            _cut(f.exec_id, 64),
+        )
     return None

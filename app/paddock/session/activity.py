@@ -2,7 +2,9 @@
 live event stream (the one the audit trail records) as plain, bounded ``Activity`` events.
 
 The names come from the guest, so they are data: cut to a bounded length, shown as plain text.
-Files are reported as the guest reports them (today: the file tools' writes and removals).
+Files are reported as the guest reports them: the file tools' writes and removals, and every
+file any command writes in the folder (the guest agent's watcher), while it is being written and
+when it is done.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ MAX_SHOWN = 160
 
 @dataclass(frozen=True)
 class Activity:
-    kind: str  # "started" | "finished" (a program) | "written" | "removed" (a file)
+    kind: str  # "started" | "finished" (a program) | "writing" | "written" | "removed" (a file)
     key: str  # the run's id (a program) or the path (a file)
     text: str  # what to show: the program and its arguments, or the file and its size
     time_unix: float
@@ -42,5 +44,5 @@ def activity(ev: GuestEvent) -> Activity:
         return Activity("started", ev.exec_id, _cut(" ".join(argv)), ev.time_unix)
     if isinstance(ev, ProcessExitedEvent):
         return Activity("finished", ev.exec_id, "", ev.time_unix)
-    kind = "removed" if ev.removed else "written"
+    kind = "removed" if ev.removed else "writing" if ev.writing else "written"
     return Activity(kind, ev.path, _cut(ev.path) + ("" if ev.removed else f" ({_size(ev.size)})"), ev.time_unix)

@@ -136,8 +136,9 @@ class SessionAuditor:
                 "process.pid": ev.pid, "process.exit.code": r.exit_code, "paddock.exit.reason": r.reason.value,
                 "paddock.exit.signal": r.signal, "paddock.exec_id": ev.exec_id,
                 "paddock.duration_s": round(r.duration_s, 4), "paddock.guest.seq": ev.seq})  # fmt: skip
-        elif isinstance(ev, FileChangedEvent):
-            self._emit(FILE_REMOVED if ev.removed else FILE_WRITTEN, self._tool_span or self.session_span, {
+        elif isinstance(ev, FileChangedEvent) and not ev.writing:  # a write in progress: recorded when done
+            parent = self._exec_parent.get(ev.exec_id) or self._tool_span or self.session_span  # the command's call
+            self._emit(FILE_REMOVED if ev.removed else FILE_WRITTEN, parent, {
                 "file.path": shown(ev.path), "file.size": ev.size, "paddock.guest.seq": ev.seq})  # fmt: skip
 
     def follow(self, sandbox: Sandbox) -> None:

@@ -18,9 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,12 +38,12 @@ from paddock.session.desk_undo import DeskUndo
 from paddock.session.egress_questions import EgressAsker, EgressQuestion
 from paddock.session.history import ConversationRow, History, Replayed, replay
 from paddock.session.plain import conflicts_notice
-from paddock.session.previews import Preview, render, wanted
+from paddock.session.previews import PREVIEW_WAIT_S, Preview, for_summary, render, wanted
+from paddock.session.recent import RecentFolders
 from paddock.session.runner import EntryPoint, SessionRunner, decide
 from paddock.session.summary import Entry, SessionSummary, back_up, diff, list_folder
 
 log = logging.getLogger(__name__)
-MAX_RECENT = 8
 
 
 class SandboxState(enum.Enum):
@@ -97,6 +95,7 @@ class _Open:
     work: asyncio.Task[str] | None = None
     asked_before: int = 0  # questions asked by earlier sandboxes of this session (before a restart)
     previewed: dict[str, Entry] = field(default_factory=dict)  # files drawn, as they were then
+    drawn: dict[str, tuple[Preview, Entry | None]] = field(default_factory=dict)  # for the summary
 
     @property
     def folder(self) -> Path:
@@ -130,7 +129,7 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
         self._open: _Open | None = None
         self.sandbox_state = SandboxState.STOPPED
         self.model: str | None = None  # [ENDPOINT:]MODEL for the next folder opened (None: policy's default)
-        self.recent_path = data_dir() / "recent-folders.json"
+        self.recent = RecentFolders(data_dir() / "recent-folders.json")
         self._warming: asyncio.Future[Path] | None = None
         self._target: models.ModelTarget | None = None
         self._reconnecting: asyncio.Future[None] | None = None  # after a sandbox host's connection dropped
@@ -170,18 +169,7 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
     # ------------------------------------------------------------------ folders
 
     def recent_folders(self) -> list[Path]:
-        try:
-            raw = json.loads(self.recent_path.read_text())
-        except (OSError, ValueError):
-            return []
-        return [Path(p) for p in raw if isinstance(p, str) and Path(p).is_dir()][:MAX_RECENT]
-
-    def _remember_folder(self, folder: Path) -> None:
-        items = [str(folder)] + [str(p) for p in self.recent_folders() if p != folder]
-        self.recent_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.recent_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(items[:MAX_RECENT]))
-        os.replace(tmp, self.recent_path)
+        return self.recent.list()
 
     async def check_folder(self, folder: Path) -> FolderCheck:
         """May this folder be shared, and is it trusted? Reads only names inside it, never contents."""
@@ -225,7 +213,7 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
         runner = await SessionRunner.begin(decided, EntryPoint.WINDOW, model_decision=choice)  # refused: recorded
         runner.undo.warn = lambda text: self._emit(Notice(text))
         self._target = choice.target
-        self._remember_folder(runner.folder)
+        self.recent.remember(runner.folder)
         backup = data_dir() / "backups" / runner.session_id
         opened = _Open(runner, {}, backup)
         self._open = opened
@@ -332,13 +320,18 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
         if opened.sandbox is None or not opened.sandbox.alive or self.busy:
             return []
         paths = await asyncio.to_thread(wanted, opened.before, opened.folder, opened.previewed)
-        return await render(opened.sandbox, paths)
+        found = await render(opened.sandbox, paths)
+        opened.drawn.update((p.path, (p, opened.previewed.get(p.path))) for p in found)
+        return found
 
     # ------------------------------------------------------------------ conversations
 
     async def conversations(self) -> list[ConversationRow]:
         """The open folder's conversations: the one in use first, then earlier ones."""
-        return History(self._open.folder).rows() if self._open else []
+        if self._open is None:
+            return []
+        agent = self._open.agent
+        return History(self._open.folder).rows(agent.messages if agent else None)
 
     async def transcript(self) -> list[Replayed]:
         """The conversation in use, to draw when a folder opens (it carries on where it was)."""
@@ -363,11 +356,14 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
         """End the session: stop the assistant and the sandbox, then say what changed."""
         opened = self._require_open()
         await self._stop_work()
+        with contextlib.suppress(Exception):  # pictures of what changed last: never keep the session open
+            await asyncio.wait_for(self.previews(), PREVIEW_WAIT_S)
         await self._close_sandbox()
         after = await asyncio.to_thread(list_folder, opened.folder)
-        first = opened.runner.undo.first
-        summary = SessionSummary(opened.folder, diff(opened.before, after), self.questions_asked, opened.backup,
-                                 first.point.id if first else None)  # fmt: skip
+        first, changes = opened.runner.undo.first, diff(opened.before, after)
+        pictures = for_summary(opened.drawn, after, changes)
+        summary = SessionSummary(opened.folder, changes, self.questions_asked, opened.backup,
+                                 first.point.id if first else None, pictures)  # fmt: skip
         await opened.runner.close()
         self._open = None
         self._emit(summary)

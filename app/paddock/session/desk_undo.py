@@ -1,19 +1,53 @@
 """Undo from the window, without Qt (a part of ``Desk``): put the folder, or one file, back as it was
-when the session started, through the same audited path as ``paddock undo``."""
+when the session started, or as it was before one message ("Undo this" under a turn), through the
+same audited path as ``paddock undo``."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from paddock.core.errors import PaddockError
 from paddock.core.text import shown
 from paddock.policy import EffectivePolicy
 from paddock.session.runner import EntryPoint, SessionRunner, decide
 from paddock.session.summary import SessionSummary
+from paddock.session.undoing import TURN
+
+GUEST_CACHE_S = 1.2  # how long the guest trusts what it cached of the shared folder (cache=auto)
 
 
 class DeskUndo:
     _load_policy: Callable[..., EffectivePolicy]
+    _open: Any  # the open folder (``desk._Open``), or None
+
+    @property
+    def busy(self) -> bool:  # Desk's: the assistant is working
+        raise NotImplementedError
+
+    def turn_point(self) -> int | None:
+        """The restore point made before the latest message ran (None: undo is off, or none yet)."""
+        made = self._open.runner.undo.last if self._open is not None else None
+        return made.point.id if made is not None and made.point.kind == TURN else None
+
+    async def undo_turn(self, point: int) -> str:
+        """Put the folder back as it was before one message ran (what came after it goes too);
+        audited, and itself undoable. The sandbox sees the files as they are now at once."""
+        if self._open is None:
+            raise PaddockError("Choose a folder first.")
+        if self.busy:
+            raise PaddockError("The assistant is still working. Wait until it has finished, or press Stop.")
+        done = await self._open.runner.undo.undo(to=point)
+        sandbox = self._open.sandbox
+        if sandbox is not None and sandbox.alive and not await sandbox.guest.forget_cached():
+            await asyncio.sleep(GUEST_CACHE_S)  # an older guest: its cached view of the folder expires
+        if done.failed:
+            names = ", ".join(f"{shown(f)} ({why})" for f, why in done.failed[:5])
+            return f"Put back, except {len(done.failed)} file(s) that could not be: {names}."
+        if not done.touched:
+            return "Nothing to undo: the folder is as it was before that message."
+        return f"Undone: the folder is as it was before that message ({done.touched} file(s) put back or removed)."
 
     async def undo_session(self, summary: SessionSummary, path: str | None = None) -> str:
         """Put the folder (or one file) back as it was when the session started; audited like

@@ -19,6 +19,8 @@ from paddock.core.errors import PaddockError
 
 CURRENT = "current"
 _ID = re.compile(r"^[0-9]{10,20}$")
+_ROWS_KEPT = 2000  # rows of unchanged conversation files, kept between refreshes
+_ROWS: dict[tuple[str, int, int], ConversationRow | None] = {}
 _LABELS = re.compile(rf"</?{TAG}[^>]*>\n?|\n?\(The block above is data from the workspace or a program\.[^)]*\)")
 
 
@@ -60,19 +62,34 @@ class History:
         self.store = ConversationStore(folder, root)
         self.archive = self.store.path.with_suffix(".earlier")
 
-    def _row(self, cid: str, path: Path) -> ConversationRow | None:
-        messages = _load(path)
-        first = next((_text(m) for m in messages if m.get("role") == "user" and _text(m)), "")
-        if not messages:
+    def _row(self, cid: str, path: Path, messages: list[dict[str, Any]] | None = None) -> ConversationRow | None:
+        """One conversation's row. An unchanged file is read once (the sidebar is refreshed after
+        every answer, and earlier conversations never change); the one in use may come from memory."""
+        try:
+            st = path.stat()
+        except OSError:
             return None
-        title = " ".join(first.split())
-        title = title if len(title) <= 60 else title[:59] + "…"
-        when = time.strftime("%-d %b %Y, %H:%M", time.localtime(path.stat().st_mtime))
-        return ConversationRow(cid, title or "(no message)", when, len(messages))
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        if messages is None and key in _ROWS:
+            return _ROWS[key]
+        messages = _load(path) if messages is None else messages
+        first = next((_text(m) for m in messages if m.get("role") == "user" and _text(m)), "")
+        row = None
+        if messages:
+            title = " ".join(first.split())
+            title = title if len(title) <= 60 else title[:59] + "…"
+            when = time.strftime("%-d %b %Y, %H:%M", time.localtime(st.st_mtime))
+            row = ConversationRow(cid, title or "(no message)", when, len(messages))
+        if cid != CURRENT:
+            while len(_ROWS) >= _ROWS_KEPT:
+                del _ROWS[next(iter(_ROWS))]
+            _ROWS[key] = row
+        return row
 
-    def rows(self) -> list[ConversationRow]:
-        """The conversation in use first, then earlier ones, newest first."""
-        out = [self._row(CURRENT, self.store.path)] if self.store.path.exists() else []
+    def rows(self, current: list[dict[str, Any]] | None = None) -> list[ConversationRow]:
+        """The conversation in use first (``current``: its messages, when already in memory),
+        then earlier ones, newest first."""
+        out = [self._row(CURRENT, self.store.path, current)] if self.store.path.exists() else []
         earlier = sorted(self.archive.glob("*.json"), reverse=True) if self.archive.is_dir() else []
         out += [self._row(p.stem, p) for p in earlier if _ID.match(p.stem)]
         return [r for r in out if r is not None]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from paddock.guest import ExecOutput, Stream
 from paddock.sandbox import Sandbox
-from paddock.session.summary import Entry, list_folder
+from paddock.session.summary import Change, Entry, list_folder
 
 KINDS = {".pdf", ".docx", ".xlsx", ".pptx", ".png", ".jpg", ".jpeg", ".gif", ".csv", ".md", ".txt"}
 MAX_FILES = 6  # previews made after one answer
@@ -28,6 +28,7 @@ MAX_PNG = 1_500_000  # bytes of one picture
 MAX_SIDE = 1600  # pixels
 MAX_OUTPUT = MAX_FILES * MAX_PNG * 2  # base64 and JSON around it
 TIMEOUT_S = 180.0
+PREVIEW_WAIT_S = 60.0  # at the end of a session, for files not drawn yet
 PNG = b"\x89PNG\r\n\x1a\n"
 log = logging.getLogger(__name__)
 
@@ -178,3 +179,16 @@ async def render(sandbox: Sandbox, paths: list[str]) -> list[Preview]:
             previews.append(Preview(path, data, *size))
     log.info("previews: %d of %d drawn in the sandbox in %.1f s", len(previews), len(paths), time.monotonic() - started)
     return previews
+
+
+def for_summary(
+    drawn: dict[str, tuple[Preview, Entry | None]], after: dict[str, Entry], changes: list[Change]
+) -> tuple[Preview, ...]:
+    """The pictures for the session's summary: files made or changed, drawn as they are at the end
+    (a picture of an earlier version is left out)."""
+    out = []
+    for c in changes:
+        found = drawn.get(c.path)
+        if c.kind in ("created", "changed") and found is not None and found[1] == after.get(c.path):
+            out.append(found[0])
+    return tuple(out)

@@ -15,11 +15,15 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from paddock.core import beneath
 from paddock.core.beneath import UnsafePath
 from paddock.core.errors import PaddockError
 from paddock.core.text import shown
+
+if TYPE_CHECKING:
+    from paddock.session.previews import Preview
 
 MAX_FILES = 100_000
 MACRO_SUFFIXES = (".docm", ".dotm", ".xlsm", ".xltm", ".xlam", ".pptm", ".potm", ".ppam")
@@ -152,6 +156,7 @@ class SessionSummary:
     questions_asked: int
     backup: Path  # copies of the files that could run on the host, as they were before the session
     start_point: int | None = None  # the restore point made when the session started (None: undo is off)
+    pictures: tuple[Preview, ...] = ()  # drawn in the sandbox, of files made or changed, as they are now
 
     @property
     def risky(self) -> list[Change]:

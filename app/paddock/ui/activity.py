@@ -1,21 +1,22 @@
-"""The activity panel: programs running in the sandbox now and files written just now, from the
-guest's live events (``paddock.session.Activity``). Guest-provided names are shown as plain text."""
+"""The activity panel: programs running in the sandbox now and files being written or written just
+now by any command (the guest agent watches the folder), from the guest's live events
+(``paddock.session.Activity``). Guest-provided names are shown as plain text."""
 
 from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QIcon, QPixmap
-from PySide6.QtWidgets import QDialog, QFrame, QLabel, QListWidget, QListWidgetItem, QVBoxLayout
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import QDialog, QFrame, QListWidget, QListWidgetItem, QVBoxLayout
 
-from paddock.core.text import shown
 from paddock.session import Activity, Preview
-from paddock.ui.pages import _label, plain_tip
+from paddock.ui.pages import _label
+from paddock.ui.previews import PreviewList
+from paddock.ui.tips import plain_tip
 
 MAX_RUNNING = 50
 MAX_FILES = 30
-THUMB = 88
 
 
 class ActivityPanel(QFrame):
@@ -41,59 +42,29 @@ class ActivityPanel(QFrame):
         self.files.setWordWrap(True)
         column.addWidget(self.files, 2)
         column.addWidget(_label("Pictures of the files made", "previewsTitle"))
-        self.previews = QListWidget()
-        self.previews.setObjectName("previewList")
-        self.previews.setAccessibleName("Pictures of the files the assistant made")
-        self.previews.setViewMode(QListWidget.ViewMode.IconMode)
-        self.previews.setIconSize(QSize(THUMB, THUMB))
-        self.previews.setResizeMode(QListWidget.ResizeMode.Adjust)
-        self.previews.setGridSize(QSize(THUMB + 24, THUMB + 30))
-        self.previews.setMovement(QListWidget.Movement.Static)
-        self.previews.setWordWrap(True)
-        self.previews.itemActivated.connect(self._show_large)
+        self.previews = PreviewList("previewList", "Pictures of the files the assistant made")
         column.addWidget(self.previews, 3)
         self._items: dict[str, QListWidgetItem] = {}
-        self.pictures: dict[str, QPixmap] = {}
-        self.large: QDialog | None = None
+        self._files: dict[str, QListWidgetItem] = {}
 
     def add_previews(self, previews: list[Preview]) -> None:
         """Pictures drawn in the sandbox (already checked: PNG, bounded size); newest first."""
-        for p in previews:
-            pixmap = QPixmap()
-            if not pixmap.loadFromData(p.png, "PNG"):
-                continue
-            self.pictures[p.path] = pixmap
-            for row in reversed(range(self.previews.count())):
-                if self.previews.item(row).data(Qt.ItemDataRole.UserRole) == p.path:
-                    self.previews.takeItem(row)
-            small = pixmap.scaled(
-                THUMB, THUMB, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
-            )
-            name = shown(p.path)  # the guest chose it: escaped, and plain text wherever it goes
-            item = QListWidgetItem(QIcon(small), name)
-            item.setData(Qt.ItemDataRole.UserRole, p.path)
-            item.setToolTip(plain_tip(f"{name}: a picture drawn in the sandbox"))
-            self.previews.insertItem(0, item)
+        self.previews.add_previews(previews)
 
-    def _show_large(self, item: QListWidgetItem) -> None:
-        pixmap = self.pictures.get(item.data(Qt.ItemDataRole.UserRole))
-        if pixmap is None:
-            return
-        self.large = QDialog(self)
-        self.large.setObjectName("previewDialog")
-        self.large.setWindowTitle(item.text())
-        picture = QLabel()
-        picture.setAccessibleName(f"A picture of {item.text()}")
-        picture.setPixmap(pixmap)
-        QVBoxLayout(self.large).addWidget(picture)
-        self.large.show()
+    @property
+    def pictures(self) -> dict[str, QPixmap]:
+        return self.previews.pictures
+
+    @property
+    def large(self) -> QDialog | None:
+        return self.previews.large
 
     def clear(self) -> None:
-        self.previews.clear()
-        self.pictures.clear()
+        self.previews.clear_pictures()
         self.running.clear()
         self.files.clear()
         self._items.clear()
+        self._files.clear()
         self.idle.show()
 
     def add(self, ev: Activity) -> None:
@@ -110,8 +81,15 @@ class ActivityPanel(QFrame):
                 self.running.takeItem(self.running.row(self._items.pop(ev.key)))
         else:
             when = time.strftime("%H:%M:%S", time.localtime(ev.time_unix))
-            mark = "✎" if ev.kind == "written" else "✗ removed:"
-            self.files.insertItem(0, QListWidgetItem(f"{when}  {mark} {ev.text}"))
+            mark = {"writing": "… being written:", "written": "✎", "removed": "✗ removed:"}.get(ev.kind, "✎")
+            old = self._files.pop(ev.key, None)
+            if old is not None:  # one line per file: its latest state on top
+                self.files.takeItem(self.files.row(old))
+            item = QListWidgetItem(f"{when}  {mark} {ev.text}")
+            item.setData(Qt.ItemDataRole.UserRole, ev.key)
+            item.setToolTip(plain_tip(ev.text))
+            self._files[ev.key] = item
+            self.files.insertItem(0, item)
             while self.files.count() > MAX_FILES:
-                self.files.takeItem(self.files.count() - 1)
+                self._files.pop(self.files.takeItem(self.files.count() - 1).data(Qt.ItemDataRole.UserRole), None)
         self.idle.setVisible(self.running.count() == 0)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QSize, Qt, QUrl
+from PySide6.QtCore import QElapsedTimer, QSize, Qt, QTimer, QUrl
 from PySide6.QtGui import QDesktopServices, QImage, QResizeEvent, QTextDocument
 from PySide6.QtWidgets import QFrame, QMessageBox, QSizePolicy, QTextBrowser, QWidget
 
 MARKDOWN = QTextDocument.MarkdownFeature.MarkdownDialectGitHub | QTextDocument.MarkdownFeature.MarkdownNoHTML
 OPENABLE = {"http", "https", "mailto"}
+RENDER_EVERY_MS = 100
 BLANK = QImage(1, 1, QImage.Format.Format_ARGB32)
 BLANK.fill(0)
 
@@ -49,11 +50,36 @@ class AnswerView(QTextBrowser):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.viewport().setAutoFillBackground(False)
         self.source_text = ""
+        self.renders = 0
+        self._shown = ""
+        self._drawn = QElapsedTimer()
+        self._due = QTimer(self)
+        self._due.setSingleShot(True)
+        self._due.timeout.connect(self.draw)
         self.link_box: QMessageBox | None = None
         self.document().contentsChanged.connect(self._fit)
 
     def append_text(self, delta: str) -> None:
+        """Add streamed text. Rendering the whole answer per token would cost the square of its
+        length, so it is drawn at once when nothing was drawn lately, else at most every
+        ``RENDER_EVERY_MS`` with everything that came meanwhile."""
         self.source_text += delta
+        if self._due.isActive():
+            return
+        waited = self._drawn.elapsed() if self._drawn.isValid() else RENDER_EVERY_MS
+        if waited >= RENDER_EVERY_MS:
+            self.draw()
+        else:
+            self._due.start(RENDER_EVERY_MS - waited)
+
+    def draw(self) -> None:
+        """Draw everything received so far (the chat calls this when the answer ends)."""
+        self._due.stop()
+        self._drawn.restart()
+        if self.renders and self._shown == self.source_text:
+            return
+        self.renders += 1
+        self._shown = self.source_text
         self.document().setMarkdown(self.source_text, MARKDOWN)
 
     def text(self) -> str:

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QProgressBar,
+    QPushButton,
     QScrollArea,
     QVBoxLayout,
     QWidget,
@@ -66,6 +67,7 @@ class ChatPage(QWidget):
     notes_requested = Signal()
     new_conversation_requested = Signal()
     conversation_chosen = Signal(str)
+    undo_turn_requested = Signal(int)  # the restore point made before that message
 
     def __init__(self) -> None:
         super().__init__()
@@ -119,6 +121,7 @@ class ChatPage(QWidget):
         layout.addLayout(row)
         self._answer: AnswerView | None = None
         self.cards: dict[str, ToolCard] = {}
+        self.turn_undos: dict[int, QPushButton] = {}  # "Undo this" under each finished turn, by restore point
         self._ready = False
         self._working = False
 
@@ -182,6 +185,8 @@ class ChatPage(QWidget):
                 self.add_text(ev.text)
             else:
                 self.tool_event(ev)
+        if self._answer is not None:
+            self._answer.draw()  # the last answer, drawn whole now (it carries on from here)
 
     def reset(self, folder: Path) -> None:
         self.folder_label.setText(f"Working on {folder}")
@@ -196,6 +201,7 @@ class ChatPage(QWidget):
             if widget is not None:
                 widget.deleteLater()
         self.cards.clear()
+        self.turn_undos.clear()
         self._answer = None
 
     def _add(self, widget: QWidget) -> None:
@@ -212,11 +218,17 @@ class ChatPage(QWidget):
         self.set_working(True)
         self.send_requested.emit(text)
 
+    def _end_answer(self) -> None:
+        """The answer in progress is complete: draw what is still pending of it."""
+        if self._answer is not None:
+            self._answer.draw()
+        self._answer = None
+
     def add_user(self, text: str) -> None:
         label = _label(f"You: {text}", "userMessage")
         label.setStyleSheet("background: palette(alternate-base); padding: 6px; border-radius: 4px;")
         self._add(label)
-        self._answer = None
+        self._end_answer()
 
     def add_text(self, delta: str) -> None:
         if self._answer is None:
@@ -236,7 +248,7 @@ class ChatPage(QWidget):
         card = ToolCard(name, args)
         self.cards[call_id] = card
         self._add(card)
-        self._answer = None
+        self._end_answer()
 
     def tool_output(self, call_id: str, text: str) -> None:
         card = self.cards.get(call_id)
@@ -248,6 +260,27 @@ class ChatPage(QWidget):
         if card is not None:
             card.finish(ok, output, duration_s)
 
+    def add_turn_undo(self, point: int) -> None:
+        """ "Undo this" under a finished turn: the folder back as it was before that message."""
+        if self._answer is not None:
+            self._answer.draw()
+        button = _button("Undo this", "undoTurn", lambda: self.undo_turn_requested.emit(point))
+        button.setAccessibleName("Undo what the assistant did for this message")
+        button.setToolTip("Put the folder back as it was before this message (what came after it goes too).")
+        self.turn_undos[point] = button
+        row = QWidget()
+        line = QHBoxLayout(row)
+        line.setContentsMargins(0, 0, 0, 0)
+        line.addStretch(1)
+        line.addWidget(button)
+        self._add(row)
+
+    def turn_undone(self, point: int, message: str) -> None:
+        """That turn and every later one are undone: their buttons are spent."""
+        for later, button in self.turn_undos.items():
+            button.setEnabled(button.isEnabled() and later < point)
+        self.add_note(message)
+
     def add_question(self, question: EgressQuestion, answer: Callable[[str, bool], None]) -> None:
         self._add(QuestionCard(question, answer))
 
@@ -255,9 +288,11 @@ class ChatPage(QWidget):
         label = _label(text, "noteError" if error else "note")
         label.setStyleSheet("color: #b00020;" if error else "color: palette(mid);")
         self._add(label)
-        self._answer = None
+        self._end_answer()
 
     def set_working(self, working: bool) -> None:
+        if not working and self._answer is not None:
+            self._answer.draw()  # the last words of the answer, drawn now
         self._working = working
         self.stop_button.setEnabled(working)
         self.send_button.setEnabled(self._ready and not working)

@@ -7,7 +7,6 @@ import html
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6 import QtGui
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
@@ -24,12 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from paddock.session import Change, FirstRun, FolderCheck, SessionSummary, plain_checks, why_not_open
-
-
-def plain_tip(text: str) -> str:
-    """A tooltip that shows ``text`` as written: Qt reads a tooltip that looks like HTML as HTML
-    (``<img src=…>`` would load a file), and guest or model text may look like that."""
-    return QtGui.Qt.convertFromPlainText(text)
+from paddock.ui.previews import PreviewList
 
 
 def _label(text: str, name: str = "", *, rich: bool = False, wrap: bool = True) -> QLabel:
@@ -265,6 +259,14 @@ class SummaryPage(QWidget):
         self.changes.setAccessibleName("Files that changed")
         self.changes.itemActivated.connect(self._open_item)
         layout.addWidget(self.changes, 1)
+        self.pictures_title = _label(
+            "Pictures of the files made or changed (choose one to see it large):", "picturesTitle"
+        )
+        layout.addWidget(self.pictures_title)
+        self.pictures = PreviewList("summaryPreviews", "Pictures of the files this session made or changed", 120)
+        self.pictures.setWrapping(False)  # one row that scrolls sideways
+        self.pictures.setFixedHeight(120 + 56)
+        layout.addWidget(self.pictures)
         actions = QHBoxLayout()
         actions.addWidget(_button("Open the selected file", "openFile", self._open_selected))
         self.restore_file = _button("Restore the selected file", "restoreFile", self._restore_selected)
@@ -305,6 +307,10 @@ class SummaryPage(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, c.path if c.kind in ("created", "changed") else "")
             item.setData(Qt.ItemDataRole.UserRole + 1, i)
             self.changes.addItem(item)
+        self.pictures.clear_pictures()
+        self.pictures.add_previews(tuple(reversed(summary.pictures)))  # in the list's order
+        self.pictures.setVisible(bool(summary.pictures))
+        self.pictures_title.setVisible(bool(summary.pictures))
         undoable = summary.start_point is not None  # a restore point: any file, any size, deleted ones too
         self.undo_all.setVisible(undoable and bool(summary.changes))
         self.restore_file.setVisible(undoable and bool(summary.changes))

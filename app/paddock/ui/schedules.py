@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from paddock.session import SCHEDULE_EXAMPLES, WINDOW_ONLY, ScheduleRow, ScheduleRun, Schedules
 from paddock.ui.bridge import Bridge
-from paddock.ui.pages import plain_tip
+from paddock.ui.tips import plain_tip
 
 KEEPER_INTERVAL_MS = 60_000
 

@@ -95,6 +95,7 @@ class MainWindow(QMainWindow):
         self.chat.stop_requested.connect(lambda: self.bridge.call(self.desk.stop()))
         self.chat.restart_requested.connect(self._restart)
         self.chat.finish_requested.connect(self._finish)
+        self.chat.undo_turn_requested.connect(self._undo_turn)
         self.chat.settings_requested.connect(self.open_settings)
         self.chat.notes_requested.connect(self.open_notes)
         self.chat.new_conversation_requested.connect(lambda: self._conversation(None))
@@ -228,6 +229,7 @@ class MainWindow(QMainWindow):
             self.chat.tool_event(ev)
         elif isinstance(ev, Finished):
             self.chat.set_working(False)
+            self._offer_undo()
             self._tell_if_away("The assistant has finished")
             self.bridge.call(self.desk.previews(), self.chat.activity.add_previews)
             self._refresh_history()
@@ -238,9 +240,11 @@ class MainWindow(QMainWindow):
             if failure.details:
                 self.problem.show_problem(failure)
             self.chat.set_working(False)
+            self._offer_undo()
         elif isinstance(ev, Cancelled):
             self.chat.add_note("Stopped.")
             self.chat.set_working(False)
+            self._offer_undo()
         elif isinstance(ev, EgressQuestion):
             self.chat.add_question(ev, self._answer)
         elif isinstance(ev, Notice):
@@ -252,6 +256,16 @@ class MainWindow(QMainWindow):
             self.stack.setCurrentWidget(self.summary)
 
     # ------------------------------------------------------------------ summary, settings
+
+    def _offer_undo(self) -> None:
+        """ "Undo this" under the turn that just ended (when it has a restore point)."""
+        point = self.desk.turn_point()
+        if point is not None and point not in self.chat.turn_undos:
+            self.chat.add_turn_undo(point)
+
+    def _undo_turn(self, point: int) -> None:
+        error = lambda msg: self.chat.add_note(msg, error=True)  # noqa: E731
+        self.bridge.call(self.desk.undo_turn(point), lambda msg: self.chat.turn_undone(point, msg), error)
 
     def _revert(self, change: Change) -> None:
         if self.last_summary is None:

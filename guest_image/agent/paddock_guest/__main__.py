@@ -15,6 +15,7 @@ from paddock_guest.config import AGENT_SOCKET, PORT_NAME, log, uptime
 from paddock_guest.events import EventHub
 from paddock_guest.service import Agent
 from paddock_guest.transport import bridge, find_port
+from paddock_guest.watch import WATCHER
 
 
 def serve() -> None:
@@ -34,6 +35,7 @@ def serve() -> None:
     pb_grpc.add_GuestAgentServicer_to_server(Agent(hub, key_box), server)
     server.add_insecure_port(f"unix:{AGENT_SOCKET}")
     server.start()
+    WATCHER.ensure(hub)  # when the agent restarts with the shared folder already mounted
     os.chmod(AGENT_SOCKET, 0o600)
     port = None
     for _ in range(200):

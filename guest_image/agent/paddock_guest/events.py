@@ -13,6 +13,47 @@ import grpc
 from paddock.guest.v1 import agent_pb2 as pb
 
 
+class Runs:
+    """Which Exec a process belongs to: each command runs in its own session (setsid), whose id is
+    the pid the agent started. The last few ended runs are kept: their files may still be reported."""
+
+    KEEP = 256
+
+    def __init__(self) -> None:
+        self._by_sid: dict[int, str] = {}
+        self._by_pid: dict[int, str] = {}  # processes seen writing: known after they exit
+        self._lock = threading.Lock()
+
+    def started(self, sid: int, exec_id: str) -> None:
+        with self._lock:
+            self._by_sid.pop(sid, None)
+            self._by_pid.pop(sid, None)
+            self._by_sid[sid] = exec_id
+            while len(self._by_sid) > self.KEEP:
+                del self._by_sid[next(iter(self._by_sid))]
+
+    def of(self, pid: int) -> str:
+        with self._lock:
+            found = self._by_sid.get(pid) or self._by_pid.get(pid)
+        if found is not None:
+            return found
+        try:  # a process the command started: its session, while it still runs
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                sid = int(fh.read().rsplit(b")", 1)[1].split()[3])  # state, ppid, pgrp, session
+        except (OSError, ValueError, IndexError):
+            return ""
+        with self._lock:
+            found = self._by_sid.get(sid, "")
+            if found:
+                self._by_pid[pid] = found
+                while len(self._by_pid) > 4 * self.KEEP:
+                    del self._by_pid[next(iter(self._by_pid))]
+            return found
+
+
+RUNS = Runs()
+
+
 class EventHub:
     """Fan-out of guest events to every open Events stream."""
 

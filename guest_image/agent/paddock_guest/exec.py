@@ -19,7 +19,7 @@ import grpc
 
 from paddock.guest.v1 import agent_pb2 as pb
 from paddock_guest.config import AGENT_HOME, CHUNK, COMMANDS_CGROUP, EXEC_AS_ROOT, RUNAS
-from paddock_guest.events import EventHub
+from paddock_guest.events import RUNS, EventHub
 from paddock_guest.jail import workspace_owner
 
 Output: TypeAlias = "queue.Queue[tuple[pb.OutputStream, bytes] | None]"
@@ -61,6 +61,7 @@ def run_command(
 
     kill_group = functools.partial(_kill_group, proc.pid)
     context.add_callback(kill_group)  # the caller went away: kill everything
+    RUNS.started(proc.pid, exec_id)
     hub.publish(
         process_started=pb.ProcessStarted(exec_id=exec_id, pid=proc.pid, argv=list(request.argv), cwd=request.cwd)
     )

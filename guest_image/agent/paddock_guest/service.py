@@ -18,8 +18,9 @@ from paddock_guest.claim import KeyBox, claim, virtiofs_mounts
 from paddock_guest.config import uptime
 from paddock_guest.events import EventHub, drain
 from paddock_guest.exec import run_command
-from paddock_guest.handles import KEEPER
+from paddock_guest.handles import KEEPER, drop_cached_inodes
 from paddock_guest.jail import PathError, resolve_follow
+from paddock_guest.watch import WATCHER
 
 
 def _abort_for(context: grpc.ServicerContext, exc: BaseException) -> None:
@@ -63,7 +64,9 @@ class Agent(pb_grpc.GuestAgentServicer):  # type: ignore[misc]  # the generated 
         self.egress_lock = threading.Lock()
 
     def Claim(self, request: pb.ClaimRequest, context: grpc.ServicerContext) -> pb.ClaimResponse:
-        return claim(request, context, self.key_box)
+        answer = claim(request, context, self.key_box)
+        WATCHER.ensure(self.hub)  # the shared folder is mounted now: report what commands write
+        return answer
 
     def Health(self, request: pb.HealthRequest, context: grpc.ServicerContext) -> pb.HealthResponse:
         return pb.HealthResponse(ready=True)
@@ -113,6 +116,11 @@ class Agent(pb_grpc.GuestAgentServicer):  # type: ignore[misc]  # the generated 
             egress.install_ca(request.ca_pem)
         self.extra_env = dict(request.env)
         return pb.ConfigureResponse()
+
+    @guarded
+    def ForgetCached(self, request: pb.ForgetCachedRequest, context: grpc.ServicerContext) -> pb.ForgetCachedResponse:
+        drop_cached_inodes()
+        return pb.ForgetCachedResponse()
 
     def Egress(
         self, request_iterator: Iterator[pb.EgressFrame], context: grpc.ServicerContext

@@ -42,6 +42,14 @@ FILE_TYPE_DIRECTORY: FileType
 FILE_TYPE_SYMLINK: FileType
 FILE_TYPE_OTHER: FileType
 
+class ForgetCachedRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ForgetCachedResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
 class ConfigureRequest(_message.Message):
     __slots__ = ("env", "ca_pem")
     class EnvEntry(_message.Message):
@@ -315,22 +323,26 @@ class ProcessExited(_message.Message):
     def __init__(self, exec_id: _Optional[str] = ..., pid: _Optional[int] = ..., exit: _Optional[_Union[ExecExit, _Mapping]] = ...) -> None: ...
 
 class FileChanged(_message.Message):
-    __slots__ = ("path", "change", "size")
+    __slots__ = ("path", "change", "size", "exec_id")
     class Change(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         CHANGE_UNSPECIFIED: _ClassVar[FileChanged.Change]
         CHANGE_WRITTEN: _ClassVar[FileChanged.Change]
         CHANGE_REMOVED: _ClassVar[FileChanged.Change]
+        CHANGE_WRITING: _ClassVar[FileChanged.Change]
     CHANGE_UNSPECIFIED: FileChanged.Change
     CHANGE_WRITTEN: FileChanged.Change
     CHANGE_REMOVED: FileChanged.Change
+    CHANGE_WRITING: FileChanged.Change
     PATH_FIELD_NUMBER: _ClassVar[int]
     CHANGE_FIELD_NUMBER: _ClassVar[int]
     SIZE_FIELD_NUMBER: _ClassVar[int]
+    EXEC_ID_FIELD_NUMBER: _ClassVar[int]
     path: str
     change: FileChanged.Change
     size: int
-    def __init__(self, path: _Optional[str] = ..., change: _Optional[_Union[FileChanged.Change, str]] = ..., size: _Optional[int] = ...) -> None: ...
+    exec_id: str
+    def __init__(self, path: _Optional[str] = ..., change: _Optional[_Union[FileChanged.Change, str]] = ..., size: _Optional[int] = ..., exec_id: _Optional[str] = ...) -> None: ...
 
 class GuestEvent(_message.Message):
     __slots__ = ("time_unix", "seq", "process_started", "process_exited", "file_changed")

@@ -94,6 +94,11 @@ class GuestAgentStub:
                 request_serializer=paddock_dot_guest_dot_v1_dot_agent__pb2.EgressFrame.SerializeToString,
                 response_deserializer=paddock_dot_guest_dot_v1_dot_agent__pb2.EgressFrame.FromString,
                 _registered_method=True)
+        self.ForgetCached = channel.unary_unary(
+                '/paddock.guest.v1.GuestAgent/ForgetCached',
+                request_serializer=paddock_dot_guest_dot_v1_dot_agent__pb2.ForgetCachedRequest.SerializeToString,
+                response_deserializer=paddock_dot_guest_dot_v1_dot_agent__pb2.ForgetCachedResponse.FromString,
+                _registered_method=True)
 
 
 class GuestAgentServicer:
@@ -185,6 +190,14 @@ class GuestAgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ForgetCached(self, request, context):
+        """The host changed files in the shared folder behind the guest's back (an undo): the guest
+        kernel lets go of the folder's cached, unused files so that the next access reads them anew.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GuestAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -247,6 +260,11 @@ def add_GuestAgentServicer_to_server(servicer, server):
                     servicer.Egress,
                     request_deserializer=paddock_dot_guest_dot_v1_dot_agent__pb2.EgressFrame.FromString,
                     response_serializer=paddock_dot_guest_dot_v1_dot_agent__pb2.EgressFrame.SerializeToString,
+            ),
+            'ForgetCached': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForgetCached,
+                    request_deserializer=paddock_dot_guest_dot_v1_dot_agent__pb2.ForgetCachedRequest.FromString,
+                    response_serializer=paddock_dot_guest_dot_v1_dot_agent__pb2.ForgetCachedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -573,6 +591,33 @@ class GuestAgent:
             '/paddock.guest.v1.GuestAgent/Egress',
             paddock_dot_guest_dot_v1_dot_agent__pb2.EgressFrame.SerializeToString,
             paddock_dot_guest_dot_v1_dot_agent__pb2.EgressFrame.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForgetCached(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paddock.guest.v1.GuestAgent/ForgetCached',
+            paddock_dot_guest_dot_v1_dot_agent__pb2.ForgetCachedRequest.SerializeToString,
+            paddock_dot_guest_dot_v1_dot_agent__pb2.ForgetCachedResponse.FromString,
             options,
             channel_credentials,
             insecure,
