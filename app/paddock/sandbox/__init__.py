@@ -1,14 +1,16 @@
 """The sandbox layer: a VM with the folder shared and the guest agent claimed, its egress
 gateway and session token. Below the assistant; knows nothing of models or the window."""
 
-from paddock.sandbox.sandbox import (
+from paddock.sandbox.guarded import SandboxFailed
+from paddock.sandbox.sandbox import BootTimings, Sandbox
+from paddock.sandbox.warm import (
     SNAPSHOT_ENV,
-    BootTimings,
-    Sandbox,
-    SandboxFailed,
+    WarmPool,
+    Woken,
     ensure_snapshot,
     snapshot_path,
     snapshots_enabled,
+    wake,
 )
 
 __all__ = [
@@ -16,7 +18,10 @@ __all__ = [
     "BootTimings",
     "Sandbox",
     "SandboxFailed",
+    "WarmPool",
+    "Woken",
     "ensure_snapshot",
     "snapshot_path",
     "snapshots_enabled",
+    "wake",
 ]

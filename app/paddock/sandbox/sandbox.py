@@ -21,14 +21,15 @@ from pathlib import Path
 from typing import TypedDict, TypeVar, Unpack
 
 from paddock.core.errors import PaddockError
-from paddock.core.paths import cache_dir, profile_dir, runtime_dir
+from paddock.core.paths import profile_dir, runtime_dir
 from paddock.credentials import Keychain, KeychainError
 from paddock.egress import EgressGateway, SessionToken, TokenAuthority
-from paddock.guest import ExecEvent, ExecStarted, GuestClient, GuestError, GuestUnavailable
+from paddock.guest import ExecEvent, ExecStarted, GuestClient, GuestUnavailable
 from paddock.policy import EffectivePolicy, FolderDecision, PolicyError
 from paddock.policy import load as load_policy
+from paddock.sandbox.guarded import BOOT_TIMEOUT_S, Progress, SandboxFailed, reason_for, unless_failed
+from paddock.sandbox.warm import WarmPool, Woken, snapshot_path, snapshots_enabled, wake
 from paddock.vm import (
-    Accel,
     AccelChoice,
     GuestImage,
     HostTools,
@@ -45,15 +46,7 @@ log = logging.getLogger(__name__)
 EGRESS_PORT = 3128  # the guest agent's local end of the egress tunnel
 WATCHDOG_INTERVAL_S = 5.0
 WATCHDOG_TIMEOUT_S = float(os.environ.get("PADDOCK_WATCHDOG_TIMEOUT", "30"))
-BOOT_TIMEOUT_S = float(os.environ.get("PADDOCK_BOOT_TIMEOUT", "60"))
-RESTORE_TIMEOUT_S = 20.0
-SNAPSHOT_ENV = "PADDOCK_SNAPSHOTS"  # "0": always boot cold (tests of the cold path, debugging)
 T = TypeVar("T")
-Progress = Callable[[str], None]
-
-
-class SandboxFailed(PaddockError):
-    """The sandbox could not start, or stopped while in use."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +55,8 @@ class BootTimings:
     vm_started_s: float
     ready_s: float
     restored: bool = False  # woken from the saved sandbox rather than booted
+    pooled: bool = False  # woken ahead of the folder (a ``WarmPool``'s) rather than after it
+    stages: tuple[tuple[str, float], ...] = ()  # a wake's stages, in seconds, in order
 
 
 class BootOptions(TypedDict, total=False):
@@ -80,6 +75,8 @@ class BootOptions(TypedDict, total=False):
     # Commands run as the guest's root (the fence tests' attacker who escalated inside the
     # guest); always a cold boot.
     guest_root: bool
+    # Where a sandbox woken ahead of time may be waiting (the window's): taken, never returned.
+    warm: WarmPool | None
 
 
 class Sandbox:
@@ -135,27 +132,25 @@ class Sandbox:
             Share("workspace", folder, read_only=decision.read_only),
             Share("profile", (profile or profile_dir()).resolve(), read_only=True),
         )
-        snapshot = snapshot_path(image, accel.accel, memory_mib)
-        restored: tuple[VirtualMachine, GuestClient] | None = None
-        if snapshots_enabled() and not guest_root and snapshot.exists():
-            say(f"Waking the sandbox ({accel.accel.label})")
+        woken, pooled = None, False
+        if snapshots_enabled() and not guest_root:
+            woken, pooled = await _woken(options.get("warm"), image, tools, accel, memory_mib=memory_mib, say=say)
+        if woken is not None:
             try:
-                config = VMConfig(
-                    image=image, accel=accel.accel, shares=shares, tools=tools, memory_mib=memory_mib, hotplug=True
-                )
-                restored = await _restore(snapshot, config)
+                await woken.claim(shares)
             except (PaddockError, OSError) as exc:
-                say(f"Starting the sandbox afresh (the saved one could not be used: {exc})")
-                snapshot.unlink(missing_ok=True)  # made again by the next ensure_snapshot
-        if restored is not None:
-            vm, guest = restored
+                say(f"Starting the sandbox afresh (the woken one could not be used: {exc})")
+                woken = None
+        if woken is not None:
+            vm, guest = woken.vm, woken.guest
             started = time.monotonic() - t0
         else:
             config = VMConfig(
                 image=image, accel=accel.accel, shares=shares, tools=tools, memory_mib=memory_mib, guest_root=guest_root
             )
             vm, guest, started = await _cold_boot(config, say, t0)
-        timings = BootTimings(accel, started, time.monotonic() - t0, restored=restored is not None)
+        stages = tuple(woken.stages.items()) if woken is not None else ()
+        timings = BootTimings(accel, started, time.monotonic() - t0, woken is not None, pooled, stages)
         sandbox = cls(vm, guest, folder, timings)
         sandbox._watchdog = asyncio.ensure_future(sandbox._watch_agent())
         if policy.grants or (egress_asking and policy.allow_asking):
@@ -190,7 +185,7 @@ class Sandbox:
 
     async def guarded(self, aw: Awaitable[T]) -> T:
         """Await a guest call, turning a VM failure into SandboxFailed with its reason."""
-        return await _unless_failed(self.vm, aw)
+        return await unless_failed(self.vm, aw)
 
     async def exec(
         self, argv: list[str], *, cwd: str = "", timeout_s: float = 0.0, stdin: bytes = b""
@@ -200,11 +195,11 @@ class Sandbox:
         try:
             while True:
                 try:
-                    ev = await _unless_failed(self.vm, events.__anext__())
+                    ev = await unless_failed(self.vm, events.__anext__())
                 except StopAsyncIteration:
                     return
                 except GuestUnavailable as exc:
-                    raise SandboxFailed(await _reason(self.vm, exc)) from exc
+                    raise SandboxFailed(await reason_for(self.vm, exc)) from exc
                 if isinstance(ev, ExecStarted):
                     for listener in self.exec_listeners:
                         listener(ev.exec_id)
@@ -254,65 +249,25 @@ class Sandbox:
         return self.vm.state is VMState.READY
 
 
-def snapshots_enabled() -> bool:
-    return os.environ.get(SNAPSHOT_ENV, "1") != "0"
-
-
-def snapshot_path(image: GuestImage, accel: Accel, memory_mib: int) -> Path:
-    """One saved, idle, unclaimed guest per image, accelerator and memory size."""
-    return cache_dir() / "snapshots" / f"{image.hash}-{accel.value}-{memory_mib}m.state"
-
-
-async def ensure_snapshot(
-    image: GuestImage | None = None, *, memory_mib: int = 1024, on_progress: Progress | None = None
-) -> Path:
-    """Make the saved sandbox that later sessions wake from, once per image (about as long as a
-    cold boot). It holds no key, token or share: those are given after each restore."""
-    image = image or find_image()
-    tools = HostTools.find()
-    accel = await choose_accel(image, tools)
-    path = snapshot_path(image, accel.accel, memory_mib)
-    if path.exists():
-        return path
-    if on_progress:
-        on_progress("Preparing a sandbox to start quickly next time")
-    vm = VirtualMachine(VMConfig(image=image, accel=accel.accel, tools=tools, memory_mib=memory_mib, hotplug=True))
+async def _woken(
+    pool: WarmPool | None, image: GuestImage, tools: HostTools, accel: AccelChoice, *, memory_mib: int, say: Progress
+) -> tuple[Woken | None, bool]:
+    """The pool's woken sandbox, else one woken now from the saved sandbox (when there is one)."""
+    if pool is not None:
+        say("Handing the woken sandbox your folder")
+        woken = await pool.take(image, memory_mib)
+        if woken is not None:
+            return woken, True
+    snapshot = snapshot_path(image, accel.accel, memory_mib)
+    if not snapshot.exists():
+        return None, False
+    say(f"Waking the sandbox ({accel.accel.label})")
     try:
-        await vm.start()
-        guest = GuestClient(vm.agent_socket)
-        try:
-            await _unless_failed(vm, guest.wait_ready(BOOT_TIMEOUT_S))
-        finally:
-            await guest.close()
-        await vm.save_snapshot(path)
-    except PaddockError as exc:
-        raise SandboxFailed(f"The quick-start sandbox could not be prepared: {exc.message}", hint=exc.hint) from exc
-    finally:
-        await vm.stop()
-    return path
-
-
-async def _restore(snapshot: Path, config: VMConfig) -> tuple[VirtualMachine, GuestClient]:
-    """Wake a saved guest, attach the shares, then claim it with a fresh key (and the clock,
-    fresh randomness and the mounts). Any failure stops everything and raises."""
-    vm = VirtualMachine(config)
-    try:
-        await vm.start(incoming=snapshot)
-    except BaseException:
-        await vm.stop()
-        raise
-    guest = GuestClient(vm.agent_socket)
-    try:
-        await _unless_failed(vm, guest.wait_ready(RESTORE_TIMEOUT_S))
-        await _unless_failed(vm, vm.attach_shares())
-        tags = tuple(s.tag for s in config.shares)
-        await _unless_failed(vm, guest.claim(mount_tags=tags, share_handles=share_handle_limit()))
-        vm.mark_ready()
-    except BaseException:
-        await guest.close()
-        await vm.stop()
-        raise
-    return vm, guest
+        return await wake(image, memory_mib=memory_mib, tools=tools, accel=accel, snapshot=snapshot), False
+    except (PaddockError, OSError) as exc:
+        say(f"Starting the sandbox afresh (the saved one could not be used: {exc})")
+        snapshot.unlink(missing_ok=True)  # made again by the next ensure_snapshot
+        return None, False
 
 
 async def _cold_boot(config: VMConfig, say: Progress, t0: float) -> tuple[VirtualMachine, GuestClient, float]:
@@ -327,8 +282,8 @@ async def _cold_boot(config: VMConfig, say: Progress, t0: float) -> tuple[Virtua
     say("Waiting for the sandbox to be ready")
     guest = GuestClient(vm.agent_socket)
     try:
-        await _unless_failed(vm, guest.wait_ready(BOOT_TIMEOUT_S))
-        await _unless_failed(vm, guest.claim(share_handles=share_handle_limit()))
+        await unless_failed(vm, guest.wait_ready(BOOT_TIMEOUT_S))
+        await unless_failed(vm, guest.claim(share_handles=share_handle_limit()))
         vm.mark_ready()
     except BaseException as exc:
         tail = vm.console_tail(800)
@@ -342,45 +297,6 @@ async def _cold_boot(config: VMConfig, say: Progress, t0: float) -> tuple[Virtua
             hint=f"Last lines from the sandbox console:\n{tail}" if tail else None,
         ) from exc
     return vm, guest, started
-
-
-async def _unless_failed(vm: VirtualMachine, aw: Awaitable[T]) -> T:
-    """Await ``aw`` unless the VM fails first; then raise SandboxFailed with the reason."""
-    work = asyncio.ensure_future(aw)
-    failed = asyncio.ensure_future(vm.failed())
-    try:
-        done, _ = await asyncio.wait({work, failed}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        work.cancel()
-        raise
-    finally:
-        failed.cancel()
-    if work in done:
-        try:
-            return work.result()
-        except GuestUnavailable as exc:
-            raise SandboxFailed(await _reason(vm, exc)) from exc
-        except GuestError as exc:
-            if vm.failure:
-                raise SandboxFailed(vm.failure) from exc
-            raise
-    work.cancel()
-    with contextlib.suppress(BaseException):
-        await work
-    raise SandboxFailed(vm.failure or "The sandbox stopped unexpectedly.")
-
-
-async def _reason(vm: VirtualMachine, exc: PaddockError) -> str:
-    """Why the guest stopped answering: the VM's own reason when it reports one.
-
-    The broken channel can be noticed a moment before the process watcher
-    sees QEMU or virtiofsd exit, so give the VM a short while to say.
-    """
-    with contextlib.suppress(asyncio.TimeoutError):
-        return await asyncio.wait_for(vm.failed(), 3.0)
-    # QEMU is still running but the agent is gone: fail closed, stop everything.
-    await vm.fail("The sandbox's helper inside the VM stopped answering; the sandbox was stopped.")
-    return vm.failure or exc.message
 
 
 def _secrets_for(policy: EffectivePolicy) -> dict[str, str]:

@@ -36,7 +36,7 @@ from paddock.credentials import Keychain, audit_key
 from paddock.llm import ModelProvider
 from paddock.policy import EffectivePolicy, FolderDecision, PolicyError, TrustStore
 from paddock.policy import load as load_policy
-from paddock.sandbox import Sandbox, SandboxFailed
+from paddock.sandbox import Sandbox, SandboxFailed, WarmPool
 from paddock.session.auditing import SessionAuditor
 from paddock.session.models import ModelDecision, refused
 from paddock.session.undoing import START, TURN, FolderUndo
@@ -148,8 +148,11 @@ class SessionRunner:
     def policy(self) -> EffectivePolicy:
         return self.decided.policy
 
-    async def boot(self, *, on_progress: Progress | None = None, egress_asking: bool = False) -> Sandbox:
-        """Boot (or wake) the sandbox on the decided folder; the auditor follows it."""
+    async def boot(
+        self, *, on_progress: Progress | None = None, egress_asking: bool = False, warm: WarmPool | None = None
+    ) -> Sandbox:
+        """Boot (or wake) the sandbox on the decided folder; the auditor follows it. ``warm``: a
+        pool whose sandbox, woken ahead of the folder, this session takes (and never gives back)."""
         if self.sandbox is not None:
             raise SandboxFailed("This session already has a sandbox; close it first.")
         # The session's restore point is made while the VM starts (nothing in the guest can touch
@@ -162,6 +165,7 @@ class SessionRunner:
                 decision=self.decided.decision,
                 on_progress=on_progress,
                 egress_asking=egress_asking,
+                warm=warm,
             )
         except BaseException:
             point.cancel()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -237,10 +238,15 @@ class VirtualMachine(Migration):
             raise VMError(f"QEMU refused {command}: {exc}") from exc
 
     @requires(VMState.BOOTING)
-    async def attach_shares(self) -> None:
-        """Hot-plug mode: start one virtiofsd per share and add it as a vhost-user-fs-pci device
-        on its own PCIe port. The guest mounts them when asked (the agent's Claim)."""
+    async def attach_shares(self, shares: tuple[Share, ...] | None = None) -> None:
+        """Hot-plug mode: start one virtiofsd per share (``shares``, or the config's) and add it
+        as a vhost-user-fs-pci device on its own PCIe port. The guest mounts them when asked (the
+        agent's Claim). Once per VM: a woken sandbox gets its folder here, after the wake."""
         assert self.run_dir is not None and self._qmp is not None
+        if self._attached:
+            raise VMError("shares are attached once per VM")
+        if shares is not None:
+            self.config = dataclasses.replace(self.config, shares=shares)
         if len(self.config.shares) > HOTPLUG_PORTS:
             raise VMError(f"at most {HOTPLUG_PORTS} shares can be attached")
         for port, share in enumerate(self.config.shares):

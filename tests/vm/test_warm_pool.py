@@ -1,0 +1,129 @@
+"""The window's warm pool: one sandbox woken ahead of the folder, handed out once.
+
+``WarmPool`` wakes the saved sandbox before a folder is chosen (no folder, no key, no claim);
+choosing a folder attaches its shares and claims it. These tests try to get a sandbox reused:
+taken twice, claimed twice, handed to a second folder, or left holding the first folder's
+files; and check that each woken sandbox still gets its own randomness, clock and key.
+Real VMs, real virtiofs, real gRPC; nothing is faked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from paddock.core.engine import Engine
+from paddock.guest import GuestError
+from paddock.sandbox import SNAPSHOT_ENV, Sandbox, SandboxFailed, WarmPool, ensure_snapshot
+from paddock.vm import GuestImage, Share, VMState
+from tests.conftest import _make_dirs
+
+pytestmark = pytest.mark.vm
+
+
+@pytest.fixture
+def snapshots(monkeypatch: pytest.MonkeyPatch, engine: Engine, guest_image: GuestImage) -> Iterator[Path]:
+    monkeypatch.setenv(SNAPSHOT_ENV, "1")
+    yield engine.run(ensure_snapshot(guest_image), timeout=300)
+
+
+def _sh(engine: Engine, sandbox: Sandbox, script: str) -> tuple[str, int]:
+    out, err, result = engine.run(sandbox.guest.run(["sh", "-c", script]), timeout=120)
+    assert not err or result.shell_code != 0, err
+    return out.decode(), result.shell_code
+
+
+def test_a_pooled_sandbox_is_handed_out_once_to_one_folder(
+    engine: Engine, guest_image: GuestImage, snapshots: Path, tmp_path: Path
+) -> None:
+    pool = WarmPool(guest_image)
+
+    async def fill() -> bool:
+        pool.fill()
+        return await pool.wait()
+
+    sandboxes: list[Sandbox] = []
+    try:
+        seen = []
+        for name in ("first", "second"):
+            assert engine.run(fill(), timeout=180), "the pool woke no sandbox"
+            held = dict(pool.pids)
+            workspace, profile, _ = _make_dirs(tmp_path / name)
+            (workspace / f"{name}.txt").write_text(f"{name} folder\n")
+            sandbox = engine.run(Sandbox.boot(workspace, image=guest_image, profile=profile, warm=pool), timeout=180)
+            sandboxes.append(sandbox)
+            assert sandbox.timings.pooled and sandbox.timings.restored
+            assert sandbox.vm.pids["qemu"] == held["qemu"], "the pool's own sandbox was not the one handed out"
+            assert not pool.holding and pool.pids == {}, "the pool kept a sandbox it handed out"
+            # Only this folder: the other folder's file is not there, on either side.
+            out, code = _sh(engine, sandbox, "ls; date +%s; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'")
+            assert code == 0
+            names, clock, noise = out.splitlines()
+            assert names == f"{name}.txt", names
+            assert abs(int(clock) - time.time()) < 120, "the woken guest kept the saved clock"
+            seen.append(noise)
+            # Claimed once, with a key only this session holds.
+            with pytest.raises(GuestError):
+                engine.run(sandbox.guest.claim(), timeout=30)
+        assert len(seen[0]) == 64 and seen[0] != seen[1], "two woken sandboxes shared randomness"
+        first, second = sandboxes
+        assert first.vm.pids["qemu"] != second.vm.pids["qemu"]
+        assert not (tmp_path / "second" / "workspace" / "first.txt").exists()
+        # The pool is empty now: a third session wakes its own, never a handed-out one.
+        workspace, profile, _ = _make_dirs(tmp_path / "third")
+        third = engine.run(Sandbox.boot(workspace, image=guest_image, profile=profile, warm=pool), timeout=180)
+        sandboxes.append(third)
+        assert third.timings.restored and not third.timings.pooled
+        assert third.vm.pids["qemu"] not in (first.vm.pids["qemu"], second.vm.pids["qemu"])
+    finally:
+        for sandbox in sandboxes:
+            engine.run(sandbox.close(), timeout=60)
+        engine.run(pool.close(), timeout=60)
+    assert all(s.vm.state is VMState.STOPPED for s in sandboxes)
+
+
+def test_a_woken_sandbox_is_claimed_once_and_a_closed_pool_stops_its_own(
+    engine: Engine, guest_image: GuestImage, snapshots: Path, tmp_path: Path
+) -> None:
+    pool = WarmPool(guest_image)
+
+    async def scenario() -> tuple[int, int]:
+        pool.fill()
+        assert await pool.wait()
+        qemu = pool.pids["qemu"]
+        woken = await pool.take(guest_image, 1024)
+        assert woken is not None and await pool.take(guest_image, 1024) is None  # handed out once
+        workspace, profile, _ = _make_dirs(tmp_path / "once")
+        shares = (Share("workspace", workspace, read_only=False), Share("profile", profile, read_only=True))
+        try:
+            await woken.claim(shares)
+            with pytest.raises(SandboxFailed, match="never used twice"):
+                await woken.claim(shares)
+        finally:
+            await woken.discard()
+        pool.fill()  # one more, then the window closes with it still held
+        assert await pool.wait()
+        held = pool.pids["qemu"]
+        await pool.close()
+        pool.fill()  # a closed pool wakes nothing more
+        assert not pool.holding
+        return qemu, held
+
+    qemu, held = engine.run(scenario(), timeout=300)
+    assert held != qemu
+    for pid in (qemu, held):  # both stopped: the claimed one by discard, the held one by close
+        assert not Path(f"/proc/{pid}").exists() or "qemu" not in Path(f"/proc/{pid}/comm").read_text()
+
+
+def test_with_snapshots_off_the_pool_holds_nothing(monkeypatch: pytest.MonkeyPatch, engine: Engine) -> None:
+    monkeypatch.setenv(SNAPSHOT_ENV, "0")
+    pool = WarmPool()
+
+    async def scenario() -> bool:
+        pool.fill()
+        return pool.holding or await pool.wait()
+
+    assert not engine.run(scenario(), timeout=30)
