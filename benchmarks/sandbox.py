@@ -53,9 +53,10 @@ def _stages(sandbox: Sandbox, boot_s: float, first_s: float) -> dict[str, float]
     """A boot's stages: the wake's own (QEMU restoring, the agent answering, shares attached,
     claim), the rest of ``Sandbox.boot`` (policy, image, accelerator, egress) and the command."""
     out = dict(sandbox.timings.stages)
-    out["rest_of_boot"] = boot_s - sum(out.values())
+    ahead = ("qemu_restore", "agent_answers") if sandbox.timings.pooled else ()
+    out["rest_of_boot"] = boot_s - sum(v for k, v in out.items() if k not in ahead)
     out["first_command"] = first_s
-    return out
+    return {f"{k} (before the folder)" if k in ahead else k: v for k, v in out.items()}
 
 
 async def _pooled(folder: Path, n: int) -> tuple[list[float], list[dict[str, float]], list[float], list[float]]:

@@ -30,6 +30,14 @@ def snapshots(monkeypatch: pytest.MonkeyPatch, engine: Engine, guest_image: Gues
     yield engine.run(ensure_snapshot(guest_image), timeout=300)
 
 
+def _pss_mb(pid: int) -> float:
+    """PSS of one process (shared pages split between their users), MB."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no PSS for {pid}")
+
+
 def _sh(engine: Engine, sandbox: Sandbox, script: str) -> tuple[str, int]:
     out, err, result = engine.run(sandbox.guest.run(["sh", "-c", script]), timeout=120)
     assert not err or result.shell_code != 0, err
@@ -51,6 +59,8 @@ def test_a_pooled_sandbox_is_handed_out_once_to_one_folder(
         for name in ("first", "second"):
             assert engine.run(fill(), timeout=180), "the pool woke no sandbox"
             held = dict(pool.pids)
+            if name == "first":  # the all-zero pages of its RAM were given back after loading
+                assert _pss_mb(held["qemu"]) < 1024 / 2, "the woken sandbox holds all of its guest RAM"
             workspace, profile, _ = _make_dirs(tmp_path / name)
             (workspace / f"{name}.txt").write_text(f"{name} folder\n")
             sandbox = engine.run(Sandbox.boot(workspace, image=guest_image, profile=profile, warm=pool), timeout=180)
