@@ -41,6 +41,7 @@ from paddock.vm import (
 )
 
 log = logging.getLogger(__name__)
+WAKE_RECONNECT_MS = 100  # the woken agent is already listening; retry soon after a refused try
 SNAPSHOT_ENV = "PADDOCK_SNAPSHOTS"  # "0": always boot cold (tests of the cold path, debugging)
 
 
@@ -143,7 +144,7 @@ async def wake(
         await vm.stop()
         raise
     t1 = time.monotonic()
-    guest = GuestClient(vm.agent_socket)
+    guest = GuestClient(vm.agent_socket, reconnect_ms=WAKE_RECONNECT_MS)
     try:
         await unless_failed(vm, guest.wait_ready(RESTORE_TIMEOUT_S))
     except BaseException:
