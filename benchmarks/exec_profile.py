@@ -26,6 +26,7 @@ def ms(xs: list[float]) -> float:
 
 BUSYBOX = "/opt/paddock/bin/busybox"
 RUNAS = "/opt/paddock/bin/paddock-runas"
+CGROUP = "/sys/fs/cgroup/commands/cgroup.procs"
 
 
 async def _profile(folder: Path, n: int) -> dict[str, Any]:
@@ -48,9 +49,12 @@ async def _profile(folder: Path, n: int) -> dict[str, Any]:
             await guest.run([BUSYBOX, "true"])
             static.append(time.perf_counter() - t0)
         loops = {
-            "guest_fork_exec_true_ms": f"for i in $(seq {n}); do /usr/bin/true; done",
+            "guest_shell_loop_empty_ms": f"for i in $(seq {n}); do :; done",
             "guest_fork_exec_static_ms": f"for i in $(seq {n}); do {BUSYBOX} true; done",
-            "guest_runas_true_ms": f"for i in $(seq {n}); do {RUNAS} - 1000 1000 -- /usr/bin/true; done",
+            "guest_fork_exec_true_ms": f"for i in $(seq {n}); do /usr/bin/true; done",
+            "guest_runas_no_cgroup_true_ms": f"for i in $(seq {n}); do {RUNAS} - 1000 1000 -- /usr/bin/true; done",
+            "guest_runas_cgroup_true_ms": f"for i in $(seq {n}); do {RUNAS} {CGROUP} 1000 1000 -- /usr/bin/true; done",
+            "guest_runas_cgroup_static_ms": f"for i in $(seq {n}); do {RUNAS} {CGROUP} 1000 1000 -- {BUSYBOX} true; done",
         }
         out: dict[str, Any] = {}
         for key, loop in loops.items():
