@@ -9,6 +9,7 @@ Real VMs, real virtiofs, real gRPC; nothing is faked.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +18,12 @@ import pytest
 
 from paddock.core.engine import Engine
 from paddock.guest import GuestError
+from paddock.llm import AnthropicProvider
 from paddock.sandbox import SNAPSHOT_ENV, Sandbox, SandboxFailed, WarmPool, ensure_snapshot
+from paddock.session import Desk
 from paddock.vm import GuestImage, Share, VMState
 from tests.conftest import _make_dirs
+from tests.fakes.messages_api import MessagesAPI, text, tool
 
 pytestmark = pytest.mark.vm
 
@@ -57,7 +61,7 @@ def test_a_pooled_sandbox_is_handed_out_once_to_one_folder(
     try:
         seen = []
         for name in ("first", "second"):
-            assert engine.run(fill(), timeout=180), "the pool woke no sandbox"
+            assert engine.run(fill(), timeout=180), pool.last_error
             held = dict(pool.pids)
             if name == "first":  # the all-zero pages of its RAM were given back after loading
                 assert _pss_mb(held["qemu"]) < 1024 / 2, "the woken sandbox holds all of its guest RAM"
@@ -102,7 +106,7 @@ def test_a_woken_sandbox_is_claimed_once_and_a_closed_pool_stops_its_own(
 
     async def scenario() -> tuple[int, int]:
         pool.fill()
-        assert await pool.wait()
+        assert await pool.wait(), pool.last_error
         qemu = pool.pids["qemu"]
         woken = await pool.take(guest_image, 1024)
         assert woken is not None and await pool.take(guest_image, 1024) is None  # handed out once
@@ -115,7 +119,7 @@ def test_a_woken_sandbox_is_claimed_once_and_a_closed_pool_stops_its_own(
         finally:
             await woken.discard()
         pool.fill()  # one more, then the window closes with it still held
-        assert await pool.wait()
+        assert await pool.wait(), pool.last_error
         held = pool.pids["qemu"]
         await pool.close()
         pool.fill()  # a closed pool wakes nothing more
@@ -137,3 +141,46 @@ def test_with_snapshots_off_the_pool_holds_nothing(monkeypatch: pytest.MonkeyPat
         return pool.holding or await pool.wait()
 
     assert not engine.run(scenario(), timeout=30)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return "qemu" in Path(f"/proc/{pid}/comm").read_text()
+    except OSError:
+        return False
+
+
+def test_the_window_hands_its_woken_sandbox_to_the_folder_and_wakes_the_next_after(
+    engine: Engine, snapshots: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The desk (the window's engine): woken ahead while no folder is open, taken by the folder
+    chosen, stopped with that session; the next one woken only after; none left at close.
+    The model API is the scripted loopback fake (tests/fakes/messages_api.py)."""
+    monkeypatch.setenv("PADDOCK_DATA_DIR", str(tmp_path / "data"))
+    folder = tmp_path / "work"
+    folder.mkdir()
+    with MessagesAPI([tool("run_command", command="echo pooled > made.txt"), text("Done.")]) as api:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)
+        desk = Desk(
+            provider_factory=lambda target, _key: AnthropicProvider(f"test-{secrets.token_hex(6)}", model=target.model)
+        )
+
+        async def session() -> tuple[int, int]:
+            await desk.warm()
+            assert await desk.pool.wait(), desk.pool.last_error
+            held = desk.pool.pids["qemu"]
+            await desk.trust(folder)
+            await desk.open(folder)
+            assert not desk.pool.holding, "the pool kept the sandbox the folder took"
+            assert await desk.send("make a file") == "Done."
+            assert _running(held), "the session is not running on the woken sandbox"
+            await desk.finish()
+            assert desk.pool.holding and await desk.pool.wait(), "no sandbox woken for the next folder"
+            following = desk.pool.pids["qemu"]
+            await desk.close()
+            return held, following
+
+        held, following = engine.run(session(), timeout=300)
+    assert (folder / "made.txt").read_text() == "pooled\n"
+    assert following != held
+    assert not _running(held) and not _running(following), "a woken sandbox outlived its session or the window"

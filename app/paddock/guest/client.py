@@ -64,23 +64,16 @@ def _raise(exc: grpc.aio.AioRpcError) -> NoReturn:
 class GuestClient:
     """One gRPC channel to one VM's agent, over the VM's owner-only unix socket."""
 
-    def __init__(self, socket_path: Path, *, reconnect_ms: int = 0) -> None:
-        """``reconnect_ms``: retry a failed connection this soon (gRPC's default backoff starts at
-        1 s). Only for an agent already running (a woken guest): during a cold boot, quick retries
-        leave half-sent connection prefaces in the guest's serial bridge."""
+    def __init__(self, socket_path: Path) -> None:
         self.socket_path = socket_path
-        options: list[tuple[str, int]] = [
-            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-            ("grpc.max_send_message_length", 64 * 1024 * 1024),
-            ("grpc.enable_retries", 0),
-        ]
-        if reconnect_ms > 0:
-            options += [
-                ("grpc.initial_reconnect_backoff_ms", reconnect_ms),
-                ("grpc.min_reconnect_backoff_ms", reconnect_ms),
-                ("grpc.max_reconnect_backoff_ms", max(reconnect_ms, 1000)),
-            ]
-        self._channel = grpc.aio.insecure_channel(f"unix:{socket_path}", options=options)
+        self._channel = grpc.aio.insecure_channel(
+            f"unix:{socket_path}",
+            options=[
+                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                ("grpc.enable_retries", 0),
+            ],
+        )
         self._stub = pb_grpc.GuestAgentStub(self._channel)
         self._metadata: tuple[tuple[str, str], ...] = ()
 

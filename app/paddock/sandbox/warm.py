@@ -41,7 +41,6 @@ from paddock.vm import (
 )
 
 log = logging.getLogger(__name__)
-WAKE_RECONNECT_MS = 100  # the woken agent is already listening; retry soon after a refused try
 SNAPSHOT_ENV = "PADDOCK_SNAPSHOTS"  # "0": always boot cold (tests of the cold path, debugging)
 
 
@@ -144,7 +143,7 @@ async def wake(
         await vm.stop()
         raise
     t1 = time.monotonic()
-    guest = GuestClient(vm.agent_socket, reconnect_ms=WAKE_RECONNECT_MS)
+    guest = GuestClient(vm.agent_socket)
     try:
         await unless_failed(vm, guest.wait_ready(RESTORE_TIMEOUT_S))
     except BaseException:
@@ -167,6 +166,7 @@ class WarmPool:
         self.memory_mib = memory_mib
         self._waking: asyncio.Task[Woken] | None = None
         self._closed = False
+        self.last_error: str | None = None  # why the last wake failed (it costs only speed)
 
     @property
     def holding(self) -> bool:
@@ -178,9 +178,12 @@ class WarmPool:
         waking = self._waking
         if waking is None:
             return False
-        with contextlib.suppress(PaddockError, OSError):
+        try:
             await asyncio.shield(waking)
-        return waking.done() and not waking.cancelled() and waking.exception() is None and waking.result().alive
+        except (PaddockError, OSError) as exc:
+            self.last_error = str(exc)
+            return False
+        return waking.result().alive
 
     @property
     def pids(self) -> dict[str, int]:
@@ -206,6 +209,7 @@ class WarmPool:
             woken = await waking
         except (PaddockError, OSError) as exc:
             log.debug("warm pool: the woken sandbox could not be made: %s", exc)
+            self.last_error = str(exc)
             return None
         if not woken.alive or woken.image.hash != image.hash or woken.memory_mib != memory_mib:
             await woken.discard()
