@@ -88,9 +88,13 @@ def test_a_pooled_sandbox_is_handed_out_once_to_one_folder(
         assert not (tmp_path / "second" / "workspace" / "first.txt").exists()
         # The pool is empty now: a third session wakes its own, never a handed-out one.
         workspace, profile, _ = _make_dirs(tmp_path / "third")
-        third = engine.run(Sandbox.boot(workspace, image=guest_image, profile=profile, warm=pool), timeout=180)
+        progress: list[str] = []
+        third = engine.run(
+            Sandbox.boot(workspace, image=guest_image, profile=profile, warm=pool, on_progress=progress.append),
+            timeout=180,
+        )
         sandboxes.append(third)
-        assert third.timings.restored and not third.timings.pooled
+        assert third.timings.restored and not third.timings.pooled, progress
         assert third.vm.pids["qemu"] not in (first.vm.pids["qemu"], second.vm.pids["qemu"])
     finally:
         for sandbox in sandboxes:

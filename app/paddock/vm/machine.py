@@ -254,11 +254,26 @@ class VirtualMachine(Migration):
             sock = self.run_dir / f"fs-{share.tag}.sock"
             chardev = {"type": "socket", "data": {"addr": {"type": "unix", "data": {"path": str(sock)}},
                                                    "server": False}}  # fmt: skip
-            await self._execute("chardev-add", {"id": f"fs-{share.tag}", "backend": chardev})
+            await self._chardev_add(f"fs-{share.tag}", chardev)
             await self._execute("device_add", {"driver": "vhost-user-fs-pci", "id": f"fs-{share.tag}",
                                                    "chardev": f"fs-{share.tag}", "tag": share.tag,
                                                    "bus": f"rp{port}"})  # fmt: skip
             self._attached = True
+
+    async def _chardev_add(self, name: str, chardev: dict[str, Any]) -> None:
+        """Connect QEMU to a share daemon's socket. The socket file appears when the daemon binds
+        it, a moment before it listens: a refused connection is tried again for up to 2 s (not
+        probed from here: the daemon serves the first connection it accepts)."""
+        for _ in range(100):
+            try:
+                await self._execute("chardev-add", {"id": name, "backend": chardev})
+                return
+            except VMError as exc:
+                if "Connection refused" not in str(exc):
+                    raise
+                last = exc
+            await asyncio.sleep(0.02)
+        raise last
 
     # ------------------------------------------------------------------ supervision
 
