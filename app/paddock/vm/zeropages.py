@@ -5,7 +5,8 @@ marks as zero (it reads it), and a read of a shared-memory hole allocates a page
 guest held all of its RAM on the host, though the saved state has ~128 MB that is not zero.
 While the loaded guest is still paused (nothing runs in it, no share daemon maps it yet), this
 finds QEMU's guest-RAM memfd, and punches out the pages that are all zeros: the guest reads
-zeros from them just the same, and the host allocates them again only when written."""
+zeros from them just the same, and the host allocates them again only when the guest touches
+them (a read of a hole allocates too, so a free page costs nothing until the guest uses it)."""
 
 from __future__ import annotations
 
