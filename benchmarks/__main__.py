@@ -16,7 +16,7 @@ import platform
 import time
 from pathlib import Path
 
-from benchmarks import sandbox, turn, undo
+from benchmarks import sandbox, turn, undo, window
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -28,6 +28,7 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=30, help="agent turns to time (default 30)")
     parser.add_argument("--undo-mb", type=int, default=1024, help="folder size for restore points (0: skip)")
     parser.add_argument("--undo-files", type=int, default=10_000, help="files in that folder (default 10,000)")
+    parser.add_argument("--windows", type=int, default=3, help="window starts to time (default 3; 0: skip)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where to write the JSON")
     ns = parser.parse_args()
     started = time.monotonic()
@@ -35,20 +36,29 @@ def main() -> int:
     turns = turn.measure(ns.turns)
     results.update(turns)
     results["runs"]["turn_overhead_ms"] = turns["turns"]
+    if ns.windows:
+        results.update(window.measure(ns.windows))
+        results["runs"]["window_shown_s"] = ns.windows
     rows = [
         ("cold boot to ready agent", "cold_boot_s", "s", None),
         ("folder chosen to first command answered, cold boot (baseline)", "first_exec_cold_s", "s", "first_exec_s"),
         ("saved sandbox woken, shares attached, claimed", "restore_s", "s", None),
         ("folder chosen to first command answered (woken)", "first_exec_s", "s", None),
+        ("folder chosen to first command answered (woken ahead: the window's pool)", "first_exec_pooled_s", "s", None),
         ("exec round trip (`true` in the guest)", "exec_rtt_ms", "ms", None),
         ("exec round trip, host subprocess (baseline)", "exec_rtt_subprocess_ms", "ms", "exec_rtt_ms"),
         ("exec round trip, bubblewrap (baseline)", "exec_rtt_bwrap_ms", "ms", "exec_rtt_ms"),
         ("guest agent unary call (Health)", "unary_rtt_ms", "ms", None),
         ("virtiofs write, 64 MiB with fsync", "virtiofs_write_mbps", "MB/s", None),
         ("host disk write (baseline)", "host_write_mbps", "MB/s", "virtiofs_write_mbps"),
-        ("virtiofs read, 64 MiB, guest cache dropped", "virtiofs_read_mbps", "MB/s", None),
+        ("virtiofs read, 64 MiB (read through the share each time)", "virtiofs_read_mbps", "MB/s", None),
         ("host disk read (baseline)", "host_read_mbps", "MB/s", "virtiofs_read_mbps"),
-        ("host memory per session (QEMU + virtiofsd RSS)", "session_rss_mb", "MB", None),
+        ("host memory per session (QEMU + virtiofsd RSS, shared pages in each)", "session_rss_mb", "MB", None),
+        ("host memory per session (QEMU + virtiofsd PSS, a woken session)", "session_pss_mb", "MB", None),
+        ("host memory per session (PSS, a session from the pool)", "pooled_session_pss_mb", "MB", None),
+        ("held by the idle woken sandbox, no folder open (PSS)", "idle_warm_pss_mb", "MB", None),
+        ("egress gateway, when a session has one (PSS)", "gateway_pss_mb", "MB", None),
+        ("window shown after `paddock` starts", "window_shown_s", "s", None),
         ("agent turn, wall (model server + one guest command + host)", "turn_wall_ms", "ms", None),
         ("agent turn, host overhead (not model server, not guest)", "turn_overhead_ms", "ms", None),
     ]
@@ -67,6 +77,8 @@ def main() -> int:
             ratio = f"{r:.2f}×" if r < 1 else f"{r:.1f}×"
         shown = f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
         print(f"| {label} | {shown} {unit} | {runs} | {ratio} |")
+    print("\nWhere the first command's time goes (medians, ms):\n")
+    print(stages_table(results["stages_ms"]))
     if ns.undo_mb:
         undo_results = undo.measure(ns.undo_mb, ns.undo_files, min(100, ns.undo_mb // 2))
         results.update(undo_results)
@@ -78,6 +90,16 @@ def main() -> int:
     ns.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\n(wrote {ns.out} in {results['total_s']} s, as {results['user']})")
     return 0
+
+
+def stages_table(stages: dict[str, dict[str, float]]) -> str:
+    """One column per path (cold, woken, woken ahead), one row per stage."""
+    names = list(dict.fromkeys(k for path in stages.values() for k in path))
+    lines = ["| stage | " + " | ".join(stages) + " |", "|---|" + "---:|" * len(stages)]
+    for name in names:
+        cells = [f"{path[name]:,.1f}" if name in path else "" for path in stages.values()]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

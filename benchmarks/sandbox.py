@@ -12,33 +12,99 @@ import time
 from pathlib import Path
 from typing import Any
 
-from paddock.sandbox import SNAPSHOT_ENV, Sandbox, ensure_snapshot
+from benchmarks.memory import pss_mb, rss_mb
+from paddock.core.paths import runtime_dir
+from paddock.egress import EgressGateway
+from paddock.sandbox import SNAPSHOT_ENV, Sandbox, WarmPool, ensure_snapshot
 
 
 def _median(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
-async def _boots(folder: Path, n: int, *, restore: bool) -> tuple[list[float], list[float], str]:
+async def _boots(
+    folder: Path, n: int, *, restore: bool
+) -> tuple[list[float], list[float], str, list[dict[str, float]]]:
     """Boot (cold, or woken from the saved sandbox) to a ready agent, and "folder chosen" to the
-    first command's answer."""
+    first command's answer, with a wake's stages."""
     os.environ[SNAPSHOT_ENV] = "1" if restore else "0"
     if restore:
         await ensure_snapshot()
     boots: list[float] = []
     firsts: list[float] = []
+    stages: list[dict[str, float]] = []
     accel = ""
     for _ in range(n):
         t0 = time.monotonic()
         sandbox = await Sandbox.boot(folder)
         boots.append(time.monotonic() - t0)
+        t1 = time.monotonic()
         await sandbox.guest.run(["true"])
         firsts.append(time.monotonic() - t0)
+        stages.append(_stages(sandbox, t1 - t0, time.monotonic() - t1))
         accel = sandbox.timings.accel.accel.value
         if sandbox.timings.restored != restore:
             raise RuntimeError("the benchmark did not boot the way it meant to")
         await sandbox.close()
-    return boots, firsts, accel
+    return boots, firsts, accel, stages
+
+
+def _stages(sandbox: Sandbox, boot_s: float, first_s: float) -> dict[str, float]:
+    """A boot's stages: the wake's own (QEMU restoring, the agent answering, shares attached,
+    claim), the rest of ``Sandbox.boot`` (policy, image, accelerator, egress) and the command."""
+    out = dict(sandbox.timings.stages)
+    ahead = ("qemu_restore", "agent_answers") if sandbox.timings.pooled else ()
+    out["rest_of_boot"] = boot_s - sum(v for k, v in out.items() if k not in ahead)
+    out["first_command"] = first_s
+    return {f"{k} (before the folder)" if k in ahead else k: v for k, v in out.items()}
+
+
+async def _pooled(folder: Path, n: int) -> tuple[list[float], list[dict[str, float]], list[float], list[float]]:
+    """The window's path: a sandbox woken ahead (the pool), then "folder chosen" to the first
+    command's answer. Also the PSS the idle woken sandbox holds, and a pooled session's PSS."""
+    os.environ[SNAPSHOT_ENV] = "1"
+    pool = WarmPool()
+    firsts: list[float] = []
+    stages: list[dict[str, float]] = []
+    idle: list[float] = []
+    held: list[float] = []
+    try:
+        for _ in range(n):
+            pool.fill()
+            if not await pool.wait():
+                raise RuntimeError("the pool could not wake a sandbox")
+            await asyncio.sleep(1.0)  # the person choosing a folder; the woken guest settles
+            idle.append(pss_mb(list(pool.pids.values())))
+            t0 = time.monotonic()
+            sandbox = await Sandbox.boot(folder, warm=pool)
+            t1 = time.monotonic()
+            await sandbox.guest.run(["true"])
+            firsts.append(time.monotonic() - t0)
+            if not sandbox.timings.pooled:
+                raise RuntimeError("the benchmark did not take the pool's sandbox")
+            stages.append(_stages(sandbox, t1 - t0, time.monotonic() - t1))
+            held.append(pss_mb(list(sandbox.vm.pids.values())))
+            await sandbox.close()
+    finally:
+        await pool.close()
+    return firsts, stages, idle, held
+
+
+async def _gateway_pss() -> float:
+    """The egress gateway's own PSS (mitmproxy; started for a session with grants or asking)."""
+    gateway = EgressGateway(runtime_dir() / "gw-bench", "bench", [], {})
+    await gateway.start()
+    try:
+        await asyncio.sleep(1.0)
+        proc = gateway._proc
+        return pss_mb([proc.pid]) if proc is not None else 0.0
+    finally:
+        await gateway.stop()
+
+
+def _median_stages(rows: list[dict[str, float]]) -> dict[str, float]:
+    keys = [k for k in rows[0]] if rows else []
+    return {k: round(_median([r[k] for r in rows if k in r]) * 1000, 1) for k in keys}
 
 
 DD_MB = 64
@@ -48,7 +114,7 @@ def _mbps(seconds: float) -> float:
     return round(DD_MB / seconds, 1)
 
 
-async def _virtiofs(folder: Path, repeats: int) -> tuple[list[float], list[float], float]:
+async def _virtiofs(folder: Path, repeats: int) -> tuple[list[float], list[float], dict[str, float]]:
     """Write (with fsync) and read (guest caches dropped) 64 MiB through the workspace share."""
     writes: list[float] = []
     reads: list[float] = []
@@ -58,13 +124,16 @@ async def _virtiofs(folder: Path, repeats: int) -> tuple[list[float], list[float
             t0 = time.perf_counter()
             await run(["dd", "if=/dev/zero", "of=bench.bin", "bs=1M", f"count={DD_MB}", "conv=fsync", "status=none"])
             writes.append(_mbps(time.perf_counter() - t0))
-            await run(["sh", "-c", "sync; echo 3 > /proc/sys/vm/drop_caches"])
+            # The guest's user cannot drop the guest's caches (this fails as an ordinary user);
+            # the reads run at the same speed the first time and after, through the share.
+            await run(["sh", "-c", "sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true"])
             t0 = time.perf_counter()
             await run(["dd", "if=bench.bin", "of=/dev/null", "bs=1M", "status=none"])
             reads.append(_mbps(time.perf_counter() - t0))
-        rss = _rss_mb(list(sandbox.vm.pids.values()))
+        pids = list(sandbox.vm.pids.values())
+        memory = {"session_rss_mb": rss_mb(pids), "session_pss_mb": pss_mb(pids)}
         await run(["rm", "-f", "bench.bin"])
-    return writes, reads, rss
+    return writes, reads, memory
 
 
 def _host_disk(folder: Path, repeats: int) -> tuple[list[float], list[float]]:
@@ -85,19 +154,6 @@ def _host_disk(folder: Path, repeats: int) -> tuple[list[float], list[float]]:
         reads.append(_mbps(time.perf_counter() - t0))
     target.unlink()
     return writes, reads
-
-
-def _rss_mb(pids: list[int]) -> float:
-    """Resident memory of the VM's host processes (QEMU, virtiofsd), guest RAM it touched included."""
-    total_kb = 0
-    for pid in pids:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total_kb += int(line.split()[1])
-        except OSError:
-            continue
-    return round(total_kb / 1024, 1)
 
 
 async def _execs(folder: Path, n: int) -> tuple[list[float], list[float]]:
@@ -128,10 +184,12 @@ def _host_execs(argv: list[str], n: int) -> list[float]:
 def measure(boots: int, execs: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="paddock-bench-") as tmp:
         folder = Path(tmp)
-        boot_times, cold_first_times, accel = asyncio.run(_boots(folder, boots, restore=False))
-        restore_times, first_times, _ = asyncio.run(_boots(folder, boots, restore=True))
+        boot_times, cold_first_times, accel, cold_stages = asyncio.run(_boots(folder, boots, restore=False))
+        restore_times, first_times, _, woken_stages = asyncio.run(_boots(folder, boots, restore=True))
+        pooled_times, pooled_stages, idle_pss, pooled_pss = asyncio.run(_pooled(folder, boots))
         exec_times, unary_times = asyncio.run(_execs(folder, execs))
-        vfs_writes, vfs_reads, rss = asyncio.run(_virtiofs(folder, 3))
+        vfs_writes, vfs_reads, memory = asyncio.run(_virtiofs(folder, 3))
+        gateway_pss = asyncio.run(_gateway_pss())
         host_writes, host_reads = _host_disk(folder, 3)
         results: dict[str, Any] = {
             "accel": accel,
@@ -139,11 +197,20 @@ def measure(boots: int, execs: int) -> dict[str, Any]:
             "first_exec_cold_s": round(_median(cold_first_times), 3),
             "restore_s": round(_median(restore_times), 3),
             "first_exec_s": round(_median(first_times), 3),
+            "first_exec_pooled_s": round(_median(pooled_times), 3),
+            "stages_ms": {
+                "cold": _median_stages(cold_stages),
+                "woken": _median_stages(woken_stages),
+                "pooled": _median_stages(pooled_stages),
+            },
             "virtiofs_write_mbps": _median(vfs_writes),
             "virtiofs_read_mbps": _median(vfs_reads),
             "host_write_mbps": _median(host_writes),
             "host_read_mbps": _median(host_reads),
-            "session_rss_mb": rss,
+            **memory,
+            "pooled_session_pss_mb": _median(pooled_pss),
+            "idle_warm_pss_mb": _median(idle_pss),
+            "gateway_pss_mb": gateway_pss,
             "exec_rtt_ms": round(_median(exec_times) * 1000, 2),
             "unary_rtt_ms": round(_median(unary_times) * 1000, 2),
             "exec_rtt_subprocess_ms": round(_median(_host_execs(["true"], execs)) * 1000, 2),
@@ -157,6 +224,11 @@ def measure(boots: int, execs: int) -> dict[str, Any]:
                 "host_write_mbps": 3,
                 "host_read_mbps": 3,
                 "session_rss_mb": 1,
+                "session_pss_mb": 1,
+                "first_exec_pooled_s": boots,
+                "pooled_session_pss_mb": boots,
+                "idle_warm_pss_mb": boots,
+                "gateway_pss_mb": 1,
                 "exec_rtt_ms": execs,
                 "unary_rtt_ms": execs,
                 "exec_rtt_subprocess_ms": execs,
@@ -164,6 +236,7 @@ def measure(boots: int, execs: int) -> dict[str, Any]:
             "raw": {
                 "cold_boot_s": [round(t, 3) for t in boot_times],
                 "restore_s": [round(t, 3) for t in restore_times],
+                "first_exec_pooled_s": [round(t, 3) for t in pooled_times],
             },
         }
         bwrap = shutil.which("bwrap")

@@ -1,22 +1,28 @@
 """The sandbox layer: a VM with the folder shared and the guest agent claimed, its egress
 gateway and session token. Below the assistant; knows nothing of models or the window."""
 
-from paddock.sandbox.local import (
+from paddock.sandbox.guarded import SandboxFailed
+from paddock.sandbox.local import BootTimings
+from paddock.sandbox.sandbox import Sandbox
+from paddock.sandbox.warm import (
     SNAPSHOT_ENV,
-    BootTimings,
-    SandboxFailed,
+    WarmPool,
+    Woken,
     ensure_snapshot,
     snapshot_path,
     snapshots_enabled,
+    wake,
 )
-from paddock.sandbox.sandbox import Sandbox
 
 __all__ = [
     "SNAPSHOT_ENV",
     "BootTimings",
     "Sandbox",
     "SandboxFailed",
+    "WarmPool",
+    "Woken",
     "ensure_snapshot",
     "snapshot_path",
     "snapshots_enabled",
+    "wake",
 ]

@@ -26,15 +26,11 @@ from paddock.guest import ExecEvent, ExecStarted, GuestClient, GuestUnavailable
 from paddock.policy import EffectivePolicy, FolderDecision, PolicyError
 from paddock.policy import load as load_policy
 from paddock.remote import RemoteMachine, SyncReport
+from paddock.sandbox.guarded import Progress, SandboxFailed, reason_for, unless_failed
 from paddock.sandbox.keys import secrets_for as _secrets_for
-from paddock.sandbox.local import (
-    BootTimings,
-    SandboxFailed,
-    _boot_here,
-    _reason,
-    _unless_failed,
-)
+from paddock.sandbox.local import BootTimings, _boot_here
 from paddock.sandbox.remote import Machine, boot_remote, choose_host
+from paddock.sandbox.warm import WarmPool
 from paddock.vm import Guard, GuestImage, Keeper, VirtualMachine, VMState
 
 log = logging.getLogger(__name__)
@@ -42,7 +38,6 @@ EGRESS_PORT = 3128  # the guest agent's local end of the egress tunnel
 WATCHDOG_INTERVAL_S = 5.0
 WATCHDOG_TIMEOUT_S = float(os.environ.get("PADDOCK_WATCHDOG_TIMEOUT", "30"))
 T = TypeVar("T")
-Progress = Callable[[str], None]
 
 
 class BootOptions(TypedDict, total=False):
@@ -65,6 +60,8 @@ class BootOptions(TypedDict, total=False):
     # store, which keeps what a restore point needs first): ``paddock.vm.guard``. Local only: on
     # a sandbox host the folder changes here only when the sync brings files back.
     keeper: Keeper | None
+    # Where a sandbox woken ahead of time may be waiting (the window's): taken, never returned.
+    warm: WarmPool | None
     host: str | None  # a sandbox host policy names (default: the least loaded one policy assigns, else here)
 
 
@@ -163,7 +160,7 @@ class Sandbox:
 
     async def guarded(self, aw: Awaitable[T]) -> T:
         """Await a guest call, turning a VM failure into SandboxFailed with its reason."""
-        return await _unless_failed(self.vm, aw)
+        return await unless_failed(self.vm, aw)
 
     async def exec(
         self, argv: list[str], *, cwd: str = "", timeout_s: float = 0.0, stdin: bytes = b""
@@ -176,12 +173,12 @@ class Sandbox:
         try:
             while True:
                 try:
-                    ev = await _unless_failed(self.vm, events.__anext__())
+                    ev = await unless_failed(self.vm, events.__anext__())
                 except StopAsyncIteration:
                     finished = True
                     break
                 except GuestUnavailable as exc:
-                    raise SandboxFailed(await _reason(self.vm, exc)) from exc
+                    raise SandboxFailed(await reason_for(self.vm, exc)) from exc
                 if isinstance(ev, ExecStarted):
                     for listener in self.exec_listeners:
                         listener(ev.exec_id)
@@ -211,7 +208,7 @@ class Sandbox:
         if not isinstance(self.vm, RemoteMachine) or not self.alive or (unless_held and self._held):
             return None
         try:
-            report = await _unless_failed(self.vm, self.vm.pull() if back else self.vm.push())
+            report = await unless_failed(self.vm, self.vm.pull() if back else self.vm.push())
         except PaddockError as exc:
             await self.vm.fail(exc.message)
             raise SandboxFailed(exc.message) from exc

@@ -29,7 +29,7 @@ from paddock.core.paths import data_dir
 from paddock.policy import EffectivePolicy, PolicyError, TrustStore, behaviour_files
 from paddock.policy import load as load_policy
 from paddock.remote import SyncReport
-from paddock.sandbox import Sandbox, SandboxFailed, ensure_snapshot, snapshots_enabled
+from paddock.sandbox import Sandbox, SandboxFailed, WarmPool, ensure_snapshot, snapshots_enabled
 from paddock.session import models
 from paddock.session.activity import Activity, activity
 from paddock.session.desk_keys import DeskKeys
@@ -131,6 +131,7 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
         self.model: str | None = None  # [ENDPOINT:]MODEL for the next folder opened (None: policy's default)
         self.recent = RecentFolders(data_dir() / "recent-folders.json")
         self._warming: asyncio.Future[Path] | None = None
+        self.pool = WarmPool()  # one sandbox woken ahead of the folder while the window waits
         self._target: models.ModelTarget | None = None
         self._reconnecting: asyncio.Future[None] | None = None  # after a sandbox host's connection dropped
 
@@ -159,6 +160,8 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
         warming = self._warming = asyncio.ensure_future(ensure_snapshot())
         with contextlib.suppress(PaddockError, OSError):
             await asyncio.shield(warming)
+            if self._open is None:  # a folder is chosen: that one woke its own
+                self.pool.fill()
 
     async def _warmed(self) -> None:
         if self._warming is not None and not self._warming.done():
@@ -230,6 +233,7 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
             sandbox = await opened.runner.boot(
                 on_progress=lambda msg: self._status(SandboxState.STARTING, msg),
                 egress_asking=opened.policy.allow_asking,
+                warm=self.pool,
             )
         except SandboxFailed as exc:
             self._status(SandboxState.FAILED, str(exc))
@@ -366,6 +370,7 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
                                  first.point.id if first else None, pictures)  # fmt: skip
         await opened.runner.close()
         self._open = None
+        self.pool.fill()  # the next folder's, woken while the person chooses it
         self._emit(summary)
         return summary
 
@@ -385,6 +390,7 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
             self._status(SandboxState.STOPPED, "The sandbox is stopped")
 
     async def close(self) -> None:
-        """The window is closing: end the session if one is open."""
+        """The window is closing: end the session if one is open; stop the woken sandbox."""
         if self._open is not None:
             await self.finish()
+        await self.pool.close()

@@ -36,7 +36,7 @@ from paddock.credentials import Keychain, audit_key
 from paddock.llm import ModelProvider
 from paddock.policy import EffectivePolicy, FolderDecision, PolicyError, TrustStore
 from paddock.policy import load as load_policy
-from paddock.sandbox import Sandbox, SandboxFailed
+from paddock.sandbox import Sandbox, SandboxFailed, WarmPool
 from paddock.session.auditing import SessionAuditor
 from paddock.session.models import ModelDecision, refused
 from paddock.session.undoing import START, TURN, FolderUndo
@@ -149,11 +149,18 @@ class SessionRunner:
         return self.decided.policy
 
     async def boot(
-        self, *, on_progress: Progress | None = None, egress_asking: bool = False, host: str | None = None
+        self,
+        *,
+        on_progress: Progress | None = None,
+        egress_asking: bool = False,
+        host: str | None = None,
+        warm: WarmPool | None = None,
     ) -> Sandbox:
         """Boot (or wake) the sandbox on the decided folder; the auditor follows it. On a sandbox
         host (``host``, else the one policy assigns, see ``paddock.remote``), its copy of the folder
-        comes back after each command, so the restore points and change summary work the same."""
+        comes back after each command, so the restore points and change summary work the same.
+        ``warm``: a pool whose sandbox, woken ahead of the folder, a session here takes (and never
+        gives back)."""
         if self.sandbox is not None:
             raise SandboxFailed("This session already has a sandbox; close it first.")
         # The session's restore point is made while the VM starts (nothing in the guest can touch
@@ -170,6 +177,7 @@ class SessionRunner:
                 egress_asking=egress_asking,
                 host=host,
                 keeper=self.undo.keeper if self.undo.enabled else None,
+                warm=warm,
             )
         except BaseException:
             point.cancel()

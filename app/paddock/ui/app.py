@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from paddock.core.engine import Engine
 from paddock.session import Desk
 from paddock.ui.window import MainWindow
+
+log = logging.getLogger(__name__)
+SHOWN = "window shown"  # logged once the event loop has shown the window (benchmarks/window.py)
 
 
 def main() -> int:
@@ -18,6 +23,7 @@ def main() -> int:
     desk = Desk()
     window = MainWindow(engine, desk)
     window.show()
+    QTimer.singleShot(0, lambda: log.info(SHOWN))
     try:
         return app.exec()
     finally:

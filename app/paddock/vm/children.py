@@ -39,3 +39,11 @@ def set_pdeathsig() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     pr_set_pdeathsig = 1
     libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def read_text(path: Path) -> str:
+    """A log's text ("" when there is none, or it cannot be read)."""
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""

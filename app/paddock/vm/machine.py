@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import secrets
@@ -34,7 +35,7 @@ from qemu.qmp.error import QMPError
 from paddock.core.errors import PaddockError
 from paddock.core.paths import runtime_dir
 from paddock.core.processes import terminate
-from paddock.vm.children import keep_logs, log_file, set_pdeathsig
+from paddock.vm.children import keep_logs, log_file, read_text, set_pdeathsig
 from paddock.vm.config import (
     HOTPLUG_PORTS,
     Share,
@@ -260,10 +261,15 @@ class VirtualMachine(Migration):
             raise VMError(f"QEMU refused {command}: {exc}") from exc
 
     @requires(VMState.BOOTING)
-    async def attach_shares(self) -> None:
-        """Hot-plug mode: start one virtiofsd per share and add it as a vhost-user-fs-pci device
-        on its own PCIe port. The guest mounts them when asked (the agent's Claim)."""
+    async def attach_shares(self, shares: tuple[Share, ...] | None = None) -> None:
+        """Hot-plug mode: start one virtiofsd per share (``shares``, or the config's) and add it
+        as a vhost-user-fs-pci device on its own PCIe port. The guest mounts them when asked (the
+        agent's Claim). Once per VM: a woken sandbox gets its folder here, after the wake."""
         assert self.run_dir is not None and self._qmp is not None
+        if self._attached:
+            raise VMError("shares are attached once per VM")
+        if shares is not None:
+            self.config = dataclasses.replace(self.config, shares=shares)
         if len(self.config.shares) > HOTPLUG_PORTS:
             raise VMError(f"at most {HOTPLUG_PORTS} shares can be attached")
         for port, share in enumerate(self.config.shares):
@@ -271,11 +277,26 @@ class VirtualMachine(Migration):
             sock = self.run_dir / f"fs-{share.tag}.sock"
             chardev = {"type": "socket", "data": {"addr": {"type": "unix", "data": {"path": str(sock)}},
                                                    "server": False}}  # fmt: skip
-            await self._execute("chardev-add", {"id": f"fs-{share.tag}", "backend": chardev})
+            await self._chardev_add(f"fs-{share.tag}", chardev)
             await self._execute("device_add", {"driver": "vhost-user-fs-pci", "id": f"fs-{share.tag}",
                                                    "chardev": f"fs-{share.tag}", "tag": share.tag,
                                                    "bus": f"rp{port}"})  # fmt: skip
             self._attached = True
+
+    async def _chardev_add(self, name: str, chardev: dict[str, Any]) -> None:
+        """Connect QEMU to a share daemon's socket. The socket file appears when the daemon binds
+        it, a moment before it listens: a refused connection is tried again for up to 2 s (not
+        probed from here: the daemon serves the first connection it accepts)."""
+        for _ in range(100):
+            try:
+                await self._execute("chardev-add", {"id": name, "backend": chardev})
+                return
+            except VMError as exc:
+                if "Connection refused" not in str(exc):
+                    raise
+                last = exc
+            await asyncio.sleep(0.02)
+        raise last
 
     # ------------------------------------------------------------------ supervision
 
@@ -361,22 +382,11 @@ class VirtualMachine(Migration):
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def _log_tail(self, name: str, limit: int = 600) -> str:
-        if self.run_dir is None:
-            return ""
-        try:
-            text = (self.run_dir / f"{name}.log").read_text(errors="replace").strip()
-        except OSError:
-            return ""
-        return text[-limit:]
+        return read_text(self.run_dir / f"{name}.log").strip()[-limit:] if self.run_dir is not None else ""
 
     def console_tail(self, limit: int = 2000) -> str:
         """The end of the guest's console, for error reports and failed tests."""
-        if self.run_dir is None:
-            return ""
-        try:
-            return self.console_log.read_text(errors="replace")[-limit:]
-        except OSError:
-            return ""
+        return read_text(self.console_log)[-limit:] if self.run_dir is not None else ""
 
     def kernel_cmdline(self) -> str:
         return kernel_cmdline(self.config)

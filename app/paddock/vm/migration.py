@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,9 @@ from typing import Any
 from qemu.qmp import QMPClient
 
 from paddock.vm.config import MIGRATION_TIMEOUT_S, VMConfig, VMError, VMState, requires
+from paddock.vm.zeropages import release_zero_pages
+
+log = logging.getLogger(__name__)
 
 
 class Migration:
@@ -18,6 +22,7 @@ class Migration:
     config: VMConfig
     _attached: bool
     _qmp: QMPClient | None
+    _qemu: asyncio.subprocess.Process | None
 
     @property
     def state(self) -> VMState:
@@ -43,6 +48,9 @@ class Migration:
         status = await self._wait_migration(qmp, incoming=True)
         if status != "paused":
             raise VMError(f"The saved sandbox could not be loaded (QEMU says {status}).")
+        if self._qemu is not None:  # paused, no share daemon yet: give back the all-zero pages
+            released = await asyncio.to_thread(release_zero_pages, self._qemu.pid)
+            log.debug("guest RAM: %d MB of zero pages given back after loading", released >> 20)
         await self._execute("cont")
 
     async def _wait_migration(self, qmp: QMPClient, *, incoming: bool) -> str:
