@@ -292,6 +292,13 @@ def summary(app: QApplication, window: MainWindow) -> None:
                Change(".git/hooks/pre-commit", "created", "a git hook: git runs it on your computer")]  # fmt: skip
     pictures = tuple(p for c in changes for p in _guest_pictures() if p.path == c.path)  # drawn in the sandbox
     window._on_event(SessionSummary(FOLDER, changes, 1, Path(tempfile.mkdtemp()), 3, pictures))
+    window.summary.changes.setCurrentRow(4)  # data/cleaned.csv: how its lines changed (no store here: shown as made)
+    _wait_idle(app, window)
+    settle(app)
+    window.summary.message.clear()
+    window.summary.show_diff("--- before the session\n+++ now\n@@ -1,4 +1,4 @@\n month,region,sales\n"
+                             "-2026-01,north,41200\n+2026-01,North,41200\n 2026-02,North,44750\n"
+                             "-2026-03,Nort,48900\n+2026-03,North,48900")  # fmt: skip
 
 
 def problem(app: QApplication, window: MainWindow) -> None:

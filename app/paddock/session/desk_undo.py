@@ -11,6 +11,7 @@ from typing import Any
 from paddock.core.errors import PaddockError
 from paddock.core.text import shown
 from paddock.policy import EffectivePolicy
+from paddock.session.filediff import text_diff
 from paddock.session.runner import EntryPoint, SessionRunner, decide
 from paddock.session.summary import SessionSummary
 from paddock.session.undoing import TURN
@@ -48,6 +49,12 @@ class DeskUndo:
         if not done.touched:
             return "Nothing to undo: the folder is as it was before that message."
         return f"Undone: the folder is as it was before that message ({done.touched} file(s) put back or removed)."
+
+    async def file_diff(self, summary: SessionSummary, path: str) -> str:
+        """How a text file changed during the session (a unified diff), or why that cannot be shown."""
+        if summary.start_point is None:
+            return "This session has no restore point to compare with (undo is off in policy)."
+        return await asyncio.to_thread(text_diff, summary.folder, summary.start_point, path)
 
     async def undo_session(self, summary: SessionSummary, path: str | None = None) -> str:
         """Put the folder (or one file) back as it was when the session started; audited like

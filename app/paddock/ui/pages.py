@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from paddock.session import Change, FirstRun, FolderCheck, SessionSummary, plain_checks, why_not_open
+from paddock.ui.filediff import DiffView
 from paddock.ui.previews import PreviewList
 
 
@@ -246,6 +247,7 @@ class SummaryPage(QWidget):
     done = Signal()
     revert_requested = Signal(object)  # a Change
     undo_all_requested = Signal()
+    diff_requested = Signal(str)  # a changed file's path: show how its text changed
 
     def __init__(self) -> None:
         super().__init__()
@@ -258,7 +260,10 @@ class SummaryPage(QWidget):
         self.changes.setObjectName("changedFiles")
         self.changes.setAccessibleName("Files that changed")
         self.changes.itemActivated.connect(self._open_item)
+        self.changes.currentItemChanged.connect(self._selected)
         layout.addWidget(self.changes, 1)
+        self.diff = DiffView()  # how the selected changed text file's lines changed
+        layout.addWidget(self.diff, 1)
         self.pictures_title = _label(
             "Pictures of the files made or changed (choose one to see it large):", "picturesTitle"
         )
@@ -301,6 +306,7 @@ class SummaryPage(QWidget):
             f"The assistant asked you {asked} question{'s' if asked != 1 else ''} this session."
         )
         self.changes.clear()
+        self.diff.setVisible(False)
         self.shown_changes = list(summary.changes)
         for i, c in enumerate(summary.changes):
             item = QListWidgetItem(f"{c.kind}: {c.shown_path}")
@@ -353,6 +359,16 @@ class SummaryPage(QWidget):
             change = self.shown_changes[index]
             if change.kind != "not scanned":
                 self.revert_requested.emit(change)
+
+    def _selected(self, item: QListWidgetItem | None, _previous: QListWidgetItem | None = None) -> None:
+        index = item.data(Qt.ItemDataRole.UserRole + 1) if item is not None else None
+        change = self.shown_changes[index] if isinstance(index, int) and 0 <= index < len(self.shown_changes) else None
+        self.diff.setVisible(False)
+        if change is not None and change.kind == "changed":
+            self.diff_requested.emit(change.path)
+
+    def show_diff(self, text: str) -> None:
+        self.diff.show_diff(text)
 
     def undone(self, message: str) -> None:
         self.message.setText(message)

@@ -104,6 +104,7 @@ class MainWindow(QMainWindow):
         self.summary.done.connect(self.show_folders)
         self.summary.revert_requested.connect(self._revert)
         self.summary.undo_all_requested.connect(self._undo_all)
+        self.summary.diff_requested.connect(self._diff)
 
         self.stack.setCurrentWidget(self.welcome)
         self._check_host()
@@ -278,6 +279,11 @@ class MainWindow(QMainWindow):
             return revert(summary, change)
 
         self.bridge.call(do(), lambda msg: self.summary.reverted(change, msg), self.summary.message.setText)
+
+    def _diff(self, path: str) -> None:
+        if self.last_summary is not None:
+            self.bridge.call(self.desk.file_diff(self.last_summary, path), self.summary.show_diff,
+                             self.summary.message.setText)  # fmt: skip
 
     def _undo_all(self) -> None:
         if self.last_summary is not None:
