@@ -5,6 +5,7 @@ Real: sshd, paramiko's SFTP, ``paddock remote manifest`` run by the server accou
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,3 +91,55 @@ def test_safe_rel_refuses_what_is_not_a_plain_path(name: str) -> None:
 
 def test_safe_rel_keeps_a_plain_path() -> None:
     assert safe_rel("docs/Q3 report (final).xlsx") == "docs/Q3 report (final).xlsx"
+
+
+def test_a_guest_swapping_a_folder_for_a_link_mid_sync_reaches_nothing_outside(
+    synced: tuple[FolderSync, str], test_host: SshHost
+) -> None:
+    """The guest can keep a process running in the workspace: here a shell as the server account
+    (what the guest's files are on the server) swaps the folder ``d`` for a link to ``..`` (the
+    session folder) as fast as it can while the laptop sends and brings back files under ``d``.
+    Nothing may be written outside the workspace, and nothing outside it may come back."""
+    sync, there = synced
+    (sync.folder / "d").mkdir()
+    for i in range(20):
+        (sync.folder / "d" / f"f{i}.txt").write_text(f"v0 {i}")
+    sync.push()
+    test_host.shell(f"echo session-secret > {there}/../secret.txt")
+    swapper = (
+        f"cd {there} && end=$(($(date +%s)+6)); while [ $(date +%s) -lt $end ]; do "
+        "mv d d.real 2>/dev/null; ln -s .. d 2>/dev/null; rm -f d; mv d.real d 2>/dev/null; done"
+    )
+    conn = Connection.open(test_host.host(), test_host.private_key)
+    chan = conn.transport.open_session()
+    chan.exec_command(swapper)
+    try:
+        for round_ in range(1, 6):
+            for i in range(20):
+                (sync.folder / "d" / f"f{i}.txt").write_text(f"v{round_} {i}")
+            sync.push(ask=True)
+            test_host.shell(f"cd {there} && echo guest{round_} > d/g{round_}.txt 2>/dev/null; true")
+            sync.pull()
+    finally:
+        chan.recv_exit_status()
+        conn.close()
+    code, listing = test_host.shell(f"cd {there}/.. && ls -A")
+    assert code == 0, listing
+    assert sorted(listing.split()) == ["hashes.json", "secret.txt", "workspace"], listing
+    assert not list(sync.folder.rglob("secret.txt")), "a file outside the workspace came back"
+    assert not [p for p in sync.folder.rglob("*") if p.name.startswith(".paddock")]
+
+
+def test_a_large_file_travels_in_chunks_both_ways(synced: tuple[FolderSync, str], test_host: SshHost) -> None:
+    """A 40 MiB file is streamed (1 MiB at a time, hashed on the way), there and back, intact, with
+    its executable bit kept."""
+    sync, there = synced
+    big = sync.folder / "big.bin"
+    big.write_bytes(secrets.token_bytes(40 << 20))
+    big.chmod(0o755)
+    assert sync.push().sent == ["big.bin"]
+    code, out = test_host.shell(f"cd {there} && sha256sum big.bin && printf x >> big.bin && stat -c %a big.bin")
+    assert code == 0 and out.split()[0] == hashlib.sha256(big.read_bytes()).hexdigest(), out
+    expected = big.read_bytes() + b"x"
+    assert sync.pull().changed == ["big.bin"]
+    assert big.read_bytes() == expected and big.stat().st_mode & 0o100
