@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -143,3 +144,38 @@ def test_a_large_file_travels_in_chunks_both_ways(synced: tuple[FolderSync, str]
     expected = big.read_bytes() + b"x"
     assert sync.pull().changed == ["big.bin"]
     assert big.read_bytes() == expected and big.stat().st_mode & 0o100
+
+
+def test_a_file_the_server_cannot_read_now_is_neither_removed_here_nor_brought_back(
+    synced: tuple[FolderSync, str], test_host: SshHost
+) -> None:
+    """A file the listing cannot open (here mode 000; in life EMFILE or a race) used to be left out
+    of the listing, and the laptop then removed its own copy."""
+    sync, there = synced
+    (sync.folder / "keep.txt").write_text("the person's file")
+    sync.push()
+    test_host.shell(f"chmod 000 {there}/keep.txt")
+    try:
+        back = sync.pull()
+    finally:
+        test_host.shell(f"chmod 600 {there}/keep.txt")
+    assert back.removed == [] and (sync.folder / "keep.txt").read_text() == "the person's file"
+    assert any("keep.txt" in r for r in back.refused), back
+
+
+def test_concurrent_syncs_are_taken_one_at_a_time(synced: tuple[FolderSync, str], test_host: SshHost) -> None:
+    """Tool calls run concurrently; their syncs share what both sides held. Several threads
+    pushing and pulling at once finish without error, and the folder ends as the server has it."""
+    sync, there = synced
+    for i in range(10):
+        (sync.folder / f"f{i}.txt").write_text(str(i))
+    sync.push()
+    test_host.shell(f"cd {there} && rm f1.txt f2.txt && echo new > f3.txt")
+    with ThreadPoolExecutor(4) as pool:
+        for fut in [
+            pool.submit(sync.pull if n % 2 else sync.push, **({} if n % 2 else {"ask": False})) for n in range(8)
+        ]:
+            fut.result()
+    sync.pull()
+    _code, listing = test_host.shell(f"cd {there} && ls")
+    assert sorted(p.name for p in sync.folder.iterdir()) == sorted(listing.split())
