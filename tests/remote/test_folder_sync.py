@@ -1,12 +1,14 @@
-"""The folder on a sandbox host, there and back over SFTP, against the real sshd (no VM: the
+"""The folder on a sandbox host, there and back over SSH, against the real sshd (no VM: the
 server's copy is changed by a shell as the server account, as a command in the guest would).
 
-Real: sshd, paramiko's SFTP, ``paddock remote manifest`` run by the server account. No fake."""
+Real: sshd, paramiko, ``paddock remote manifest``/``files`` run by the server account. No fake."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+import shlex
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from paddock.remote import Connection, FolderSync, safe_rel
+from paddock.remote.ssh import Result
 from tests.remote.conftest import SshHost
 
 SESSIONS = ".local/state/paddock-remote/sessions"
@@ -179,3 +182,18 @@ def test_concurrent_syncs_are_taken_one_at_a_time(synced: tuple[FolderSync, str]
     sync.pull()
     _code, listing = test_host.shell(f"cd {there} && ls")
     assert sorted(p.name for p in sync.folder.iterdir()) == sorted(listing.split())
+
+
+def test_a_command_that_writes_much_to_stderr_does_not_stall(test_host: SshHost) -> None:
+    """stdout used to be read to its end before stderr: over 2 MiB on stderr filled the channel's
+    window and both sides waited for ever (here bounded by the test's timeout)."""
+    script = "__import__('os').write(2, bytes(3000000)) and print('done')"  # the "server command" here
+    conn = Connection.open(test_host.host(command=f"python3 -c {shlex.quote(script)}"), test_host.private_key)
+    results: list[Result] = []
+    worker = threading.Thread(target=lambda: results.append(conn.run("load")), daemon=True)
+    worker.start()
+    worker.join(60)
+    conn.close()
+    assert results, "the command stalled"
+    result = results[0]
+    assert result.code == 0 and result.out == b"done\n" and len(result.err) == 3_000_000

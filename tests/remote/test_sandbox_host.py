@@ -1,6 +1,6 @@
 """Sandbox hosts over SSH, against a real OpenSSH server on loopback (tests/remote/conftest.py):
 the VM runs as the server account with the installed Paddock there, the guest agent's gRPC rides
-the SSH channel, the folder goes there and back over SFTP.
+the SSH channel, the folder goes there and back over SSH (``paddock remote files``).
 
 Real: sshd, paramiko, the VM and guest agent (on the "server", as another account), the keychain
 (gnome-keyring holds the SSH key), the egress gateway on this side. No fake.

@@ -171,15 +171,5 @@ class Connection:
         finally:
             chan.close()
 
-    def sftp(self) -> paramiko.SFTPClient:
-        try:
-            with self._lock:
-                client = paramiko.SFTPClient.from_transport(self.transport)
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise RemoteError(f"The connection to the sandbox host {self.host.name!r} dropped ({exc}).") from exc
-        if client is None:
-            raise RemoteError(f"The sandbox host {self.host.name!r} offers no file transfer (SFTP).")
-        return client
-
     def close(self) -> None:
         self.transport.close()
