@@ -197,3 +197,21 @@ def test_a_command_that_writes_much_to_stderr_does_not_stall(test_host: SshHost)
     assert results, "the command stalled"
     result = results[0]
     assert result.code == 0 and result.out == b"done\n" and len(result.err) == 3_000_000
+
+
+def test_a_file_this_computer_cannot_write_is_named_not_a_dropped_connection(
+    synced: tuple[FolderSync, str], test_host: SshHost
+) -> None:
+    """A local error (here a folder without write permission; in life a full disk) is named per
+    file in the report; the other files still come back and nothing raises."""
+    sync, there = synced
+    (sync.folder / "locked").mkdir()
+    sync.push()
+    test_host.shell(f"cd {there} && mkdir -p locked && echo a > locked/a.txt && echo b > b.txt")
+    (sync.folder / "locked").chmod(0o555)
+    try:
+        back = sync.pull()
+    finally:
+        (sync.folder / "locked").chmod(0o755)
+    assert back.changed == ["b.txt"], back
+    assert any(r.startswith("locked/a.txt") for r in back.refused), back
