@@ -222,11 +222,15 @@ class FolderSync:
                 raise beneath.UnsafePath(f"larger than {FILE_MAX >> 30} GiB; not sent")
             self.files.send({"op": "put", "path": rel, "mode": stat.S_IMODE(st.st_mode), "size": st.st_size})
             h, left = hashlib.sha256(), st.st_size
-            while left:
-                chunk = os.read(fd, min(CHUNK, left)) or bytes(min(CHUNK, left))  # shrunk: padded, refused below
-                h.update(chunk)
-                self.files.chan.sendall(chunk)
-                left -= len(chunk)
+            try:
+                while left:
+                    chunk = os.read(fd, min(CHUNK, left)) or bytes(min(CHUNK, left))  # shrunk: padded, refused below
+                    h.update(chunk)
+                    self.files.chan.sendall(chunk)
+                    left -= len(chunk)
+            except BaseException:
+                self.close()  # the request stream is out of step: the next one opens a new channel
+                raise
         finally:
             os.close(fd)
         sent = h.hexdigest()
