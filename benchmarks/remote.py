@@ -6,7 +6,7 @@
 Figures (medians): exec of ``true`` here (the gRPC call, and through ``Sandbox.exec``); the same
 over the SSH channel (gRPC relayed by
 ``paddock remote connect``); a whole ``Sandbox.exec`` there, which sends the folder's changes
-before and brings changes back after; the first send of a folder of ``--mb`` MiB (SFTP, by hash);
+before and brings changes back after; the first send of a folder of ``--mb`` MiB (``paddock remote files``, by hash);
 bringing back a file of that size the command wrote on the server.
 """
 

@@ -1,6 +1,6 @@
 """Sandbox hosts over SSH, against a real OpenSSH server on loopback (tests/remote/conftest.py):
 the VM runs as the server account with the installed Paddock there, the guest agent's gRPC rides
-the SSH channel, the folder goes there and back over SFTP.
+the SSH channel, the folder goes there and back over SSH (``paddock remote files``).
 
 Real: sshd, paramiko, the VM and guest agent (on the "server", as another account), the keychain
 (gnome-keyring holds the SSH key), the egress gateway on this side. No fake.
@@ -214,3 +214,28 @@ def test_a_full_host_refuses_another_session(test_host: SshHost, tmp_path: Path)
         assert _sessions_on(test_host) == []
     finally:
         test_host.shell(f"kill -- -{int(holder)} || true")
+
+
+def test_a_read_only_folder_is_sent_but_never_brought_back(test_host: SshHost, tmp_path: Path) -> None:
+    """The policy makes the folder read-only: it goes to the host, but whatever the server's copy
+    becomes (here changed by a shell as the server account, what a compromised host could do) is
+    not brought back into the person's folder."""
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "report.txt").write_text("the person's\n")
+    policy = test_host.policy(tmp_path, test_host.host())
+    policy.read_only.append(folder.resolve())
+
+    async def run() -> None:
+        async with Sandbox.open(folder, policy=policy, host="lab") as sandbox:
+            assert sandbox.read_only
+            there = f"~/{SESSIONS}/{sandbox.vm.id}/workspace"  # type: ignore[attr-defined]
+            code, out = await asyncio.to_thread(
+                test_host.shell, f"cat {there}/report.txt && echo changed > {there}/report.txt && echo new > {there}/n"
+            )
+            assert code == 0 and "the person's" in out, out
+            assert await sandbox.sync(back=True) is None
+
+    asyncio.run(run())
+    assert (folder / "report.txt").read_text() == "the person's\n"
+    assert sorted(p.name for p in folder.iterdir()) == ["report.txt"]

@@ -23,6 +23,9 @@ def add_parser(sub: Any) -> None:
     manifest = rsub.add_parser("manifest", help="a session workspace's files and their SHA-256")
     manifest.add_argument("--session", required=True)
     manifest.set_defaults(handler=_manifest)
+    files = rsub.add_parser("files", help="move files in and out of a session workspace (a framed protocol)")
+    files.add_argument("--session", required=True)
+    files.set_defaults(handler=_files)
     load = rsub.add_parser("load", help="how many sessions run here now")
     load.set_defaults(handler=_load)
 
@@ -51,3 +54,9 @@ async def _load(ns: argparse.Namespace) -> int:
 
     sys.stdout.write(f"{server.load()}\n")
     return 0
+
+
+async def _files(ns: argparse.Namespace) -> int:
+    from paddock.remote import server
+
+    return server.files(ns.session)

@@ -66,7 +66,8 @@ class Bridge:
             log.debug("bridge %s: connection ended (%s)", self.session, exc)
         finally:
             if chan is not None:
-                chan.close()
+                with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                    chan.close()  # the transport may be gone already
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
             conn.close()

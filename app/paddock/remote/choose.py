@@ -55,7 +55,10 @@ def _load(host: SandboxHost, private_key: str | None) -> Load:
         return Load(host, None, exc.message)
     try:
         result = conn.run("load")
-        return Load(host, int(result.out.strip() or b"-1")) if result.code == 0 else Load(host, None, "no answer")
+        said = result.out.strip()
+        if result.code != 0 or not said:  # an empty answer is no answer (not "the most room")
+            return Load(host, None, "no answer")
+        return Load(host, int(said)) if int(said) >= 0 else Load(host, None, "no answer")
     except (RemoteError, ValueError) as exc:
         return Load(host, None, str(exc))
     finally:

@@ -9,6 +9,7 @@ import json
 import logging
 import secrets
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import paramiko
@@ -106,12 +107,16 @@ class RemoteMachine:
         if not ready.get("ok"):
             err = ready.get("error") or self._stderr() or "it did not answer"
             raise RemoteError(f"The sandbox host {self.host.name!r} could not start the sandbox: {err}")
-        self.share_handles, self.accel = int(ready.get("share_handles", 0)), str(ready.get("accel", "tcg"))
+        try:
+            self.share_handles, self.accel = int(ready.get("share_handles", 0)), str(ready.get("accel", "tcg"))
+            workspace = str(ready["workspace"])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise RemoteError(f"The sandbox host {self.host.name!r} sent an unreadable start answer.") from exc
         self._serve.settimeout(None)
         self._watcher = threading.Thread(target=self._watch, name=f"serve-{self.id}", daemon=True)
         self._watcher.start()
-        self.sync = FolderSync(self.connection, self.id, self.folder, str(ready["workspace"]))
-        self.sync.push()
+        self.sync = FolderSync(self.connection, self.id, self.folder, workspace)
+        self._checked(self.sync.push)
         self.bridge = Bridge(self.connection, self.id, runtime_dir() / f"r-{self.id}.sock")
 
     def _stderr(self) -> str:
@@ -146,13 +151,20 @@ class RemoteMachine:
         assert self.sync is not None
         return await self._guarded(self.sync.pull)
 
-    async def _guarded(self, fn: object) -> SyncReport:
-        assert callable(fn)
+    async def _guarded(self, fn: Callable[[], SyncReport]) -> SyncReport:
+        return await asyncio.to_thread(self._checked, fn)
+
+    def _checked(self, fn: Callable[[], SyncReport]) -> SyncReport:
+        """Run a sync; say "dropped" only when the connection did drop (a local error such as a
+        full disk is named as what it is; files this computer could not write are in the report)."""
         try:
-            report: SyncReport = await asyncio.to_thread(fn)
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise RemoteError(f"The connection to the sandbox host {self.host.name!r} dropped ({exc}).") from exc
-        return report
+            return fn()
+        except RemoteError:
+            raise
+        except (OSError, EOFError, paramiko.SSHException, MemoryError) as exc:
+            if isinstance(exc, (EOFError, paramiko.SSHException)) or not self.connection.alive:
+                raise RemoteError(f"The connection to the sandbox host {self.host.name!r} dropped ({exc}).") from exc
+            raise RemoteError(f"The folder could not be synced with {self.host.name!r}: {exc}") from exc
 
     # ------------------------------------------------------------------ stopping
 

@@ -5,6 +5,7 @@
                                                        session when stdin closes (the connection dropped)
     paddock remote connect --session ID              relay stdin/stdout to the session's guest agent
     paddock remote manifest --session ID             the workspace's files and their SHA-256, as JSON
+    paddock remote files --session ID                put/get/remove files in the workspace (see files.py)
     paddock remote load                              how many sessions run here now
 
 Everything runs unprivileged as the server account. Each session has its own folder under the
@@ -19,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -27,7 +27,6 @@ import select
 import shutil
 import signal
 import socket
-import stat
 import sys
 from pathlib import Path
 from typing import IO, Any
@@ -36,7 +35,6 @@ from paddock.core.errors import PaddockError
 from paddock.vm import HostTools, Share, VirtualMachine, VMConfig, choose_accel, find_image, share_handle_limit
 
 SESSION_RE = r"[a-f0-9]{8,32}"
-MANIFEST_MAX_FILES = 200_000
 
 
 def state_root() -> Path:
@@ -217,48 +215,16 @@ def connect(session: str) -> int:
                 view = view[os.write(stdout, view) :]
 
 
-def manifest(session: str) -> dict[str, str]:
-    """``{relative path: sha256}`` of the regular files in the session's workspace (links and
-    special files are left out: they never travel). A file whose size, times and inode are as at
-    the last listing keeps its hash (the guest cannot set a file's ctime, so a rewrite shows)."""
-    home = session_dir(session)
-    root, cache_path = home / "workspace", home / "hashes.json"
-    try:
-        cache: dict[str, list[Any]] = json.loads(cache_path.read_text())
-    except (OSError, ValueError):
-        cache = {}
-    out: dict[str, str] = {}
-    fresh: dict[str, list[Any]] = {}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        base = Path(dirpath)
-        dirnames[:] = [d for d in dirnames if not (base / d).is_symlink()]
-        for name in filenames:
-            path = base / name
-            rel = path.relative_to(root).as_posix()
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-            except OSError:
-                continue
-            try:
-                st = os.fstat(fd)
-                if not stat.S_ISREG(st.st_mode):
-                    continue
-                key = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
-                known = cache.get(rel)
-                if known is not None and known[:4] == key:
-                    digest = str(known[4])
-                else:
-                    h = hashlib.sha256()
-                    while chunk := os.read(fd, 1 << 20):
-                        h.update(chunk)
-                    digest = h.hexdigest()
-            finally:
-                os.close(fd)
-            out[rel], fresh[rel] = digest, [*key, digest]
-            if len(out) > MANIFEST_MAX_FILES:
-                raise PaddockError(f"The workspace holds more than {MANIFEST_MAX_FILES} files.")
-    with contextlib.suppress(OSError):
-        tmp = home / "hashes.json.tmp"
-        tmp.write_text(json.dumps(fresh))
-        tmp.replace(cache_path)
-    return out
+def manifest(session: str) -> dict[str, Any]:
+    """The workspace's regular files and their SHA-256 (see ``paddock.remote.files.manifest``)."""
+    from paddock.remote.files import manifest as listing
+
+    files, unreadable = listing(session_dir(session))
+    return {"files": files, "unreadable": unreadable}
+
+
+def files(session: str) -> int:
+    """Move files in and out of the workspace on request (``paddock.remote.files``)."""
+    from paddock.remote.files import serve_files
+
+    return serve_files(session_dir(session))

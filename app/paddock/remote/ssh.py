@@ -9,6 +9,7 @@ the policy names) or from their ssh-agent.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import io
 import shlex
@@ -93,8 +94,23 @@ class Connection:
 
     @staticmethod
     def _log_in(transport: paramiko.Transport, host: SandboxHost, private_key: str | None, where: str) -> None:
+        agent = None if private_key else paramiko.Agent()
+        try:
+            Connection._log_in_with(transport, host, private_key, agent, where)
+        finally:
+            if agent is not None:
+                agent.close()  # one agent socket per connection otherwise stays open
+
+    @staticmethod
+    def _log_in_with(
+        transport: paramiko.Transport,
+        host: SandboxHost,
+        private_key: str | None,
+        agent: paramiko.Agent | None,
+        where: str,
+    ) -> None:
         keys: list[paramiko.PKey] = (
-            [load_private_key(private_key)] if private_key else list(paramiko.Agent().get_keys())
+            [load_private_key(private_key)] if private_key else list(agent.get_keys() if agent else [])
         )
         if not keys:
             raise RemoteError(
@@ -137,31 +153,23 @@ class Connection:
                 chan.sendall(stdin)
             chan.shutdown_write()
             out, err = bytearray(), bytearray()
-            while True:
-                data = chan.recv(65536)
-                if not data:
-                    break
+
+            def drain_stderr() -> None:  # read alongside stdout: a full stderr window must not stall it
+                with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                    while data := chan.recv_stderr(65536):
+                        err.extend(data)
+
+            reader = threading.Thread(target=drain_stderr, name="ssh-stderr", daemon=True)
+            reader.start()
+            while data := chan.recv(65536):
                 out += data
-            while chan.recv_stderr_ready() or not chan.exit_status_ready():
-                data = chan.recv_stderr(65536)
-                if not data:
-                    break
-                err += data
-            return Result(chan.recv_exit_status(), bytes(out), bytes(err))
+            code = chan.recv_exit_status()
+            reader.join(10)
+            return Result(code, bytes(out), bytes(err))
         except (OSError, EOFError, paramiko.SSHException) as exc:
             raise RemoteError(f"The connection to the sandbox host {self.host.name!r} dropped ({exc}).") from exc
         finally:
             chan.close()
-
-    def sftp(self) -> paramiko.SFTPClient:
-        try:
-            with self._lock:
-                client = paramiko.SFTPClient.from_transport(self.transport)
-        except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise RemoteError(f"The connection to the sandbox host {self.host.name!r} dropped ({exc}).") from exc
-        if client is None:
-            raise RemoteError(f"The sandbox host {self.host.name!r} offers no file transfer (SFTP).")
-        return client
 
     def close(self) -> None:
         self.transport.close()

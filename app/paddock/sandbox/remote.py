@@ -60,9 +60,15 @@ async def boot_remote(
         await guest.wait_ready(REMOTE_READY_TIMEOUT_S)
         await guest.claim(share_handles=machine.share_handles)
         machine.mark_ready()
+        try:
+            how = Accel(machine.accel)
+        except ValueError as exc:
+            raise RemoteError(
+                f"The sandbox host {host.name!r} named an unknown accelerator {machine.accel!r}."
+            ) from exc
     except BaseException:
         await guest.close()
         await machine.stop()
         raise
-    accel = AccelChoice(Accel(machine.accel), f"on the sandbox host {host.name}")
+    accel = AccelChoice(how, f"on the sandbox host {host.name}")
     return machine, guest, accel, started

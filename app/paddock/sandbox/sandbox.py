@@ -79,6 +79,8 @@ class Sandbox:
         self._watchdog: asyncio.Task[None] | None = None
         self.sync_listeners: list[Callable[[SyncReport], None]] = []  # a sandbox host's folder, synced back
         self._held = 0  # inside ``synced``
+        self._sync_lock = asyncio.Lock()  # one sync (or synced block) at a time
+        self.read_only = False  # a read-only folder is sent, never brought back
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -119,6 +121,7 @@ class Sandbox:
         if remote is None:
             vm, guest, timings = await _boot_here(folder, decision, options, say, t0)
         sandbox = cls(vm, guest, folder, timings)
+        sandbox.read_only = decision.read_only
         sandbox._watchdog = asyncio.ensure_future(sandbox._watch_agent())
         if policy.grants or (egress_asking and policy.allow_asking):
             say("Opening the network paths your organisation allows")
@@ -193,19 +196,26 @@ class Sandbox:
     async def synced(self) -> AsyncIterator[None]:
         """Send the folder before the block and bring it back after (one tool call); the commands
         inside do not sync on their own."""
-        await self.sync(back=False)
-        self._held += 1
-        try:
-            yield
-        finally:
-            self._held -= 1
-        await self.sync(back=True)
+        async with self._sync_lock:
+            await self._sync(back=False)
+            self._held += 1
+            try:
+                yield
+            finally:
+                self._held -= 1
+            await self._sync(back=True)
 
     async def sync(self, *, back: bool = True, unless_held: bool = False) -> SyncReport | None:
         """On a sandbox host: bring back what changed in its copy of the folder (``back``), or send
         the person's changes there; listeners hear of each change brought back (and of conflicts).
         Here (the folder is shared directly): nothing to do."""
         if not isinstance(self.vm, RemoteMachine) or not self.alive or (unless_held and self._held):
+            return None
+        async with self._sync_lock:
+            return await self._sync(back=back)
+
+    async def _sync(self, *, back: bool) -> SyncReport | None:
+        if not isinstance(self.vm, RemoteMachine) or not self.alive or (back and self.read_only):
             return None
         try:
             report = await unless_failed(self.vm, self.vm.pull() if back else self.vm.push())
