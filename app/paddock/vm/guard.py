@@ -34,11 +34,12 @@ import struct
 import sys
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import pyseccomp
+
+from paddock.vm.sharing import compiled
 
 log = logging.getLogger(__name__)
 
@@ -128,21 +129,7 @@ def guard_filter() -> bytes:
                 flt.add_rule(pyseccomp.NOTIFY, name, pyseccomp.Arg(OPEN_FLAGS_ARG[name], pyseccomp.MASKED_EQ, bit, bit))
         else:
             flt.add_rule(pyseccomp.NOTIFY, name)
-    fd = os.memfd_create("paddock-guard", os.MFD_CLOEXEC)
-    try:
-        flt.export_bpf(_Fd(fd))
-        size = os.lseek(fd, 0, os.SEEK_CUR)
-        return os.pread(fd, size, 0)
-    finally:
-        os.close(fd)
-
-
-@dataclass(frozen=True)
-class _Fd:
-    fd: int
-
-    def fileno(self) -> int:
-        return self.fd
+    return compiled(flt, "paddock-guard")
 
 
 def _signed(value: int) -> int:

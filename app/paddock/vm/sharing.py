@@ -188,7 +188,12 @@ def seccomp_filter() -> bytes:
             flt.add_rule(pyseccomp.ERRNO(errno.ENOSYS), call)
         except (ValueError, RuntimeError, OSError):
             pass  # a libseccomp too old to know the call: the kernel's own checks stand
-    fd = os.memfd_create("paddock-seccomp", os.MFD_CLOEXEC)
+    return compiled(flt, "paddock-seccomp")
+
+
+def compiled(flt: pyseccomp.SyscallFilter, name: str) -> bytes:
+    """``flt`` as classic BPF bytes (libseccomp exports only to a descriptor: a memfd here)."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
     try:
         flt.export_bpf(_Fd(fd))
         size = os.lseek(fd, 0, os.SEEK_CUR)
