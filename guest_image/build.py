@@ -15,8 +15,11 @@ Paddock runs as the person, never as root):
 
 Only the standard library is used, so this runs before any virtual
 environment exists. Needs root (debootstrap), debootstrap, mksquashfs,
-cpio, a static busybox, apt-get and dpkg-deb, and network access to the
-Debian mirror the host's apt uses and to PyPI.
+cpio, dpkg-deb, gcc with the static C library, zstd and Debian's archive
+keys, and network access to a Debian mirror (the one the host's apt uses,
+or $PADDOCK_DEBIAN_MIRROR) and to PyPI. Whatever the host runs (Debian 12,
+Debian 13, Ubuntu), the guest's root, kernel, modules and busybox all come
+from the pinned guest suite below, so the same inputs give the same image.
 """
 
 from __future__ import annotations
@@ -151,8 +154,9 @@ def build(cache: Path, force: bool) -> Path:
         root = work / "root"
         _bootstrap_root(root, mirror, total)
 
-        t = step(2, total, "kernel from Debian's linux-image package")
-        kpkg, kver, vmlinuz, moddir = _fetch_kernel(work / "kernel")
+        t = step(2, total, f"kernel and busybox from {SUITE}'s own packages")
+        kpkg, kver, vmlinuz, moddir = _fetch_kernel(root, work / "kernel")
+        busybox = _fetch_busybox(root, work)
         print(f"      {kpkg} ({kver}) in {time.monotonic() - t:.0f} s")
 
         t = step(3, total, "Python packages from PyPI: the agent's (grpcio, protobuf) and python-pptx")
@@ -162,7 +166,7 @@ def build(cache: Path, force: bool) -> Path:
         _pip_target(office, HERE / "office-requirements.txt")
 
         t = step(4, total, "agent, init and users")
-        _install_agent(root)
+        _install_agent(root, busybox)
         print(f"      done in {time.monotonic() - t:.0f} s")
 
         t = step(5, total, "trim and precompile")
@@ -187,7 +191,7 @@ def build(cache: Path, force: bool) -> Path:
 
         t = step(7, total, "initramfs (busybox + modules)")
         modules = resolve_modules(moddir)
-        _build_initramfs(work / "initrd", modules, staging / "initrd.cpio")
+        _build_initramfs(work / "initrd", modules, staging / "initrd.cpio", busybox)
 
         manifest = {
             "hash": key,
@@ -240,20 +244,52 @@ def _bootstrap_root(root: Path, mirror: str, total: int) -> None:
     print(f"      done in {time.monotonic() - t:.0f} s")
 
 
-def _fetch_kernel(kdir: Path) -> tuple[str, str, Path, Path]:
-    """Step 2: Debian's kernel package, unpacked in ``kdir``: (package, version, vmlinuz, modules folder)."""
+def _fetch_kernel(root: Path, kdir: Path) -> tuple[str, str, Path, Path]:
+    """Step 2: the guest suite's kernel package (asked of the guest root's own apt, never the
+    host's: the host may run another release or distribution), unpacked in ``kdir``:
+    (package, version, vmlinuz, modules folder)."""
     kdir.mkdir()
-    depends = run(["apt-cache", "depends", KERNEL_META]).stdout.decode()
+    depends = run(["chroot", str(root), "apt-cache", *APT_OPTIONS, "depends", KERNEL_META]).stdout.decode()
     m = re.search(r"Depends:\s*(linux-image-[0-9][^\s]*)", depends)
     if not m:
-        raise BuildError(f"apt-cache could not resolve {KERNEL_META}; run apt-get update")
+        raise BuildError(f"the {SUITE} root's apt could not resolve {KERNEL_META}")
     kpkg = m.group(1)
-    run(["apt-get", "download", kpkg], cwd=kdir)
-    deb = next(kdir.glob("*.deb"))
-    run(["dpkg-deb", "-x", str(deb), str(kdir / "x")])
-    vmlinuz = next((kdir / "x" / "boot").glob("vmlinuz-*"))
+    x = kdir / "x"
+    deb = _download_deb(root, kpkg, kdir)
+    run(["dpkg-deb", "-x", str(deb), str(x)])
+    vmlinuz = next((x / "boot").glob("vmlinuz-*"), None)
+    if vmlinuz is None:
+        raise BuildError(f"{kpkg} holds no /boot/vmlinuz-*")
     kver = vmlinuz.name.removeprefix("vmlinuz-")
-    return kpkg, kver, vmlinuz, kdir / "x" / "lib" / "modules" / kver
+    # Older packages keep modules under /lib/modules, newer ones (merged /usr) under /usr/lib/modules.
+    for moddir in (x / "lib" / "modules" / kver, x / "usr" / "lib" / "modules" / kver):
+        if moddir.is_dir():
+            return kpkg, kver, vmlinuz, moddir
+    raise BuildError(f"{kpkg} ships no modules folder for {kver}")
+
+
+def _download_deb(root: Path, package: str, dest: Path) -> Path:
+    """One package of the guest suite, downloaded by the guest root's apt into ``dest``."""
+    inside = root / "tmp" / "paddock-download"
+    inside.mkdir(parents=True, exist_ok=True)
+    run(["chroot", str(root), "sh", "-c", 'cd "$1" && shift && exec apt-get "$@"', "download",
+         "/tmp/paddock-download", *APT_OPTIONS, "download", package])  # fmt: skip
+    debs = list(inside.glob(f"{package}_*.deb"))
+    if len(debs) != 1:
+        raise BuildError(f"apt-get download {package} gave {len(debs)} packages")
+    out = dest / debs[0].name
+    shutil.move(debs[0], out)
+    return out
+
+
+def _fetch_busybox(root: Path, work: Path) -> Path:
+    """The guest suite's static busybox (for the initramfs and the guest's init), not the host's."""
+    deb = _download_deb(root, "busybox-static", work)
+    run(["dpkg-deb", "-x", str(deb), str(work / "busybox")])
+    for cand in (work / "busybox" / "bin" / "busybox", work / "busybox" / "usr" / "bin" / "busybox"):
+        if cand.is_file():
+            return cand
+    raise BuildError("busybox-static holds no busybox binary")
 
 
 def _trim_and_precompile(root: Path) -> None:
@@ -306,7 +342,7 @@ def _pip_target(target: Path, requirements: Path) -> None:
     )
 
 
-def _install_agent(root: Path) -> None:
+def _install_agent(root: Path, busybox: Path) -> None:
     opt = root / "opt" / "paddock"
     (opt / "bin").mkdir(parents=True, exist_ok=True)
     # How every command starts: one exec of a small static binary (see the source's header).
@@ -319,7 +355,7 @@ def _install_agent(root: Path) -> None:
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
         dirs_exist_ok=True,
     )
-    shutil.copy2("/bin/busybox", opt / "bin" / "busybox")
+    shutil.copy2(busybox, opt / "bin" / "busybox")
     for src in (HERE / "rootfs").rglob("*"):
         dest = root / src.relative_to(HERE / "rootfs")
         if src.is_dir():

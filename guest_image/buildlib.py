@@ -57,6 +57,8 @@ def extract_vmlinux(bzimage: Path, out: Path) -> None:
         while pos != -1:
             try:
                 blob = fn(data[pos:])
+            except BuildError:
+                raise
             except Exception:  # noqa: BLE001 - try the next candidate offset
                 blob = b""
             if blob[:4] == b"\x7fELF":
@@ -68,7 +70,7 @@ def extract_vmlinux(bzimage: Path, out: Path) -> None:
 
 def _zstd(b: bytes) -> bytes:
     if shutil.which("zstd") is None:
-        return b""
+        raise BuildError("the kernel or its modules are zstd-compressed and zstd is missing (apt package zstd)")
     return subprocess.run(["zstd", "-dc"], input=b, capture_output=True).stdout
 
 
@@ -113,10 +115,10 @@ def resolve_modules(moddir: Path) -> list[Path]:
     return order
 
 
-def _build_initramfs(dest: Path, modules: list[Path], out: Path) -> None:
+def _build_initramfs(dest: Path, modules: list[Path], out: Path, busybox: Path) -> None:
     (dest / "bin").mkdir(parents=True)
     (dest / "modules").mkdir()
-    shutil.copy2("/bin/busybox", dest / "bin" / "busybox")
+    shutil.copy2(busybox, dest / "bin" / "busybox")
     shutil.copy2(HERE / "initramfs" / "init", dest / "init")
     (dest / "init").chmod(0o755)
     names = []
@@ -145,35 +147,33 @@ def _sha256(path: Path) -> str:
 
 
 def check_tools() -> None:
+    """Every tool the build runs, on any host: named with its package when missing (the guest's own
+    kernel, busybox and root come from the guest suite, never from the host's release)."""
     missing = []
     for tool, pkg in [
         ("debootstrap", "debootstrap"),
         ("mksquashfs", "squashfs-tools"),
         ("cpio", "cpio"),
-        ("apt-get", "apt"),
         ("dpkg-deb", "dpkg"),
         ("gcc", "gcc"),
+        ("zstd", "zstd"),
     ]:
         if shutil.which(tool) is None:
             missing.append(f"{tool} (apt package {pkg})")
-    if not _busybox_is_static():
-        missing.append("a static busybox at /bin/busybox (apt package busybox-static)")
+    if not any(Path(k).is_file() for k in DEBIAN_KEYRINGS):
+        missing.append("Debian's archive keys (apt package debian-archive-keyring)")
+    if not Path("/usr/lib/x86_64-linux-gnu/libc.a").is_file() and not Path("/usr/lib64/libc.a").is_file():
+        missing.append("the static C library (apt package libc6-dev)")
     if missing:
         raise BuildError(
             "missing tools: " + "; ".join(missing) + "\n  install them with: sudo apt-get install "
-            "debootstrap squashfs-tools cpio busybox-static gcc libc6-dev"
+            "debootstrap squashfs-tools cpio dpkg gcc libc6-dev zstd debian-archive-keyring"
         )
     if os.geteuid() != 0:
         raise BuildError("building the guest image needs root (debootstrap); run: sudo ./build_vm.sh")
 
 
-def _busybox_is_static() -> bool:
-    try:
-        data = Path("/bin/busybox").read_bytes()
-    except OSError:
-        return False
-    # A dynamically linked ELF names its loader (PT_INTERP); a static one does not.
-    return data[:4] == b"\x7fELF" and b"/ld-linux" not in data
+DEBIAN_KEYRINGS = ("/usr/share/keyrings/debian-archive-keyring.gpg", "/usr/share/keyrings/debian-archive-keyring.pgp")
 
 
 def apt_mirror() -> str:
@@ -192,7 +192,10 @@ def apt_mirror() -> str:
         )
         if m:
             return m.group(1)
-    raise BuildError("could not find a Debian mirror in the host's apt sources; set PADDOCK_DEBIAN_MIRROR")
+    raise BuildError(
+        "the guest is built from Debian packages and this host's apt names no Debian mirror "
+        "(on Ubuntu, say): set PADDOCK_DEBIAN_MIRROR to a Debian mirror's address"
+    )
 
 
 def _prune(cache: Path, keep: str, keep_recent: int = 3) -> None:

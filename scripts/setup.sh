@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-APT_PACKAGES=(qemu-system-x86 libseccomp2 acl debootstrap squashfs-tools busybox-static cpio gcc libc6-dev bubblewrap
+APT_PACKAGES=(qemu-system-x86 libseccomp2 acl bubblewrap
+              # building the guest image (build_vm.sh): its kernel, busybox and root come from Debian's
+              # packages of the guest's own release, whatever this machine runs
+              debootstrap debian-archive-keyring squashfs-tools cpio gcc libc6-dev zstd
               python3-venv gnome-keyring dbus dbus-x11 libsecret-tools
               # systemd-analyze checks the schedules' timer units (tests/schedule); systemctl --user enables them
               systemd
@@ -23,12 +26,23 @@ missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# The folder-sharing daemon: QEMU up to 7.2 (Debian 12) ships its own C virtiofsd; later QEMU
+# (Debian 13, Ubuntu 24.04) ships none, and the Rust one is the package virtiofsd.
+if [ ! -x /usr/lib/qemu/virtiofsd ] && ! dpkg-query -W -f='${Status}' virtiofsd 2>/dev/null | grep -q "install ok installed"; then
+  qemu_ver="$(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null || true)"
+  if [ -z "$qemu_ver" ] || dpkg --compare-versions "$qemu_ver" ge 1:8.0; then missing+=(virtiofsd); fi
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   say "Installing system packages: ${missing[*]}"
   if [ "$(id -u)" -eq 0 ]; then sudo=(); elif command -v sudo >/dev/null; then sudo=(sudo); else
     echo "setup: please install these packages as root: ${missing[*]}" >&2; exit 1; fi
   "${sudo[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+  # QEMU itself may have come only now: a QEMU without its own daemon needs the Rust one.
+  if [ ! -x /usr/lib/qemu/virtiofsd ] && ! dpkg-query -W -f='${Status}' virtiofsd 2>/dev/null | grep -q "install ok installed"; then
+    say "Installing the folder-sharing daemon (virtiofsd)"
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq virtiofsd >/dev/null
+  fi
 fi
 
 # The system's Python (Debian's), not one under a user's home: Paddock runs as the person, and
