@@ -36,8 +36,13 @@ case "$cmd" in
     debootstrap --variant=minbase --include=sudo,ca-certificates "$suite" "$dir" "$m" >/dev/null \
       || die "debootstrap $suite failed (is the mirror $m reachable?)"
     printf 'deb %s %s main\n' "$m" "$suite" > "$dir/etc/apt/sources.list"
-    # The host's name resolution, so apt and pip inside reach the same registries as the host.
+    # The host's name resolution and the certificate authorities its administrator added, so apt
+    # and pip inside reach the same registries the same way the host does.
     cp -L /etc/resolv.conf "$dir/etc/resolv.conf" 2>/dev/null || true
+    if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+      cp /usr/local/share/ca-certificates/*.crt "$dir/usr/local/share/ca-certificates/"
+      chroot "$dir" update-ca-certificates >/dev/null
+    fi
     echo "$suite" > "$dir/.paddock-root"
     echo "release root is ready: $dir ($suite)"
     ;;
