@@ -29,7 +29,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -49,6 +48,8 @@ from buildlib import (  # noqa: E402
     apt_mirror,
     check_tools,
     extract_vmlinux,
+    fetch_busybox,
+    fetch_kernel,
     resolve_modules,
     run,
     step,
@@ -155,8 +156,8 @@ def build(cache: Path, force: bool) -> Path:
         _bootstrap_root(root, mirror, total)
 
         t = step(2, total, f"kernel and busybox from {SUITE}'s own packages")
-        kpkg, kver, vmlinuz, moddir = _fetch_kernel(root, work / "kernel")
-        busybox = _fetch_busybox(root, work)
+        kpkg, kver, vmlinuz, moddir = fetch_kernel(root, work / "kernel", SUITE, KERNEL_META, APT_OPTIONS)
+        busybox = fetch_busybox(root, work, APT_OPTIONS)
         print(f"      {kpkg} ({kver}) in {time.monotonic() - t:.0f} s")
 
         t = step(3, total, "Python packages from PyPI: the agent's (grpcio, protobuf) and python-pptx")
@@ -242,54 +243,6 @@ def _bootstrap_root(root: Path, mirror: str, total: int) -> None:
          "-y", "-qq", "--no-install-recommends", *OFFICE_PACKAGES])  # fmt: skip
     run(["chroot", str(root), "apt-get", "clean"])
     print(f"      done in {time.monotonic() - t:.0f} s")
-
-
-def _fetch_kernel(root: Path, kdir: Path) -> tuple[str, str, Path, Path]:
-    """Step 2: the guest suite's kernel package (asked of the guest root's own apt, never the
-    host's: the host may run another release or distribution), unpacked in ``kdir``:
-    (package, version, vmlinuz, modules folder)."""
-    kdir.mkdir()
-    depends = run(["chroot", str(root), "apt-cache", *APT_OPTIONS, "depends", KERNEL_META]).stdout.decode()
-    m = re.search(r"Depends:\s*(linux-image-[0-9][^\s]*)", depends)
-    if not m:
-        raise BuildError(f"the {SUITE} root's apt could not resolve {KERNEL_META}")
-    kpkg = m.group(1)
-    x = kdir / "x"
-    deb = _download_deb(root, kpkg, kdir)
-    run(["dpkg-deb", "-x", str(deb), str(x)])
-    vmlinuz = next((x / "boot").glob("vmlinuz-*"), None)
-    if vmlinuz is None:
-        raise BuildError(f"{kpkg} holds no /boot/vmlinuz-*")
-    kver = vmlinuz.name.removeprefix("vmlinuz-")
-    # Older packages keep modules under /lib/modules, newer ones (merged /usr) under /usr/lib/modules.
-    for moddir in (x / "lib" / "modules" / kver, x / "usr" / "lib" / "modules" / kver):
-        if moddir.is_dir():
-            return kpkg, kver, vmlinuz, moddir
-    raise BuildError(f"{kpkg} ships no modules folder for {kver}")
-
-
-def _download_deb(root: Path, package: str, dest: Path) -> Path:
-    """One package of the guest suite, downloaded by the guest root's apt into ``dest``."""
-    inside = root / "tmp" / "paddock-download"
-    inside.mkdir(parents=True, exist_ok=True)
-    run(["chroot", str(root), "sh", "-c", 'cd "$1" && shift && exec apt-get "$@"', "download",
-         "/tmp/paddock-download", *APT_OPTIONS, "download", package])  # fmt: skip
-    debs = list(inside.glob(f"{package}_*.deb"))
-    if len(debs) != 1:
-        raise BuildError(f"apt-get download {package} gave {len(debs)} packages")
-    out = dest / debs[0].name
-    shutil.move(debs[0], out)
-    return out
-
-
-def _fetch_busybox(root: Path, work: Path) -> Path:
-    """The guest suite's static busybox (for the initramfs and the guest's init), not the host's."""
-    deb = _download_deb(root, "busybox-static", work)
-    run(["dpkg-deb", "-x", str(deb), str(work / "busybox")])
-    for cand in (work / "busybox" / "bin" / "busybox", work / "busybox" / "usr" / "bin" / "busybox"):
-        if cand.is_file():
-            return cand
-    raise BuildError("busybox-static holds no busybox binary")
 
 
 def _trim_and_precompile(root: Path) -> None:

@@ -138,6 +138,54 @@ def _build_initramfs(dest: Path, modules: list[Path], out: Path, busybox: Path) 
         )
 
 
+def fetch_kernel(root: Path, kdir: Path, suite: str, meta: str, apt_options: list[str]) -> tuple[str, str, Path, Path]:
+    """Step 2: the guest suite's kernel package (asked of the guest root's own apt, never the
+    host's: the host may run another release or distribution), unpacked in ``kdir``:
+    (package, version, vmlinuz, modules folder)."""
+    kdir.mkdir()
+    depends = run(["chroot", str(root), "apt-cache", *apt_options, "depends", meta]).stdout.decode()
+    m = re.search(r"Depends:\s*(linux-image-[0-9][^\s]*)", depends)
+    if not m:
+        raise BuildError(f"the {suite} root's apt could not resolve {meta}")
+    kpkg = m.group(1)
+    x = kdir / "x"
+    deb = download_deb(root, kpkg, kdir, apt_options)
+    run(["dpkg-deb", "-x", str(deb), str(x)])
+    vmlinuz = next((x / "boot").glob("vmlinuz-*"), None)
+    if vmlinuz is None:
+        raise BuildError(f"{kpkg} holds no /boot/vmlinuz-*")
+    kver = vmlinuz.name.removeprefix("vmlinuz-")
+    # Older packages keep modules under /lib/modules, newer ones (merged /usr) under /usr/lib/modules.
+    for moddir in (x / "lib" / "modules" / kver, x / "usr" / "lib" / "modules" / kver):
+        if moddir.is_dir():
+            return kpkg, kver, vmlinuz, moddir
+    raise BuildError(f"{kpkg} ships no modules folder for {kver}")
+
+
+def download_deb(root: Path, package: str, dest: Path, apt_options: list[str]) -> Path:
+    """One package of the guest suite, downloaded by the guest root's apt into ``dest``."""
+    inside = root / "tmp" / "paddock-download"
+    inside.mkdir(parents=True, exist_ok=True)
+    run(["chroot", str(root), "sh", "-c", 'cd "$1" && shift && exec apt-get "$@"', "download",
+         "/tmp/paddock-download", *apt_options, "download", package])  # fmt: skip
+    debs = list(inside.glob(f"{package}_*.deb"))
+    if len(debs) != 1:
+        raise BuildError(f"apt-get download {package} gave {len(debs)} packages")
+    out = dest / debs[0].name
+    shutil.move(debs[0], out)
+    return out
+
+
+def fetch_busybox(root: Path, work: Path, apt_options: list[str]) -> Path:
+    """The guest suite's static busybox (for the initramfs and the guest's init), not the host's."""
+    deb = download_deb(root, "busybox-static", work, apt_options)
+    run(["dpkg-deb", "-x", str(deb), str(work / "busybox")])
+    for cand in (work / "busybox" / "bin" / "busybox", work / "busybox" / "usr" / "bin" / "busybox"):
+        if cand.is_file():
+            return cand
+    raise BuildError("busybox-static holds no busybox binary")
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

@@ -39,6 +39,7 @@ case "$cmd" in
     # The host's name resolution and the certificate authorities its administrator added, so apt
     # and pip inside reach the same registries the same way the host does.
     cp -L /etc/resolv.conf "$dir/etc/resolv.conf" 2>/dev/null || true
+    printf '127.0.0.1 localhost\n127.0.1.1 %s\n::1 localhost ip6-localhost ip6-loopback\n' "$(hostname)" > "$dir/etc/hosts"
     if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
       cp /usr/local/share/ca-certificates/*.crt "$dir/usr/local/share/ca-certificates/"
       chroot "$dir" update-ca-certificates >/dev/null

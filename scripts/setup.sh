@@ -37,11 +37,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ]; then sudo=(); elif command -v sudo >/dev/null; then sudo=(sudo); else
     echo "setup: please install these packages as root: ${missing[*]}" >&2; exit 1; fi
   "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   # QEMU itself may have come only now: a QEMU without its own daemon needs the Rust one.
   if [ ! -x /usr/lib/qemu/virtiofsd ] && ! dpkg-query -W -f='${Status}' virtiofsd 2>/dev/null | grep -q "install ok installed"; then
     say "Installing the folder-sharing daemon (virtiofsd)"
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq virtiofsd >/dev/null
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq virtiofsd >/dev/null
   fi
 fi
 

@@ -37,8 +37,20 @@ eval "$(./scripts/test_user.sh)"   # sets TEST_USER, TEST_HOME, ADMIN_DIR
 PADDOCK_TEST_USER="$TEST_USER" ./scripts/remote_test_host.sh start
 trap './scripts/remote_test_host.sh stop' EXIT
 codes=()
-printf '\n==> tests that install the package into a clean Debian root (as root)\n'
 set +e
+# Other releases (supported means tested here): a clean root of each, set up as a new user with
+# sudo would (scripts/ci_release.sh). By default on a whole run; PADDOCK_TEST_RELEASES says which
+# ("" for none) when a selection of tests is given or to change the list.
+selection=0
+for a in "$@"; do case "$a" in -*) ;; *) selection=1 ;; esac; done
+default_releases=trixie
+[ "$selection" -eq 1 ] && default_releases=""
+for suite in ${PADDOCK_TEST_RELEASES-$default_releases}; do
+  printf '\n==> Paddock on %s: a clean root, the README set-up as a user with sudo, doctor, sandbox exec, release tests\n' "$suite"
+  ./scripts/ci_release.sh "$suite"
+  codes+=($?)
+done
+printf '\n==> tests that install the package into a clean Debian root (as root)\n'
 PADDOCK_TEST_ROLE=root PADDOCK_TEST_USER="$TEST_USER" pytest_in_keyring -p no:cacheprovider "$@"
 codes+=($?)
 printf '\n==> tests, as the ordinary user %s (they boot the real guest under QEMU; the keychain is a real gnome-keyring)\n' "$TEST_USER"
@@ -51,7 +63,8 @@ runuser -u "$TEST_USER" -- env -i \
 codes+=($?)
 set -e
 # pytest's 5 is "no test selected": fine for one half when a selection falls wholly in the other.
-if [ "${codes[0]}" -eq 5 ] && [ "${codes[1]}" -eq 5 ]; then exit 5; fi
+n=${#codes[@]}
+if [ "${codes[n-2]}" -eq 5 ] && [ "${codes[n-1]}" -eq 5 ]; then exit 5; fi
 for c in "${codes[@]}"; do
   if [ "$c" -ne 0 ] && [ "$c" -ne 5 ]; then exit "$c"; fi
 done

@@ -37,6 +37,7 @@ from paddock.vm import (
     VMState,
     choose_accel,
     find_image,
+    qemu_fingerprint,
     share_handle_limit,
 )
 
@@ -49,8 +50,10 @@ def snapshots_enabled() -> bool:
 
 
 def snapshot_path(image: GuestImage, accel: Accel, memory_mib: int) -> Path:
-    """One saved, idle, unclaimed guest per image, accelerator and memory size."""
-    return cache_dir() / "snapshots" / f"{image.hash}-{accel.value}-{memory_mib}m.state"
+    """One saved, idle, unclaimed guest per image, accelerator, memory size and QEMU (a state
+    saved by another QEMU version or machine type does not load: after an upgrade of the
+    system, the next start saves a new one instead of failing to wake every time)."""
+    return cache_dir() / "snapshots" / f"{image.hash}-{accel.value}-{memory_mib}m-{qemu_fingerprint()}.state"
 
 
 async def ensure_snapshot(

@@ -1,7 +1,7 @@
 """The sandbox VM: QEMU and virtiofsd, started and supervised. The only user of qemu.qmp."""
 
 from paddock.vm.accel import AccelChoice, choose_accel
-from paddock.vm.config import Share, StateError, VMConfig, VMError, VMState
+from paddock.vm.config import Share, StateError, VMConfig, VMError, VMState, qemu_fingerprint
 from paddock.vm.guard import Guard, Keeper
 from paddock.vm.host import Accel, HostError, HostTools, kvm_usable
 from paddock.vm.image import GuestImage, ImageError, find_image
@@ -29,6 +29,7 @@ __all__ = [
     "choose_accel",
     "find_image",
     "kvm_usable",
+    "qemu_fingerprint",
     "share_handle_limit",
     "user_namespaces_work",
 ]

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import enum
 import functools
+import hashlib
 import os
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,14 +97,29 @@ def kernel_cmdline(config: VMConfig) -> str:
     return " ".join(args)
 
 
+# No PIT: under QEMU 10 the guest kernel died early in about one cold boot in three with it
+# (a divide error in start_kernel); QEMU 7.2 boots as well without it (docs/BENCHMARKS.md).
+MACHINE = "microvm,memory-backend=mem,isa-serial=on,pit=off,pic=on,rtc=on"
+
+
+@functools.lru_cache(maxsize=4)
+def _fingerprint(qemu: Path) -> str:
+    version = subprocess.run([str(qemu), "--version"], capture_output=True, text=True, timeout=10).stdout
+    return hashlib.sha256(f"{version}\n{MACHINE}\n".encode()).hexdigest()[:8]
+
+
+def qemu_fingerprint(tools: HostTools | None = None) -> str:
+    """Which QEMU and machine a saved state belongs to: a short hash of QEMU's version line and
+    the machine type (a state saved by one does not load in another)."""
+    return _fingerprint((tools or HostTools.find()).qemu)
+
+
 def qemu_argv(config: VMConfig, vm_id: str, run_dir: Path) -> list[str]:
     cfg = config
     img = cfg.image
     e = qemu_escape
     mem = f"{cfg.memory_mib}M"
-    # No PIT: under QEMU 10 the guest kernel died early in about one cold boot in three with it
-    # (a divide error in start_kernel); QEMU 7.2 boots as well without it (docs/BENCHMARKS.md).
-    machine = "microvm,memory-backend=mem,isa-serial=on,pit=off,pic=on,rtc=on"
+    machine = MACHINE
     if cfg.hotplug:
         machine = machine.replace("microvm,", "microvm,pcie=on,acpi=on,")
     argv = [

@@ -31,24 +31,46 @@ class Migration:
     async def _execute(self, command: str, arguments: dict[str, Any] | None = None) -> object:
         raise NotImplementedError
 
-    async def _pass_fd(self, qmp: QMPClient, path: Path, flags: int) -> None:
-        """Open ``path`` here and hand QEMU the descriptor as ``fd:snapshot`` (``-sandbox`` forbids
-        ``exec:`` migration, and QEMU 7.2 has no ``file:``)."""
+    async def _mapped_ram(self) -> bool:
+        """Whether this QEMU saves RAM at fixed offsets in the file (``mapped-ram``, QEMU 9.0 and
+        later), asked of QEMU itself; switched on here when it does. A file saved that way holds
+        no all-zero page, and loading it touches only the pages it holds."""
+        caps = await self._execute("query-migrate-capabilities")
+        names = {str(c.get("capability")) for c in caps if isinstance(c, dict)} if isinstance(caps, list) else set()
+        if "mapped-ram" not in names:
+            return False
+        await self._execute("migrate-set-capabilities", {"capabilities": [{"capability": "mapped-ram", "state": True}]})
+        return True
+
+    async def _pass_fd(self, qmp: QMPClient, path: Path, flags: int, *, mapped_ram: bool) -> str:
+        """Open ``path`` here and hand QEMU the descriptor (``-sandbox`` forbids ``exec:``
+        migration, and QEMU opens no path of ours); returns the migration URI naming it: a
+        ``file:`` URI on an fd set where mapped-ram needs a seekable file, else ``fd:``."""
         fd = os.open(path, flags | os.O_CLOEXEC, 0o600)
         try:
             qmp.send_fd_scm(fd)
-            await self._execute("getfd", {"fdname": "snapshot"})
+            if not mapped_ram:
+                await self._execute("getfd", {"fdname": "snapshot"})
+                return "fd:snapshot"
+            added = await self._execute("add-fd", {"opaque": "paddock-snapshot"})
+            fdset = added.get("fdset-id") if isinstance(added, dict) else None
+            if not isinstance(fdset, int):
+                raise VMError("QEMU did not take the saved sandbox's file.")
+            return f"file:/dev/fdset/{fdset}"
         finally:
             os.close(fd)
 
     async def _load_snapshot(self, qmp: QMPClient, path: Path) -> None:
         """Feed the saved state to QEMU and let the guest run on from where it was saved."""
-        await self._pass_fd(qmp, path, os.O_RDONLY)
-        await self._execute("migrate-incoming", {"uri": "fd:snapshot"})
+        mapped_ram = await self._mapped_ram()
+        uri = await self._pass_fd(qmp, path, os.O_RDONLY, mapped_ram=mapped_ram)
+        await self._execute("migrate-incoming", {"uri": uri})
         status = await self._wait_migration(qmp, incoming=True)
         if status != "paused":
             raise VMError(f"The saved sandbox could not be loaded (QEMU says {status}).")
-        if self._qemu is not None:  # paused, no share daemon yet: give back the all-zero pages
+        if self._qemu is not None and not mapped_ram:
+            # Paused, no share daemon yet: give back the all-zero pages that loading a stream
+            # wrote (a mapped-ram file holds none, so loading one never touched them).
             released = await asyncio.to_thread(release_zero_pages, self._qemu.pid)
             log.debug("guest RAM: %d MB of zero pages given back after loading", released >> 20)
         await self._execute("cont")
@@ -80,8 +102,9 @@ class Migration:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = path.with_suffix(f".tmp-{os.getpid()}")
         await self._execute("stop")
-        await self._pass_fd(qmp, tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        await self._execute("migrate", {"uri": "fd:snapshot"})
+        mapped_ram = await self._mapped_ram()
+        uri = await self._pass_fd(qmp, tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mapped_ram=mapped_ram)
+        await self._execute("migrate", {"uri": uri})
         status = await self._wait_migration(qmp, incoming=False)
         if status != "completed":
             tmp.unlink(missing_ok=True)
