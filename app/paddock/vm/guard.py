@@ -78,6 +78,7 @@ CALLS: dict[str, list[tuple[int | None, int | None, bool, str]]] = {
     "chmod": [_t(None, 0, True, META)],
     "fchmod": [_t(0, None, True, META)],
     "fchmodat": [_t(0, 1, True, META)],
+    "fchmodat2": [_t(0, 1, True, META)],
     "chown": [_t(None, 0, True, META)],
     "lchown": [_t(None, 0, False, META)],
     "fchown": [_t(0, None, True, META)],
@@ -95,6 +96,21 @@ CALLS: dict[str, list[tuple[int | None, int | None, bool, str]]] = {
 }
 OPEN_FLAGS_ARG = {"open": 1, "openat": 2}
 EMPTY_PATH_ARG = {"linkat": 4, "fchownat": 4, "utimensat": 3}  # the flags argument
+AT_SYMLINK_NOFOLLOW, AT_SYMLINK_FOLLOW = 0x100, 0x400
+# Calls whose flags say whether the last name is followed: (flags argument, bit, follows when set).
+# Both daemons link by ``linkat(proc_self_fd, "<fd number>", …, AT_SYMLINK_FOLLOW)``: not
+# following there would find /proc's magic link instead of the file.
+FOLLOW_FLAG = {
+    "linkat": (4, AT_SYMLINK_FOLLOW, True),
+    "utimensat": (3, AT_SYMLINK_NOFOLLOW, False),
+    "fchownat": (4, AT_SYMLINK_NOFOLLOW, False),
+    "fchmodat2": (3, AT_SYMLINK_NOFOLLOW, False),
+}
+# Calls the guard cannot look into, refused outright (the daemons do without them):
+# ``openat2`` keeps its flags in a struct the filter cannot read (virtiofsd falls back to
+# ``openat`` when it is refused); ``io_uring_setup`` would open and write with no system call
+# at all; ``open_by_handle_at`` names no path (unprivileged it fails with EPERM anyway).
+REFUSED = {"openat2": errno.ENOSYS, "io_uring_setup": errno.ENOSYS}
 
 
 class GuardError(OSError):
@@ -123,6 +139,10 @@ def _numbers() -> dict[int, str]:
 def guard_filter() -> bytes:
     """The compiled filter (classic BPF): notify on the calls above, allow everything else."""
     flt = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
+    for name, err in REFUSED.items():
+        flt.add_rule(pyseccomp.ERRNO(err), name)
+    for bit in WRITE_FLAGS:
+        flt.add_rule(pyseccomp.ERRNO(errno.EPERM), "open_by_handle_at", pyseccomp.Arg(2, pyseccomp.MASKED_EQ, bit, bit))
     for name in _numbers().values():
         if name in OPEN_FLAGS_ARG:
             for bit in WRITE_FLAGS:
@@ -274,6 +294,9 @@ class Guard:
                 continue  # unreadable (``utimensat(fd, NULL, …)`` names the descriptor itself)
             if path == "" and name in EMPTY_PATH_ARG and not args[EMPTY_PATH_ARG[name]] & AT_EMPTY_PATH:
                 continue
+            if name in FOLLOW_FLAG:
+                flagarg, bit, when_set = FOLLOW_FLAG[name]
+                follow = when_set == bool(args[flagarg] & bit)
             if not self._valid(notif_id):  # what we read belonged to a call that is gone
                 return
             fd = open_target(pid, dirfd, path, follow)
