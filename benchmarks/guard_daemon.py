@@ -27,6 +27,7 @@ from typing import Any
 from paddock.sandbox import Sandbox
 from paddock.session.keeping import LazyKeeper
 from paddock.session.undo import MB, UndoStore
+from paddock.vm import VirtualMachine
 
 CALLS = r"""
 import os, sys, time
@@ -49,10 +50,14 @@ print(time.perf_counter() - t0)
 """
 
 
-async def _one(folder: Path, store_root: Path, guarded: bool, calls: int, turn_mb: int) -> dict[str, Any]:
-    with open(folder / "big.bin", "wb") as f:
-        for _ in range(turn_mb):
+def _big(path: Path, mb: int) -> None:
+    with open(path, "wb") as f:
+        for _ in range(mb):
             f.write(os.urandom(MB))
+
+
+async def _one(folder: Path, store_root: Path, guarded: bool, calls: int, turn_mb: int) -> dict[str, Any]:
+    _big(folder / "big.bin", turn_mb)
     keeper = None
     store = UndoStore(folder, budget_mb=10 * turn_mb, root=store_root)
     if guarded:
@@ -60,9 +65,12 @@ async def _one(folder: Path, store_root: Path, guarded: bool, calls: int, turn_m
         store.on_point = keeper.arm
     sandbox = await Sandbox.boot(folder, keeper=keeper)
     try:
-        guard = sandbox.vm.guards.get("workspace")
+        vm = sandbox.vm
+        if not isinstance(vm, VirtualMachine):
+            raise RuntimeError("a local sandbox is measured here, not a sandbox host")
+        guard = vm.guards.get("workspace")
         if guarded and guard is None:
-            raise RuntimeError(f"no change guard: {sandbox.vm.guard_failures}")
+            raise RuntimeError(f"no change guard: {vm.guard_failures}")
         out, err, res = await sandbox.guest.run(["python3", "-c", CALLS, str(calls)])
         if res.shell_code != 0:
             raise RuntimeError(err.decode())
@@ -74,7 +82,7 @@ async def _one(folder: Path, store_root: Path, guarded: bool, calls: int, turn_m
         if res.shell_code != 0:
             raise RuntimeError(err.decode())
         return {
-            "daemon": sandbox.vm.config.tools.sharing.label,
+            "daemon": vm.config.tools.sharing.label,
             "call_us": per_call * 1e6,
             "turn_s": float(out),
             "point_s": point_s,

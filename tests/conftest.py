@@ -235,7 +235,7 @@ def virtiofsd(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     found = [s for s in runnable(Path(bwrap)) if s.daemon is request.param] if bwrap else []
     if not found:
         name = "the Rust virtiofsd" if request.param is Daemon.RUST else "QEMU's C virtiofsd"
-        pytest.skip(f"{name} is not installed or does not run on this host (Debian 12 has only the C one, 13 only the Rust one)")
+        pytest.skip(f"{name} is not installed or does not run here (Debian 12 has only the C one, 13 the Rust one)")
     monkeypatch.setenv("PADDOCK_VIRTIOFSD", str(found[0].binary))
     return found[0]
 

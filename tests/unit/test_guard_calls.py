@@ -84,18 +84,24 @@ def test_a_link_made_through_proc_self_fd_keeps_the_file_first(guarded: Guarded)
 
 
 def test_openat2_is_refused_so_the_daemon_opens_with_a_call_the_guard_reads(guarded: Guarded) -> None:
-    """``openat2`` keeps its flags in a struct no seccomp filter can read: the guard refuses it
-    (virtiofsd then uses ``openat``). (Before: an ``openat2`` with O_TRUNC emptied an unkept file.)"""
+    """``openat2`` keeps its flags in a struct no seccomp filter can read: the guard reads them and
+    refuses one that may write (virtiofsd then uses ``openat``); one that reads goes on (bubblewrap
+    opens its mount sources so). (Before: an ``openat2`` with O_TRUNC emptied an unkept file.)"""
     before = _files(guarded, ["doc.txt"])
     point = guarded.point()
-    code, out = _python(guarded, r"""
+    code, out = _python(
+        guarded,
+        r"""
 how = (ctypes.c_uint64 * 3)(os.O_WRONLY | os.O_TRUNC, 0, 0)  # struct open_how: flags, mode, resolve
 fd = libc.syscall(437, -100, b"doc.txt", how, 24)
 print("openat2", fd, ctypes.get_errno())
+how = (ctypes.c_uint64 * 3)(os.O_RDONLY, 0, 0)
+print("openat2 to read", libc.syscall(437, -100, b"doc.txt", how, 24) >= 0)  # bubblewrap's own
 fd = os.open("doc.txt", os.O_WRONLY | os.O_TRUNC)  # the fallback: guarded
-""")
+""",
+    )
     assert code == 0, out
-    assert f"openat2 -1 {errno.ENOSYS}" in out
+    assert f"openat2 -1 {errno.ENOSYS}" in out and "openat2 to read True" in out
     assert (guarded.folder / "doc.txt").stat().st_size == 0
     _restored(guarded, point, before)
 
@@ -104,7 +110,9 @@ def test_fchmodat2_is_guarded(guarded: Guarded) -> None:
     """The newer chmod call (Linux 6.6; glibc 2.39 uses it): kept first. (Before: not in the guard.)"""
     before = _files(guarded, ["doc.txt"])
     point = guarded.point()
-    code, out = _python(guarded, 'r = libc.syscall(452, -100, b"doc.txt", 0o600, 0)\nsys.exit(0 if r == 0 else ctypes.get_errno())\n')
+    code, out = _python(
+        guarded, 'r = libc.syscall(452, -100, b"doc.txt", 0o600, 0)\nsys.exit(0 if r == 0 else ctypes.get_errno())\n'
+    )
     if code == errno.ENOSYS:
         pytest.skip("this kernel has no fchmodat2")
     assert code == 0, out
@@ -116,12 +124,15 @@ def test_fchmodat2_is_guarded(guarded: Guarded) -> None:
 def test_io_uring_and_writable_handles_are_refused(guarded: Guarded) -> None:
     """io_uring opens and writes files with no system call the filter sees; ``open_by_handle_at``
     names no path. Neither daemon uses them unprivileged: refused outright."""
-    code, out = _python(guarded, r"""
+    code, out = _python(
+        guarded,
+        r"""
 params = ctypes.create_string_buffer(120)
 print("io_uring", libc.syscall(425, 4, params), ctypes.get_errno())
 fh = ctypes.create_string_buffer(128)
 print("by_handle", libc.syscall(304, -100, fh, os.O_RDWR), ctypes.get_errno())
-""")
+""",
+    )
     assert code == 0, out
     assert f"io_uring -1 {errno.ENOSYS}" in out
     assert f"by_handle -1 {errno.EPERM}" in out
@@ -135,7 +146,9 @@ def test_every_write_on_a_descriptor_comes_after_a_guarded_open(guarded: Guarded
     names = ["alloc.bin", "trunc.bin", "copied.bin", "written.bin", "source.bin"]
     before = _files(guarded, names)
     point = guarded.point()
-    code, out = _python(guarded, r"""
+    code, out = _python(
+        guarded,
+        r"""
 os.posix_fallocate(reopen("alloc.bin", os.O_RDWR), 0, 4 << 20)
 os.ftruncate(reopen("trunc.bin", os.O_RDWR), 7)
 src = os.open("source.bin", os.O_RDONLY)  # read only: not guarded, and nothing changes it
@@ -149,7 +162,8 @@ try:
     os.ftruncate(src, 0)
 except OSError as exc:
     print("ftruncate read-only:", exc.errno)
-""")
+""",
+    )
     assert code == 0, out
     assert f"ftruncate on O_PATH: {errno.EBADF}" in out and f"read-only: {errno.EINVAL}" in out
     assert guarded.keeper.kept_files == 4  # source.bin was only read
@@ -163,7 +177,9 @@ def test_the_rust_daemons_other_conventions_are_kept(guarded: Guarded) -> None:
     names = ["a.txt", "b.txt", "mode.txt", "times.txt", "owner.txt", "attr.txt"]
     before = _files(guarded, names)
     point = guarded.point()
-    code, out = _python(guarded, r"""
+    code, out = _python(
+        guarded,
+        r"""
 assert libc.syscall(316, -100, b"a.txt", -100, b"b.txt", 2) == 0, ctypes.get_errno()  # RENAME_EXCHANGE
 os.chmod(str(handle("mode.txt")), 0o600, dir_fd=PROC)
 os.utime(str(handle("times.txt")), (1, 1), dir_fd=PROC)
@@ -175,7 +191,8 @@ try:
     print("xattr set")
 except OSError as exc:
     print("xattr", exc.errno)  # a filesystem without user attributes
-""")
+""",
+    )
     assert code == 0, out
     kept = 6 if "xattr set" in out else 5
     assert guarded.keeper.kept_files + guarded.keeper.linked_files == kept, out  # a, b: linked (renamed)
