@@ -8,6 +8,10 @@ user="${PADDOCK_TEST_USER:-paddock-tester}"
 if ! id "$user" >/dev/null 2>&1; then
   useradd --create-home --shell /bin/bash --comment "Paddock tests" "$user" >&2
 fi
+# A second group the user belongs to, for the shared group folder tests (a set-group-ID folder
+# owned by a group that is not the user's primary one: tests/security/test_group_folders.py).
+getent group paddock-team >/dev/null || groupadd paddock-team
+id -nG "$user" | tr ' ' '\n' | grep -qx paddock-team || usermod -aG paddock-team "$user" >&2
 home="$(getent passwd "$user" | cut -d: -f6)"
 # The checkout must be readable by that user: open the folders above it for it alone
 # (an ACL entry, not a wider mode), where they are closed.

@@ -29,6 +29,7 @@ import pytest
 from paddock.core.engine import Engine
 from paddock.sandbox import SNAPSHOT_ENV, Sandbox, ensure_snapshot
 from paddock.vm import GuestImage, Keeper, find_image
+from paddock.vm.sharing import Daemon, FolderSharing, runnable
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("PADDOCK_TEST_ARTIFACTS") or REPO / "test-artifacts")
@@ -224,6 +225,19 @@ def booted_as_guest_root(vms: VMFactory, tmp_path_factory: pytest.TempPathFactor
     b = vms.boot(tmp_path_factory.mktemp("booted-root"), guest_root=True)
     yield b
     vms.close(b)
+
+
+@pytest.fixture(params=[Daemon.QEMU_C, Daemon.RUST], ids=["c-virtiofsd", "rust-virtiofsd"])
+def virtiofsd(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> FolderSharing:
+    """The test runs once with each folder-sharing daemon that is installed and runs here (Debian
+    12: QEMU's C one; Debian 13 and Ubuntu: the Rust one), and is skipped, saying so, for the other."""
+    bwrap = shutil.which("bwrap")
+    found = [s for s in runnable(Path(bwrap)) if s.daemon is request.param] if bwrap else []
+    if not found:
+        name = "the Rust virtiofsd" if request.param is Daemon.RUST else "QEMU's C virtiofsd"
+        pytest.skip(f"{name} is not installed or does not run here (Debian 12 has only the C one, 13 the Rust one)")
+    monkeypatch.setenv("PADDOCK_VIRTIOFSD", str(found[0].binary))
+    return found[0]
 
 
 @pytest.fixture

@@ -203,11 +203,11 @@ def test_a_change_made_outside_the_guard_is_named_not_invented(guarded: Guarded)
 
 
 class _Unguarded:
-    """Stands for a sandbox whose folder-sharing daemon runs without the change guard (the Rust
-    virtiofsd, an old kernel): those cannot run here, so only the answer they give is faked."""
+    """Stands for a sandbox whose folder-sharing daemon runs without the change guard (a kernel
+    without seccomp user notification): that cannot run here, so only the answer it gives is faked."""
 
     def change_guard(self) -> tuple[None, str]:
-        return None, "the change guard is not used with the Rust virtiofsd yet"
+        return None, "seccomp(NEW_LISTENER): Function not implemented"
 
 
 def test_without_the_guard_the_session_start_point_copies_and_says_why(tmp_path: Path) -> None:
@@ -228,4 +228,4 @@ def test_without_the_guard_the_session_start_point_copies_and_says_why(tmp_path:
     finally:
         loop.close()
     attrs = [r["attributes"] for r in AuditLog(tmp_path / "audit").records() if r["kind"] == "undo.point"]
-    assert any("Rust virtiofsd" in str(a.get("paddock.undo.unguarded", "")) for a in attrs), attrs
+    assert any("NEW_LISTENER" in str(a.get("paddock.undo.unguarded", "")) for a in attrs), attrs

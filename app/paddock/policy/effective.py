@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import stat
 import sys
 from dataclasses import dataclass, field
@@ -115,6 +116,13 @@ class EffectivePolicy:
                 self.sources.get("allowed_roots", "managed"),
             )
         read_only = any(real == r or _inside(real, r) for r in self.read_only)
+        if not read_only and (owner := _not_yours(real)) is not None:
+            return FolderDecision(
+                False,
+                f"{folder} belongs to {owner}, not to you: Paddock can work only in a folder of your own. "
+                "Make a folder inside it (or ask its owner to), and choose that one.",
+                "built-in",
+            )
         return FolderDecision(True, "allowed", "", read_only=read_only, folder=real)
 
     def describe(self) -> list[tuple[str, str, str]]:
@@ -163,6 +171,22 @@ class FolderDecision:
     tier: str
     read_only: bool = False
     folder: Path | None = None  # the resolved folder the decision is about (None when it does not exist)
+
+
+def _not_yours(folder: Path) -> str | None:
+    """Who owns ``folder``, when it is not the person running Paddock. (The sandbox acts as that
+    person only: the guest would see an owner the folder-sharing helper cannot act as, and every
+    file it made there would fail.) Its group does not matter: a shared group folder is served."""
+    try:
+        uid = folder.stat().st_uid
+    except OSError:
+        return None
+    if uid == os.geteuid():
+        return None
+    try:
+        return f"the account {pwd.getpwuid(uid).pw_name}"
+    except KeyError:
+        return f"another account (uid {uid})"
 
 
 def _inside(child: Path, parent: Path) -> bool:

@@ -40,11 +40,11 @@ from typing import Protocol
 import pyseccomp
 
 from paddock.vm.sharing import compiled
+from paddock.vm.tracee import AT_FDCWD, open_target, read_bytes, read_string, signed, tree
 
 log = logging.getLogger(__name__)
 
 WRITE, REMOVE, META = "write", "remove", "meta"  # what the call is about to do to the file
-AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
 WRITE_FLAGS = (os.O_WRONLY, os.O_RDWR, os.O_TRUNC)
 NOTIF = struct.Struct("=QII iIQ6Q")  # struct seccomp_notif
@@ -53,7 +53,6 @@ IOCTL_RECV = 0xC0000000 | (NOTIF.size << 16) | (0x21 << 8) | 0
 IOCTL_SEND = 0xC0000000 | (RESP.size << 16) | (0x21 << 8) | 1
 IOCTL_ID_VALID = 0x40000000 | (8 << 16) | (0x21 << 8) | 2
 FLAG_CONTINUE = 1
-PATH_MAX = 4096
 WORKERS = 4  # the daemon's threads can wait on several calls at once
 
 
@@ -64,6 +63,7 @@ def _t(d: int | None, p: int | None, follow: bool, kind: str) -> tuple[int | Non
 # name → its file arguments: (dirfd argument or None for AT_FDCWD, path argument or None for
 # "the descriptor itself", follows the last name, kind)
 CALLS: dict[str, list[tuple[int | None, int | None, bool, str]]] = {
+    "openat2": [],  # looked at by its flags (below)
     "open": [_t(None, 0, True, WRITE)],
     "openat": [_t(0, 1, True, WRITE)],
     "creat": [_t(None, 0, True, WRITE)],
@@ -78,6 +78,7 @@ CALLS: dict[str, list[tuple[int | None, int | None, bool, str]]] = {
     "chmod": [_t(None, 0, True, META)],
     "fchmod": [_t(0, None, True, META)],
     "fchmodat": [_t(0, 1, True, META)],
+    "fchmodat2": [_t(0, 1, True, META)],
     "chown": [_t(None, 0, True, META)],
     "lchown": [_t(None, 0, False, META)],
     "fchown": [_t(0, None, True, META)],
@@ -95,6 +96,31 @@ CALLS: dict[str, list[tuple[int | None, int | None, bool, str]]] = {
 }
 OPEN_FLAGS_ARG = {"open": 1, "openat": 2}
 EMPTY_PATH_ARG = {"linkat": 4, "fchownat": 4, "utimensat": 3}  # the flags argument
+AT_SYMLINK_NOFOLLOW, AT_SYMLINK_FOLLOW = 0x100, 0x400
+# Calls whose flags say whether the last name is followed: (flags argument, bit, follows when set).
+# Both daemons link by ``linkat(proc_self_fd, "<fd number>", …, AT_SYMLINK_FOLLOW)``: not
+# following there would find /proc's magic link instead of the file.
+FOLLOW_FLAG = {
+    "linkat": (4, AT_SYMLINK_FOLLOW, True),
+    "utimensat": (3, AT_SYMLINK_NOFOLLOW, False),
+    "fchownat": (4, AT_SYMLINK_NOFOLLOW, False),
+    "fchmodat2": (3, AT_SYMLINK_NOFOLLOW, False),
+}
+# ``openat2`` keeps its flags in a struct the filter cannot read: every call is notified, one
+# that reads goes on (bubblewrap opens its mount sources so), one that may write is refused with
+# ENOSYS (virtiofsd then opens with ``openat``, as it does when the kernel lacks openat2).
+OPENAT2_WRITE = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_CREAT
+# Refused outright (the daemons do without them): ``io_uring_setup`` would open and write with
+# no system call at all; ``open_by_handle_at`` names no path (unprivileged it fails anyway).
+REFUSED = {"io_uring_setup": errno.ENOSYS}
+
+
+class Refused(Exception):
+    """The call is answered with this error instead of going on."""
+
+    def __init__(self, err: int) -> None:
+        super().__init__(err)
+        self.err = err
 
 
 class GuardError(OSError):
@@ -123,6 +149,10 @@ def _numbers() -> dict[int, str]:
 def guard_filter() -> bytes:
     """The compiled filter (classic BPF): notify on the calls above, allow everything else."""
     flt = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
+    for name, err in REFUSED.items():
+        flt.add_rule(pyseccomp.ERRNO(err), name)
+    for bit in WRITE_FLAGS:
+        flt.add_rule(pyseccomp.ERRNO(errno.EPERM), "open_by_handle_at", pyseccomp.Arg(2, pyseccomp.MASKED_EQ, bit, bit))
     for name in _numbers().values():
         if name in OPEN_FLAGS_ARG:
             for bit in WRITE_FLAGS:
@@ -130,59 +160,6 @@ def guard_filter() -> bytes:
         else:
             flt.add_rule(pyseccomp.NOTIFY, name)
     return compiled(flt, "paddock-guard")
-
-
-def _signed(value: int) -> int:
-    """A descriptor argument (an int in a 64-bit register)."""
-    value &= 0xFFFFFFFF
-    return value - (1 << 32) if value & 0x80000000 else value
-
-
-def read_string(pid: int, address: int) -> str | None:
-    """A NUL-terminated path from the process's memory (None: unreadable)."""
-    if address == 0:
-        return None
-    try:
-        fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        out = b""
-        while len(out) < PATH_MAX:
-            want = 4096 - (address + len(out)) % 4096  # never across a page that may not be mapped
-            chunk = os.pread(fd, want, address + len(out))
-            if not chunk:
-                return None
-            nul = chunk.find(b"\0")
-            if nul >= 0:
-                return os.fsdecode(out + chunk[:nul])
-            out += chunk
-        return None
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def open_target(pid: int, dirfd: int, path: str | None, follow: bool) -> int | None:
-    """An ``O_PATH`` descriptor of the file the call names, as the process sees it (None: no such file)."""
-    try:
-        if path is None or path == "":
-            return os.open(f"/proc/{pid}/fd/{dirfd}", os.O_PATH | os.O_CLOEXEC)
-        if path.startswith("/"):
-            base, rel = f"/proc/{pid}/root", path.lstrip("/") or "."
-        elif dirfd == AT_FDCWD:
-            base, rel = f"/proc/{pid}/cwd", path
-        else:
-            base, rel = f"/proc/{pid}/fd/{dirfd}", path
-        bfd = os.open(base, os.O_PATH | os.O_CLOEXEC)
-        try:
-            flags = os.O_PATH | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
-            return os.open(rel, flags, dir_fd=bfd)
-        finally:
-            os.close(bfd)
-    except OSError:
-        return None
 
 
 class Guard:
@@ -250,6 +227,8 @@ class Guard:
         resp = RESP.pack(notif_id, 0, 0, FLAG_CONTINUE)
         try:
             self._handle(pid, nr, args, notif_id)
+        except Refused as exc:
+            resp = RESP.pack(notif_id, 0, -exc.err, 0)
         except Exception:  # a bug here: refuse the call rather than let it change an unkept file
             log.exception("the change guard could not look at a call; it is refused")
             resp = RESP.pack(notif_id, 0, -errno.EIO, 0)
@@ -267,13 +246,21 @@ class Guard:
         name = _numbers().get(nr)
         if name is None:
             return
+        if name == "openat2":
+            flags = read_bytes(pid, args[2], 8)  # struct open_how starts with its u64 flags
+            if flags is None or int.from_bytes(flags, sys.byteorder) & OPENAT2_WRITE:
+                raise Refused(errno.ENOSYS)
+            return
         for dirarg, patharg, follow, kind in CALLS[name]:
-            dirfd = AT_FDCWD if dirarg is None else _signed(args[dirarg])
+            dirfd = AT_FDCWD if dirarg is None else signed(args[dirarg])
             path = None if patharg is None else read_string(pid, args[patharg])
             if patharg is not None and path is None and name != "utimensat":
                 continue  # unreadable (``utimensat(fd, NULL, …)`` names the descriptor itself)
             if path == "" and name in EMPTY_PATH_ARG and not args[EMPTY_PATH_ARG[name]] & AT_EMPTY_PATH:
                 continue
+            if name in FOLLOW_FLAG:
+                flagarg, bit, when_set = FOLLOW_FLAG[name]
+                follow = when_set == bool(args[flagarg] & bit)
             if not self._valid(notif_id):  # what we read belonged to a call that is gone
                 return
             fd = open_target(pid, dirfd, path, follow)
@@ -291,7 +278,7 @@ class Guard:
         """(device, inode) of every file the guarded processes hold open for writing now (a
         command still running from an earlier turn): a point must copy those at once."""
         out: set[tuple[int, int]] = set()
-        for pid in _tree(self.root_pid):
+        for pid in tree(self.root_pid):
             with contextlib.suppress(OSError), os.scandir(f"/proc/{pid}/fdinfo") as it:
                 for e in it:
                     with contextlib.suppress(OSError, ValueError):
@@ -302,19 +289,6 @@ class Guard:
                             if stat.S_ISREG(st.st_mode):
                                 out.add((st.st_dev, st.st_ino))
         return out
-
-
-def _tree(pid: int) -> list[int]:
-    """``pid`` and every process below it."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        with contextlib.suppress(OSError), os.scandir(f"/proc/{p}/task") as tasks:
-            for t in tasks:
-                with contextlib.suppress(OSError, ValueError), open(f"{t.path}/children") as f:
-                    todo += [int(c) for c in f.read().split()]
-    return out
 
 
 Spawn = Callable[[str, list[str], tuple[int, ...]], Awaitable[asyncio.subprocess.Process]]

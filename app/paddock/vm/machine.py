@@ -48,7 +48,7 @@ from paddock.vm.config import (
 )
 from paddock.vm.guard import Guard, launch_guarded
 from paddock.vm.migration import Migration
-from paddock.vm.sharing import Daemon, seccomp_fd
+from paddock.vm.sharing import seccomp_fd
 
 log = logging.getLogger(__name__)
 QMP_ACCEPT_TIMEOUT_S = 30.0
@@ -177,11 +177,8 @@ class VirtualMachine(Migration):
                 share.host_path.resolve(), mount_point, self.run_dir, sock, read_only=share.read_only, seccomp_fd=fd
             )
             proc = None
-            if share.keeper is not None and not share.read_only:
-                if tools.sharing.daemon is Daemon.QEMU_C:
-                    proc = await self._spawn_guarded(share, argv, fd)
-                else:  # its calls are not the C daemon's; not tried here, so not trusted
-                    self.guard_failures[share.tag] = "the change guard is not used with the Rust virtiofsd yet"
+            if share.keeper is not None and not share.read_only:  # either daemon (see docs/UNDO.md)
+                proc = await self._spawn_guarded(share, argv, fd)
             if proc is None:
                 proc = await self._spawn(f"virtiofsd-{share.tag}", argv, pass_fds=(fd,))
         finally:

@@ -20,6 +20,15 @@ A seccomp filter, loaded by bubblewrap before the daemon runs, turns the C daemo
 ``setgroups()`` into a no-op (the call it makes at start, which a user namespace forbids) and
 refuses any mode with the setuid or setgid bit (``chmod``, ``open``/``mkdir``/``mknod`` with such
 a mode), so the guest can never leave a set-id file in the folder.
+
+Shared group folders: the jail keeps the person's supplementary groups (a user namespace cannot
+drop them, and the host checks access with them), but maps none. In a folder whose group is not
+the person's primary one, the guest sees the overflow group and runs its commands as it, and each
+create would make the daemon switch to a group the namespace cannot name. The same filter skips
+that one switch (``setresgid`` to the overflow group): the daemon creates as the person's primary
+group, and the host kernel gives the file the folder's group when the folder is set-group-ID
+(subfolders inherit the bit), the person's primary group otherwise, as for the person's own
+programs. Never another group: no group is ever set by id.
 """
 
 from __future__ import annotations
@@ -178,6 +187,11 @@ def seccomp_filter() -> bytes:
     """The compiled filter (classic BPF, as bubblewrap's ``--seccomp`` takes it)."""
     flt = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
     flt.add_rule(pyseccomp.ERRNO(0), "setgroups")
+    # A request from the overflow group (the folder's own group, in a shared group folder: the
+    # namespace cannot name it) is served as the person's own group: the daemons' switch to it
+    # would fail ("Invalid argument") and is skipped, so the host's set-group-ID rule gives a new
+    # file the folder's group, exactly as when the person creates it there.
+    flt.add_rule(pyseccomp.ERRNO(0), "setresgid", pyseccomp.Arg(1, pyseccomp.MASKED_EQ, 0xFFFFFFFF, overflow_gid()))
     for call, index in MODE_ARGS.items():
         for bit in SETID_BITS:
             flt.add_rule(pyseccomp.ERRNO(errno.EPERM), call, pyseccomp.Arg(index, pyseccomp.MASKED_EQ, bit, bit))
@@ -189,6 +203,14 @@ def seccomp_filter() -> bytes:
         except (ValueError, RuntimeError, OSError):
             pass  # a libseccomp too old to know the call: the kernel's own checks stand
     return compiled(flt, "paddock-seccomp")
+
+
+def overflow_gid() -> int:
+    """The group a user namespace shows for every group it does not map (65534 by default)."""
+    try:
+        return int(Path("/proc/sys/kernel/overflowgid").read_text())
+    except (OSError, ValueError):
+        return 65534
 
 
 def compiled(flt: pyseccomp.SyscallFilter, name: str) -> bytes:
@@ -249,9 +271,9 @@ def find_sharing(bwrap: Path) -> FolderSharing:
     return _find_sharing(bwrap, os.environ.get("PADDOCK_VIRTIOFSD") or "")
 
 
-@functools.lru_cache(maxsize=4)
-def _find_sharing(bwrap: Path, forced: str) -> FolderSharing:
-    candidates = (forced,) if forced else (*RUST_CANDIDATES, *C_CANDIDATES)
+@functools.lru_cache(maxsize=8)
+def runnable(bwrap: Path, candidates: tuple[str, ...] = (*RUST_CANDIDATES, *C_CANDIDATES)) -> list[FolderSharing]:
+    """Every daemon among ``candidates`` that is installed and runs here, in that order."""
     found: list[FolderSharing] = []
     for cand in candidates:
         if not cand or not os.access(cand, os.X_OK):
@@ -259,6 +281,12 @@ def _find_sharing(bwrap: Path, forced: str) -> FolderSharing:
         kind = _version(cand, bwrap)
         if kind is not None:
             found.append(FolderSharing(Path(cand), kind[0], kind[1], bwrap))
+    return found
+
+
+@functools.lru_cache(maxsize=4)
+def _find_sharing(bwrap: Path, forced: str) -> FolderSharing:
+    found = runnable(bwrap, (forced,)) if forced else runnable(bwrap)
     if not found:
         raise SharingError(
             "virtiofsd (which shares your folder with the sandbox) is not installed or does not run here.",
