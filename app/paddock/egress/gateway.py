@@ -48,6 +48,22 @@ class GatewayError(PaddockError):
     """The egress gateway could not start."""
 
 
+def gateway_python() -> Path:
+    """The Python of the gateway's environment: the interpreter ``mitmdump`` was installed for."""
+    mitmdump = find_mitmdump()
+    with open(mitmdump, "rb") as fh:
+        first = fh.readline(1024)
+    if first.startswith(b"#!"):
+        interpreter = Path(first[2:].decode(errors="replace").split()[0])
+        if os.access(interpreter, os.X_OK):
+            return interpreter
+    for name in ("python3", "python"):
+        if os.access(mitmdump.with_name(name), os.X_OK):
+            return mitmdump.with_name(name)
+    raise GatewayError(f"The egress gateway's Python was not found beside {mitmdump}.",
+                       hint="Run ./scripts/setup.sh, which installs it into .venv-gateway/.")  # fmt: skip
+
+
 def find_mitmdump() -> Path:
     env = os.environ.get("PADDOCK_MITMDUMP")
     candidates = [env] if env else []
@@ -108,14 +124,11 @@ class EgressGateway:
         fd = os.open(cfg_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(config, fh)
-        argv = [str(find_mitmdump()), "--quiet", "-s", str(ADDON),
-                "--listen-host", "127.0.0.1", "--listen-port", "0",
-                "--set", f"confdir={self.confdir}", "--set", "connection_strategy=lazy",
-                "--set", "block_global=false", "--set", "http2=false"]  # fmt: skip
+        argv = [str(gateway_python()), "-m", "paddock.egress.run", "--confdir", str(self.confdir)]
         for extra in TEST_ADDONS:
-            argv += ["-s", str(extra)]
+            argv += ["--test-addon", str(extra)]
         if UPSTREAM_CA is not None:
-            argv += ["--set", f"ssl_verify_upstream_trusted_ca={UPSTREAM_CA}"]
+            argv += ["--upstream-ca", str(UPSTREAM_CA)]
         env = {**os.environ, "PADDOCK_GATEWAY_CONFIG": str(cfg_path),
                "PYTHONPATH": str(APP_ROOT), "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
         log = _log_file(self.run_dir / "gateway.log")
