@@ -218,8 +218,10 @@ class Gate:
             (host, port), scheme = tunnel, ("https" if flow.client_conn.tls_established else "http")
         if (str(req.host).lower(), req.port, req.scheme) != (host, port, scheme):
             self._decide(flow, False, "the request names another target than its tunnel's")
+        elif tunnel is not None and req.authority:  # mitmproxy keeps no scheme or port of it: refuse them all
+            self._decide(flow, False, "inside a tunnel, the request line may name only a path, not a full address")
         elif req.authority and not authority_matches(req.authority, host, port, scheme):
-            self._decide(flow, False, "the request line names another host than its tunnel's")
+            self._decide(flow, False, "the request line names another host than its Host header")
         elif not authority_matches(hosts[0], host, port, scheme):
             self._decide(flow, False, "the Host header disagrees with the request's target")
         elif (sni := flow.client_conn.sni) and str(sni).lower() != host:

@@ -11,9 +11,11 @@ the guest.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +104,15 @@ class EgressGateway:
         self._decisions_read = 0
         self.session_grants: list[EgressGrant] = []
         self.decision_listeners: list[Callable[[Decision], None]] = []
+        # Called once if the gateway process stops while the session still needs it (a crash):
+        # the sandbox closes its egress channel, so a crash stops egress, never opens it.
+        self.exit_listeners: list[Callable[[str], None]] = []
+        self._watch: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def alive(self) -> bool:
+        """Whether the gateway process runs (its port is its own only while it does)."""
+        return self._proc is not None and self._proc.returncode is None and not self._stopping
 
     @property
     def ca_cert_pem(self) -> bytes:
@@ -145,6 +156,7 @@ class EgressGateway:
         for _ in range(600):
             if ready.exists() and ready.read_text():
                 self.port = int(json.loads(ready.read_text())["port"])
+                self._watch = asyncio.ensure_future(self._watch_exit(self._proc))
                 return
             if self._proc.returncode is not None:
                 break
@@ -183,7 +195,23 @@ class EgressGateway:
             json.dump([g.model_dump() for g in self.session_grants], fh)
         os.replace(tmp, path)
 
+    async def _watch_exit(self, proc: asyncio.subprocess.Process) -> None:
+        code = await proc.wait()
+        if self._stopping:
+            return
+        reason = (f"the egress gateway stopped unexpectedly (exit code {code}); the sandbox has no network "
+                  "until it is restarted")  # fmt: skip
+        record = {"time_unix": time.time(), "allowed": False, "reason": reason, "grant": None, "no_grant": False,
+                  "method": "", "scheme": "", "host": "", "port": 0, "path": ""}  # fmt: skip
+        with contextlib.suppress(OSError), open(self.run_dir / "egress-decisions.jsonl", "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        for listener in list(self.exit_listeners):
+            listener(reason)
+
     async def stop(self) -> None:
+        self._stopping = True
+        if self._watch is not None:
+            self._watch.cancel()
         proc, self._proc = self._proc, None
         try:
             if proc is not None and proc.returncode is None:
