@@ -16,7 +16,6 @@ import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -241,7 +240,8 @@ bodies = st.one_of(
     st.text(max_size=40).map(lambda t: b"\xef\xbb\xbf" + json.dumps({**PLAIN, "system": t}).encode()),
 )
 paths = st.sampled_from(["/v1/messages", "/v1/messages/count_tokens", "/v1/messages/batches", "/v1/files",
-                         "/openai/v1/chat/completions", "/openai/v1/responses", "/openai/v1/files", "/open/x"])  # fmt: skip
+                         "/openai/v1/chat/completions", "/openai/v1/responses", "/openai/v1/files",
+                         "/open/x"])  # fmt: skip
 extra_headers = st.dictionaries(
     st.sampled_from(["Content-Encoding", "Content-Type", "anthropic-beta", "X-Api-Key", "Proxy-Authorization",
                      "Private-Token", "X-Forwarded-Host", "Transfer-Encoding"]),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from paddock.egress.gateway import APP_ROOT, gateway_python
 
-SCRIPT = r'''
+SCRIPT = r"""
 from mitmproxy import hooks, http
 from mitmproxy.test import tflow
 
@@ -82,7 +82,7 @@ except GuardError as exc:
 else:
     raise AssertionError("a hook outside the guard was accepted")
 print("OK")
-'''
+"""
 
 
 def test_every_hook_fails_closed_and_no_hook_escapes_the_guard(tmp_path: Path) -> None:

@@ -243,7 +243,8 @@ class Gate:
         req = flow.request
         path = clean_path(req.path) or ""
         headers = {str(k).lower(): str(v) for k, v in req.headers.items()}
-        return request_problem(str(api), req.method, path, list(req.query.keys()), headers, req.raw_content or b"")
+        return request_problem(str(api), req.method, path, query_keys=list(req.query.keys()), headers=headers,
+                               body=req.raw_content or b"")  # fmt: skip
 
     def _swap_credentials(self, flow: http.HTTPFlow, grant: dict[str, Any]) -> bool:
         """Drop every header the grant does not pass (so every credential the guest sent) and
@@ -285,8 +286,11 @@ class Gate:
     def error(self, flow: http.HTTPFlow) -> None:
         """mitmproxy refused the request itself (a body over its limit, a broken request): record it."""
         if not flow.metadata.get("paddock.decided") and flow.error is not None:
-            reason = "the request body is too large" if "body_size_limit" in str(flow.error.msg) else \
-                f"the request could not be read ({str(flow.error.msg)[:200]})"
+            reason = (
+                "the request body is too large"
+                if "body_size_limit" in str(flow.error.msg)
+                else f"the request could not be read ({str(flow.error.msg)[:200]})"
+            )
             self._decide(flow, False, reason, status=413)
 
     def response(self, flow: http.HTTPFlow) -> None:
@@ -300,4 +304,3 @@ class Gate:
                 flow.response = http.Response.make(403, b"Paddock refused a redirect to another host\n",
                                                    {"content-type": "text/plain"})  # fmt: skip
                 self._decide(flow, False, f"redirect to another host ({target})")
-

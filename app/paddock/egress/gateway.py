@@ -203,8 +203,7 @@ class EgressGateway:
                   "until it is restarted")  # fmt: skip
         record = {"time_unix": time.time(), "allowed": False, "reason": reason, "grant": None, "no_grant": False,
                   "method": "", "scheme": "", "host": "", "port": 0, "path": ""}  # fmt: skip
-        with contextlib.suppress(OSError), open(self.run_dir / "egress-decisions.jsonl", "a") as fh:
-            fh.write(json.dumps(record) + "\n")
+        _append(self.run_dir / "egress-decisions.jsonl", json.dumps(record) + "\n")
         for listener in list(self.exit_listeners):
             listener(reason)
 
@@ -218,6 +217,11 @@ class EgressGateway:
                 await terminate([proc], 5.0)
         finally:
             shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def _append(path: Path, line: str) -> None:
+    with contextlib.suppress(OSError), open(path, "a") as fh:
+        fh.write(line)
 
 
 def _loopback_upstreams() -> dict[str, str]:

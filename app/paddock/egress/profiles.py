@@ -237,7 +237,7 @@ _ROUTES: dict[str, tuple[tuple[str, re.Pattern[str], Callable[[Any], None] | Non
 _QUERY = {"anthropic-messages": frozenset({"beta"}), "openai-chat": frozenset({"api-version"})}
 
 
-def request_problem(api: str, method: str, path: str, query_keys: list[str], headers: dict[str, str],
+def request_problem(api: str, method: str, path: str, *, query_keys: list[str], headers: dict[str, str],
                     body: bytes) -> str | None:  # fmt: skip
     """Why this request may not pass a grant serving ``api`` (None: it may). ``path`` is the
     cleaned path without its query; ``headers`` lower-case names."""

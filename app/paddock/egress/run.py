@@ -13,7 +13,6 @@ import asyncio
 import importlib.util
 import signal
 import sys
-from pathlib import Path
 from typing import Any
 
 from mitmproxy import options  # type: ignore[import-not-found]  # the gateway's own environment
