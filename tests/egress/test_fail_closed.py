@@ -189,10 +189,10 @@ def test_a_gateway_crash_stops_egress_and_is_recorded(guest: Guest) -> None:
     takes it must get nothing from the guest, and the crash is a recorded decision."""
     gw = guest.sandbox.gateway
     assert gw is not None and gw._proc is not None
-    port = gw.port
-    os.kill(gw._proc.pid, signal.SIGKILL)
+    port, proc = gw.port, gw._proc
+    os.kill(proc.pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while gw.alive() and time.monotonic() < deadline:
+    while proc.returncode is None and time.monotonic() < deadline:
         guest.engine.run(_sleep(0.05))
     squatter = socket.socket()
     squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from paddock.core.errors import PaddockError
 from paddock.credentials import backend_status
 from paddock.egress import find_mitmdump
-from paddock.policy import PolicyError, credential_warnings, load
+from paddock.policy import EffectivePolicy, PolicyError, credential_warnings, load
 from paddock.vm import HostTools, choose_accel, find_image, kvm_usable, user_namespaces_work
 
 SLOW_HINT = "Software emulation works, only slower (a few seconds to start)."
@@ -67,7 +67,7 @@ async def run_checks(*, probe: bool = True) -> list[Check]:
         checks.append(Check("Egress gateway (mitmproxy)", True, str(find_mitmdump()), required=False))
     except PaddockError as exc:
         checks.append(Check("Egress gateway (mitmproxy)", False, exc.message, exc.hint, required=False))
-    checks.append(_grants_check())
+    checks.append(grants_check())
     ok, why = kvm_usable()
     if image is not None and tools is not None and probe:
         choice = await choose_accel(image, tools)
@@ -105,10 +105,11 @@ async def run_checks(*, probe: bool = True) -> list[Check]:
     return checks
 
 
-def _grants_check() -> Check:
-    """Egress grants that attach a credential without checking what goes with it (``api: any``)."""
+def grants_check(policy: EffectivePolicy | None = None) -> Check:
+    """Egress grants that attach a credential without checking what goes with it (``api: any``),
+    in the policy in effect (or ``policy``)."""
     try:
-        warnings = credential_warnings(load().grants)
+        warnings = credential_warnings((policy or load()).grants)
     except PolicyError as exc:
         return Check("Egress grants", False, exc.message, exc.hint, required=False)
     fix = 'Ask your administrator to name the API of each such grant ("anthropic-messages" or "openai-chat").'
