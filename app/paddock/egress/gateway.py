@@ -1,9 +1,12 @@
-"""Start and stop the egress gateway: mitmdump with Paddock's addon, in its own environment.
+"""Start, watch and stop the egress gateway: mitmproxy with Paddock's rules behind the guard
+(``python -m paddock.egress.run``), in its own environment.
 
 The gateway listens on loopback only. Its configuration (grants, the VM it
 serves, where token state and decisions live) goes in a file only this user
 can read; the real keys go over its standard input and are never written to
-disk or put on a command line. Its certificate authority is per install
+disk or put on a command line. If the process dies while the session runs, the
+exit listeners are told (the sandbox closes its egress channel) and the crash
+is a recorded decision. Its certificate authority is per install
 (``$PADDOCK_DATA_DIR/gateway-ca``); only the CA's certificate ever goes to
 the guest.
 """

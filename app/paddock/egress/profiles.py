@@ -29,8 +29,8 @@ MAX_BODY = 10 * 1024 * 1024
 MAX_DEPTH = 64
 MAX_NUMBER = 40
 PROFILES = ("anthropic-messages", "openai-chat")
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKETS = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 
 
 class Refused(ValueError):
@@ -72,8 +72,8 @@ def read_json(body: bytes) -> Any:
         raise Refused("the request body is not UTF-8 text") from None
     if text.startswith("\ufeff"):
         raise Refused("the request body starts with a byte-order mark")
-    brackets = [_BRACKETS[c] for c in _STRING.sub("", text).encode() if c in _BRACKETS]
-    if brackets and max(accumulate(brackets)) > MAX_DEPTH:
+    brackets = _STRING.sub("", text).encode().translate(None, _NOT_BRACKETS)  # what is left outside strings
+    if brackets and max(accumulate(1 if b in b"[{" else -1 for b in brackets)) > MAX_DEPTH:
         raise Refused(f"the request body is nested more than {MAX_DEPTH} levels deep")
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates, parse_int=_number(int),
@@ -160,7 +160,7 @@ def anthropic_body(data: Any) -> None:
             kind = t.get("type")
             shown = kind[:40] if isinstance(kind, str) else type(kind).__name__
             raise Refused(f"the request asks for the provider's own tool {shown!r}, which this grant does not allow")
-        _fields(t, frozenset({"type", "name", "description", "input_schema", "cache_control"}), "a tool")
+        _fields(t, frozenset({"type", "name", "description", "input_schema", "cache_control", "strict"}), "a tool")
     if "tool_choice" in body:
         _kind(body["tool_choice"], frozenset({"auto", "any", "tool", "none"}), "tool_choice")
     if "metadata" in body:
