@@ -70,3 +70,19 @@ def plain_proxy(port: int, token: str, raw_without_auth: bytes, *, timeout: floa
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         sock.sendall(line + b"\r\nProxy-Authorization: Basic " + auth + b"\r\n" + rest)
         return _read_response(sock)
+
+
+def raw_tunnel(port: int, token: str, target: str, data: bytes, *, timeout: float = 10.0) -> bytes:
+    """CONNECT to ``target`` with ``token``, then send ``data`` as they are (no TLS); what came back."""
+    auth = base64.b64encode(f"paddock:{token}".encode()).decode()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\nProxy-Authorization: Basic {auth}\r\n\r\n"
+                     .encode())  # fmt: skip
+        reply = _read_response(sock)
+        if status_of(reply) != 200:
+            return reply
+        sock.sendall(data)
+        try:
+            return sock.recv(65536)
+        except OSError:
+            return b""

@@ -14,6 +14,9 @@ from __future__ import annotations
 import gzip
 import json
 import secrets
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,10 +30,11 @@ from paddock.egress import EgressGateway, TokenAuthority, gateway
 from paddock.egress.profiles import ANTHROPIC_FIELDS, OPENAI_FIELDS
 from paddock.egress.rules import FORWARD_HEADERS
 from paddock.policy import EgressGrant
-from tests.egress.raw import status_of, through_tunnel
+from tests.egress.raw import raw_tunnel, status_of, through_tunnel
 from tests.egress.upstream import Upstream
 
 HOST = "api.example.test"
+RAW_HOST = "raw.example.test"  # its upstream is a plain TCP listener that records every byte
 GUEST_KEY = f"guest-own-key-{secrets.token_hex(8)}"
 GUEST_CREDENTIALS = {"x-api-key": GUEST_KEY, "authorization": f"Bearer {GUEST_KEY}", "cookie": f"s={GUEST_KEY}",
                      "x-auth-token": GUEST_KEY, "api-key": GUEST_KEY}  # fmt: skip
@@ -40,9 +44,39 @@ GRANTS = [
     EgressGrant(id="chat", host=HOST, methods=["GET", "POST"], path_pattern="/openai/*", credential="openai",
                 api="openai-chat"),
     EgressGrant(id="open", host=HOST, methods=["POST"], path_pattern="/open/*"),
+    EgressGrant(id="raw", host=RAW_HOST, methods=["POST"], path_pattern="/x"),
 ]  # fmt: skip
 PLAIN = {"model": "m", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+class Listener:
+    """A plain TCP server that records what each connection sent."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.received: list[bytes] = []
+        self.stop = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2.0)
+                try:
+                    self.received.append(conn.recv(65536) or b"(connected)")
+                except OSError:
+                    self.received.append(b"(connected)")
+
+    def close(self) -> None:
+        self.stop.set()
+        self.sock.close()
 
 
 @dataclass
@@ -51,6 +85,7 @@ class Gateway:
     upstream: Upstream
     token: str
     secrets: dict[str, str]
+    raw: Listener
 
     def send(self, raw: bytes, **kw: Any) -> tuple[int, list[dict[str, Any]], list[Any]]:
         """Send ``raw`` inside a tunnel; the status, what reached the upstream, the decisions made."""
@@ -64,20 +99,22 @@ class Gateway:
 @pytest.fixture(scope="module")
 def gw(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     base = tmp_path_factory.mktemp("gateway")
-    upstream = Upstream(base, HOST)
+    upstream, raw = Upstream(base, HOST), Listener()
     gateway.LOOPBACK_UPSTREAMS[HOST] = f"127.0.0.1:{upstream.port}"
+    gateway.LOOPBACK_UPSTREAMS[RAW_HOST] = f"127.0.0.1:{raw.port}"
     gateway.UPSTREAM_CA = upstream.ca
     keys = {"anthropic": f"real-anthropic-{secrets.token_hex(8)}", "openai": f"real-openai-{secrets.token_hex(8)}"}
     gw = EgressGateway(base / "gw", "vmproperties", GRANTS, keys)
     try:
         engine.run(gw.start(), timeout=120)
         token = TokenAuthority().mint("vmproperties", [g.id for g in GRANTS]).value
-        yield Gateway(gw, upstream, token, keys)
+        yield Gateway(gw, upstream, token, keys, raw)
     finally:
         engine.run(gw.stop(), timeout=60)
         gateway.LOOPBACK_UPSTREAMS.clear()
         gateway.UPSTREAM_CA = None
         upstream.close()
+        raw.close()
 
 
 def request(method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None,
@@ -186,6 +223,14 @@ def test_a_request_with_no_or_two_host_headers_is_refused(gw: Gateway) -> None:
         status, hits, decisions = gw.send(raw)
         assert hits == [] and status == 403, (raw[:200], status, hits)
         assert_safe(gw, status, hits, decisions)
+
+
+def test_a_stream_that_is_not_http_is_never_passed_through(gw: Gateway) -> None:
+    """mitmproxy passes what is neither TLS nor HTTP through a tunnel as raw TCP, unchecked."""
+    for data in (b"\x00\x01not http at all\r\n\r\n", b"SSH-2.0-OpenSSH_9.2\r\n\r\n"):
+        raw_tunnel(gw.gateway.port, gw.token, f"{RAW_HOST}:443", data)
+    time.sleep(0.5)
+    assert gw.raw.received == [], f"raw bytes reached the granted host: {gw.raw.received}"
 
 
 def test_a_plain_request_on_each_profile_reaches_the_upstream_with_the_real_key(gw: Gateway) -> None:

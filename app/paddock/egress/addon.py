@@ -283,6 +283,23 @@ class Gate:
         self.tokens.pop(client.id, None)
         self.tunnels.pop(client.id, None)
 
+    def tcp_start(self, flow: Any) -> None:
+        """Only HTTP (in TLS or not) passes: a raw stream would carry anything, unchecked."""
+        self._refuse_stream(flow, "a connection that is not HTTP")
+
+    def udp_start(self, flow: Any) -> None:
+        self._refuse_stream(flow, "a UDP stream")
+
+    def websocket_start(self, flow: Any) -> None:
+        self._refuse_stream(flow, "a WebSocket")
+
+    def _refuse_stream(self, flow: Any, what: str) -> None:
+        flow.kill()
+        host, port = self.tunnels.get(flow.client_conn.id, (str(flow.server_conn.address), 0))
+        record = {"time_unix": time.time(), "allowed": False, "reason": f"{what} is not allowed", "grant": None,
+                  "no_grant": False, "method": "", "scheme": "", "host": host, "port": port, "path": ""}  # fmt: skip
+        self.decisions.write(json.dumps(record) + "\n")
+
     def error(self, flow: http.HTTPFlow) -> None:
         """mitmproxy refused the request itself (a body over its limit, a broken request): record it."""
         if not flow.metadata.get("paddock.decided") and flow.error is not None:

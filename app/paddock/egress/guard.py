@@ -17,9 +17,13 @@ from typing import Any, Protocol
 
 log = logging.getLogger("paddock.egress.guard")
 
-# Hook name -> what a failure there does. "flow": refuse the flow; "server": refuse the connection
-# to the upstream; "stop": stop the gateway (it could not start safely); "log": nothing to refuse.
+# Hook name -> what a failure there does. "flow": refuse the flow; "kill": kill it (a stream that is
+# not HTTP); "server": refuse the connection to the upstream; "stop": stop the gateway (it could not
+# start safely); "log": nothing to refuse.
 HOOKS = {
+    "tcp_start": "kill",
+    "udp_start": "kill",
+    "websocket_start": "kill",
     "running": "stop",
     "http_connect": "flow",
     "requestheaders": "flow",
@@ -79,6 +83,8 @@ class Guard:
         action = HOOKS[name]
         if action == "flow":
             refuse(self._rules, arg)
+        elif action == "kill":
+            kill(arg)
         elif action == "server":
             arg.server.error = INTERNAL_ERROR
         elif action == "stop" and self._stop is not None:
@@ -112,6 +118,15 @@ class Guard:
     def client_disconnected(self, client: Any) -> None:
         self._call("client_disconnected", client)
 
+    def tcp_start(self, flow: Any) -> None:
+        self._call("tcp_start", flow)
+
+    def udp_start(self, flow: Any) -> None:
+        self._call("udp_start", flow)
+
+    def websocket_start(self, flow: Any) -> None:
+        self._call("websocket_start", flow)
+
 
 def refuse(rules: Rules, flow: Any) -> None:
     """Refuse ``flow`` after an error: with a recorded decision if possible, killed if not."""
@@ -121,6 +136,10 @@ def refuse(rules: Rules, flow: Any) -> None:
             return
     except BaseException as exc:  # noqa: BLE001
         log.error("recording a refusal failed: %r", exc)
+    kill(flow)
+
+
+def kill(flow: Any) -> None:
     try:
         flow.kill()
     except BaseException as exc:  # noqa: BLE001

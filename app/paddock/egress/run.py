@@ -48,6 +48,7 @@ async def main(argv: list[str]) -> int:
     settings: dict[str, Any] = {
         "listen_host": "127.0.0.1", "listen_port": 0, "confdir": args.confdir, "connection_strategy": "lazy",
         "block_global": False, "http2": False, "onboarding": False, "termlog_verbosity": "warn",
+        "rawtcp": False,  # what is not TLS or HTTP is read as HTTP (and refused), never passed through raw
         "body_size_limit": str(MAX_BODY),
     }  # fmt: skip
     if args.upstream_ca:
