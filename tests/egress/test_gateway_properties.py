@@ -225,6 +225,13 @@ def test_a_request_with_no_or_two_host_headers_is_refused(gw: Gateway) -> None:
         assert_safe(gw, status, hits, decisions)
 
 
+def test_a_body_over_the_limit_is_refused_before_it_is_read(gw: Gateway) -> None:
+    body = json.dumps({**PLAIN, "system": "x" * (11 * 1024 * 1024)}).encode()
+    status, hits, decisions = gw.send(request("POST", "/v1/messages", body))
+    assert hits == [] and status in (0, 413), status  # 0: the gateway closed the connection
+    assert [(d.allowed, d.reason) for d in decisions] == [(False, "the request body is too large")], decisions
+
+
 def test_a_stream_that_is_not_http_is_never_passed_through(gw: Gateway) -> None:
     """mitmproxy passes what is neither TLS nor HTTP through a tunnel as raw TCP, unchecked."""
     for data in (b"\x00\x01not http at all\r\n\r\n", b"SSH-2.0-OpenSSH_9.2\r\n\r\n"):

@@ -177,6 +177,13 @@ class Gate:
         self.tokens[flow.client_conn.id] = self._proxy_token(req.headers) or ""
         self.tunnels[flow.client_conn.id] = (host, req.port)
 
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        """A body declared larger than the limit is refused before it is read into memory."""
+        length = flow.request.headers.get("content-length", "0").strip()
+        if flow.request.method != "CONNECT" and (not length.isdigit() or int(length) > MAX_BODY):
+            self._decide(flow, False, "the request body is too large", status=413)
+            flow.kill()
+
     def request(self, flow: http.HTTPFlow) -> None:
         req = flow.request
         if req.method == "CONNECT":
@@ -301,14 +308,9 @@ class Gate:
         self.decisions.write(json.dumps(record) + "\n")
 
     def error(self, flow: http.HTTPFlow) -> None:
-        """mitmproxy refused the request itself (a body over its limit, a broken request): record it."""
+        """mitmproxy gave up on a request no rule has decided yet (a broken request): record it."""
         if not flow.metadata.get("paddock.decided") and flow.error is not None:
-            reason = (
-                "the request body is too large"
-                if "body_size_limit" in str(flow.error.msg)
-                else f"the request could not be read ({str(flow.error.msg)[:200]})"
-            )
-            self._decide(flow, False, reason, status=413)
+            self._decide(flow, False, f"the request could not be read ({str(flow.error.msg)[:200]})", status=400)
 
     def response(self, flow: http.HTTPFlow) -> None:
         resp = flow.response

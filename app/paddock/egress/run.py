@@ -19,7 +19,6 @@ from mitmproxy import options  # type: ignore[import-not-found]  # the gateway's
 from mitmproxy.tools.dump import DumpMaster  # type: ignore[import-not-found]
 
 from paddock.egress.guard import Guard
-from paddock.egress.profiles import MAX_BODY
 
 
 def _test_addons(paths: list[str]) -> list[Any]:
@@ -49,7 +48,6 @@ async def main(argv: list[str]) -> int:
         "listen_host": "127.0.0.1", "listen_port": 0, "confdir": args.confdir, "connection_strategy": "lazy",
         "block_global": False, "http2": False, "onboarding": False, "termlog_verbosity": "warn",
         "rawtcp": False,  # what is not TLS or HTTP is read as HTTP (and refused), never passed through raw
-        "body_size_limit": str(MAX_BODY),
     }  # fmt: skip
     if args.upstream_ca:
         settings["ssl_verify_upstream_trusted_ca"] = args.upstream_ca
