@@ -82,7 +82,7 @@ def egress(engine: Engine, guest_image: object, tmp_path_factory: pytest.TempPat
     secret = f"real-model-key-{secrets.token_hex(12)}"  # generated per run: stands for the real key
     policy = EffectivePolicy(grants=[
         EgressGrant(id="model-messages", host=HOST, methods=["POST"], path_pattern="/v1/messages",
-                    credential="model-key", credential_header="x-api-key"),
+                    credential="model-key", credential_header="x-api-key", api="any"),
         EgressGrant(id="model-redirect", host=HOST, methods=["GET"], path_pattern="/redirect*"),
         EgressGrant(id="rebinding", host=REBIND_HOST, methods=["POST"], path_pattern="/v1/messages"),
         EgressGrant(id="model-strict", host=HOST, methods=["POST"], path_pattern="/strict/v1/messages",
@@ -149,6 +149,7 @@ def test_only_plain_headers_and_the_grants_credential_reach_the_upstream(egress:
     assert hit["headers"]["x-api-key"] == egress.secret and hit["headers"]["content-type"] == "application/json"
 
 
+JSON = {"Content-Type": "application/json"}
 PLAIN = {"model": "m", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}],
          "tools": [{"name": "run_command", "input_schema": {"type": "object"}}]}  # fmt: skip
 
@@ -169,14 +170,14 @@ def test_a_model_api_grant_lets_through_only_what_the_assistant_needs(egress: Eg
                                                                      why: str) -> None:  # fmt: skip
     url = f"https://{HOST}/strict/v1/messages"
     before = len(egress.upstream.hits)
-    assert "STATUS 200" in egress.request("POST", url, body=json.dumps(PLAIN))
+    assert "STATUS 200" in egress.request("POST", url, JSON, body=json.dumps(PLAIN))
     assert len(egress.upstream.hits) == before + 1
-    out = egress.request("POST", url, body=json.dumps({**PLAIN, **extra}))
+    out = egress.request("POST", url, JSON, body=json.dumps({**PLAIN, **extra}))
     assert "STATUS 403" in out, (why, out)
     assert len(egress.upstream.hits) == before + 1, f"a request with {why} reached the upstream"
     for raw in ("not json", '["a list"]'):
-        assert "STATUS 403" in egress.request("POST", url, body=raw)
-    assert "STATUS 403" in egress.request("POST", url, {"Content-Encoding": "gzip"}, body=json.dumps(PLAIN))
+        assert "STATUS 403" in egress.request("POST", url, JSON, body=raw)
+    assert "STATUS 403" in egress.request("POST", url, {**JSON, "Content-Encoding": "gzip"}, body=json.dumps(PLAIN))
     assert len(egress.upstream.hits) == before + 1
 
 

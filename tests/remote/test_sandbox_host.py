@@ -128,7 +128,9 @@ def test_dropped_connection_isolation_and_no_secrets_on_the_server(test_host: Ss
     real_key = "sk-real-" + secrets.token_hex(12)
     host = test_host.host()
     policy = test_host.policy(tmp_path, host)
-    policy.grants = [EgressGrant(id="api", host=API, methods=["GET"], credential="cred", credential_header="x-api-key")]
+    policy.grants = [
+        EgressGrant(id="api", host=API, methods=["GET"], credential="cred", credential_header="x-api-key", api="any")
+    ]
     upstream = Upstream(tmp_path, API)  # stands for the granted API, on this computer's loopback
     gateway.LOOPBACK_UPSTREAMS[API], gateway.UPSTREAM_CA = f"127.0.0.1:{upstream.port}", upstream.ca
 

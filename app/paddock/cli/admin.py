@@ -69,7 +69,7 @@ def _owner(path: Path) -> int:
 
 
 async def _policy_check(ns: argparse.Namespace) -> int:
-    from paddock.policy import MANAGED_FILE, PolicyError, load
+    from paddock.policy import MANAGED_FILE, PolicyError, credential_warnings, load
     from paddock.policy.effective import check_admin_owned
 
     if ns.file:
@@ -91,6 +91,8 @@ async def _policy_check(ns: argparse.Namespace) -> int:
     width = max(len(r[0]) for r in rows)
     for key, value, tier in rows:
         print(f"  {key.ljust(width)}  {value}    [{tier}]")
+    for warning in credential_warnings(policy.grants):
+        print(f"\nwarning: {warning}")
     return 0
 
 

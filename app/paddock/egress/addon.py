@@ -1,13 +1,19 @@
-"""The egress gateway's rules, as a mitmproxy addon (loaded by ``mitmdump -s``).
+"""The egress gateway's rules, for mitmproxy (``paddock.egress.run`` loads them behind the guard).
 
 Runs in the gateway's own Python environment (mitmproxy cannot share the
-app's: it pins an older h11). Every request from the guest is checked against
-the capability grants of the managed policy:
+app's: it pins an older h11). Every hook runs inside ``paddock.egress.guard``: an
+exception anywhere refuses the request and records it. Every request from the
+guest is checked against the capability grants of the managed policy:
 
 * the session token (Proxy-Authorization) must be valid for this VM, now:
   revocation is read on every request;
 * scheme, host, port, method and path must fall inside one grant;
-* the Host header and SNI must agree with the CONNECT target;
+* one canonical request (scheme, host, port, method, path) is derived from the
+  tunnel before any rule runs; a request line (absolute-form target), Host
+  header or SNI that disagrees with it is refused, and the request goes
+  upstream in origin-form;
+* a grant that attaches a credential serves one API (``paddock.egress.profiles``):
+  only that API's paths and request fields pass, read within bounds;
 * names must not resolve to private, loopback or link-local addresses, and
   the gateway connects to the address it checked (a second lookup could
   answer differently: DNS rebinding);
@@ -34,17 +40,16 @@ from typing import Any
 
 from mitmproxy import ctx, http  # type: ignore[import-not-found]  # the gateway's own environment
 
+from paddock.egress.profiles import MAX_BODY, request_problem
 from paddock.egress.rules import (
     STRIP_QUERY,
     authority_matches,
     blocked_address,
+    clean_path,
     forwardable,
     match_grant,
-    messages_body_problem,
 )
 from paddock.egress.tokens import TokenAuthority, TokenError
-
-MAX_BODY = 10 * 1024 * 1024
 
 
 class Gate:
@@ -60,7 +65,7 @@ class Gate:
         self.overrides: dict[str, str] = self.cfg.get("test_upstream_overrides", {})
         self.decisions = open(self.cfg["decisions"], "a", buffering=1)  # noqa: SIM115 - lives as long as the addon
         self.tokens: dict[str, str] = {}  # client connection id -> token
-        self.tunnel_hosts: dict[str, str] = {}  # client connection id -> the host its CONNECT named
+        self.tunnels: dict[str, tuple[str, int]] = {}  # client connection id -> the (host, port) its CONNECT named
         self.checked: dict[tuple[str, int], str] = {}  # (name, port) -> the address that was checked
         # Grants the person gave for this session only (written by the host app, read on every request).
         self.session_grants_path = Path(self.cfg["session_grants"]) if self.cfg.get("session_grants") else None
@@ -78,14 +83,22 @@ class Gate:
 
     def _decide(self, flow: http.HTTPFlow, allowed: bool, reason: str, grant: str | None = None, *,
                 status: int = 403, no_grant: bool = False) -> None:  # fmt: skip
-        req = flow.request
-        record = {"time_unix": time.time(), "allowed": allowed, "reason": reason, "grant": grant, "no_grant": no_grant,
-                  "method": req.method, "scheme": req.scheme, "host": req.pretty_host, "port": req.port,
-                  "path": req.path.split("?")[0][:300]}  # fmt: skip
-        self.decisions.write(json.dumps(record) + "\n")
+        """Record the decision; a refusal answers the guest first (so it stands even if recording fails)."""
+        flow.metadata["paddock.decided"] = True
         if not allowed:
             flow.response = http.Response.make(status, f"Paddock refused this request: {reason}\n".encode(),
                                                {"content-type": "text/plain"})  # fmt: skip
+        req = flow.request
+        tunnel = self.tunnels.get(flow.client_conn.id)
+        host, port = tunnel if tunnel and req.method != "CONNECT" else (str(req.host)[:253], req.port)
+        record = {"time_unix": time.time(), "allowed": allowed, "reason": reason[:500], "grant": grant,
+                  "no_grant": no_grant, "method": str(req.method)[:20], "scheme": req.scheme, "host": host,
+                  "port": port, "path": str(req.path).split("?")[0][:300]}  # fmt: skip
+        self.decisions.write(json.dumps(record) + "\n")
+
+    def refuse_after_error(self, flow: http.HTTPFlow, reason: str) -> None:
+        """The guard's refusal, when a hook failed: 403 and a recorded decision."""
+        self._decide(flow, False, reason)
 
     def _token_ok(self, flow: http.HTTPFlow, value: str | None) -> bool:
         try:
@@ -150,15 +163,26 @@ class Gate:
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         req = flow.request
+        if flow.client_conn.id in self.tunnels:
+            self._decide(flow, False, "a tunnel may not open another tunnel")
+            return
         if not self._token_ok(flow, self._proxy_token(req.headers)):
             return
-        if self._matching_grant("https", req.host, req.port, None, None) is None:
-            self._decide(flow, False, f"no grant for {req.host}:{req.port}", no_grant=True)
+        host = str(req.host).lower()
+        if self._matching_grant("https", host, req.port, None, None) is None:
+            self._decide(flow, False, f"no grant for {host[:253]}:{req.port}", no_grant=True)
             return
-        if not self._resolves_safely(flow, req.host, req.port):
+        if not self._resolves_safely(flow, host, req.port):
             return
         self.tokens[flow.client_conn.id] = self._proxy_token(req.headers) or ""
-        self.tunnel_hosts[flow.client_conn.id] = req.host
+        self.tunnels[flow.client_conn.id] = (host, req.port)
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        """A body declared larger than the limit is refused before it is read into memory."""
+        length = flow.request.headers.get("content-length", "0").strip()
+        if flow.request.method != "CONNECT" and (not length.isdigit() or int(length) > MAX_BODY):
+            self._decide(flow, False, "the request body is too large", status=413)
+            flow.kill()
 
     def request(self, flow: http.HTTPFlow) -> None:
         req = flow.request
@@ -172,46 +196,62 @@ class Gate:
         grant = self._matching_grant(req.scheme, req.host, req.port, req.method, req.path)
         if grant is None:
             where = f"{req.scheme}://{req.host}{req.path.split('?')[0]}"
-            self._decide(flow, False, f"no grant allows {req.method} {where}", no_grant=True)
+            self._decide(flow, False, f"no grant allows {req.method} {where[:300]}", no_grant=True)
             return
         if len(req.raw_content or b"") > MAX_BODY:
             self._decide(flow, False, "the request body is too large", grant["id"], status=413)
             return
-        if grant.get("api") == "anthropic-messages" and (problem := self._body_problem(flow)):
+        if problem := self._profile_problem(flow, grant):
             self._decide(flow, False, problem, grant["id"])
             return
         if not self._swap_credentials(flow, grant):
             return
+        req.authority = ""  # origin-form upstream: the target is the canonical host, nothing else
         self._decide(flow, True, "granted", grant["id"])
 
     def _tunnel_token(self, flow: http.HTTPFlow) -> str | None:
-        """The session token this request came with; None (and refused) when the request does
-        not stay with the host its granted tunnel was opened to, or resolves unsafely."""
+        """The session token this request came with, once the request is canonical: its
+        scheme, host and port are the tunnel's (or, outside a tunnel, its request line's), and
+        its request line, Host header and SNI say the same. None (and refused) otherwise."""
         req = flow.request
-        if flow.client_conn.id not in self.tokens:  # plain HTTP through the proxy
-            if req.host_header and not authority_matches(req.host_header, req.host, req.port, req.scheme):
-                self._decide(flow, False, "the Host header disagrees with the request's target")
-                return None
-            return (self._proxy_token(req.headers) or "") if self._resolves_safely(flow, req.host, req.port) else None
-        connect_host = self.tunnel_hosts.get(flow.client_conn.id)
-        sni = flow.client_conn.sni
-        if req.host_header and not authority_matches(req.host_header, req.host, req.port, req.scheme):
-            self._decide(flow, False, "the Host header disagrees with the tunnel's target")
-        elif sni and sni != req.host:
-            self._decide(flow, False, "the TLS server name disagrees with the tunnel's target")
-        elif connect_host != req.host:
-            self._decide(flow, False, "the request left its tunnel's host")
+        hosts = req.headers.get_all("host")
+        if len(hosts) != 1:
+            self._decide(flow, False, "the request must name its host exactly once (one Host header)")
+            return None
+        tunnel = self.tunnels.get(flow.client_conn.id)
+        if tunnel is None:  # plain HTTP through the proxy: the request line is the target
+            host, port, scheme = str(req.host).lower(), req.port, req.scheme
         else:
+            (host, port), scheme = tunnel, ("https" if flow.client_conn.tls_established else "http")
+        if (str(req.host).lower(), req.port, req.scheme) != (host, port, scheme):
+            self._decide(flow, False, "the request names another target than its tunnel's")
+        elif tunnel is not None and req.authority:  # mitmproxy keeps no scheme or port of it: refuse them all
+            self._decide(flow, False, "inside a tunnel, the request line may name only a path, not a full address")
+        elif req.authority and not authority_matches(req.authority, host, port, scheme):
+            self._decide(flow, False, "the request line names another host than its Host header")
+        elif not authority_matches(hosts[0], host, port, scheme):
+            self._decide(flow, False, "the Host header disagrees with the request's target")
+        elif (sni := flow.client_conn.sni) and str(sni).lower() != host:
+            self._decide(flow, False, "the TLS server name disagrees with the tunnel's target")
+        elif tunnel is None:
+            return (self._proxy_token(req.headers) or "") if self._resolves_safely(flow, host, port) else None
+        else:
+            req.host = host  # the canonical name (lower case) from here on
             return self.tokens[flow.client_conn.id]
         return None
 
-    def _body_problem(self, flow: http.HTTPFlow) -> str | None:
-        """The body as the upstream would read it, checked. A compressed body is refused rather
-        than inflated here (a small body can inflate to gigabytes; the model SDKs send plain JSON)."""
-        encoding = flow.request.headers.get("content-encoding", "identity").strip().lower()
-        if encoding not in ("", "identity"):
-            return f"a {encoding}-compressed request body is not allowed on this grant"
-        return messages_body_problem(flow.request.raw_content or b"")
+    def _profile_problem(self, flow: http.HTTPFlow, grant: dict[str, Any]) -> str | None:
+        """A grant that attaches a credential serves one API; only that API's requests pass."""
+        api = grant.get("api")
+        if api in (None, "", "any"):
+            if grant.get("credential") and api != "any":
+                return "this grant attaches a key but does not say which API it serves"
+            return None
+        req = flow.request
+        path = clean_path(req.path) or ""
+        headers = {str(k).lower(): str(v) for k, v in req.headers.items()}
+        return request_problem(str(api), req.method, path, query_keys=list(req.query.keys()), headers=headers,
+                               body=req.raw_content or b"")  # fmt: skip
 
     def _swap_credentials(self, flow: http.HTTPFlow, grant: dict[str, Any]) -> bool:
         """Drop every header the grant does not pass (so every credential the guest sent) and
@@ -248,7 +288,29 @@ class Gate:
 
     def client_disconnected(self, client: Any) -> None:
         self.tokens.pop(client.id, None)
-        self.tunnel_hosts.pop(client.id, None)
+        self.tunnels.pop(client.id, None)
+
+    def tcp_start(self, flow: Any) -> None:
+        """Only HTTP (in TLS or not) passes: a raw stream would carry anything, unchecked."""
+        self._refuse_stream(flow, "a connection that is not HTTP")
+
+    def udp_start(self, flow: Any) -> None:
+        self._refuse_stream(flow, "a UDP stream")
+
+    def websocket_start(self, flow: Any) -> None:
+        self._refuse_stream(flow, "a WebSocket")
+
+    def _refuse_stream(self, flow: Any, what: str) -> None:
+        flow.kill()
+        host, port = self.tunnels.get(flow.client_conn.id, (str(flow.server_conn.address), 0))
+        record = {"time_unix": time.time(), "allowed": False, "reason": f"{what} is not allowed", "grant": None,
+                  "no_grant": False, "method": "", "scheme": "", "host": host, "port": port, "path": ""}  # fmt: skip
+        self.decisions.write(json.dumps(record) + "\n")
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        """mitmproxy gave up on a request no rule has decided yet (a broken request): record it."""
+        if not flow.metadata.get("paddock.decided") and flow.error is not None:
+            self._decide(flow, False, f"the request could not be read ({str(flow.error.msg)[:200]})", status=400)
 
     def response(self, flow: http.HTTPFlow) -> None:
         resp = flow.response
@@ -261,6 +323,3 @@ class Gate:
                 flow.response = http.Response.make(403, b"Paddock refused a redirect to another host\n",
                                                    {"content-type": "text/plain"})  # fmt: skip
                 self._decide(flow, False, f"redirect to another host ({target})")
-
-
-addons = [Gate()]

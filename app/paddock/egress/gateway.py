@@ -1,9 +1,12 @@
-"""Start and stop the egress gateway: mitmdump with Paddock's addon, in its own environment.
+"""Start, watch and stop the egress gateway: mitmproxy with Paddock's rules behind the guard
+(``python -m paddock.egress.run``), in its own environment.
 
 The gateway listens on loopback only. Its configuration (grants, the VM it
 serves, where token state and decisions live) goes in a file only this user
 can read; the real keys go over its standard input and are never written to
-disk or put on a command line. Its certificate authority is per install
+disk or put on a command line. If the process dies while the session runs, the
+exit listeners are told (the sandbox closes its egress channel) and the crash
+is a recorded decision. Its certificate authority is per install
 (``$PADDOCK_DATA_DIR/gateway-ca``); only the CA's certificate ever goes to
 the guest.
 """
@@ -11,9 +14,11 @@ the guest.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +51,22 @@ def _log_file(path: Path) -> BinaryIO:
 
 class GatewayError(PaddockError):
     """The egress gateway could not start."""
+
+
+def gateway_python() -> Path:
+    """The Python of the gateway's environment: the interpreter ``mitmdump`` was installed for."""
+    mitmdump = find_mitmdump()
+    with open(mitmdump, "rb") as fh:
+        first = fh.readline(1024)
+    if first.startswith(b"#!"):
+        interpreter = Path(first[2:].decode(errors="replace").split()[0])
+        if os.access(interpreter, os.X_OK):
+            return interpreter
+    for name in ("python3", "python"):
+        if os.access(mitmdump.with_name(name), os.X_OK):
+            return mitmdump.with_name(name)
+    raise GatewayError(f"The egress gateway's Python was not found beside {mitmdump}.",
+                       hint="Run ./scripts/setup.sh, which installs it into .venv-gateway/.")  # fmt: skip
 
 
 def find_mitmdump() -> Path:
@@ -86,6 +107,15 @@ class EgressGateway:
         self._decisions_read = 0
         self.session_grants: list[EgressGrant] = []
         self.decision_listeners: list[Callable[[Decision], None]] = []
+        # Called once if the gateway process stops while the session still needs it (a crash):
+        # the sandbox closes its egress channel, so a crash stops egress, never opens it.
+        self.exit_listeners: list[Callable[[str], None]] = []
+        self._watch: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def alive(self) -> bool:
+        """Whether the gateway process runs (its port is its own only while it does)."""
+        return self._proc is not None and self._proc.returncode is None and not self._stopping
 
     @property
     def ca_cert_pem(self) -> bytes:
@@ -108,14 +138,11 @@ class EgressGateway:
         fd = os.open(cfg_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             json.dump(config, fh)
-        argv = [str(find_mitmdump()), "--quiet", "-s", str(ADDON),
-                "--listen-host", "127.0.0.1", "--listen-port", "0",
-                "--set", f"confdir={self.confdir}", "--set", "connection_strategy=lazy",
-                "--set", "block_global=false", "--set", "http2=false"]  # fmt: skip
+        argv = [str(gateway_python()), "-m", "paddock.egress.run", "--confdir", str(self.confdir)]
         for extra in TEST_ADDONS:
-            argv += ["-s", str(extra)]
+            argv += ["--test-addon", str(extra)]
         if UPSTREAM_CA is not None:
-            argv += ["--set", f"ssl_verify_upstream_trusted_ca={UPSTREAM_CA}"]
+            argv += ["--upstream-ca", str(UPSTREAM_CA)]
         env = {**os.environ, "PADDOCK_GATEWAY_CONFIG": str(cfg_path),
                "PYTHONPATH": str(APP_ROOT), "PYTHONDONTWRITEBYTECODE": "1"}  # fmt: skip
         log = _log_file(self.run_dir / "gateway.log")
@@ -132,6 +159,7 @@ class EgressGateway:
         for _ in range(600):
             if ready.exists() and ready.read_text():
                 self.port = int(json.loads(ready.read_text())["port"])
+                self._watch = asyncio.ensure_future(self._watch_exit(self._proc))
                 return
             if self._proc.returncode is not None:
                 break
@@ -170,13 +198,33 @@ class EgressGateway:
             json.dump([g.model_dump() for g in self.session_grants], fh)
         os.replace(tmp, path)
 
+    async def _watch_exit(self, proc: asyncio.subprocess.Process) -> None:
+        code = await proc.wait()
+        if self._stopping:
+            return
+        reason = (f"the egress gateway stopped unexpectedly (exit code {code}); the sandbox has no network "
+                  "until it is restarted")  # fmt: skip
+        record = {"time_unix": time.time(), "allowed": False, "reason": reason, "grant": None, "no_grant": False,
+                  "method": "", "scheme": "", "host": "", "port": 0, "path": ""}  # fmt: skip
+        _append(self.run_dir / "egress-decisions.jsonl", json.dumps(record) + "\n")
+        for listener in list(self.exit_listeners):
+            listener(reason)
+
     async def stop(self) -> None:
+        self._stopping = True
+        if self._watch is not None:
+            self._watch.cancel()
         proc, self._proc = self._proc, None
         try:
             if proc is not None and proc.returncode is None:
                 await terminate([proc], 5.0)
         finally:
             shutil.rmtree(self.run_dir, ignore_errors=True)
+
+
+def _append(path: Path, line: str) -> None:
+    with contextlib.suppress(OSError), open(path, "a") as fh:
+        fh.write(line)
 
 
 def _loopback_upstreams() -> dict[str, str]:

@@ -1,11 +1,10 @@
 """The gateway's rules as pure functions (standard library only), shared by the mitmproxy
-addon and the tests that fuzz them."""
+addon and the tests that fuzz them. What a model-API grant lets through is ``profiles``."""
 
 from __future__ import annotations
 
 import fnmatch
 import ipaddress
-import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -79,52 +78,4 @@ def match_grant(
         if path is not None and not fnmatch.fnmatchcase(path, g["path_pattern"]):
             continue
         return g
-    return None
-
-
-# What a Messages API request may carry through a grant with ``api: anthropic-messages``: the
-# fields the assistant needs. Anything that makes the provider reach out on its own (MCP servers,
-# server tools such as web fetch and search, documents or images by URL, files by id) is refused:
-# with the person's key attached it would carry folder data to an address the guest chose.
-MESSAGES_FIELDS = frozenset({
-    "model", "messages", "system", "max_tokens", "tools", "tool_choice", "temperature", "top_p", "top_k",
-    "stop_sequences", "stream", "metadata", "thinking",
-})  # fmt: skip
-
-
-def messages_body_problem(body: bytes) -> str | None:
-    """Why this Messages API body may not pass (None: it may)."""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return "the request body is not JSON"
-    if not isinstance(data, dict):
-        return "the request body is not a JSON object"
-    extra = sorted(set(data) - MESSAGES_FIELDS)
-    if extra:
-        return f"the request asks for {', '.join(extra)}, which this grant does not allow"
-    for t in data.get("tools") or []:
-        if not isinstance(t, dict) or t.get("type") not in (None, "custom"):
-            kind = t.get("type") if isinstance(t, dict) else type(t).__name__
-            return f"the request asks for the provider's own tool {kind!r}, which this grant does not allow"
-    return _fetches(data)
-
-
-def _fetches(node: Any) -> str | None:
-    """A block anywhere in the request that the provider would fetch by itself."""
-    if isinstance(node, dict):
-        source = node.get("source")
-        if isinstance(source, dict) and source.get("type") in ("url", "file"):
-            return f"the request has a {source.get('type')} source, which the provider would fetch"
-        if "file_id" in node:
-            return "the request names a stored file (file_id)"
-        children: list[Any] = list(node.values())
-    elif isinstance(node, list):
-        children = node
-    else:
-        return None
-    for child in children:
-        problem = _fetches(child)
-        if problem:
-            return problem
     return None

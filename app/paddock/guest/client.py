@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -218,13 +218,13 @@ class GuestClient:
             _raise(exc)
         return True
 
-    async def egress_tunnel(self, gateway_port: int) -> None:
+    async def egress_tunnel(self, gateway_port: int, alive: Callable[[], bool] | None = None) -> None:
         """Carry the guest's connections to 127.0.0.1:3128 (guest) to the gateway on host loopback.
 
         Runs until cancelled or the VM goes away. Each guest connection becomes
         one TCP connection from this process to the gateway, nothing else.
         """
-        tunnel = Tunnel(gateway_port)
+        tunnel = Tunnel(gateway_port, alive)
         call = self._stub.Egress(tunnel.requests(), metadata=self._metadata)
         try:
             async for frame in call:

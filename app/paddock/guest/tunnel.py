@@ -4,7 +4,7 @@ becomes one TCP connection from this process to the egress gateway on host loopb
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from paddock.guest.v1 import agent_pb2 as pb
 
@@ -12,8 +12,11 @@ from paddock.guest.v1 import agent_pb2 as pb
 class Tunnel:
     """The host end of the egress channel: one gateway connection per guest connection."""
 
-    def __init__(self, gateway_port: int) -> None:
+    def __init__(self, gateway_port: int, alive: Callable[[], bool] | None = None) -> None:
         self.gateway_port = gateway_port
+        # Whether the gateway process still runs: once it has stopped, its port may belong to
+        # anything else on this computer, so no guest connection is carried there.
+        self.alive = alive or (lambda: True)
         self.outgoing: asyncio.Queue[pb.EgressFrame | None] = asyncio.Queue()
         self.writers: dict[int, asyncio.StreamWriter] = {}
         self.pumps: set[asyncio.Task[None]] = set()
@@ -39,6 +42,9 @@ class Tunnel:
                 closing.close()
 
     async def _open(self, conn: int) -> None:
+        if not self.alive():
+            await self.outgoing.put(pb.EgressFrame(conn=conn, kind=pb.EgressFrame.KIND_CLOSE))
+            return
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", self.gateway_port)
         except OSError:

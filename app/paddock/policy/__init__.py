@@ -10,7 +10,7 @@ from paddock.policy.effective import (
 )
 from paddock.policy.hosts import NO_VIRTUALISATION, SandboxHost
 from paddock.policy.models import Endpoint, ModelChoice, ModelRefused
-from paddock.policy.schema import EgressGrant, ModelEndpoint, PolicyFile
+from paddock.policy.schema import EgressGrant, ModelEndpoint, PolicyFile, credential_warnings
 from paddock.policy.trust import TrustStore, behaviour_files
 
 __all__ = [
@@ -29,5 +29,6 @@ __all__ = [
     "SandboxHost",
     "TrustStore",
     "behaviour_files",
+    "credential_warnings",
     "load",
 ]

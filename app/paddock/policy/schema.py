@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from paddock.policy.hosts import NAME_RE, SandboxHost, _Strict
 
 __all__ = ["NAME_RE", "SandboxHost"]
 
 Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+Api = Literal["any", "anthropic-messages", "openai-chat"]
 
 
 def _only_get() -> list[Method]:
@@ -42,11 +43,15 @@ class EgressGrant(_Strict):
     credential_header: str = Field(
         default="authorization", description="Header the secret goes in (authorization: Bearer)."
     )
-    api: Literal["any", "anthropic-messages"] = Field(
-        default="any",
-        description="anthropic-messages: the body must be a plain Messages API request (no MCP servers, no "
-        "server tools such as web fetch or search, no documents or images by URL or file id); anything "
-        "else, or a body that cannot be read, is refused.",
+    api: Api | None = Field(
+        default=None,
+        validate_default=True,
+        description="The API this grant serves. Required when the grant attaches a credential. "
+        "anthropic-messages (the Messages API) or openai-chat (an OpenAI-compatible Chat Completions API): only "
+        "that API's requests pass, and only the fields the assistant needs (no MCP servers, no server-side tools "
+        "such as web fetch or search, no documents or images by URL or file id, no batch or file endpoints); "
+        "anything else, or a body that cannot be read, is refused. any: no check at all, so the credential goes "
+        "with whatever the guest sends there (paddock policy check and paddock doctor warn about it).",
     )
     forward_headers: list[str] = Field(
         default_factory=list,
@@ -69,6 +74,20 @@ class EgressGrant(_Strict):
             raise ValueError("use lower-case letters, digits, '.', '_' or '-' (at most 64)")
         return v
 
+    @field_validator("api")
+    @classmethod
+    def _api(cls, v: Api | None, info: ValidationInfo) -> Api:
+        """A grant that attaches a credential must say which API it serves: with the person's key
+        attached, a grant that checks nothing is a way out for anything the guest sends."""
+        if v is None:
+            if info.data.get("credential"):
+                raise ValueError(
+                    "this grant attaches a credential, so it must say which API it serves: "
+                    '"anthropic-messages", "openai-chat", or "any" (no check at all; only if you mean it)'
+                )
+            return "any"
+        return v
+
     @field_validator("host")
     @classmethod
     def _host(cls, v: str) -> str:
@@ -86,6 +105,18 @@ class EgressGrant(_Strict):
         if not v.startswith("/"):
             raise ValueError("must start with /")
         return v
+
+
+def credential_warnings(grants: list[EgressGrant]) -> list[str]:
+    """Plain-words warnings about grants that attach a credential with no API check (``api: any``)."""
+    return [
+        f"The grant {g.id!r} attaches the credential {g.credential!r} to any request the sandbox sends to "
+        f"{g.host} (api: any), so anything the assistant writes can go there with that key, including requests "
+        "that make the service fetch or upload on its own. If it is a model API, set api to "
+        '"anthropic-messages" or "openai-chat".'
+        for g in grants
+        if g.credential and g.api == "any"
+    ]
 
 
 class EgressRules(_Strict):

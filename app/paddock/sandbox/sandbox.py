@@ -159,7 +159,14 @@ class Sandbox:
         env = {"HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "https_proxy": proxy, "http_proxy": proxy,
                "SSL_CERT_FILE": ca, "REQUESTS_CA_BUNDLE": ca, "CURL_CA_BUNDLE": ca}  # fmt: skip
         await self.guarded(self.guest.configure(env=env, ca_pem=self.gateway.ca_cert_pem))
-        self._tunnel = asyncio.ensure_future(self.guest.egress_tunnel(self.gateway.port))
+        self._tunnel = asyncio.ensure_future(self.guest.egress_tunnel(self.gateway.port, self.gateway.alive))
+        self.gateway.exit_listeners.append(self._gateway_stopped)
+
+    def _gateway_stopped(self, reason: str) -> None:
+        """The gateway crashed: close the egress channel (its port may be anyone's now)."""
+        log.warning("sandbox %s: %s", self.vm.id, reason)
+        if self._tunnel is not None:
+            self._tunnel.cancel()
 
     async def guarded(self, aw: Awaitable[T]) -> T:
         """Await a guest call, turning a VM failure into SandboxFailed with its reason."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from paddock.core.errors import PaddockError
 from paddock.credentials import backend_status
 from paddock.egress import find_mitmdump
+from paddock.policy import EffectivePolicy, PolicyError, credential_warnings, load
 from paddock.vm import HostTools, choose_accel, find_image, kvm_usable, user_namespaces_work
 
 SLOW_HINT = "Software emulation works, only slower (a few seconds to start)."
@@ -66,6 +67,7 @@ async def run_checks(*, probe: bool = True) -> list[Check]:
         checks.append(Check("Egress gateway (mitmproxy)", True, str(find_mitmdump()), required=False))
     except PaddockError as exc:
         checks.append(Check("Egress gateway (mitmproxy)", False, exc.message, exc.hint, required=False))
+    checks.append(grants_check())
     ok, why = kvm_usable()
     if image is not None and tools is not None and probe:
         choice = await choose_accel(image, tools)
@@ -101,6 +103,19 @@ async def run_checks(*, probe: bool = True) -> list[Check]:
     except Exception as exc:  # noqa: BLE001 - a broken keyring must not break doctor
         checks.append(Check("Keychain", False, f"the keychain could not be checked: {exc}", required=False))
     return checks
+
+
+def grants_check(policy: EffectivePolicy | None = None) -> Check:
+    """Egress grants that attach a credential without checking what goes with it (``api: any``),
+    in the policy in effect (or ``policy``)."""
+    try:
+        warnings = credential_warnings((policy or load()).grants)
+    except PolicyError as exc:
+        return Check("Egress grants", False, exc.message, exc.hint, required=False)
+    fix = 'Ask your administrator to name the API of each such grant ("anthropic-messages" or "openai-chat").'
+    if warnings:
+        return Check("Egress grants", False, " ".join(warnings), fix, required=False)
+    return Check("Egress grants", True, "every grant that attaches a key says which API it serves", required=False)
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,11 @@ _CHECKS: dict[str, tuple[str, str]] = {  # doctor's name -> (plain name, what to
         "Internet gateway",
         "Nothing to do unless the assistant needs the internet: then ask your administrator to install the gateway.",
     ),
+    "Egress grants": (
+        "Internet permissions",
+        "Nothing to do yourself: your administrator should say which service each internet permission with a key "
+        "is for.",
+    ),
     "Accelerator": ("Speed", ""),
     "Keychain": ("Keychain", "Unlock your desktop's keychain (for example GNOME Keyring), then press Check again."),
 }  # fmt: skip
