@@ -27,6 +27,8 @@ RELEASE_TESTS=(
   tests/vm/test_snapshot.py
   tests/vm/test_warm_pool.py
   tests/security/test_change_guard.py
+  tests/security/test_group_folders.py
+  tests/unit/test_guard_calls.py
   tests/security/test_ownership.py
   tests/session/test_undo_vm.py
 )
@@ -36,7 +38,9 @@ say "a clean root"
 rm -rf "$root"
 mkdir -p "$base"
 scripts/release_root.sh make "$suite" "$root"
-chroot "$root" useradd --create-home --shell /bin/bash --groups sudo "$user"
+# A second group of hers, for the shared team folder test (tests/security/test_group_folders.py).
+chroot "$root" groupadd paddock-team
+chroot "$root" useradd --create-home --shell /bin/bash --groups sudo,paddock-team "$user"
 printf '%s ALL=(ALL) NOPASSWD: ALL\n' "$user" > "$root/etc/sudoers.d/$user"
 chmod 0440 "$root/etc/sudoers.d/$user"
 # This checkout's files as they are now (committed or not), as a new user's clone would hold them.
