@@ -1,15 +1,17 @@
-"""The session layer: the one way in (``runner``), the window's engine (``desk``), the audit of
-a session, its change summary and the host checks. No Qt here.
+"""The window's engine and its words, without Qt: ``Desk`` (``desk``: first run, folder checks and
+trust, open/send/stop/restart/finish, the ``DeskEvent``s it publishes) and its parts (``keys``,
+``notes``, ``undo``, ``recent``), the plain words (``plain``, ``cards``, ``activity``, ``history``)
+and the pictures of the files made (``previews``).
 
-This package's root is the window's front door: ``paddock.ui`` imports only from here (and
+This package's root is the window's one front door: ``paddock.ui`` imports only from here (and
 ``paddock.core``), never from a module below, so what the window may touch is this list.
 """
 
 from paddock.assistant.loop import Cancelled, Failed, Finished, TextDelta, ToolCalled, ToolFinished, ToolOutput
-from paddock.llm import DEFAULT_MODEL
-from paddock.session.activity import Activity
-from paddock.session.cards import card_input, card_output, card_title, took
-from paddock.session.desk import (
+from paddock.core.notify import notify
+from paddock.desk.activity import Activity
+from paddock.desk.cards import card_input, card_output, card_title, took
+from paddock.desk.desk import (
     Desk,
     DeskEvent,
     FolderCheck,
@@ -17,12 +19,9 @@ from paddock.session.desk import (
     SandboxState,
     SandboxStatus,
 )
-from paddock.session.desk_notes import NoteRow
-from paddock.session.doctor import FirstRun
-from paddock.session.egress_questions import EgressQuestion
-from paddock.session.history import ConversationRow, Replayed, UserSaid
-from paddock.session.notify import notify
-from paddock.session.plain import (
+from paddock.desk.history import ConversationRow, Replayed, UserSaid
+from paddock.desk.notes import NoteRow
+from paddock.desk.plain import (
     JARGON,
     PlainCheck,
     Problem,
@@ -33,11 +32,14 @@ from paddock.session.plain import (
     sandbox_failure,
     say,
 )
-from paddock.session.previews import Preview
-from paddock.session.schedule import EXAMPLES as SCHEDULE_EXAMPLES
-from paddock.session.schedule import WINDOW_ONLY, ScheduleRow, Schedules
-from paddock.session.schedule import Run as ScheduleRun
-from paddock.session.summary import Change, SessionSummary, revert, why_not_open
+from paddock.desk.previews import Preview
+from paddock.llm import DEFAULT_MODEL
+from paddock.schedule import EXAMPLES as SCHEDULE_EXAMPLES
+from paddock.schedule import WINDOW_ONLY, ScheduleRow, Schedules
+from paddock.schedule import Run as ScheduleRun
+from paddock.session.doctor import FirstRun
+from paddock.session.egress_questions import EgressQuestion
+from paddock.undo.changes import Change, SessionSummary, revert, why_not_open
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QDialog, QFrame, QListWidget, QListWidgetItem, QVBoxLayout
 
-from paddock.session import Activity, Preview
+from paddock.desk import Activity, Preview
 from paddock.ui.pages import _label
 from paddock.ui.previews import PreviewList
 from paddock.ui.tips import plain_tip

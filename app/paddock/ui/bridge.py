@@ -17,7 +17,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal, Slot
 
 from paddock.core.engine import Engine
-from paddock.session import Desk, DeskEvent, problem
+from paddock.desk import Desk, DeskEvent, problem
 
 Done = Callable[[Any], None]
 Err = Callable[[str], None]

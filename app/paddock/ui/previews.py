@@ -9,7 +9,7 @@ from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import QDialog, QLabel, QListWidget, QListWidgetItem, QVBoxLayout
 
 from paddock.core.text import shown
-from paddock.session import Preview
+from paddock.desk import Preview
 from paddock.ui.tips import plain_tip
 
 THUMB = 88

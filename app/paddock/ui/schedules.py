@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from paddock.session import SCHEDULE_EXAMPLES, WINDOW_ONLY, ScheduleRow, ScheduleRun, Schedules
+from paddock.desk import SCHEDULE_EXAMPLES, WINDOW_ONLY, ScheduleRow, ScheduleRun, Schedules
 from paddock.ui.bridge import Bridge
 from paddock.ui.tips import plain_tip
 

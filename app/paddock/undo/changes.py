@@ -23,7 +23,7 @@ from paddock.core.errors import PaddockError
 from paddock.core.text import shown
 
 if TYPE_CHECKING:
-    from paddock.session.previews import Preview
+    from paddock.desk.previews import Preview
 
 MAX_FILES = 100_000
 MACRO_SUFFIXES = (".docm", ".dotm", ".xlsm", ".xltm", ".xlam", ".pptm", ".potm", ".ppam")
