@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from paddock.core import beneath
-from paddock.undo.changes import Change, SessionSummary, revert
+from paddock.desk import SessionSummary
+from paddock.undo.changes import Change, revert
 from tests.conftest import Booted
 
 SECRET = "host secret, outside the folder\n"

@@ -33,13 +33,14 @@ from paddock.desk.plain import (
     say,
 )
 from paddock.desk.previews import Preview
+from paddock.desk.summary import SessionSummary
 from paddock.llm import DEFAULT_MODEL
 from paddock.schedule import EXAMPLES as SCHEDULE_EXAMPLES
 from paddock.schedule import WINDOW_ONLY, ScheduleRow, Schedules
 from paddock.schedule import Run as ScheduleRun
 from paddock.session.doctor import FirstRun
 from paddock.session.egress_questions import EgressQuestion
-from paddock.undo.changes import Change, SessionSummary, revert, why_not_open
+from paddock.undo.changes import Change, revert, why_not_open
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -33,6 +33,7 @@ from paddock.desk.notes import DeskNotes
 from paddock.desk.plain import conflicts_notice
 from paddock.desk.previews import PREVIEW_WAIT_S, Preview, for_summary, render, wanted
 from paddock.desk.recent import RecentFolders
+from paddock.desk.summary import SessionSummary
 from paddock.desk.undo import DeskUndo
 from paddock.policy import EffectivePolicy, PolicyError, TrustStore, behaviour_files
 from paddock.policy import load as load_policy
@@ -41,7 +42,7 @@ from paddock.sandbox import Sandbox, SandboxFailed, WarmPool, ensure_snapshot, s
 from paddock.session import models
 from paddock.session.egress_questions import EgressAsker, EgressQuestion
 from paddock.session.runner import EntryPoint, SessionRunner, decide
-from paddock.undo.changes import Entry, SessionSummary, back_up, diff, list_folder
+from paddock.undo.changes import Entry, back_up, diff, list_folder
 
 log = logging.getLogger(__name__)
 
