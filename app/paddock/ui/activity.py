@@ -1,6 +1,6 @@
 """The activity panel: programs running in the sandbox now and files being written or written just
 now by any command (the guest agent watches the folder), from the guest's live events
-(``paddock.session.Activity``). Guest-provided names are shown as plain text."""
+(``paddock.desk.Activity``). Guest-provided names are shown as plain text."""
 
 from __future__ import annotations
 

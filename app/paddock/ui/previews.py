@@ -1,4 +1,4 @@
-"""Pictures of the files the assistant made, drawn in the sandbox (``paddock.session.Preview``,
+"""Pictures of the files the assistant made, drawn in the sandbox (``paddock.desk.Preview``,
 already checked: a PNG of bounded size): small beside the conversation and in the summary, large
 when chosen. The file names come from the guest: escaped, and plain text wherever they go."""
 
