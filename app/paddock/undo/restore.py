@@ -18,7 +18,7 @@ from pathlib import PurePosixPath
 
 from paddock.core import beneath
 from paddock.core.beneath import DIR_FLAGS, UnsafePath
-from paddock.session.undo import DIR, FILE, LINK, Item, Listing, Point, UndoStore, copy_fd, scan
+from paddock.undo.store import DIR, FILE, LINK, Item, Listing, Point, UndoStore, copy_fd, scan
 
 
 @dataclass
@@ -84,7 +84,7 @@ def restore(store: UndoStore, point: Point, only: str | None = None) -> Restored
 
 
 def _keep_first(store: UndoStore, full: Listing, now: Listing, want: Listing, canon: dict[str, int]) -> None:
-    """Before anything is written: a lazy point (``paddock.session.keeping``) may need a version
+    """Before anything is written: a lazy point (``paddock.undo.keeper``) may need a version
     the store does not hold but the folder still has under another name (a file renamed, a folder
     moved): keep it now. And keep every file the restore is about to replace or remove, so the
     "before undo" point can put it back (an undo is itself undoable)."""
