@@ -38,7 +38,7 @@ checks = asyncio.run(run_checks(probe=False))
 print(json.dumps([[c.name, c.ok, c.detail, c.fix] for c in checks]))
 """
 
-pytestmark = pytest.mark.skipif(os.geteuid() == 0, reason="the restriction exempts root: the doctor probes as the person")
+pytestmark = pytest.mark.skipif(os.geteuid() == 0, reason="root is exempt: doctor probes as the person")
 
 
 def _doctor(tmp_path: Path, restrict: str, clone: str, forbid: bool) -> dict[str, tuple[bool, str, str | None]]:
