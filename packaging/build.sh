@@ -78,7 +78,10 @@ export GNUPGHOME="${GNUPGHOME:-$HOME/.gnupg}"
 key="${PADDOCK_SIGNING_KEY:-}"
 if [ -z "$key" ]; then
   export GNUPGHOME="$PWD/dist/throwaway-gnupg"
+  # An agent left by an earlier build would answer for a key folder that is about to go.
+  gpgconf --homedir "$GNUPGHOME" --kill gpg-agent 2>/dev/null || true
   rm -rf "$GNUPGHOME"; mkdir -m 0700 -p "$GNUPGHOME"
+  trap 'rm -rf "$work"; gpgconf --homedir "$GNUPGHOME" --kill gpg-agent 2>/dev/null || true' EXIT
   gpg --batch --quiet --passphrase '' --quick-gen-key "Paddock throwaway signing key <paddock@invalid>" ed25519 sign 1d
   key=$(gpg --batch --with-colons --list-secret-keys | awk -F: '/^sec/ {print $5; exit}')
   say "PADDOCK_SIGNING_KEY is not set: signing with a THROWAWAY key ($key, valid one day, in dist/throwaway-gnupg)."

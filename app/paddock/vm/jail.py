@@ -55,7 +55,7 @@ def jail_check(bwrap: Path) -> JailCheck:
     if _switch(RESTRICT_SWITCH) == "1":
         detail = (
             f"AppArmor lets programs make user namespaces only under a profile "
-            f"(kernel.apparmor_restrict_unprivileged_userns=1), and {bwrap} has none loaded: {why}"
+            f"(kernel.apparmor_restrict_unprivileged_userns=1), and no loaded profile allows {bwrap} one: {why}"
         )
         if bwrap == PADDOCK_JAIL and PROFILE.exists():
             fix = (
