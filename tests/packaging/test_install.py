@@ -209,11 +209,14 @@ def test_install_use_and_remove_in_a_clean_root(packages: dict[str, Path], clean
     root, release = clean_root.path, clean_root.release
     chroot = ["chroot", str(root)]
     shutil.copyfile(packages[release.name], root / "tmp" / "paddock.deb")
-    install = ["apt-get", *APT, "install", "-y", "-qq", "--no-install-recommends", "/tmp/paddock.deb"]
-    # The dependencies come from the mirror; then the install itself runs with no network at all
-    # (a network namespace with nothing in it): the postinst uses only the wheels in the package.
-    _ok([*chroot, *install, "--download-only"], env=NONINTERACTIVE, timeout=1200)
-    _ok(["unshare", "--net", "--", *chroot, *install, "--no-download"], env=NONINTERACTIVE, timeout=1800)
+    # The dependencies come from the mirror (apt's own business); then `apt install ./paddock…deb`
+    # runs with no network at all (a network namespace with nothing in it): the postinst uses only
+    # the wheels in the package.
+    depends = _ok(["dpkg-deb", "-f", str(packages[release.name]), "Depends"]).replace("\n", " ")
+    _ok([*chroot, "apt-get", *APT, "satisfy", "-y", "-qq", "--no-install-recommends", depends],
+        env=NONINTERACTIVE, timeout=1200)  # fmt: skip
+    _ok(["unshare", "--net", "--", *chroot, "apt-get", "install", "-y", "-qq", "--no-install-recommends",
+         "/tmp/paddock.deb"], env=NONINTERACTIVE, timeout=1800)  # fmt: skip
     assert "install ok installed" in clean_root.status()
     assert (root / "opt" / "paddock" / "venv" / "bin" / "paddock").exists()
     assert (root / "usr" / "share" / "applications" / "paddock.desktop").exists()
