@@ -13,6 +13,7 @@ if [ -z "$key" ]; then
   [ -d "$GNUPGHOME" ] || { echo "apt-repo: set PADDOCK_SIGNING_KEY (no throwaway key either)" >&2; exit 2; }
   key=$(gpg --batch --with-colons --list-secret-keys | awk -F: '/^sec/ {print $5; exit}')
   echo "apt-repo: signing with the THROWAWAY key $key (tests only)" >&2
+  trap 'gpgconf --kill gpg-agent 2>/dev/null || true' EXIT   # no agent left behind for a throwaway key
 fi
 mkdir -p "$dir"
 cp "$@" "$dir/"

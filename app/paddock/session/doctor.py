@@ -9,7 +9,8 @@ from paddock.core.errors import PaddockError
 from paddock.credentials import backend_status
 from paddock.egress import find_mitmdump
 from paddock.policy import EffectivePolicy, PolicyError, credential_warnings, load
-from paddock.vm import HostTools, choose_accel, find_image, kvm_usable, user_namespaces_work
+from paddock.vm import HostTools, SharingError, choose_accel, find_image, kvm_usable
+from paddock.vm.jail import find_jail, jail_check
 
 SLOW_HINT = "Software emulation works, only slower (a few seconds to start)."
 KVM_HINT = (
@@ -30,24 +31,22 @@ class Check:
 async def run_checks(*, probe: bool = True) -> list[Check]:
     checks: list[Check] = []
     tools: HostTools | None = None
+    # The jail is probed first, as the person: where the system forbids it (Ubuntu's AppArmor
+    # restriction), everything that runs in it fails too, and only this says why and what to do.
+    bwrap = find_jail()
+    jail = jail_check(bwrap) if bwrap is not None else None
+    blocked = None if jail is None or jail.ok else Check("Folder sharing (virtiofsd)", False, jail.detail, jail.fix)
     try:
         tools = HostTools.find()
         checks.append(Check("QEMU", True, tools.qemu_version()))
         checks.append(Check("Bubblewrap", True, str(tools.bwrap)))
-        userns, why_not = user_namespaces_work(tools.bwrap)
-        checks.append(
-            Check(
-                "Folder sharing (virtiofsd)",
-                userns,
-                f"{tools.sharing.label}: {tools.virtiofsd}" if userns else f"cannot make a user namespace: {why_not}",
-                None
-                if userns
-                else "Ask your administrator to allow unprivileged user namespaces for bubblewrap "
-                "(sysctl kernel.unprivileged_userns_clone=1; on Ubuntu, the bwrap AppArmor profile).",
-            )
-        )
+        checks.append(blocked or Check("Folder sharing (virtiofsd)", True, f"{tools.sharing.label}: {tools.virtiofsd}"))
+    except SharingError as exc:
+        checks.append(blocked or Check("Host tools", False, exc.message, exc.hint))
     except PaddockError as exc:
         checks.append(Check("Host tools", False, exc.message, exc.hint))
+        if blocked:
+            checks.append(blocked)
     image = None
     try:
         image = find_image()

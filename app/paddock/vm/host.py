@@ -10,6 +10,7 @@ from enum import Enum
 from pathlib import Path
 
 from paddock.core.errors import PaddockError
+from paddock.vm.jail import find_jail
 from paddock.vm.sharing import FolderSharing, find_sharing
 
 
@@ -41,13 +42,13 @@ class HostTools:
         qemu = os.environ.get("PADDOCK_QEMU") or shutil.which("qemu-system-x86_64")
         if not qemu:
             raise HostError("QEMU is not installed.", hint="Install it with: sudo apt-get install qemu-system-x86")
-        bwrap = shutil.which("bwrap")
+        bwrap = find_jail()  # Paddock's own copy when the package made one (see jail.py)
         if not bwrap:
             raise HostError(
                 "bubblewrap (which confines the folder-sharing helper) is not installed.",
                 hint="Install it with: sudo apt-get install bubblewrap",
             )
-        return cls(qemu=Path(qemu), sharing=find_sharing(Path(bwrap)), bwrap=Path(bwrap))
+        return cls(qemu=Path(qemu), sharing=find_sharing(bwrap), bwrap=bwrap)
 
     def qemu_version(self) -> str:
         out = subprocess.run([str(self.qemu), "--version"], capture_output=True, text=True, timeout=10)
