@@ -46,7 +46,13 @@ class Bridge(QObject):
     def call(self, coro: Coroutine[Any, Any, Any], on_done: Done | None = None, on_error: Err | None = None) -> None:
         """Run ``coro`` on the engine; report back on the Qt thread. Errors go to ``on_error`` in
         plain words; an unexpected one is also published as ``problem`` with its details."""
-        future = self.engine.submit(coro)
+        try:
+            future = self.engine.submit(coro)
+        except RuntimeError:
+            if not self.engine.loop.is_closed():
+                raise
+            coro.close()  # the engine has stopped (the app is closing): nothing to run or report
+            return
         self.pending.add(future)
 
         def done(f: concurrent.futures.Future[Any]) -> None:
