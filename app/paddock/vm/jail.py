@@ -59,8 +59,8 @@ def jail_check(bwrap: Path) -> JailCheck:
         )
         if bwrap == PADDOCK_JAIL and PROFILE.exists():
             fix = (
-                f"Ask your administrator to load Paddock's AppArmor profile with "
-                f"`sudo apparmor_parser -r -W -T {PROFILE}` (it allows Paddock's own jail only)."
+                "Ask your administrator to switch on Paddock's AppArmor profile with "
+                "`sudo dpkg-reconfigure paddock` (it allows Paddock's own jail only)."
             )
         else:
             fix = (
