@@ -30,7 +30,7 @@ async def _audit(ns: argparse.Namespace) -> int:
                 _err(f"--since takes a date and time such as 2026-11-22T09:00 or seconds since 1970, not {ns.since!r}")
                 return 2
     for rec in log.records(since):
-        sys.stdout.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(rec) + "\n")  # ASCII: valid JSON that no terminal acts on
     return 0
 
 
