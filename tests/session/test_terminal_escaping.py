@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.messages_api import MessagesAPI, text, tool
+from tests.fakes.messages_api import MessagesAPI, Reply, text
 
 pytestmark = pytest.mark.vm
 
@@ -50,7 +50,8 @@ def test_paddock_run_and_undo_write_nothing_raw_the_model_or_guest_chose(tmp_pat
     (folder / "letter.txt").write_text("Dear Sam,\n")
     command = (f"echo made > '{PAYLOAD[:-1]}name'; rm letter.txt; printf 'last line {GUEST_PAYLOAD}\\n' >&2; "
                f"exit 3 # {PAYLOAD[:-1]}")  # fmt: skip
-    replies = [text(f"I will start. {PAYLOAD}"), tool("run_command", command=command), text(f"Done. {PAYLOAD}")]
+    replies = [Reply(text=f"I will start. {PAYLOAD}", tool_uses=[("run_command", {"command": command})]),
+               text(f"Done. {PAYLOAD}")]  # fmt: skip
     with MessagesAPI(replies) as api:
         proc = subprocess.run(
             [sys.executable, "-m", "paddock.cli", "run", "--folder", str(folder), "--new", f"tidy {PAYLOAD[:-1]}"],
