@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-from paddock.core.linediff import unified
 from paddock.session.filediff import text_diff
 from paddock.session.undo import UndoStore
 
@@ -75,6 +74,8 @@ def test_the_summary_diff_of_a_12000_line_file_the_guest_reordered_is_quick(
 
 
 def test_a_bounded_diff_is_still_a_true_account() -> None:
+    from paddock.core.linediff import unified
+
     before = [f"row {i}" for i in range(LINES)]
     moved = before[::2][::-1] + before[1::2]
     t0 = time.monotonic()
