@@ -76,6 +76,11 @@ def test_a_half_written_decision_line_is_read_once_it_is_whole(tmp_path: Path) -
         assert [d.host for d in gateway.decisions()] == ["c.example"]  # a bad line is passed over
 
 
+def _append(path: Path, data: bytes) -> None:
+    with open(path, "ab") as fh:
+        fh.write(data)
+
+
 def test_the_poller_survives_what_it_reads(tmp_path: Path) -> None:
     from paddock.audit import AuditLog, AuditTrail
     from paddock.session.auditing import SessionAuditor
@@ -107,8 +112,7 @@ def test_the_poller_survives_what_it_reads(tmp_path: Path) -> None:
         auditor.follow(Box())  # type: ignore[arg-type]
         path.write_bytes(_decision("a.example") + b"{half")
         await asyncio.sleep(1.2)
-        with open(path, "ab") as fh:
-            fh.write(b'":1}\n' + _decision("b.example"))
+        _append(path, b'":1}\n' + _decision("b.example"))
         await asyncio.sleep(1.2)
         await auditor.close()
 
