@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -75,7 +76,9 @@ def gateway_python() -> Path:
 def find_mitmdump() -> Path:
     env = os.environ.get("PADDOCK_MITMDUMP")
     candidates = [env] if env else []
-    candidates += [str(APP_ROOT.parent / ".venv-gateway" / "bin" / "mitmdump"), shutil.which("mitmdump") or ""]
+    installed = Path(sys.prefix).parent / "gateway" / "bin" / "mitmdump"  # /opt/paddock/{venv,gateway}: the package
+    candidates += [str(installed), str(APP_ROOT.parent / ".venv-gateway" / "bin" / "mitmdump"),
+                   shutil.which("mitmdump") or ""]  # fmt: skip
     for c in candidates:
         if c and os.access(c, os.X_OK):
             return Path(c)
