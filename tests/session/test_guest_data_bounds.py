@@ -84,3 +84,22 @@ def test_a_bounded_diff_is_still_a_true_account() -> None:
     small = [*before[:100], "changed", *before[101:]]
     diff = unified(before, small)
     assert diff[2:] == ["@@ -99,5 +99,5 @@", " row 98", " row 99", "-row 100", "+changed", " row 101", " row 102"]
+
+
+def test_the_summarys_listing_of_a_tree_thousands_deep_does_not_crash(tmp_path: Path) -> None:
+    """``os.fwalk`` recurses once per level: a folder 3,000 deep (as a guest can make) raised
+    RecursionError in the summary of ``paddock run`` and the window before #30."""
+    from paddock.session.summary import UNSCANNED, list_folder
+
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "letter.txt").write_text("Dear Sam,\n")
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    for _ in range(3000):  # by descriptors: the path is longer than PATH_MAX
+        os.mkdir("x", dir_fd=fd)
+        nxt = os.open("x", os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+        os.close(fd)
+        fd = nxt
+    os.close(fd)
+    listed = list_folder(folder)
+    assert "letter.txt" in listed and UNSCANNED in listed
