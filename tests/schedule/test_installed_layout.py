@@ -69,7 +69,7 @@ def test_the_unit_carries_what_the_packages_wrapper_set(tmp_path: Path) -> None:
 
 
 def test_linger_is_offered_in_plain_words_when_timers_stop_at_logout() -> None:
-    schedule = cast(Schedule, SimpleNamespace(id="abc123", when="every monday 09:00", folder="/home/ana/work"))
+    schedule = cast(Schedule, SimpleNamespace(id="abc123", when="every monday 09:00", folder="~/work"))
     off = Added(schedule, True, False).message  # type: ignore[call-arg]
     assert "while you are logged out" in off and "loginctl enable-linger" in off
     assert "enable-linger" not in Added(schedule, True, True).message  # type: ignore[call-arg]
