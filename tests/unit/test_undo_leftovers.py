@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from paddock.audit import AuditLog, AuditTrail
 from paddock.policy import EffectivePolicy
+from paddock.session import listing
 from paddock.session.auditing import SessionAuditor
 from paddock.session.undo import copy_fd
 from paddock.session.undoing import FolderUndo
@@ -60,6 +64,7 @@ def test_a_deep_folder_recorded_in_a_point_is_left_alone_and_named(tmp_path: Pat
     assert not done.failed, done.failed
     assert (folder / "letter.txt").read_text() == "Dear Sam,\n" and done.skipped
     assert (folder / "x").is_dir()
+    subprocess.run(["rm", "-rf", str(folder / "x")], check=True, timeout=120)  # pytest's clean-up recurses
 
 
 def test_an_unreadable_folder_does_not_stop_undo(tmp_path: Path) -> None:
@@ -108,3 +113,37 @@ def test_the_copy_before_a_restore_keeps_to_the_budget(tmp_path: Path) -> None:
     assert not (folder / "dense.bin").exists() and done.unkept == ["dense.bin"]
     used = sum(p.lstat().st_blocks * 512 for p in (tmp_path / "store").rglob("*") if p.is_file())
     assert used <= 4 << 20
+
+
+def test_a_folder_of_more_entries_than_a_point_lists_does_not_stop_undo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``MAX_ITEMS`` (a million entries; 50 here) a point used to stop with "more than … files";
+    now it lists the first ones, an undo puts those back and leaves what it did not list in place."""
+    monkeypatch.setattr(listing, "MAX_ITEMS", 50)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a-letter.txt").write_text("Dear Sam,\n")
+    u = _undo(folder, tmp_path)
+    asyncio.run(u.point("turn", "t"))
+    (folder / "a-letter.txt").write_text("overwritten\n")
+    (folder / "many").mkdir()
+    for i in range(200):
+        (folder / "many" / f"f{i}").write_text("x")
+    made = asyncio.run(u.point("turn", "next"))
+    assert (
+        made is not None and made.point.partial and any("entries; the restore point lists" in w for w in made.warnings)
+    )
+    done = asyncio.run(u.undo(to=1))
+    assert not done.failed, done.failed
+    assert (folder / "a-letter.txt").read_text() == "Dear Sam,\n" and not (folder / "many").exists()
+    (folder / "many").mkdir()  # now the point itself is listed in part: nothing it did not list is removed
+    for i in range(200):
+        (folder / "many" / f"f{i}").write_text("x")
+    third = asyncio.run(u.point("turn", "third"))
+    assert third is not None and third.point.partial
+    (folder / "a-letter.txt").write_text("again\n")
+    done = asyncio.run(u.undo(to=third.point.id))
+    assert not done.failed, done.failed
+    assert (folder / "a-letter.txt").read_text() == "Dear Sam,\n"  # a folder's own files are listed first
+    assert len(list((folder / "many").iterdir())) == 200  # none removed: the point did not list them all

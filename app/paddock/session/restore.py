@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
@@ -29,6 +30,7 @@ class Restored:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
     skipped: list[str] = field(default_factory=list)  # folders left as they are: their contents were never recorded
     unkept: list[str] = field(default_factory=list)  # replaced or removed without a copy kept (the budget was full)
+    unlisted: int = 0  # entries left in place: the point listed their folder only in part (past MAX_ITEMS)
 
     @property
     def touched(self) -> int:
@@ -75,7 +77,7 @@ def restore(store: UndoStore, point: Point, only: str | None = None) -> Restored
         want = {k: v for k, v in want.items() if mine(k) or k in parents}
         now = {k: v for k, v in now.items() if mine(k) or (k in parents and k in want)}
     result.unkept = _keep_first(store, full, now, want, canon)
-    now = _clear(store, now, want, result)
+    now = _clear(store, now, want, result, set(point.partial))
     result.skipped = _left_alone(fenced, set(result.removed), only)
     dirs = sorted(((r, i) for r, i in want.items() if i.kind == DIR), key=lambda kv: _depth(kv[0]))
     _make_dirs(store, dirs, now, result)
@@ -144,14 +146,18 @@ def _step(result: Restored, rel: str, fn: Callable[..., object], *args: object) 
     return True
 
 
-def _clear(store: UndoStore, now: Listing, want: Listing, result: Restored) -> Listing:
+def _clear(store: UndoStore, now: Listing, want: Listing, result: Restored, partial: set[str]) -> Listing:
     """1. Out of the way: what the point does not have, or has as something else (a link is
-    removed, never followed). Returns what is left."""
+    removed, never followed). Returns what is left. In a folder the point listed only in part
+    (``partial``), what it does not have may simply not have been listed: it is left in place."""
     gone: set[str] = set()
     for rel in sorted(now, key=_depth):
         if _under_any(rel, gone):
             continue
         had = want.get(rel)
+        if had is None and partial and ("" in partial or _under_any(rel, partial)):
+            result.unlisted += 1
+            continue
         wrong = had is None or had.kind != now[rel].kind or (had.kind == LINK and not _same(now[rel], had))
         if wrong and _step(result, rel, beneath.remove, store.folder, rel):
             result.removed.append(rel)
@@ -166,8 +172,7 @@ def _make_dirs(store: UndoStore, dirs: list[tuple[str, Item]], now: Listing, res
 
         def make(rel: str = rel, it: Item = it) -> None:
             with beneath.parent_fd(store.folder, rel) as (dfd, name):
-                if rel not in now:
-                    os.mkdir(name, 0o700, dir_fd=dfd)
+                if rel not in now and _mkdir(name, dfd):
                     result.written.append(rel)
                 else:  # through a descriptor: a folder the guest swapped for a link fails to open (O_NOFOLLOW)
                     fd = os.open(name, DIR_FLAGS, dir_fd=dfd)
@@ -177,6 +182,18 @@ def _make_dirs(store: UndoStore, dirs: list[tuple[str, Item]], now: Listing, res
                         os.close(fd)
 
         _step(result, rel, make)
+
+
+def _mkdir(name: str, dfd: int) -> bool:
+    """Make a folder; False when one is already there (a listing cut short did not show it)."""
+    try:
+        os.mkdir(name, 0o700, dir_fd=dfd)
+    except FileExistsError:
+        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        if not stat.S_ISDIR(st.st_mode):
+            raise
+        return False
+    return True
 
 
 def _dir_meta(store: UndoStore, rel: str, it: Item) -> None:

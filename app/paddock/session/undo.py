@@ -41,7 +41,7 @@ from paddock.core.paths import data_dir
 from paddock.session.listing import DIR as DIR
 from paddock.session.listing import FILE as FILE
 from paddock.session.listing import LINK as LINK
-from paddock.session.listing import MAX_DEPTH, key_of
+from paddock.session.listing import MAX_DEPTH, MAX_ITEMS, key_of
 from paddock.session.listing import Item as Item
 from paddock.session.listing import Key as Key
 from paddock.session.listing import Listing as Listing
@@ -68,18 +68,19 @@ class Point:
     items: Listing
     unsaved: list[str] = field(default_factory=list)  # files whose content did not fit the budget
     skipped: list[str] = field(default_factory=list)  # folders whose contents were not recorded (too deep, unreadable)
+    partial: list[str] = field(default_factory=list)  # folders listed only in part (past MAX_ITEMS); "" the folder
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "time": self.time, "kind": self.kind, "label": self.label, "session": self.session,
                 "items": {k: v.to_json() for k, v in self.items.items()}, "unsaved": self.unsaved,
-                "skipped": self.skipped}  # fmt: skip
+                "skipped": self.skipped, "partial": self.partial}  # fmt: skip
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Point:
         items = {str(k): Item.from_json(v) for k, v in raw["items"].items()}
         return cls(int(raw["id"]), float(raw["time"]), str(raw["kind"]), str(raw["label"]), str(raw["session"]),
                    items, [str(u) for u in raw.get("unsaved", [])],
-                   [str(u) for u in raw.get("skipped", [])])  # fmt: skip
+                   [str(u) for u in raw.get("skipped", [])], [str(u) for u in raw.get("partial", [])])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,8 @@ class UndoStore:
         t0 = time.perf_counter()
         with self.locked():
             skipped: list[str] = []
-            items = scan(self.folder, skipped)
+            partial: list[str] = []
+            items = scan(self.folder, skipped, partial)
             existing = self._ids()  # manifests are read only when old points must go
             new = {rel: it for rel, it in items.items() if it.kind == FILE and not self.has(it.ref)}
             lazy_files = 0
@@ -215,11 +217,12 @@ class UndoStore:
                 warnings.append(f"{len(unsaved)} file(s) ({lost}) could not be kept "
                                 f"for undo (the {budget // MB:,} MB budget is full or they could not be read); "
                                 "a change to them cannot be undone.")  # fmt: skip
-            warnings += _skipped_warning(skipped)
+            warnings += _skipped_warning(skipped, partial)
             if not unsaved and used > budget * WARN_AT:
                 warnings.append(f"Restore points for this folder use {_mb(used)} of the {budget // MB:,} MB kept "
                                 "for undo; older points will be dropped when a turn needs more.")  # fmt: skip
-            point = Point(self._next_id(), time.time(), kind, label[:200], session, items, unsaved, skipped[:1000])
+            point = Point(self._next_id(), time.time(), kind, label[:200], session, items, unsaved, skipped[:1000],
+                          partial)  # fmt: skip
             self._write_point(point)
             if self.on_point is not None:
                 self.on_point(point)  # under the lock: the guard watches this point's files from now
@@ -367,12 +370,16 @@ def _copy_range(src: int, dst: int, start: int, end: int) -> None:
         start += n
 
 
-def _skipped_warning(skipped: list[str]) -> list[str]:
-    if not skipped:
-        return []
-    return [f"{len(skipped)} folder(s) are nested more than {MAX_DEPTH} deep or cannot be read (such as "
-            f"{skipped[0][:120]}…); what is inside them is not kept and an undo leaves it as it is. "
-            "Everything else is kept."]  # fmt: skip
+def _skipped_warning(skipped: list[str], partial: list[str]) -> list[str]:
+    out = []
+    if partial:
+        out.append(f"This folder has more than {MAX_ITEMS:,} entries; the restore point lists the first "
+                   f"{MAX_ITEMS:,}. An undo puts back what it lists and leaves the rest as it is.")  # fmt: skip
+    if skipped:
+        out.append(f"{len(skipped)} folder(s) are nested more than {MAX_DEPTH} deep or cannot be read (such as "
+                   f"{skipped[0][:120]}…); what is inside them is not kept and an undo leaves it as it is. "
+                   "Everything else is kept.")  # fmt: skip
+    return out
 
 
 def _mb(n: int) -> str:
