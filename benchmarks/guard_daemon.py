@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from paddock.sandbox import Sandbox
-from paddock.session.keeping import LazyKeeper
-from paddock.session.undo import MB, UndoStore
+from paddock.undo.keeper import LazyKeeper
+from paddock.undo.store import MB, UndoStore
 from paddock.vm import VirtualMachine
 
 CALLS = r"""

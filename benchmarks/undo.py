@@ -1,4 +1,4 @@
-"""What restore points cost (``paddock.session.undo``): the time they add to opening a folder
+"""What restore points cost (``paddock.undo.store``): the time they add to opening a folder
 and to each turn, and the disk they use. Host only — a restore point never involves the guest.
 
     .venv/bin/python -m benchmarks.undo [--mb 1024] [--files 10000] [--turn-mb 100]

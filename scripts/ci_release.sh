@@ -21,7 +21,8 @@ say() { printf '\n==> [%s] %s\n' "$suite" "$*"; }
 [ "$(id -u)" -eq 0 ] || { echo "ci_release: needs root (it makes a clean root of $suite)" >&2; exit 1; }
 
 # The tests that depend on the release: QEMU's version (boot, the saved sandbox, the warm pool),
-# the folder-sharing daemon (shares, ownership, the change guard and undo), and the packaged tools.
+# the folder-sharing daemon (shares, ownership, the change guard and undo), and the gateway on
+# that release's Python and mitmproxy.
 RELEASE_TESTS=(
   tests/vm/test_sandbox.py
   tests/vm/test_snapshot.py
@@ -29,6 +30,7 @@ RELEASE_TESTS=(
   tests/security/test_change_guard.py
   tests/security/test_group_folders.py
   tests/unit/test_guard_calls.py
+  tests/egress/test_gateway_properties.py
   tests/security/test_ownership.py
   tests/session/test_undo_vm.py
 )

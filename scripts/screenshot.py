@@ -28,13 +28,13 @@ from PySide6.QtWidgets import QApplication, QWidget
 from paddock.assistant.loop import ConversationStore, Finished, TextDelta, ToolCalled, ToolFinished, ToolOutput
 from paddock.assistant.memory import MemoryStore
 from paddock.core.engine import Engine
+from paddock.desk import Activity, Change, SessionSummary
+from paddock.desk.desk import Desk, DeskEvent, FolderCheck, Notice, SandboxState, SandboxStatus
+from paddock.desk.history import History
+from paddock.desk.plain import conflicts_notice
+from paddock.desk.previews import Preview, checked_png
 from paddock.llm import Usage
-from paddock.session import Activity, Change, SessionSummary
-from paddock.session.desk import Desk, DeskEvent, FolderCheck, Notice, SandboxState, SandboxStatus
 from paddock.session.doctor import Check, FirstRun
-from paddock.session.history import History
-from paddock.session.plain import conflicts_notice
-from paddock.session.previews import Preview, checked_png
 from paddock.ui.window import MainWindow
 
 PICTURES = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "previews"
@@ -92,7 +92,7 @@ def settings_shot(out: Path) -> int:
 def schedules_shot(out: Path) -> int:
     from datetime import datetime, timedelta
 
-    from paddock.session.schedule import Run, ScheduleStore
+    from paddock.schedule import Run, ScheduleStore
     from paddock.ui.schedules import ScheduleDialog
 
     os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="paddock-shot-config-")  # no real timers touched
@@ -142,7 +142,7 @@ def schedules_shot(out: Path) -> int:
 
 
 def summary_shot(out: Path) -> int:
-    from paddock.session import Change, SessionSummary
+    from paddock.desk import Change, SessionSummary
 
     app = QApplication(sys.argv[:1])
     engine = Engine()

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from paddock.core.engine import Engine
+from paddock.desk.desk import Desk, DeskEvent, SandboxState
 from paddock.egress import gateway
 from paddock.policy import EffectivePolicy
-from paddock.session.desk import Desk, DeskEvent, SandboxState
 from paddock.session.egress_questions import EgressQuestion
 from tests.egress.test_egress import CLIENT
 from tests.egress.upstream import Upstream

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from paddock.core.engine import Engine
+from paddock.desk import Desk, SandboxState, SandboxStatus, SessionSummary
 from paddock.llm import AnthropicProvider
-from paddock.session import Desk, SandboxState, SandboxStatus, SessionSummary
 from tests.fakes.messages_api import MessagesAPI, text, tool
 from tests.remote.conftest import SshHost
 

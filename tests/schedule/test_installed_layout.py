@@ -20,9 +20,9 @@ from types import SimpleNamespace
 from typing import cast
 
 import paddock
-from paddock.session.schedule import units
-from paddock.session.schedule.manage import Added
-from paddock.session.schedule.store import Schedule
+from paddock.schedule import units
+from paddock.schedule.manage import Added
+from paddock.schedule.store import Schedule
 
 
 def _installed_layout(root: Path) -> tuple[Path, Path]:

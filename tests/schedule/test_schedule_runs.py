@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from paddock.assistant.loop import ConversationStore
-from paddock.session.schedule import ScheduleStore
+from paddock.schedule import ScheduleStore
 from tests.fakes.messages_api import MessagesAPI, Reply, text, tool
 from tests.session.test_entry_points import _assert_linked_trail, _sessions
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from paddock.session.notify import send as notify
-from paddock.session.schedule import WINDOW_ONLY, BadWhen, Schedules, ScheduleStore, parse_when
-from paddock.session.schedule import units as unit_files
+from paddock.core.notify import send as notify
+from paddock.schedule import WINDOW_ONLY, BadWhen, Schedules, ScheduleStore, parse_when
+from paddock.schedule import units as unit_files
 
 ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is installed by scripts/setup.sh")

@@ -21,7 +21,7 @@ import pytest
 
 from paddock.egress import gateway
 from paddock.policy import EffectivePolicy
-from paddock.session.schedule import ScheduleStore, run_schedule
+from paddock.schedule import ScheduleStore, run_schedule
 from tests.egress.test_egress import CLIENT
 from tests.egress.upstream import Upstream
 from tests.fakes.messages_api import MessagesAPI, Reply, text, tool

@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from paddock.core.errors import PaddockError
-from paddock.session.keeping import LazyKeeper
-from paddock.session.restore import restore
-from paddock.session.undo import MB, UndoStore
+from paddock.undo.keeper import LazyKeeper
+from paddock.undo.restore import restore
+from paddock.undo.store import MB, UndoStore
 from paddock.vm import VMState
 from paddock.vm.sharing import FolderSharing
 from tests.conftest import VMFactory

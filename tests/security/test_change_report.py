@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-import paddock.session.summary as summary
+import paddock.undo.changes as summary
 from paddock.core.text import shown
-from paddock.session.summary import diff, list_folder
+from paddock.undo.changes import diff, list_folder
 from tests.fakes.messages_api import MessagesAPI, text, tool
 
 ESC_NAME = "calm\x1b[2J\x1b[H All good, nothing changed\x1b[8m.txt"

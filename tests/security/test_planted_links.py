@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from paddock.core import beneath
-from paddock.session.summary import Change, SessionSummary, revert
+from paddock.desk import SessionSummary
+from paddock.undo.changes import Change, revert
 from tests.conftest import Booted
 
 SECRET = "host secret, outside the folder\n"
@@ -90,7 +91,7 @@ def test_revert_does_not_follow_a_folder_link_the_guest_planted(booted: Booted, 
 
 
 def test_open_hands_only_plain_files_inside_the_folder_to_the_persons_programs(tmp_path: Path) -> None:
-    from paddock.session import why_not_open
+    from paddock.desk import why_not_open
 
     folder, outside = tmp_path / "folder", tmp_path / "outside"
     (folder / "sub").mkdir(parents=True)

@@ -21,8 +21,8 @@ import pytest
 
 from paddock.audit import AuditLog
 from paddock.core.engine import Engine
+from paddock.desk import Desk
 from paddock.llm import AnthropicProvider
-from paddock.session import Desk
 from tests.fakes.messages_api import MessagesAPI, text, tool
 
 pytestmark = pytest.mark.vm

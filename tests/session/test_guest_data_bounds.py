@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from paddock.session.filediff import text_diff
-from paddock.session.undo import UndoStore
+from paddock.undo.store import UndoStore
+from paddock.undo.textdiff import text_diff
 
 LINES = 12_000
 MOVE = (
@@ -89,7 +89,7 @@ def test_a_bounded_diff_is_still_a_true_account() -> None:
 def test_the_summarys_listing_of_a_tree_thousands_deep_does_not_crash(tmp_path: Path) -> None:
     """``os.fwalk`` recurses once per level: a folder 3,000 deep (as a guest can make) raised
     RecursionError in the summary of ``paddock run`` and the window before #30."""
-    from paddock.session.summary import UNSCANNED, list_folder
+    from paddock.undo.changes import UNSCANNED, list_folder
 
     folder = tmp_path / "work"
     folder.mkdir()

@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from paddock.audit import AuditLog
+from paddock.desk import Desk
 from paddock.policy import PolicyError, load
-from paddock.session import Desk
 from tests.fakes.chat_completions import ChatCompletionsAPI
 from tests.fakes.messages_api import MessagesAPI, text, tool
 

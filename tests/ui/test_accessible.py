@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 from pytestqt.qtbot import QtBot
 
 from paddock.core.engine import Engine
-from paddock.session import Desk, SandboxState, SandboxStatus, TextDelta, ToolCalled, ToolFinished
+from paddock.desk import Desk, SandboxState, SandboxStatus, TextDelta, ToolCalled, ToolFinished
 from paddock.ui.window import MainWindow
 
 CONTROLS = (QAbstractButton, QLineEdit, QPlainTextEdit, QTextEdit, QAbstractItemView, QComboBox)

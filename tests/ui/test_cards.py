@@ -8,7 +8,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from paddock.session import ToolCalled, ToolFinished, ToolOutput, card_title
+from paddock.desk import ToolCalled, ToolFinished, ToolOutput, card_title
 from paddock.ui.chat import ChatPage
 
 BODY = "$ python3 make_chart.py\n[exit status 0]\n--- stdout ---\nwrote chart.png\n\n--- stderr ---\n"

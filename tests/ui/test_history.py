@@ -16,7 +16,7 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from paddock.core.engine import Engine
-from paddock.session import Desk
+from paddock.desk import Desk
 from paddock.ui.cards import ToolCard
 from paddock.ui.window import MainWindow
 from tests.fakes.messages_api import MessagesAPI, text, tool

@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
-from paddock.session import SandboxState
+from paddock.desk import SandboxState
 from paddock.ui.chat import ChatPage
 
 

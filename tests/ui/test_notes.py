@@ -13,7 +13,7 @@ from pytestqt.qtbot import QtBot
 
 from paddock.assistant.memory import MemoryStore
 from paddock.core.engine import Engine
-from paddock.session import Desk
+from paddock.desk import Desk
 from paddock.ui.window import MainWindow
 
 

@@ -23,8 +23,8 @@ from PySide6.QtWidgets import QWidget
 from pytestqt.qtbot import QtBot
 
 from paddock.core.engine import Engine
+from paddock.desk import Desk, Finished
 from paddock.llm import Usage
-from paddock.session import Desk, Finished
 from paddock.ui.window import MainWindow
 
 

@@ -20,8 +20,8 @@ from pytestqt.qtbot import QtBot
 from paddock.assistant.loop import Failed, Finished, TextDelta, ToolCalled, ToolFinished
 from paddock.core.engine import Engine
 from paddock.core.errors import PaddockError
+from paddock.desk import JARGON, Activity, Change, Notice, SandboxState, SandboxStatus, SessionSummary, jargon_in
 from paddock.llm import Usage
-from paddock.session import JARGON, Activity, Change, Notice, SandboxState, SandboxStatus, SessionSummary, jargon_in
 from paddock.session.doctor import Check, FirstRun
 from paddock.ui.window import MainWindow
 from tests.ui.strings import visible_strings
@@ -56,7 +56,7 @@ def test_every_visible_string_is_plain(
     assert set(ISSUE_LIST) <= set(JARGON)
     monkeypatch.setenv("ANTHROPIC_API_KEY", f"test-{secrets.token_hex(8)}")
     scan = Scan()
-    from paddock.session import Desk
+    from paddock.desk import Desk
 
     window = MainWindow(engine, Desk())
     qtbot.addWidget(window)
@@ -167,7 +167,7 @@ def test_every_visible_string_is_plain(
 
 
 def test_continue_stays_disabled_while_a_required_check_fails(qtbot: QtBot, engine: Engine) -> None:
-    from paddock.session import Desk
+    from paddock.desk import Desk
 
     window = MainWindow(engine, Desk())
     qtbot.addWidget(window)

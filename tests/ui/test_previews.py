@@ -18,10 +18,10 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from paddock.core.engine import Engine
-from paddock.session import Desk
-from paddock.session.previews import MAX_PNG, MAX_SIDE, Preview, checked_png, for_summary
-from paddock.session.summary import Change, Entry
+from paddock.desk import Desk
+from paddock.desk.previews import MAX_PNG, MAX_SIDE, Preview, checked_png, for_summary
 from paddock.ui.window import MainWindow
+from paddock.undo.changes import Change, Entry
 from tests.conftest import ARTIFACTS
 from tests.fakes.messages_api import MessagesAPI, text, tool
 from tests.ui.test_window import _open_trusted, _say, _wait

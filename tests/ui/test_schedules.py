@@ -15,8 +15,8 @@ import pytest
 from pytestqt.qtbot import QtBot
 
 from paddock.core.engine import Engine
-from paddock.session import WINDOW_ONLY, Desk, ScheduleRun
-from paddock.session.schedule import ScheduleStore
+from paddock.desk import WINDOW_ONLY, Desk, ScheduleRun
+from paddock.schedule import ScheduleStore
 from paddock.ui.schedules import ScheduleDialog
 from paddock.ui.window import MainWindow
 from tests.fakes.messages_api import MessagesAPI, text, tool

@@ -12,10 +12,10 @@ from PySide6.QtCore import QItemSelectionModel
 from pytestqt.qtbot import QtBot
 
 from paddock.core.engine import Engine
-from paddock.session import Change, Desk, SessionSummary
-from paddock.session.filediff import text_diff
-from paddock.session.undo import UndoStore
+from paddock.desk import Change, Desk, SessionSummary
 from paddock.ui.window import MainWindow
+from paddock.undo.store import UndoStore
+from paddock.undo.textdiff import text_diff
 
 
 def _point(folder: Path) -> int:

@@ -17,7 +17,7 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from paddock.core.engine import Engine
-from paddock.session import Desk
+from paddock.desk import Desk
 from paddock.ui.window import MainWindow
 from tests.fakes.messages_api import MessagesAPI, text, tool
 from tests.ui.test_window import _open_trusted, _say, _wait

@@ -19,8 +19,8 @@ from pytestqt.qtbot import QtBot
 
 from paddock.core.engine import Engine
 from paddock.credentials import MODEL_KEY, Keychain
-from paddock.session import jargon_in
-from paddock.session.desk import Desk, SandboxState
+from paddock.desk import jargon_in
+from paddock.desk.desk import Desk, SandboxState
 from paddock.ui.cards import ToolCard
 from paddock.ui.window import MainWindow
 from tests.fakes.messages_api import MessagesAPI, text, tool

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from paddock.session.restore import restore
-from paddock.session.undo import MB
+from paddock.undo.restore import restore
+from paddock.undo.store import MB
 from tests.unit.test_undo_lazy import Guarded
 
 # The daemon's conventions, in Python: ``reopen(path, flags)`` is virtiofsd's

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from paddock.session import history
-from paddock.session.history import CURRENT, History
+from paddock.desk import history
+from paddock.desk.history import CURRENT, History
 
 
 def test_unchanged_conversations_are_read_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

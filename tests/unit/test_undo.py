@@ -15,8 +15,8 @@ import pytest
 from paddock.audit import AuditLog, AuditTrail
 from paddock.policy import EffectivePolicy
 from paddock.session.auditing import SessionAuditor
-from paddock.session.undo import UndoError, UndoStore, scan
 from paddock.session.undoing import FolderUndo
+from paddock.undo.store import UndoError, UndoStore, scan
 from tests.undo_tree import make_tree, mutate, tree_state
 
 

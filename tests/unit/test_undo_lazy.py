@@ -22,10 +22,10 @@ import pytest
 from paddock.audit import AuditLog, AuditTrail
 from paddock.policy import EffectivePolicy
 from paddock.session.auditing import SessionAuditor
-from paddock.session.keeping import LazyKeeper
-from paddock.session.restore import restore
-from paddock.session.undo import MB, UndoStore
 from paddock.session.undoing import FolderUndo
+from paddock.undo.keeper import LazyKeeper
+from paddock.undo.restore import restore
+from paddock.undo.store import MB, UndoStore
 from paddock.vm.guard import Guard, launch_guarded
 from tests.undo_tree import GUEST_SCRIPT, make_tree, tree_state
 

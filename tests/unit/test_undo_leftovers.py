@@ -13,10 +13,10 @@ import pytest
 
 from paddock.audit import AuditLog, AuditTrail
 from paddock.policy import EffectivePolicy
-from paddock.session import listing
 from paddock.session.auditing import SessionAuditor
-from paddock.session.undo import copy_fd
 from paddock.session.undoing import FolderUndo
+from paddock.undo import listing
+from paddock.undo.store import copy_fd
 
 
 def _undo(folder: Path, tmp_path: Path, budget_mb: int | None = None) -> FolderUndo:

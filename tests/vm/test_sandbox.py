@@ -11,6 +11,7 @@ import pytest
 
 from paddock.assistant.tools import ToolBox
 from paddock.audit import AuditLog, AuditTrail
+from paddock.desk.activity import Activity, activity
 from paddock.guest import (
     ExecOutput,
     ExecResult,
@@ -20,7 +21,6 @@ from paddock.guest import (
     FileType,
     ProcessStartedEvent,
 )
-from paddock.session.activity import Activity, activity
 from paddock.session.auditing import SessionAuditor
 from tests.conftest import Booted
 

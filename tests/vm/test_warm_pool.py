@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from paddock.core.engine import Engine
+from paddock.desk import Desk
 from paddock.guest import GuestError
 from paddock.llm import AnthropicProvider
 from paddock.sandbox import SNAPSHOT_ENV, Sandbox, SandboxFailed, WarmPool, ensure_snapshot
-from paddock.session import Desk
 from paddock.vm import GuestImage, Share, VMState
 from tests.conftest import _make_dirs
 from tests.fakes.messages_api import MessagesAPI, text, tool

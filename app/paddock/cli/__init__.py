@@ -20,7 +20,7 @@ from paddock import __version__
 from paddock.core.errors import PaddockError
 
 if TYPE_CHECKING:
-    from paddock.session.summary import Change
+    from paddock.undo.changes import Change
 
 from paddock.cli.admin import _audit, _doctor, _keys, _memory, _policy_check
 from paddock.cli.out import err as _err
@@ -70,7 +70,7 @@ async def _run(ns: argparse.Namespace) -> int:
     from paddock.policy import TrustStore, behaviour_files
     from paddock.session.models import decide_model, make_provider
     from paddock.session.runner import EntryPoint, SessionRunner, decide
-    from paddock.session.summary import diff, list_folder
+    from paddock.undo.changes import diff, list_folder
 
     def settle_trust(folder: Path) -> bool:
         """--yes trusts the folder; an untrusted folder's own settings are named, then ignored."""

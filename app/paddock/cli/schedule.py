@@ -9,7 +9,7 @@ from paddock.cli.out import err
 
 
 def _fmt_row(row: object) -> str:
-    from paddock.session.schedule import ScheduleRow
+    from paddock.schedule import ScheduleRow
 
     assert isinstance(row, ScheduleRow)
     s = row.schedule
@@ -21,7 +21,7 @@ def _fmt_row(row: object) -> str:
 
 
 async def schedule(ns: argparse.Namespace) -> int:
-    from paddock.session.schedule import Schedules, run_schedule
+    from paddock.schedule import Schedules, run_schedule
 
     schedules = Schedules()
     cmd = ns.schedule_command
@@ -32,7 +32,7 @@ async def schedule(ns: argparse.Namespace) -> int:
         rows = schedules.rows(Path(ns.folder) if ns.folder else None)
         print("\n".join(_fmt_row(r) for r in rows) if rows else "No schedules. Add one with `paddock schedule add`.")
         if rows and not schedules.systemd_live():
-            from paddock.session.schedule import WINDOW_ONLY
+            from paddock.schedule import WINDOW_ONLY
 
             err(WINDOW_ONLY)
     elif cmd == "history":

@@ -77,7 +77,7 @@ class EffectivePolicy:
     otlp_headers: dict[str, str] = field(default_factory=dict)
     max_log_mb: int = 50
     keychain_fallback: str | None = None
-    undo_budget_mb: int | None = None  # None: a share of the free disk (paddock.session.undo)
+    undo_budget_mb: int | None = None  # None: a share of the free disk (paddock.undo.store)
     sandbox_hosts: list[SandboxHost] = field(default_factory=list)  # managed only (paddock.remote)
     tiers: list[Tier] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)

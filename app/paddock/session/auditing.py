@@ -113,7 +113,7 @@ class SessionAuditor:
             "paddock.policy.reason": reason, "paddock.policy.tier": tier or "built-in"})  # fmt: skip
 
     def restore_point(self, attributes: dict[str, Any]) -> None:
-        """A restore point was made (``paddock.session.undo``), or could not be."""
+        """A restore point was made (``paddock.undo.store``), or could not be."""
         self._emit(RESTORE_POINT, self.session_span, attributes)  # made before the turn it protects starts
 
     def undone(self, attributes: dict[str, Any]) -> None:

@@ -21,9 +21,9 @@ from paddock.core.text import shown
 from paddock.policy import EffectivePolicy
 from paddock.sandbox import Sandbox
 from paddock.session.auditing import SessionAuditor
-from paddock.session.keeping import LazyKeeper
-from paddock.session.restore import Restored, differs, restore
-from paddock.session.undo import Made, Point, UndoError, UndoStore, scan
+from paddock.undo.keeper import LazyKeeper
+from paddock.undo.restore import Restored, differs, restore
+from paddock.undo.store import Made, Point, UndoError, UndoStore, scan
 from paddock.vm import Guard
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class FolderUndo:
         self.warn: Callable[[str], None] = lambda text: log.warning("%s", text)
         self.last: Made | None = None
         self.first: Made | None = None  # this session's first point (the window's "Undo everything")
-        self.keeper = LazyKeeper(self.store)  # what the change guard asks (``paddock.session.keeping``)
+        self.keeper = LazyKeeper(self.store)  # what the change guard asks (``paddock.undo.keeper``)
         self.guard: Guard | None = None  # the session's change guard: points are lazy while it runs
 
     @property

@@ -1,6 +1,6 @@
 """The activity panel: programs running in the sandbox now and files being written or written just
 now by any command (the guest agent watches the folder), from the guest's live events
-(``paddock.session.Activity``). Guest-provided names are shown as plain text."""
+(``paddock.desk.Activity``). Guest-provided names are shown as plain text."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QDialog, QFrame, QListWidget, QListWidgetItem, QVBoxLayout
 
-from paddock.session import Activity, Preview
+from paddock.desk import Activity, Preview
 from paddock.ui.pages import _label
 from paddock.ui.previews import PreviewList
 from paddock.ui.tips import plain_tip

@@ -9,7 +9,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from paddock.core.engine import Engine
-from paddock.session import Desk
+from paddock.desk import Desk
 from paddock.ui.window import MainWindow
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ The window calls ``Bridge.call(coro, on_done, on_error)``: the coroutine runs on
 the engine thread, and its result (or its ``PaddockError``) comes back on the Qt
 thread through a queued signal. Events the ``Desk`` publishes on the engine
 thread are re-emitted as ``Bridge.published`` on the Qt thread. An error goes to ``on_error`` in
-plain words (``paddock.session.problem``); when it was unexpected, ``Bridge.problem`` carries the
+plain words (``paddock.desk.problem``); when it was unexpected, ``Bridge.problem`` carries the
 same words and the technical details, for the window's "Copy details".
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal, Slot
 
 from paddock.core.engine import Engine
-from paddock.session import Desk, DeskEvent, problem
+from paddock.desk import Desk, DeskEvent, problem
 
 Done = Callable[[Any], None]
 Err = Callable[[str], None]

@@ -9,7 +9,7 @@ from typing import Any
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QPlainTextEdit, QVBoxLayout
 
-from paddock.session import card_input, card_output, card_title, took
+from paddock.desk import card_input, card_output, card_title, took
 from paddock.ui.pages import _button, _label
 
 TAIL_CHARS = 4000  # of live output kept per card

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from paddock.session import (
+from paddock.desk import (
     ConversationRow,
     EgressQuestion,
     Replayed,

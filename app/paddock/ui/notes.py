@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from paddock.session import NoteRow
+from paddock.desk import NoteRow
 from paddock.ui.bridge import Bridge
 from paddock.ui.pages import _button, _label
 

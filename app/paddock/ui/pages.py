@@ -1,5 +1,5 @@
 """The window's pages: welcome (first run), folder, chat, summary. Widgets only; the work is in
-``paddock.session.desk`` and reaches here as events through the bridge."""
+``paddock.desk.desk`` and reaches here as events through the bridge."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from paddock.session import Change, FirstRun, FolderCheck, SessionSummary, plain_checks, why_not_open
+from paddock.desk import Change, FirstRun, FolderCheck, SessionSummary, plain_checks, why_not_open
 from paddock.ui.filediff import DiffView
 from paddock.ui.previews import PreviewList
 

@@ -1,4 +1,4 @@
-"""Pictures of the files the assistant made, drawn in the sandbox (``paddock.session.Preview``,
+"""Pictures of the files the assistant made, drawn in the sandbox (``paddock.desk.Preview``,
 already checked: a PNG of bounded size): small beside the conversation and in the summary, large
 when chosen. The file names come from the guest: escaped, and plain text wherever they go."""
 
@@ -9,7 +9,7 @@ from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import QDialog, QLabel, QListWidget, QListWidgetItem, QVBoxLayout
 
 from paddock.core.text import shown
-from paddock.session import Preview
+from paddock.desk import Preview
 from paddock.ui.tips import plain_tip
 
 THUMB = 88

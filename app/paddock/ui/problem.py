@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QFrame, QHBoxLayout
 
-from paddock.session import Problem
+from paddock.desk import Problem
 from paddock.ui.pages import _button, _label
 
 

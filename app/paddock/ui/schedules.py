@@ -1,7 +1,7 @@
 """The schedule view: a folder's recurring tasks, when each runs next, its last result and its
 history; add, remove and run now. ``ScheduleKeeper`` runs due schedules while the window is open
-where there is no user systemd. The work is in ``paddock.session``'s ``Schedules``; every call
-goes through the bridge to the engine thread."""
+where there is no user systemd. The work is in ``paddock.schedule``'s ``Schedules`` (reached through
+``paddock.desk``); every call goes through the bridge to the engine thread."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from paddock.session import SCHEDULE_EXAMPLES, WINDOW_ONLY, ScheduleRow, ScheduleRun, Schedules
+from paddock.desk import SCHEDULE_EXAMPLES, WINDOW_ONLY, ScheduleRow, ScheduleRun, Schedules
 from paddock.ui.bridge import Bridge
 from paddock.ui.tips import plain_tip
 

@@ -12,7 +12,7 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QApplication, QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from paddock.core.engine import Engine
-from paddock.session import (
+from paddock.desk import (
     Activity,
     Cancelled,
     Change,

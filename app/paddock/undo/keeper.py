@@ -27,8 +27,8 @@ import threading
 
 from paddock.core import beneath
 from paddock.core.beneath import UnsafePath
-from paddock.session.listing import FILE, Key, key_of, version
-from paddock.session.undo import Point, UndoStore, budget_bytes, copy_fd
+from paddock.undo.listing import FILE, Key, key_of, version
+from paddock.undo.store import Point, UndoStore, budget_bytes, copy_fd
 from paddock.vm.guard import REMOVE
 
 log = logging.getLogger(__name__)

@@ -21,14 +21,14 @@ from datetime import datetime
 from pathlib import Path
 
 from paddock.core.errors import PaddockError
+from paddock.core.notify import send as notify
 from paddock.egress import Decision
 from paddock.policy import EgressGrant
 from paddock.policy import load as load_policy
+from paddock.schedule.store import Run, Schedule, ScheduleStore
 from paddock.session import models
-from paddock.session.notify import send as notify
 from paddock.session.runner import EntryPoint, PolicyLoader, SessionRunner, decide
-from paddock.session.schedule.store import Run, Schedule, ScheduleStore
-from paddock.session.summary import Change, diff, list_folder
+from paddock.undo.changes import Change, diff, list_folder
 
 log = logging.getLogger(__name__)
 Notifier = Callable[[str, str, bool], object]

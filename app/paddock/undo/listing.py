@@ -1,6 +1,6 @@
 """What a restore point records of a folder: every file, folder and link, read without
 following a link (``scandir`` on directory descriptors, ``O_NOFOLLOW`` opens), so a link the
-guest left is recorded as a link. See ``paddock.session.undo``."""
+guest left is recorded as a link. See ``paddock.undo.store``."""
 
 from __future__ import annotations
 

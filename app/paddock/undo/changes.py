@@ -15,15 +15,12 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from paddock.core import beneath
 from paddock.core.beneath import UnsafePath
 from paddock.core.errors import PaddockError
 from paddock.core.text import shown
-
-if TYPE_CHECKING:
-    from paddock.session.previews import Preview
 
 MAX_FILES = 100_000
 MAX_DEPTH = 256  # folders inside folders the walk goes into (os.fwalk recurses: a deeper tree crashed it)
@@ -153,18 +150,14 @@ def diff(before: dict[str, Entry], after: dict[str, Entry]) -> list[Change]:
     return changes
 
 
-@dataclass(frozen=True)
-class SessionSummary:
-    folder: Path
-    changes: list[Change]
-    questions_asked: int
-    backup: Path  # copies of the files that could run on the host, as they were before the session
-    start_point: int | None = None  # the restore point made when the session started (None: undo is off)
-    pictures: tuple[Preview, ...] = ()  # drawn in the sandbox, of files made or changed, as they are now
+class Backed(Protocol):
+    """What ``revert`` needs of a session's summary (``paddock.desk.summary.SessionSummary``)."""
 
     @property
-    def risky(self) -> list[Change]:
-        return [c for c in self.changes if c.risk]
+    def folder(self) -> Path: ...  # the session's folder
+
+    @property
+    def backup(self) -> Path: ...  # copies of the files that could run on the host, from before the session
 
 
 # ---------------------------------------------------------------------- revert
@@ -203,7 +196,7 @@ def why_not_open(folder: Path, rel: str) -> str | None:
     return None
 
 
-def revert(summary: SessionSummary, change: Change) -> str:
+def revert(summary: Backed, change: Change) -> str:
     """Undo one change in the folder, from the host. Returns what was done, in plain words.
 
     A created file is deleted; a changed or deleted file comes back from the copy kept when the

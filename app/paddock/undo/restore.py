@@ -19,7 +19,7 @@ from pathlib import PurePosixPath
 
 from paddock.core import beneath
 from paddock.core.beneath import DIR_FLAGS, UnsafePath
-from paddock.session.undo import DIR, FILE, LINK, Item, Listing, Point, UndoStore, budget_bytes, copy_fd, scan
+from paddock.undo.store import DIR, FILE, LINK, Item, Listing, Point, UndoStore, budget_bytes, copy_fd, scan
 
 
 @dataclass
@@ -100,7 +100,7 @@ def _left_alone(fenced: set[str], gone: set[str], only: str | None) -> list[str]
 
 
 def _keep_first(store: UndoStore, full: Listing, now: Listing, want: Listing, canon: dict[str, int]) -> list[str]:
-    """Before anything is written: a lazy point (``paddock.session.keeping``) may need a version
+    """Before anything is written: a lazy point (``paddock.undo.keeper``) may need a version
     the store does not hold but the folder still has under another name (a file renamed, a folder
     moved): keep it now. And keep every file the restore is about to replace or remove, so the
     "before undo" point can put it back (an undo is itself undoable). Within the undo budget, like

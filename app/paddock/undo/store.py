@@ -38,16 +38,16 @@ from typing import Any
 from paddock.core import beneath
 from paddock.core.beneath import UnsafePath
 from paddock.core.paths import data_dir
-from paddock.session.listing import DIR as DIR
-from paddock.session.listing import FILE as FILE
-from paddock.session.listing import LINK as LINK
-from paddock.session.listing import MAX_DEPTH, MAX_ITEMS, key_of
-from paddock.session.listing import Item as Item
-from paddock.session.listing import Key as Key
-from paddock.session.listing import Listing as Listing
-from paddock.session.listing import UndoError as UndoError
-from paddock.session.listing import scan as scan
-from paddock.session.listing import version as version
+from paddock.undo.listing import DIR as DIR
+from paddock.undo.listing import FILE as FILE
+from paddock.undo.listing import LINK as LINK
+from paddock.undo.listing import MAX_DEPTH, MAX_ITEMS, key_of
+from paddock.undo.listing import Item as Item
+from paddock.undo.listing import Key as Key
+from paddock.undo.listing import Listing as Listing
+from paddock.undo.listing import UndoError as UndoError
+from paddock.undo.listing import scan as scan
+from paddock.undo.listing import version as version
 
 MB = 1024 * 1024
 DEFAULT_SHARE = 10  # without a policy budget: a tenth of the free disk …
@@ -164,7 +164,7 @@ class UndoStore:
         self, kind: str, label: str, session: str, *, lazy: bool = False, eager: Callable[[], set[Key]] | None = None
     ) -> Made:
         """Record the folder as it is now, copying every file version the store does not hold yet —
-        or, ``lazy`` (the change guard runs: ``paddock.session.keeping``), only those of the files
+        or, ``lazy`` (the change guard runs: ``paddock.undo.keeper``), only those of the files
         ``eager()`` names (held open for writing by something still running)."""
         t0 = time.perf_counter()
         with self.locked():

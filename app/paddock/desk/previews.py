@@ -20,7 +20,7 @@ from pathlib import Path
 
 from paddock.guest import ExecOutput, Stream
 from paddock.sandbox import Sandbox
-from paddock.session.summary import Change, Entry, list_folder
+from paddock.undo.changes import Change, Entry, list_folder
 
 KINDS = {".pdf", ".docx", ".xlsx", ".pptx", ".png", ".jpg", ".jpeg", ".gif", ".csv", ".md", ".txt"}
 MAX_FILES = 6  # previews made after one answer

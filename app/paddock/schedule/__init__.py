@@ -3,10 +3,10 @@ folder (``store``), run by a systemd user timer (``units``) or, where there is n
 by the window while it is open (``Schedules.run_due``); each run is a headless session
 (``run``)."""
 
-from paddock.session.schedule.manage import WINDOW_ONLY, Added, ScheduleRow, Schedules
-from paddock.session.schedule.run import run_schedule
-from paddock.session.schedule.store import Run, Schedule, ScheduleStore
-from paddock.session.schedule.when import EXAMPLES, BadWhen, When, parse_when
+from paddock.schedule.manage import WINDOW_ONLY, Added, ScheduleRow, Schedules
+from paddock.schedule.run import run_schedule
+from paddock.schedule.store import Run, Schedule, ScheduleStore
+from paddock.schedule.when import EXAMPLES, BadWhen, When, parse_when
 
 __all__ = [
     "EXAMPLES",

@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from paddock.session.schedule.store import Schedule
+from paddock.schedule.store import Schedule
 
 log = logging.getLogger(__name__)
 PREFIX = "paddock-schedule-"

@@ -10,7 +10,7 @@ from pathlib import Path
 from paddock.core import beneath
 from paddock.core.beneath import UnsafePath
 from paddock.core.linediff import unified
-from paddock.session.undo import FILE, UndoError, UndoStore
+from paddock.undo.store import FILE, UndoError, UndoStore
 
 MAX_BYTES = 1024 * 1024  # larger files are not compared here (restore still works)
 MAX_LINES = 400

@@ -13,10 +13,10 @@ from datetime import datetime
 from pathlib import Path
 
 from paddock.core.errors import PaddockError
+from paddock.schedule import units
+from paddock.schedule.store import Run, Schedule, ScheduleStore
+from paddock.schedule.when import check_with_systemd, parse_when
 from paddock.session.runner import decide
-from paddock.session.schedule import units
-from paddock.session.schedule.store import Run, Schedule, ScheduleStore
-from paddock.session.schedule.when import check_with_systemd, parse_when
 
 log = logging.getLogger(__name__)
 WINDOW_ONLY = (

@@ -26,22 +26,23 @@ from pathlib import Path
 from paddock.assistant.loop import AssistantEvent, AssistantSession
 from paddock.core.errors import PaddockError
 from paddock.core.paths import data_dir
+from paddock.desk.activity import Activity, activity
+from paddock.desk.history import ConversationRow, History, Replayed, replay
+from paddock.desk.keys import DeskKeys
+from paddock.desk.notes import DeskNotes
+from paddock.desk.plain import conflicts_notice
+from paddock.desk.previews import PREVIEW_WAIT_S, Preview, for_summary, render, wanted
+from paddock.desk.recent import RecentFolders
+from paddock.desk.summary import SessionSummary
+from paddock.desk.undo import DeskUndo
 from paddock.policy import EffectivePolicy, PolicyError, TrustStore, behaviour_files
 from paddock.policy import load as load_policy
 from paddock.remote import SyncReport
 from paddock.sandbox import Sandbox, SandboxFailed, WarmPool, ensure_snapshot, snapshots_enabled
 from paddock.session import models
-from paddock.session.activity import Activity, activity
-from paddock.session.desk_keys import DeskKeys
-from paddock.session.desk_notes import DeskNotes
-from paddock.session.desk_undo import DeskUndo
 from paddock.session.egress_questions import EgressAsker, EgressQuestion
-from paddock.session.history import ConversationRow, History, Replayed, replay
-from paddock.session.plain import conflicts_notice
-from paddock.session.previews import PREVIEW_WAIT_S, Preview, for_summary, render, wanted
-from paddock.session.recent import RecentFolders
 from paddock.session.runner import EntryPoint, SessionRunner, decide
-from paddock.session.summary import Entry, SessionSummary, back_up, diff, list_folder
+from paddock.undo.changes import Entry, back_up, diff, list_folder
 
 log = logging.getLogger(__name__)
 

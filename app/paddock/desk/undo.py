@@ -10,11 +10,11 @@ from typing import Any
 
 from paddock.core.errors import PaddockError
 from paddock.core.text import shown
+from paddock.desk.summary import SessionSummary
 from paddock.policy import EffectivePolicy
-from paddock.session.filediff import text_diff
 from paddock.session.runner import EntryPoint, SessionRunner, decide
-from paddock.session.summary import SessionSummary
 from paddock.session.undoing import TURN
+from paddock.undo.textdiff import text_diff
 
 GUEST_CACHE_S = 1.2  # how long the guest trusts what it cached of the shared folder (cache=auto)
 

@@ -1,0 +1,91 @@
+"""The window's engine and its words, without Qt: ``Desk`` (``desk``: first run, folder checks and
+trust, open/send/stop/restart/finish, the ``DeskEvent``s it publishes) and its parts (``keys``,
+``notes``, ``undo``, ``recent``), the plain words (``plain``, ``cards``, ``activity``, ``history``)
+and the pictures of the files made (``previews``).
+
+This package's root is the window's one front door: ``paddock.ui`` imports only from here (and
+``paddock.core``), never from a module below, so what the window may touch is this list.
+"""
+
+from paddock.assistant.loop import Cancelled, Failed, Finished, TextDelta, ToolCalled, ToolFinished, ToolOutput
+from paddock.core.notify import notify
+from paddock.desk.activity import Activity
+from paddock.desk.cards import card_input, card_output, card_title, took
+from paddock.desk.desk import (
+    Desk,
+    DeskEvent,
+    FolderCheck,
+    Notice,
+    SandboxState,
+    SandboxStatus,
+)
+from paddock.desk.history import ConversationRow, Replayed, UserSaid
+from paddock.desk.notes import NoteRow
+from paddock.desk.plain import (
+    JARGON,
+    PlainCheck,
+    Problem,
+    assistant_failure,
+    jargon_in,
+    plain_checks,
+    problem,
+    sandbox_failure,
+    say,
+)
+from paddock.desk.previews import Preview
+from paddock.desk.summary import SessionSummary
+from paddock.llm import DEFAULT_MODEL
+from paddock.schedule import EXAMPLES as SCHEDULE_EXAMPLES
+from paddock.schedule import WINDOW_ONLY, ScheduleRow, Schedules
+from paddock.schedule import Run as ScheduleRun
+from paddock.session.doctor import FirstRun
+from paddock.session.egress_questions import EgressQuestion
+from paddock.undo.changes import Change, revert, why_not_open
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "JARGON",
+    "SCHEDULE_EXAMPLES",
+    "WINDOW_ONLY",
+    "Activity",
+    "Cancelled",
+    "Change",
+    "ConversationRow",
+    "Desk",
+    "DeskEvent",
+    "EgressQuestion",
+    "Failed",
+    "Finished",
+    "FirstRun",
+    "FolderCheck",
+    "NoteRow",
+    "Notice",
+    "PlainCheck",
+    "Preview",
+    "Problem",
+    "Replayed",
+    "SandboxState",
+    "SandboxStatus",
+    "ScheduleRow",
+    "ScheduleRun",
+    "Schedules",
+    "SessionSummary",
+    "TextDelta",
+    "ToolCalled",
+    "ToolFinished",
+    "ToolOutput",
+    "UserSaid",
+    "assistant_failure",
+    "card_input",
+    "card_output",
+    "card_title",
+    "jargon_in",
+    "notify",
+    "plain_checks",
+    "problem",
+    "revert",
+    "sandbox_failure",
+    "say",
+    "took",
+    "why_not_open",
+]
