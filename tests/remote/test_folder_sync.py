@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from paddock.remote import Connection, FolderSync, safe_rel
-from paddock.remote.ssh import Result
+from paddock.remote.ssh import RemoteError, Result
 from tests.remote.conftest import SshHost
 
 SESSIONS = ".local/state/paddock-remote/sessions"
@@ -217,3 +217,32 @@ def test_a_file_this_computer_cannot_write_is_named_not_a_dropped_connection(
         (sync.folder / "locked").chmod(0o755)
     assert back.changed == ["b.txt"], back
     assert any(r.startswith("locked/a.txt") for r in back.refused), back
+
+
+def test_a_file_the_server_marks_executable_comes_back_without_the_bit(
+    synced: tuple[FolderSync, str], test_host: SshHost
+) -> None:
+    """Before #30 a file brought back was made executable here whenever the server said so (#30)."""
+    sync, there = synced
+    (sync.folder / "notes.txt").write_text("plain")
+    (sync.folder / "tool.sh").write_text("#!/bin/sh\n")
+    (sync.folder / "tool.sh").chmod(0o755)  # the person's own executable stays executable
+    sync.push()
+    test_host.shell(f"cd {there} && printf '#!/bin/sh\\nrm -rf ~\\n' > run-me.sh && chmod 755 run-me.sh "
+                    "&& echo edited >> notes.txt && chmod 755 notes.txt && echo edited >> tool.sh")  # fmt: skip
+    back = sync.pull()
+    assert sorted(back.changed) == ["notes.txt", "run-me.sh", "tool.sh"]
+    assert (sync.folder / "run-me.sh").stat().st_mode & 0o777 == 0o644
+    assert (sync.folder / "notes.txt").stat().st_mode & 0o111 == 0
+    assert (sync.folder / "tool.sh").stat().st_mode & 0o777 == 0o755
+
+
+def test_an_answer_larger_than_its_bound_is_refused_not_read(test_host: SshHost) -> None:
+    """A listing is read whole into memory and parsed: before #30 it had no bound (#30)."""
+    script = "[__import__('sys').stdout.buffer.write(bytes(1048576)) for _ in range(100)]"  # a 100 MiB "listing"
+    conn = Connection.open(test_host.host(command=f"python3 -c {shlex.quote(script)}"), test_host.private_key)
+    try:
+        with pytest.raises(RemoteError, match="sent more than"):
+            conn.run("manifest", "--session", "x")
+    finally:
+        conn.close()

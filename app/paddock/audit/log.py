@@ -95,29 +95,70 @@ class AuditLog:
             return full
 
     def _read_head(self) -> tuple[int, str]:
+        """The head: the last seq and hash, under this algorithm. A head without its algorithm (a
+        field removed: a downgrade to "unkeyed") is damaged, not old: old logs are told apart by
+        their records (``_set_aside_unkeyed``)."""
         try:
             head = json.loads(self.head.read_text())
+            if head["alg"] != ALGORITHM:
+                raise ValueError(f"algorithm {head['alg']!r}")
             return int(head["seq"]), str(head["hash"])
         except FileNotFoundError:
             return 0, GENESIS
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise AuditError(
-                f"The audit log's head file is damaged ({self.head}); run `paddock audit verify`."
+                f"The audit log's head file is damaged or was changed ({self.head}: {type(exc).__name__} {exc}); "
+                "run `paddock audit verify`."
             ) from exc
 
     def _set_aside_unkeyed(self) -> None:
         """A log from before the chain was keyed cannot be continued: move it into
-        ``unkeyed-<time>/`` (kept, readable, no longer verified) and start a keyed one."""
+        ``unkeyed-<time>/`` (kept, readable, no longer verified) and start a keyed one. Whether a
+        log is that old is read from its records, not from the head (a head anyone can edit): a
+        log whose newest record verifies under the key is keyed, whatever its head says."""
         try:
             head = json.loads(self.head.read_text())
         except (OSError, ValueError):
             return
         if isinstance(head, dict) and head.get("alg") == ALGORITHM:
             return
-        aside = self.folder / f"unkeyed-{int(time.time())}"
-        aside.mkdir(mode=0o700)
-        for path in [*self.files(), self.head]:
+        if self._newest_is_keyed():
+            return  # a keyed log whose head was changed: left in place, so verify and append name it
+        self._move_aside("unkeyed")
+
+    def _newest_is_keyed(self) -> bool:
+        key = self._need_key()
+        for path in reversed(self.files()):
+            lines = [line for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+            for line in reversed(lines):
+                try:
+                    rec = json.loads(line)
+                    if hmac.compare_digest(str(rec["hash"]), _digest(rec, key)):
+                        return True
+                except (ValueError, KeyError, TypeError, AttributeError):
+                    continue
+        return False
+
+    def set_aside(self, why: str) -> Path | None:
+        """Move the log into ``<why>-<time>/`` beside it (kept, readable, no longer verified)."""
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(self._lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._move_aside(why)
+
+    def _move_aside(self, why: str) -> Path | None:
+        paths = [*self.files(), *([self.head] if self.head.exists() else [])]
+        if not paths:
+            return None
+        aside = self.folder / f"{why}-{int(time.time())}"
+        aside.mkdir(mode=0o700, exist_ok=True)
+        for path in paths:
             shutil.move(str(path), aside / path.name)
+        return aside
+
+    def set_aside_folders(self) -> list[Path]:
+        """Logs set aside earlier (from before the chain was keyed, or signed by a key that was lost)."""
+        return sorted(p for p in self.folder.glob("*-*") if p.is_dir())
 
     def _rotate(self) -> None:
         oldest = self.folder / f"audit.{KEEP_FILES}.jsonl"

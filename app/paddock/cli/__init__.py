@@ -300,6 +300,13 @@ def _crash_report(exc: BaseException) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from paddock.core.terminal import escaped_output
+
+    with escaped_output():  # every string the guest or the model chose is escaped on its way out
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     from paddock.core.logs import configure
 
     configure()  # PADDOCK_LOG_LEVEL: the log on stderr too

@@ -30,7 +30,7 @@ async def _audit(ns: argparse.Namespace) -> int:
                 _err(f"--since takes a date and time such as 2026-11-22T09:00 or seconds since 1970, not {ns.since!r}")
                 return 2
     for rec in log.records(since):
-        sys.stdout.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(rec) + "\n")  # ASCII: valid JSON that no terminal acts on
     return 0
 
 
@@ -52,12 +52,17 @@ def _audit_verify(ns: argparse.Namespace) -> int:
         fallback = None
     key = audit_key(Keychain(allowed_fallback=fallback))
     log = AuditLog(key=key.key)
+    if key.replaced:
+        log.set_aside("key-lost")
     result = log.verify(anchors)
+    for aside in log.set_aside_folders():
+        why = "signed by an audit key the keychain lost" if aside.name.startswith("key-lost") else "from before"
+        print(f"note: an earlier log was set aside, readable but no longer checked ({why}): {aside}")
     if result.ok:
         checked = f", {len(anchors)} collector record(s) matched" if anchors else ""
         print(f"The audit log is intact ({result.records} records{checked}; {log.folder}; key in {key.where}).")
         return 0
-    _err(f"the audit log does not verify: {result.problem} ({log.folder})")
+    _err(f"the audit log does not verify: {result.problem} ({log.folder}; checked with the key in {key.where})")
     return 1
 
 

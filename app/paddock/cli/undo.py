@@ -66,6 +66,14 @@ async def run(ns: argparse.Namespace) -> int:
         before = runner.undo.last
         if before is not None:
             print(f"To undo this undo: paddock undo --folder {runner.folder} --to {before.point.id}")
+        for path in done.skipped[:20]:
+            print(f"  left as it is (too deep or unreadable to record): {shown(path)[:200]}", file=sys.stderr)
+        if done.unlisted:
+            print(f"  {done.unlisted:,} entries the restore point did not list (a folder of more than a million "
+                  "entries) were left in place.", file=sys.stderr)  # fmt: skip
+        if done.unkept:
+            print(f"  {len(done.unkept)} file(s) this undo replaced or removed could not be kept first (the undo "
+                  "budget is full), so undoing this undo cannot bring them back.", file=sys.stderr)  # fmt: skip
         for path, why in done.failed[:50]:
             print(f"  not put back: {shown(path)}: {why}", file=sys.stderr)
         outcome = "finished" if not done.failed else "failed"

@@ -14,11 +14,16 @@ import unicodedata
 _INVISIBLE = {0x061C, 0x200E, 0x200F, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069}
 
 
-def shown(text: str) -> str:
+def shown(text: str, keep: str = "") -> str:
+    """``text`` with every control (C0, DEL, C1), bidirectional or other invisible formatting
+    character made visible as an escape; ``keep`` names the few to let through (a transcript keeps
+    its line breaks and tabs: ``paddock.core.terminal``)."""
     out = []
     for ch in text:
         code = ord(ch)
-        if code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0 or code in _INVISIBLE:
+        if ch in keep:
+            out.append(ch)
+        elif code < 0x20 or code == 0x7F or 0x80 <= code < 0xA0 or code in _INVISIBLE:
             out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
         elif unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co"):
             out.append(f"\\u{code:04x}")

@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,7 +33,9 @@ from paddock.core.processes import terminate
 if TYPE_CHECKING:  # the addon imports this package inside the gateway's own environment, which has no pydantic
     from paddock.policy import EgressGrant
 
+log = logging.getLogger(__name__)
 ADDON = Path(__file__).with_name("addon.py")
+MAX_DECISIONS_READ = 4 * 1024 * 1024  # per read; a line longer than this is no decision and is passed over
 APP_ROOT = Path(__file__).resolve().parents[2]
 # Tests only, set in-process by the test harness (monkeypatch): names the gateway sends to a
 # loopback upstream instead of resolving them, and the CA that upstream's certificate is signed
@@ -72,7 +76,9 @@ def gateway_python() -> Path:
 def find_mitmdump() -> Path:
     env = os.environ.get("PADDOCK_MITMDUMP")
     candidates = [env] if env else []
-    candidates += [str(APP_ROOT.parent / ".venv-gateway" / "bin" / "mitmdump"), shutil.which("mitmdump") or ""]
+    installed = Path(sys.prefix).parent / "gateway" / "bin" / "mitmdump"  # /opt/paddock/{venv,gateway}: the package
+    candidates += [str(installed), str(APP_ROOT.parent / ".venv-gateway" / "bin" / "mitmdump"),
+                   shutil.which("mitmdump") or ""]  # fmt: skip
     for c in candidates:
         if c and os.access(c, os.X_OK):
             return Path(c)
@@ -169,22 +175,37 @@ class EgressGateway:
         raise GatewayError(f"The egress gateway did not start: {tail.strip() or 'no output'}")
 
     def decisions(self) -> list[Decision]:
-        """Decisions made since the last call (for the audit trail)."""
+        """Decisions made since the last call (for the audit trail). Only whole lines are taken:
+        a line the gateway is still writing is read next time, never counted as read and lost. A
+        line that is whole but not a decision is logged and passed over; a listener that fails
+        does not stop the others."""
         path = self.run_dir / "egress-decisions.jsonl"
         try:
-            lines = path.read_text().splitlines()
+            with open(path, "rb") as fh:
+                fh.seek(self._decisions_read)
+                chunk = fh.read(MAX_DECISIONS_READ)
         except FileNotFoundError:
             return []
-        new, self._decisions_read = lines[self._decisions_read :], len(lines)
+        whole = chunk[: chunk.rfind(b"\n") + 1]
+        if not whole and len(chunk) == MAX_DECISIONS_READ:  # one endless line: not a decision
+            self._decisions_read += len(chunk)
+        self._decisions_read += len(whole)
         out = []
-        for line in new:
-            d = json.loads(line)
-            fields = (d["allowed"], d["reason"], d.get("grant"), d["method"], d["host"], d["path"])
-            extra = {"port": d.get("port", 0), "scheme": d.get("scheme", "https"), "no_grant": bool(d.get("no_grant"))}
-            out.append(Decision(*fields, **extra))
+        for line in whole.splitlines():
+            try:
+                d = json.loads(line)
+                fields = (d["allowed"], d["reason"], d.get("grant"), d["method"], d["host"], d["path"])
+                extra = {"port": d.get("port", 0), "scheme": d.get("scheme", "https"),
+                         "no_grant": bool(d.get("no_grant"))}  # fmt: skip
+                out.append(Decision(*fields, **extra))
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("an egress decision line could not be read: %s", exc)
         for decision in out:
             for listener in list(self.decision_listeners):
-                listener(decision)
+                try:
+                    listener(decision)
+                except Exception:  # one listener's bug must not lose the decision for the rest
+                    log.exception("an egress decision listener failed")
         return out
 
     def add_session_grant(self, grant: EgressGrant) -> None:

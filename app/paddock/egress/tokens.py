@@ -11,12 +11,15 @@ in another process takes effect on the very next request.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import hmac
 import json
 import os
 import secrets
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,7 +122,7 @@ class TokenAuthority:
             return Revocations(set(), 0)
         except (OSError, ValueError, TypeError):
             # A damaged revocation list must not let tokens through: treat every token as revoked.
-            return Revocations(set(), 2**62)
+            return Revocations(set(), DAMAGED)
 
     def _write_revoked(self, state: Revocations) -> None:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -127,17 +130,39 @@ class TokenAuthority:
         tmp.write_text(json.dumps({"ids": sorted(state.ids), "not_before_ms": state.not_before_ms}))
         os.replace(tmp, self._revoked_path)
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """One writer of the revocation file at a time, across processes (every session's end and
+        ``paddock keys revoke-sessions`` read, change and rewrite it: without the lock one could
+        write back what it read before the other's change, undoing a revocation)."""
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.folder / "revoked.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
     def revoke(self, token_id: str) -> None:
-        state = self._revoked()
-        state.ids.add(token_id)
-        self._write_revoked(state)
+        with self._locked():
+            state = self._revoked()
+            state.ids.add(token_id)
+            self._write_revoked(state)
 
     def revoke_all(self) -> None:
         """Every token minted until now stops working (new sessions mint new ones)."""
         now = _now_ms()
         while _now_ms() == now:  # a token minted later in this millisecond must stay valid
             time.sleep(0.001)
-        self._write_revoked(Revocations(set(), now))
+        with self._locked():
+            state = self._revoked()
+            damaged = state.not_before_ms >= DAMAGED
+            self._write_revoked(
+                Revocations(set() if damaged else state.ids, now if damaged else max(now, state.not_before_ms))
+            )
+
+
+DAMAGED = 2**62  # a revocation list that cannot be read revokes every token
 
 
 def _now_ms() -> int:

@@ -15,6 +15,7 @@ import io
 import shlex
 import socket
 import threading
+import time
 from dataclasses import dataclass
 
 import paramiko
@@ -23,6 +24,9 @@ from paddock.core.errors import PaddockError
 from paddock.policy import SandboxHost
 
 CONNECT_TIMEOUT_S = 10.0
+OUT_MAX = 64 * 1024 * 1024  # what one ``paddock remote`` command may answer (a listing of the workspace)
+ERR_MAX = 4 * 1024 * 1024  # of its stderr, what is kept (the rest is read and dropped)
+RUN_MAX_S = 600.0
 
 
 class RemoteError(PaddockError):
@@ -145,9 +149,12 @@ class Connection:
             raise RemoteError(f"The connection to the sandbox host {self.host.name!r} dropped ({exc}).") from exc
         return chan
 
-    def run(self, *args: str, stdin: bytes = b"") -> Result:
-        """Run ``paddock remote ARGS`` to completion."""
+    def run(self, *args: str, stdin: bytes = b"", limit: int = OUT_MAX, seconds: float = RUN_MAX_S) -> Result:
+        """Run ``paddock remote ARGS`` to completion. What the server sends is bounded: at most
+        ``limit`` bytes on stdout (more is an error, not memory), ``ERR_MAX`` kept of stderr, and
+        ``seconds`` in all (a server that trickles for ever is cut off)."""
         chan = self.channel(*args)
+        deadline = time.monotonic() + seconds
         try:
             if stdin:
                 chan.sendall(stdin)
@@ -157,12 +164,25 @@ class Connection:
             def drain_stderr() -> None:  # read alongside stdout: a full stderr window must not stall it
                 with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
                     while data := chan.recv_stderr(65536):
-                        err.extend(data)
+                        err.extend(data[: max(0, ERR_MAX - len(err))])  # read on, keep the first part
 
             reader = threading.Thread(target=drain_stderr, name="ssh-stderr", daemon=True)
             reader.start()
-            while data := chan.recv(65536):
+            chan.settimeout(1.0)
+            while True:
+                if time.monotonic() > deadline:
+                    raise RemoteError(f"The sandbox host {self.host.name!r} took more than {seconds:g} s to answer.")
+                try:
+                    data = chan.recv(65536)
+                except TimeoutError:
+                    continue
+                if not data:
+                    break
                 out += data
+                if len(out) > limit:
+                    raise RemoteError(f"The sandbox host {self.host.name!r} sent more than {limit:,} bytes "
+                                      "where an answer was expected; it was not read further.")  # fmt: skip
+            chan.settimeout(max(1.0, deadline - time.monotonic()))
             code = chan.recv_exit_status()
             reader.join(10)
             return Result(code, bytes(out), bytes(err))

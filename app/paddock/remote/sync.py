@@ -318,7 +318,7 @@ class FolderSync:
                 except OSError:
                     self._drain(left)
                     raise
-                os.fchmod(fd, 0o755 if mode & 0o100 else 0o644)
+                os.fchmod(fd, _local_mode(dfd, name))
             finally:
                 os.close(fd)
             try:
@@ -347,3 +347,14 @@ class FolderSync:
                     os.mkdir(name, 0o755, dir_fd=dfd)
             elif not stat.S_ISDIR(st.st_mode):
                 raise beneath.UnsafePath(f"{sub} is not a folder here")
+
+
+def _local_mode(dfd: int, name: str) -> int:
+    """The mode a file brought back gets: the one it has here, or, for a new file, plain 0644. The
+    server's word never makes a file executable on this computer (a guest's ``chmod +x`` stays in
+    the sandbox; the person's own executable files stay executable)."""
+    try:
+        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except OSError:
+        return 0o644
+    return stat.S_IMODE(st.st_mode) & 0o777 if stat.S_ISREG(st.st_mode) else 0o644

@@ -29,6 +29,7 @@ WINDOW_ONLY = (
 class Added:
     schedule: Schedule
     timer_live: bool  # a systemd user manager took the timer now
+    linger: bool | None = None  # timers run while logged out (``loginctl enable-linger``); None: unknown
 
     @property
     def message(self) -> str:
@@ -39,7 +40,8 @@ class Added:
             if self.timer_live
             else WINDOW_ONLY
         )
-        return f"Schedule {s.id} added: {s.when}, on {s.folder}.\n{where.rstrip('.')}."
+        linger = f"\n{units.LINGER_OFF}" if self.timer_live and self.linger is False else ""
+        return f"Schedule {s.id} added: {s.when}, on {s.folder}.\n{where.rstrip('.')}.{linger}"
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class Schedules:
         except OSError:
             self.store.remove(schedule.id)
             raise
-        return Added(schedule, live)
+        return Added(schedule, live, units.linger_enabled() if live else None)
 
     def remove(self, schedule_id: str) -> Schedule:
         """Remove the schedule, its timer and service, and its history (the audit log keeps its runs)."""

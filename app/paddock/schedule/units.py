@@ -22,7 +22,9 @@ from paddock.schedule.store import Schedule
 
 log = logging.getLogger(__name__)
 PREFIX = "paddock-schedule-"
-_PASSED_ON = ("PADDOCK_DATA_DIR", "PADDOCK_CACHE_DIR")  # where this Paddock keeps its things, if not the default
+# Where this Paddock keeps its things and finds its parts, if not the default: the installed package's
+# wrapper (/usr/bin/paddock) sets the guest image and the gateway, and a timer-started run has no wrapper.
+_PASSED_ON = ("PADDOCK_DATA_DIR", "PADDOCK_CACHE_DIR", "PADDOCK_GUEST_IMAGE", "PADDOCK_MITMDUMP")
 
 
 def unit_dir() -> Path:
@@ -50,9 +52,7 @@ def _one_line(text: str, limit: int = 80) -> str:
 
 def service_text(schedule: Schedule, python: str | None = None) -> str:
     argv = [python or sys.executable, "-m", "paddock.cli", "schedule", "run", schedule.id]
-    env = "".join(
-        f"Environment={_env_quote(f'{k}={os.environ[k]}')}\n" for k in _PASSED_ON if os.environ.get(k)
-    )  # fmt: skip
+    env = "".join(f"Environment={_env_quote(f'{k}={v}')}\n" for k, v in _environment().items())
     return (
         "[Unit]\n"
         f"Description=Paddock schedule {schedule.id}: {_one_line(schedule.task)}\n"
@@ -63,6 +63,44 @@ def service_text(schedule: Schedule, python: str | None = None) -> str:
         f"TimeoutStartSec={(schedule.timeout_min + 15) * 60}\n"  # a backstop: the run stops itself first
         "Nice=10\n"
     )
+
+
+def _environment() -> dict[str, str]:
+    """What the run needs to find, as this Paddock finds it now: passed-on settings, and the
+    egress gateway's location (a run under a policy with egress grants starts it)."""
+    env = {k: os.environ[k] for k in _PASSED_ON if os.environ.get(k)}
+    if "PADDOCK_MITMDUMP" not in env:
+        from paddock.egress.gateway import GatewayError, find_mitmdump
+
+        try:
+            env["PADDOCK_MITMDUMP"] = str(find_mitmdump())
+        except GatewayError:
+            pass  # no gateway here: a run that needs one says so, as a run from the window would
+    return env
+
+
+def linger_enabled() -> bool | None:
+    """Does systemd keep this person's timers running while they are logged out (``Linger``)?
+    None when it cannot be told (no ``loginctl``)."""
+    tool = shutil.which("loginctl")
+    if tool is None:
+        return None
+    user = os.environ.get("USER") or str(os.getuid())
+    try:
+        proc = subprocess.run([tool, "show-user", user, "--property=Linger", "--value"], capture_output=True,
+                              text=True, timeout=10, check=False)  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return None
+    value = proc.stdout.strip()
+    if proc.returncode != 0 or value not in ("yes", "no"):
+        return None  # not logged in at all now, or an old loginctl
+    return value == "yes"
+
+
+LINGER_OFF = (
+    "Your computer runs it only while you are logged in. To have it run while you are logged out too, "
+    "run this once: loginctl enable-linger"
+)
 
 
 def timer_text(schedule: Schedule) -> str:

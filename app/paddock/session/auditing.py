@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,7 @@ from paddock.core.text import shown
 from paddock.guest import FileChangedEvent, GuestError, GuestEvent, ProcessExitedEvent, ProcessStartedEvent
 from paddock.sandbox import Sandbox
 
+log = logging.getLogger(__name__)
 INPUT_PREVIEW = 2000
 
 
@@ -172,7 +174,10 @@ class SessionAuditor:
         async def poll_egress() -> None:
             while True:
                 await asyncio.sleep(0.5)
-                self.record_egress()
+                try:
+                    self.record_egress()
+                except Exception:  # the poller runs for the whole session, whatever one read met
+                    log.exception("egress decisions could not be recorded this time")
 
         self._follower = asyncio.ensure_future(run())
         if sandbox.gateway is not None:

@@ -85,8 +85,11 @@ def decide(folder: Path, *, trusted: bool | None = None, policy_loader: PolicyLo
 def audit_trail(policy: EffectivePolicy) -> AuditTrail:
     """The local log (size from policy) and, where policy names a collector, OTLP export."""
     exporter = otlp_exporter(policy.otlp_endpoint, policy.otlp_headers) if policy.otlp_endpoint else None
-    key = audit_key(Keychain(allowed_fallback=policy.keychain_fallback)).key
-    return AuditTrail(AuditLog(max_bytes=policy.max_log_mb * 1024 * 1024, key=key), exporter)
+    key = audit_key(Keychain(allowed_fallback=policy.keychain_fallback))
+    log = AuditLog(max_bytes=policy.max_log_mb * 1024 * 1024, key=key.key)
+    if key.replaced:  # the keychain lost the key that signed the log: kept by name, not a false alarm
+        log.set_aside("key-lost")
+    return AuditTrail(log, exporter)
 
 
 class SessionRunner:

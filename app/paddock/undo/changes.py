@@ -23,6 +23,7 @@ from paddock.core.errors import PaddockError
 from paddock.core.text import shown
 
 MAX_FILES = 100_000
+MAX_DEPTH = 256  # folders inside folders the walk goes into (os.fwalk recurses: a deeper tree crashed it)
 MACRO_SUFFIXES = (".docm", ".dotm", ".xlsm", ".xltm", ".xlam", ".pptm", ".potm", ".ppam")
 
 
@@ -37,7 +38,7 @@ class Entry:
     ino: int = 0
 
 
-UNSCANNED = "\x00unscanned"  # a listing's marker: the walk stopped at MAX_FILES
+UNSCANNED = "\x00unscanned"  # a listing's marker: the walk stopped at MAX_FILES or MAX_DEPTH
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ def list_folder(folder: Path) -> dict[str, Entry]:
     # fwalk holds each folder open and checks it is the one it listed before descending, so a
     # folder the guest swaps for a link mid-walk is not followed out of the folder.
     for root, dirs, files, root_fd in os.fwalk(folder, follow_symlinks=False):
+        if dirs and os.path.relpath(root, folder).count(os.sep) >= MAX_DEPTH:  # deeper: not walked (no crash)
+            out[UNSCANNED] = Entry(0, 0, 0)
+            dirs.clear()
         for name in files + dirs:
             try:
                 st = os.stat(name, dir_fd=root_fd, follow_symlinks=False)

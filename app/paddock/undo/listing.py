@@ -14,7 +14,7 @@ from paddock.core.beneath import DIR_FLAGS
 from paddock.core.errors import PaddockError
 
 MAX_ITEMS = 1_000_000
-MAX_DEPTH = 256  # folders inside folders; deeper is refused in plain words, not a crash
+MAX_DEPTH = 256  # folders inside folders; what is deeper is not recorded (skipped and named), never a stop
 FILE, DIR, LINK = "f", "d", "l"
 Key = tuple[int, int]  # (device, inode)
 
@@ -47,38 +47,54 @@ def version(st: os.stat_result) -> str:
     return f"{st.st_dev}-{st.st_ino}-{st.st_size}-{st.st_mtime_ns}-{st.st_ctime_ns}"
 
 
-def scan(folder: Path) -> Listing:
+def scan(folder: Path, skipped: list[str] | None = None, partial: list[str] | None = None) -> Listing:
     """Every file, folder and link under ``folder`` (regular files, folders and links only: a
     FIFO or socket cannot be restored and is skipped), walked from descriptors, never following
-    a link."""
+    a link. A folder nested more than ``MAX_DEPTH`` deep, or one that cannot be read, is recorded
+    but its contents are not: its path goes to ``skipped`` (what the guest leaves behind never
+    stops a point or an undo; it costs only that subtree). Past ``MAX_ITEMS`` entries the listing
+    stops: the folders it was in go to ``partial`` ("" is the folder itself), whose unlisted
+    entries an undo leaves in place."""
     out: Listing = {}
     fd = os.open(folder, DIR_FLAGS)
     try:
-        _scan_at(fd, "", out)
+        _scan_at(fd, "", out, skipped if skipped is not None else [], partial if partial is not None else [])
     finally:
         os.close(fd)
     return out
 
 
-def _scan_at(dfd: int, prefix: str, out: Listing, depth: int = 0) -> None:
+def _scan_at(dfd: int, prefix: str, out: Listing, skipped: list[str], partial: list[str], *, depth: int = 0) -> None:
     if depth > MAX_DEPTH:
-        raise UndoError(f"{prefix[:200]}… is nested more than {MAX_DEPTH} folders deep; Paddock keeps no restore "
-                        "points for such a folder.")  # fmt: skip
-    with os.scandir(dfd) as entries:
-        for e in entries:
-            if len(out) >= MAX_ITEMS:
-                raise UndoError(
-                    f"This folder has more than {MAX_ITEMS:,} files; Paddock cannot keep restore points for it."
-                )
+        skipped.append(prefix.rstrip("/"))
+        return
+    try:
+        entries = os.scandir(dfd)
+    except OSError:  # not readable now (mode 0): recorded, its contents not
+        skipped.append(prefix.rstrip("/"))
+        return
+    with entries:
+        # A folder's own files before its subfolders: past MAX_ITEMS, what a guest piled up in a
+        # subfolder cannot push the person's documents beside it out of the listing.
+        for e in sorted(entries, key=_folder_last):
+            if len(out) >= MAX_ITEMS:  # the rest of this folder (and of those it is in) is not listed
+                partial.append(prefix.rstrip("/"))
+                return
             try:
                 st = e.stat(follow_symlinks=False)
                 rel = prefix + e.name
                 mode = stat.S_IMODE(st.st_mode)
                 if stat.S_ISDIR(st.st_mode):
                     out[rel] = Item(DIR, mode, 0, st.st_mtime_ns, "")
-                    sub = os.open(e.name, DIR_FLAGS, dir_fd=dfd)
                     try:
-                        _scan_at(sub, rel + "/", out, depth + 1)
+                        sub = os.open(e.name, DIR_FLAGS, dir_fd=dfd)
+                    except OSError as exc:
+                        if isinstance(exc, FileNotFoundError):
+                            raise
+                        skipped.append(rel)
+                        continue
+                    try:
+                        _scan_at(sub, rel + "/", out, skipped, partial, depth=depth + 1)
                     finally:
                         os.close(sub)
                 elif stat.S_ISLNK(st.st_mode):
@@ -87,6 +103,13 @@ def _scan_at(dfd: int, prefix: str, out: Listing, depth: int = 0) -> None:
                     out[rel] = Item(FILE, mode, st.st_size, st.st_mtime_ns, version(st))
             except FileNotFoundError:  # gone while we looked (something else still writes)
                 continue
+
+
+def _folder_last(e: os.DirEntry[str]) -> bool:
+    try:
+        return e.is_dir(follow_symlinks=False)
+    except OSError:
+        return False
 
 
 def key_of(ref: str) -> Key:

@@ -21,6 +21,7 @@ directory descriptor, ``O_NOFOLLOW`` opens), so a link the guest left is recorde
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -40,11 +41,11 @@ from paddock.core.paths import data_dir
 from paddock.undo.listing import DIR as DIR
 from paddock.undo.listing import FILE as FILE
 from paddock.undo.listing import LINK as LINK
+from paddock.undo.listing import MAX_DEPTH, MAX_ITEMS, key_of
 from paddock.undo.listing import Item as Item
 from paddock.undo.listing import Key as Key
 from paddock.undo.listing import Listing as Listing
 from paddock.undo.listing import UndoError as UndoError
-from paddock.undo.listing import key_of
 from paddock.undo.listing import scan as scan
 from paddock.undo.listing import version as version
 
@@ -66,16 +67,20 @@ class Point:
     session: str
     items: Listing
     unsaved: list[str] = field(default_factory=list)  # files whose content did not fit the budget
+    skipped: list[str] = field(default_factory=list)  # folders whose contents were not recorded (too deep, unreadable)
+    partial: list[str] = field(default_factory=list)  # folders listed only in part (past MAX_ITEMS); "" the folder
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "time": self.time, "kind": self.kind, "label": self.label, "session": self.session,
-                "items": {k: v.to_json() for k, v in self.items.items()}, "unsaved": self.unsaved}  # fmt: skip
+                "items": {k: v.to_json() for k, v in self.items.items()}, "unsaved": self.unsaved,
+                "skipped": self.skipped, "partial": self.partial}  # fmt: skip
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Point:
         items = {str(k): Item.from_json(v) for k, v in raw["items"].items()}
         return cls(int(raw["id"]), float(raw["time"]), str(raw["kind"]), str(raw["label"]), str(raw["session"]),
-                   items, [str(u) for u in raw.get("unsaved", [])])  # fmt: skip
+                   items, [str(u) for u in raw.get("unsaved", [])],
+                   [str(u) for u in raw.get("skipped", [])], [str(u) for u in raw.get("partial", [])])  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,9 @@ class UndoStore:
         ``eager()`` names (held open for writing by something still running)."""
         t0 = time.perf_counter()
         with self.locked():
-            items = scan(self.folder)
+            skipped: list[str] = []
+            partial: list[str] = []
+            items = scan(self.folder, skipped, partial)
             existing = self._ids()  # manifests are read only when old points must go
             new = {rel: it for rel, it in items.items() if it.kind == FILE and not self.has(it.ref)}
             lazy_files = 0
@@ -210,10 +217,12 @@ class UndoStore:
                 warnings.append(f"{len(unsaved)} file(s) ({lost}) could not be kept "
                                 f"for undo (the {budget // MB:,} MB budget is full or they could not be read); "
                                 "a change to them cannot be undone.")  # fmt: skip
-            elif used > budget * WARN_AT:
+            warnings += _skipped_warning(skipped, partial)
+            if not unsaved and used > budget * WARN_AT:
                 warnings.append(f"Restore points for this folder use {_mb(used)} of the {budget // MB:,} MB kept "
                                 "for undo; older points will be dropped when a turn needs more.")  # fmt: skip
-            point = Point(self._next_id(), time.time(), kind, label[:200], session, items, unsaved)
+            point = Point(self._next_id(), time.time(), kind, label[:200], session, items, unsaved, skipped[:1000],
+                          partial)  # fmt: skip
             self._write_point(point)
             if self.on_point is not None:
                 self.on_point(point)  # under the lock: the guard watches this point's files from now
@@ -332,16 +341,45 @@ class UndoStore:
 
 
 def copy_fd(src: int, dst: int, size: int) -> None:
-    """Copy ``size`` bytes (the kernel copies; no reflinks needed)."""
-    done = 0
-    while done < size:
+    """Copy ``size`` bytes (the kernel copies; no reflinks needed). Holes stay holes: only the
+    extents that hold data are copied (``SEEK_DATA``/``SEEK_HOLE``) and the length is set at the
+    end, so a sparse file (``truncate -s 1G``) costs the store what it costs the folder."""
+    pos = 0
+    while pos < size:
         try:
-            n = os.copy_file_range(src, dst, size - done)
+            start = os.lseek(src, pos, os.SEEK_DATA)
+            end = min(os.lseek(src, start, os.SEEK_HOLE), size)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # no data after pos: the rest is a hole
+                break
+            start, end = pos, size  # no SEEK_DATA here: copy every byte
+        _copy_range(src, dst, start, end)
+        pos = end
+    os.ftruncate(dst, size)
+
+
+def _copy_range(src: int, dst: int, start: int, end: int) -> None:
+    while start < end:
+        try:
+            n = os.copy_file_range(src, dst, end - start, start, start)
         except OSError:
-            n = os.sendfile(dst, src, None, size - done)
+            os.lseek(dst, start, os.SEEK_SET)
+            n = os.sendfile(dst, src, start, end - start)
         if n == 0:
             break
-        done += n
+        start += n
+
+
+def _skipped_warning(skipped: list[str], partial: list[str]) -> list[str]:
+    out = []
+    if partial:
+        out.append(f"This folder has more than {MAX_ITEMS:,} entries; the restore point lists the first "
+                   f"{MAX_ITEMS:,}. An undo puts back what it lists and leaves the rest as it is.")  # fmt: skip
+    if skipped:
+        out.append(f"{len(skipped)} folder(s) are nested more than {MAX_DEPTH} deep or cannot be read (such as "
+                   f"{skipped[0][:120]}…); what is inside them is not kept and an undo leaves it as it is. "
+                   "Everything else is kept.")  # fmt: skip
+    return out
 
 
 def _mb(n: int) -> str:

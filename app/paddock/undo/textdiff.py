@@ -1,14 +1,15 @@
 """What changed inside one text file since a restore point, for the window's summary: the
 point's copy against the file now, as a unified diff. Nothing is parsed but UTF-8 text; the file is
-read without following links (``core.beneath``) and both sides are bounded."""
+read without following links (``core.beneath``) and both sides are bounded, in size and in the
+time the comparison may take (``paddock.core.linediff``)."""
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
 from paddock.core import beneath
 from paddock.core.beneath import UnsafePath
+from paddock.core.linediff import unified
 from paddock.undo.store import FILE, UndoError, UndoStore
 
 MAX_BYTES = 1024 * 1024  # larger files are not compared here (restore still works)
@@ -27,7 +28,8 @@ def text_diff(folder: Path, point_id: int, rel: str, *, root: Path | None = None
     if item.size > MAX_BYTES:
         return "This file is too large to compare here; it can still be restored."
     try:
-        before_bytes = store.object_path(item.ref).read_bytes()[: MAX_BYTES + 1]
+        with open(store.object_path(item.ref), "rb") as f:
+            before_bytes = f.read(MAX_BYTES + 1)
     except OSError:
         return "The copy from the start of the session was not kept, so it cannot be compared."
     try:
@@ -38,10 +40,7 @@ def text_diff(folder: Path, point_id: int, rel: str, *, root: Path | None = None
         before, now = before_bytes.decode("utf-8"), now_bytes.decode("utf-8")
     except UnicodeDecodeError:
         return "This is not a text file, so its lines cannot be compared; it can still be restored."
-    lines = list(difflib.unified_diff(before.splitlines(), now.splitlines(), "before the session", "now",
-                                      lineterm="", n=2))  # fmt: skip
+    lines = unified(before.splitlines(), now.splitlines(), ("before the session", "now"), max_lines=MAX_LINES)
     if not lines:
         return "The text is the same as when the session started (only its details, such as its time, changed)."
-    if len(lines) > MAX_LINES:
-        lines = [*lines[:MAX_LINES], f"… and {len(lines) - MAX_LINES:,} more lines"]
     return "\n".join(lines)
