@@ -14,8 +14,8 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -51,9 +51,15 @@ def _apply(before: list[str], diff: list[str]) -> list[str]:
 
 
 @pytest.mark.vm
-def test_the_summary_diff_of_a_12000_line_file_the_guest_reordered_is_quick(
+def test_the_summary_diff_of_a_12000_line_file_the_guest_reordered_is_bounded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The bound, not its speed, is what is tested (the time it saves is a benchmark figure):
+    the host's clock, as the diff sees it, moves a quarter second at every look, so the matcher's
+    deadline passes after a few steps and the answer must be the one-block account. Before #30
+    there was no deadline: the same diff ran ``difflib`` to the end (7–25 s of host CPU here)."""
+    import paddock.core.linediff as linediff
+
     folder = tmp_path / "work"
     folder.mkdir()
     (folder / "ledger.csv").write_text("".join(f"row {i},{i * 7},paid\n" for i in range(LINES)))
@@ -66,11 +72,11 @@ def test_the_summary_diff_of_a_12000_line_file_the_guest_reordered_is_quick(
         capture_output=True, text=True, timeout=600, env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    t0 = time.monotonic()
+    ticks = iter(range(10**9))
+    monkeypatch.setattr(linediff, "time", SimpleNamespace(monotonic=lambda: next(ticks) * 0.25))
     said = text_diff(folder, point, "ledger.csv")
-    took = time.monotonic() - t0
-    assert took < 4, f"the diff took {took:.1f} s"
     assert said.startswith("--- before the session") and "more lines" in said
+    assert "(too many changes to match line by line)" in said, said[:500]
 
 
 def test_a_bounded_diff_is_still_a_true_account() -> None:
@@ -78,9 +84,8 @@ def test_a_bounded_diff_is_still_a_true_account() -> None:
 
     before = [f"row {i}" for i in range(LINES)]
     moved = before[::2][::-1] + before[1::2]
-    t0 = time.monotonic()
     diff = unified(before, moved, max_lines=10**9)
-    assert time.monotonic() - t0 < 5 and _apply(before, diff) == moved
+    assert _apply(before, diff) == moved  # matched line by line or shown as one block: both true
     small = [*before[:100], "changed", *before[101:]]
     diff = unified(before, small)
     assert diff[2:] == ["@@ -99,5 +99,5 @@", " row 98", " row 99", "-row 100", "+changed", " row 101", " row 102"]

@@ -272,8 +272,9 @@ def find_sharing(bwrap: Path) -> FolderSharing:
 
 
 @functools.lru_cache(maxsize=8)
-def runnable(bwrap: Path, candidates: tuple[str, ...] = (*RUST_CANDIDATES, *C_CANDIDATES)) -> list[FolderSharing]:
-    """Every daemon among ``candidates`` that is installed and runs here, in that order."""
+def runnable(bwrap: Path, candidates: tuple[str, ...] = (*RUST_CANDIDATES, *C_CANDIDATES)) -> tuple[FolderSharing, ...]:
+    """Every daemon among ``candidates`` that is installed and runs here, in that order (a tuple:
+    the answer is cached and shared by every caller)."""
     found: list[FolderSharing] = []
     for cand in candidates:
         if not cand or not os.access(cand, os.X_OK):
@@ -281,7 +282,7 @@ def runnable(bwrap: Path, candidates: tuple[str, ...] = (*RUST_CANDIDATES, *C_CA
         kind = _version(cand, bwrap)
         if kind is not None:
             found.append(FolderSharing(Path(cand), kind[0], kind[1], bwrap))
-    return found
+    return tuple(found)
 
 
 @functools.lru_cache(maxsize=4)
