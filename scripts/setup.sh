@@ -73,7 +73,13 @@ if ! venv_for .venv-gateway || [ ! -x .venv-gateway/bin/mitmdump ]; then
   say "Installing the egress gateway (mitmproxy) into .venv-gateway/"
   rm -rf .venv-gateway
   "$py" -m venv .venv-gateway
+fi
+# Again when its requirements changed (the gateway imports some of Paddock's own modules).
+gateway_now="$(sha256sum packaging/gateway-requirements.txt | cut -d' ' -f1)"
+if [ "$(cat .venv-gateway/.paddock-setup 2>/dev/null)" != "$gateway_now" ]; then
+  say "Installing the egress gateway's requirements into .venv-gateway/"
   .venv-gateway/bin/python -m pip install --quiet --disable-pip-version-check -r packaging/gateway-requirements.txt
+  echo "$gateway_now" > .venv-gateway/.paddock-setup
 fi
 
 say "Checking the generated gRPC code"
