@@ -6,6 +6,10 @@ import os
 import tempfile
 from pathlib import Path
 
+from platformdirs import PlatformDirs
+
+APP = PlatformDirs("paddock", appauthor=False)  # XDG on Linux: $XDG_CACHE_HOME/paddock or ~/.cache/paddock, …
+
 
 def _private(path: Path) -> Path:
     """``path`` as a folder only its owner can open (made if missing; tightened if ours)."""
@@ -22,8 +26,7 @@ def cache_dir() -> Path:
     env = os.environ.get("PADDOCK_CACHE_DIR")
     if env:
         return _private(Path(env))
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return _private(Path(base) / "paddock")
+    return _private(APP.user_cache_path)
 
 
 def data_dir() -> Path:
@@ -31,8 +34,7 @@ def data_dir() -> Path:
     env = os.environ.get("PADDOCK_DATA_DIR")
     if env:
         return _private(Path(env))
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return _private(Path(base) / "paddock")
+    return _private(APP.user_data_path)
 
 
 def profile_dir() -> Path:
@@ -49,7 +51,10 @@ def profile_dir() -> Path:
 def runtime_dir() -> Path:
     """Sockets and per-VM state: a folder only this user can open.
 
-    Kept short, because a unix socket path is limited to 107 bytes.
+    Kept short, because a unix socket path is limited to 107 bytes. Not platformdirs'
+    ``user_runtime_dir``: without ``XDG_RUNTIME_DIR`` it falls back to ``/run/user/<uid>`` and then
+    to ``runtime-<uid>`` with a warning, where Paddock has always used ``paddock-<uid>`` in the
+    temporary folder (and checks its own folder, not the parent).
     """
     base = os.environ.get("XDG_RUNTIME_DIR")
     root = Path(base) / "paddock" if base else Path(tempfile.gettempdir()) / f"paddock-{os.getuid()}"

@@ -31,6 +31,8 @@ import sys
 from pathlib import Path
 from typing import IO, Any
 
+from platformdirs import user_state_path
+
 from paddock.core.errors import PaddockError
 from paddock.vm import HostTools, Share, VirtualMachine, VMConfig, choose_accel, find_image, share_handle_limit
 
@@ -38,8 +40,7 @@ SESSION_RE = r"[a-f0-9]{8,32}"
 
 
 def state_root() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    root = Path(base) / "paddock-remote"
+    root = user_state_path("paddock-remote", appauthor=False)
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     root.chmod(0o700)
     return root

@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from platformdirs import user_config_path
+
 from paddock.schedule.store import Schedule
 
 log = logging.getLogger(__name__)
@@ -28,8 +30,7 @@ _PASSED_ON = ("PADDOCK_DATA_DIR", "PADDOCK_CACHE_DIR", "PADDOCK_GUEST_IMAGE", "P
 
 
 def unit_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "systemd" / "user"
+    return user_config_path() / "systemd" / "user"
 
 
 def _quote(arg: str) -> str:
