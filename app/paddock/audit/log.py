@@ -17,7 +17,6 @@ admin's OTLP collector receives each record's seq and hash), checked with
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import hmac
 import json
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from paddock.core.errors import PaddockError
+from paddock.core.locks import file_lock
 from paddock.core.paths import data_dir
 
 GENESIS = "0" * 64
@@ -74,8 +74,7 @@ class AuditLog:
         """Write one record (adds seq, time, prev, hash) and return it as written."""
         key = self._need_key()
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(self._lock_path, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with file_lock(self._lock_path):
             self._set_aside_unkeyed()
             seq, prev = self._read_head()
             if self.current.exists() and self.current.stat().st_size >= self.max_bytes:
@@ -142,8 +141,7 @@ class AuditLog:
     def set_aside(self, why: str) -> Path | None:
         """Move the log into ``<why>-<time>/`` beside it (kept, readable, no longer verified)."""
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(self._lock_path, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with file_lock(self._lock_path):
             return self._move_aside(why)
 
     def _move_aside(self, why: str) -> Path | None:

@@ -12,7 +12,6 @@ in another process takes effect on the very next request.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import hmac
 import json
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paddock.core.errors import PaddockError
+from paddock.core.locks import file_lock
 from paddock.core.logs import redact
 from paddock.core.paths import data_dir
 
@@ -136,12 +136,8 @@ class TokenAuthority:
         ``paddock keys revoke-sessions`` read, change and rewrite it: without the lock one could
         write back what it read before the other's change, undoing a revocation)."""
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.folder / "revoked.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with file_lock(self.folder / "revoked.lock"):
             yield
-        finally:
-            os.close(fd)
 
     def revoke(self, token_id: str) -> None:
         with self._locked():

@@ -11,12 +11,10 @@ A file that cannot be read is an error that names it; nothing is replaced silent
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import secrets
 import shutil
-import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -24,6 +22,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from paddock.core.errors import PaddockError
+from paddock.core.locks import Timeout, file_lock
 from paddock.core.paths import data_dir
 
 MAX_HISTORY = 200  # runs kept per schedule
@@ -121,14 +120,10 @@ class ScheduleStore:
     def _editing(self) -> Iterator[list[Schedule]]:
         """The list under an exclusive lock; saved when the block ends without an error."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.root / ".edit.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with file_lock(self.root / ".edit.lock"):
             items = self.all()
             yield items
             _write_private(self.file, _SCHEDULES.dump_json(items, indent=2).decode() + "\n")
-        finally:
-            os.close(fd)
 
     def add(self, **fields: object) -> Schedule:
         with self._editing() as items:
@@ -175,16 +170,16 @@ class ScheduleStore:
 
     @contextlib.contextmanager
     def _run_lock(self, schedule_id: str, name: str, *, wait: bool, patience: float = 0.0) -> Iterator[bool]:
-        fd = os.open(self.folder_of(schedule_id) / name, os.O_RDWR | os.O_CREAT, 0o600)
+        lock = file_lock(self.folder_of(schedule_id) / name, timeout=-1 if wait else patience, on_acquired=_mark)
         try:
-            if not _flock(fd, wait=wait, patience=patience):
-                yield False
-                return
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
+            lock.acquire()
+        except Timeout:
+            yield False
+            return
+        try:
             yield True
         finally:
-            os.close(fd)  # closing releases the lock, also when the process dies
+            lock.release()  # so does the process dying
 
     def running(self, schedule_id: str) -> contextlib.AbstractContextManager[bool]:
         """Hold the schedule's run lock: yields False when another run holds it now. A look from
@@ -193,31 +188,21 @@ class ScheduleStore:
 
     def is_running(self, schedule_id: str) -> bool:
         """Whether a run holds the lock now: a look that takes it for an instant and writes nothing."""
-        fd = os.open(self.folder_of(schedule_id) / "run.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            return not _flock(fd, wait=False, patience=0.0)
-        finally:
-            os.close(fd)
+            with file_lock(self.folder_of(schedule_id) / "run.lock", timeout=0):
+                return False
+        except Timeout:
+            return True
 
     def last_run_time(self, schedule: Schedule) -> datetime:
         runs = self.history(schedule.id)
         return runs[-1].started if runs else schedule.created
 
 
-def _flock(fd: int, *, wait: bool, patience: float) -> bool:
-    """Take an exclusive lock on ``fd``: blocking if ``wait``, else trying for ``patience`` seconds."""
-    if wait:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        return True
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
+def _mark(fd: int) -> None:
+    """Write who holds a run lock into its file (for a person looking; nothing reads it)."""
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
 
 
 def dumps(schedule: Schedule) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -37,6 +36,7 @@ from typing import Any
 
 from paddock.core import beneath
 from paddock.core.beneath import UnsafePath
+from paddock.core.locks import file_lock
 from paddock.core.paths import data_dir
 from paddock.undo.listing import DIR as DIR
 from paddock.undo.listing import FILE as FILE
@@ -127,12 +127,8 @@ class UndoStore:
         """One writer at a time per folder (a window, a `paddock run` and a `paddock undo`)."""
         for d in (self.path.parent, self.path, self.objects, self.points_dir):
             d.mkdir(mode=0o700, exist_ok=True)
-        fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with file_lock(self.path / "lock"):
             yield
-        finally:
-            os.close(fd)
 
     # ------------------------------------------------------------------ points
 
