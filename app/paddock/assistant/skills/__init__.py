@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from paddock.assistant.labels import untrusted
 from paddock.core.errors import PaddockError
 from paddock.core.paths import profile_dir
@@ -36,10 +38,24 @@ def _parse(path: Path) -> Skill | None:
         text = path.read_text(errors="replace")[:MAX_SKILL_CHARS]
     except OSError:
         return None
-    m = _FRONT.match(text)
-    fields = dict(re.findall(r"^(\w+):\s*(.+)$", m.group(1), re.M)) if m else {}
+    fields = _front_matter(text)
     name = fields.get("name") or path.parent.name
     return Skill(name.strip(), fields.get("description", "").strip()[:300], path)
+
+
+def _front_matter(text: str) -> dict[str, str]:
+    """The text fields of the YAML between the leading ``---`` lines (none when it is missing or
+    is not YAML: the skill is then named by its folder and has no description)."""
+    m = _FRONT.match(text)
+    if m is None:
+        return {}
+    try:
+        fields = yaml.safe_load(m.group(1))
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(fields, dict):
+        return {}
+    return {str(k): v for k, v in fields.items() if isinstance(v, str)}
 
 
 def skills_root(profile: Path | None = None) -> Path:
