@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -196,6 +197,17 @@ def test_unknown_hosts_methods_and_addresses_are_refused(egress: Egress) -> None
     assert "STATUS 403" in egress.request("POST", f"https://127.0.0.1:{egress.upstream.port}/v1/messages")
     assert "STATUS 403" in egress.request("GET", f"https://{HOST}/redirect")  # redirect to another host
     assert [h["path"] for h in egress.upstream.hits[before:]] == ["/redirect"]
+
+
+def test_a_redirect_to_another_host_is_refused_however_it_is_spelled(egress: Egress) -> None:
+    """The Location header is read as a URL (urlsplit), not cut at "://": a network-path reference, an
+    upper-case scheme or a backslash still name another host (the old reading let these through)."""
+    for location in ("//elsewhere.example.net/x", "HTTPS://elsewhere.example.net/", "https:\\elsewhere.example.net/"):
+        out = egress.request("GET", f"https://{HOST}/redirect?to={quote(location, safe='')}")
+        assert "STATUS 403" in out and "another host" in out, (location, out)
+    for location in ("/v1/next", f"https://{HOST.upper()}/v1/next"):  # the same host: passed on (and followed)
+        out = egress.request("GET", f"https://{HOST}/redirect?to={quote(location, safe='')}")
+        assert "another host" not in out, (location, out)
 
 
 def test_the_gateway_connects_to_the_address_it_checked(egress: Egress, tmp_path: Path) -> None:

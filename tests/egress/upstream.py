@@ -14,6 +14,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -70,7 +71,8 @@ class Upstream:
                 )
                 if self.path.startswith("/redirect"):
                     self.send_response(302)
-                    self.send_header("location", "https://elsewhere.example.net/")
+                    where = self.path.removeprefix("/redirect").removeprefix("?to=")  # /redirect?to=LOCATION
+                    self.send_header("location", unquote(where) or "https://elsewhere.example.net/")
                     self.send_header("content-length", "0")
                     self.end_headers()
                     return

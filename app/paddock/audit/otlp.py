@@ -9,6 +9,7 @@ collector drops exports after its retries, never blocks the caller.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -41,13 +42,12 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
 
 class OtlpExporter(Exporter):
     def __init__(self, endpoint: str, headers: dict[str, str] | None = None) -> None:
-        insecure = endpoint.startswith("http://")
-        target = endpoint.split("://", 1)[-1]
+        insecure = urlsplit(endpoint).scheme == "http"  # the exporter itself keeps only the URL's host:port
         resource = Resource.create({"service.name": "paddock", "service.version": __version__})
         self._logs = LoggerProvider(resource=resource)
         self._logs.add_log_record_processor(
             BatchLogRecordProcessor(
-                OTLPLogExporter(endpoint=target, insecure=insecure, headers=headers or {}, timeout=EXPORT_TIMEOUT_S),
+                OTLPLogExporter(endpoint=endpoint, insecure=insecure, headers=headers or {}, timeout=EXPORT_TIMEOUT_S),
                 schedule_delay_millis=200,
                 export_timeout_millis=int(EXPORT_TIMEOUT_S * 1000),
             )
@@ -55,7 +55,7 @@ class OtlpExporter(Exporter):
         self._traces = TracerProvider(resource=resource)
         self._traces.add_span_processor(
             BatchSpanProcessor(
-                OTLPSpanExporter(endpoint=target, insecure=insecure, headers=headers or {}, timeout=EXPORT_TIMEOUT_S),
+                OTLPSpanExporter(endpoint=endpoint, insecure=insecure, headers=headers or {}, timeout=EXPORT_TIMEOUT_S),
                 schedule_delay_millis=200,
                 export_timeout_millis=int(EXPORT_TIMEOUT_S * 1000),
             )

@@ -37,6 +37,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from mitmproxy import ctx, http  # type: ignore[import-not-found]  # the gateway's own environment
 
@@ -316,10 +317,22 @@ class Gate:
         resp = flow.response
         if resp is None or not (300 <= resp.status_code < 400):
             return
-        location = resp.headers.get("location", "")
-        if location.startswith(("http://", "https://")):
-            target = location.split("://", 1)[1].split("/", 1)[0].split(":")[0]
-            if target != flow.request.host:
-                flow.response = http.Response.make(403, b"Paddock refused a redirect to another host\n",
-                                                   {"content-type": "text/plain"})  # fmt: skip
-                self._decide(flow, False, f"redirect to another host ({target})")
+        target = _redirect_host(resp.headers.get("location", ""))
+        if target is not None and target != flow.request.host.lower():
+            flow.response = http.Response.make(403, b"Paddock refused a redirect to another host\n",
+                                               {"content-type": "text/plain"})  # fmt: skip
+            self._decide(flow, False, f"redirect to another host ({target})")
+
+
+def _redirect_host(location: str) -> str | None:
+    """The host a redirect sends the client to; None when it stays on this one (a relative path).
+    Read with ``urlsplit``: ``//other/`` and ``HTTPS://other/`` name a host too, and a URL that
+    cannot be read (``https:\\other``, ``http://[::1/``) names none this request went to ("")."""
+    try:
+        parts = urlsplit(location.strip())
+        host = parts.hostname
+    except ValueError:
+        return ""
+    if parts.netloc or parts.scheme in ("http", "https"):
+        return host or ""
+    return None
