@@ -17,7 +17,9 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
+
+from dateutil.rrule import DAILY, FR, HOURLY, MO, MONTHLY, TH, TU, WE, WEEKLY, rrule
 
 from paddock.core.errors import PaddockError
 
@@ -67,25 +69,28 @@ class When:
             return f"{_SYSTEMD_DAYS[self.weekday]} *-*-* {at}"
         return f"*-*-{self.day:02d} {at}"
 
-    def _matches_day(self, t: datetime) -> bool:
-        if self.kind == "weekday":
-            return t.weekday() < 5
-        if self.kind == "week":
-            return t.weekday() == self.weekday
-        if self.kind == "month":
-            return t.day == self.day
-        return True
+    def rule(self, after: datetime) -> rrule:
+        """The times this schedule is due (the ``OnCalendar`` above as an RFC 5545 rule), from ``after`` on."""
+        if self.kind == "hour":
+            return rrule(HOURLY, dtstart=after, byminute=0, bysecond=0)
+        weekdays = (MO, TU, WE, TH, FR) if self.kind == "weekday" else self.weekday if self.kind == "week" else None
+        month_day = self.day if self.kind == "month" else None
+        return rrule(
+            MONTHLY if self.kind == "month" else WEEKLY if self.kind == "week" else DAILY,
+            dtstart=after,
+            byweekday=weekdays,
+            bymonthday=month_day,
+            byhour=self.hour,
+            byminute=self.minute,
+            bysecond=0,
+        )
 
     def next_after(self, t: datetime) -> datetime:
         """The first time strictly after ``t`` (naive local time) this schedule is due."""
-        if self.kind == "hour":
-            return t.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-        candidate = t.replace(hour=self.hour, minute=self.minute, second=0, microsecond=0)
-        if candidate <= t:
-            candidate += timedelta(days=1)
-        while not self._matches_day(candidate):  # at most 31 steps: every month has days 1 to 28
-            candidate += timedelta(days=1)
-        return candidate
+        due = self.rule(t).after(t)
+        if due is None:  # every rule above repeats for ever
+            raise AssertionError(f"{self} is never due after {t}")
+        return due
 
 
 def _refuse(text: str, why: str) -> BadWhen:
