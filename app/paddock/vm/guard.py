@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 WRITE, REMOVE, META = "write", "remove", "meta"  # what the call is about to do to the file
 AT_EMPTY_PATH = 0x1000
 WRITE_FLAGS = (os.O_WRONLY, os.O_RDWR, os.O_TRUNC)
+# The listener is read and answered by hand (ioctl): pyseccomp answers only through a filter it
+# loaded in this same process, while this one arrives from the launcher (SCM_RIGHTS), and it has
+# no SECCOMP_IOCTL_NOTIF_ID_VALID. The filter itself is built with pyseccomp (guard_filter).
 NOTIF = struct.Struct("=QII iIQ6Q")  # struct seccomp_notif
 RESP = struct.Struct("=QqiI")  # struct seccomp_notif_resp
 IOCTL_RECV = 0xC0000000 | (NOTIF.size << 16) | (0x21 << 8) | 0

@@ -10,6 +10,10 @@ removed by them. Nothing of the app's threads is involved (no ``preexec_fn``).
 
 from __future__ import annotations
 
+# Loaded by hand (prctl and the seccomp system call through ctypes), not with pyseccomp: pyseccomp
+# loads only a filter it builds in this process and does not hand out the listener descriptor
+# (libseccomp's seccomp_notify_fd is not part of its API), while this launcher must load the
+# classic BPF Paddock compiled (with pyseccomp, in paddock.vm.guard) and pass the listener on.
 import ctypes
 import os
 import socket
