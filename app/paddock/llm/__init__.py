@@ -3,8 +3,6 @@
 from paddock.llm.client import (
     DEFAULT_MODEL,
     AnthropicProvider,
-    LLMError,
-    MissingKey,
     ModelProvider,
     ModelReply,
     ModelTarget,
@@ -13,6 +11,7 @@ from paddock.llm.client import (
     ToolUse,
     Usage,
 )
+from paddock.llm.errors import LLMError, MissingKey
 from paddock.llm.openai_chat import OpenAIProvider
 
 

@@ -20,19 +20,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from paddock.core.errors import PaddockError
 from paddock.core.logs import redact
+from paddock.llm.errors import LLMError as LLMError
+from paddock.llm.errors import MissingKey, plain_error
 
 DEFAULT_MODEL = os.environ.get("PADDOCK_MODEL", "claude-sonnet-5-5")
 MAX_TOKENS = 8192
-
-
-class LLMError(PaddockError):
-    """The model could not be reached or refused the request."""
-
-
-class MissingKey(LLMError):
-    """No model key is configured."""
 
 
 @dataclass(frozen=True)
@@ -164,8 +157,6 @@ class AnthropicProvider:
                         on_text(event.text)
                 final = await stream.get_final_message()
         except anthropic.APIError as exc:
-            from paddock.llm.errors import plain_error
-
             raise plain_error(
                 anthropic, exc, endpoint=self.endpoint, base_url=self._client.base_url, model=self.model
             ) from exc

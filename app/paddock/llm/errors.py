@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from paddock.llm.client import LLMError
+from paddock.core.errors import PaddockError
+
+
+class LLMError(PaddockError):
+    """The model could not be reached or refused the request."""
+
+
+class MissingKey(LLMError):
+    """No model key is configured."""
 
 
 def keys_hint(endpoint: str) -> str:

@@ -6,9 +6,9 @@ from paddock.policy.effective import (
     EffectivePolicy,
     FolderDecision,
     PolicyError,
-    load,
 )
 from paddock.policy.hosts import NO_VIRTUALISATION, SandboxHost
+from paddock.policy.merging import load
 from paddock.policy.models import Endpoint, ModelChoice, ModelRefused
 from paddock.policy.schema import EgressGrant, ModelEndpoint, PolicyFile, credential_warnings
 from paddock.policy.trust import TrustStore, behaviour_files

@@ -348,18 +348,18 @@ def folder_settings_file(folder: Path) -> Path:
     return folder / ".claude" / "settings.json"
 
 
-def load(
+def read_tiers(
     *,
     managed: Path | None = None,
     recommended: Path | None = None,
     user: Path | None = None,
     folder: Path | None = None,
     folder_trusted: bool = False,
-    home: Path | None = None,
     admin_uid: int = ROOT_UID,
-) -> EffectivePolicy:
-    """The effective policy from every tier. The folder tier is read only if ``folder_trusted``.
-    ``admin_uid``: who besides root may own the managed tiers (tests only; see check_admin_owned)."""
+) -> list[Tier]:
+    """Every tier that exists, in the order ``paddock.policy.merging.load`` merges them. The folder
+    tier is read only if ``folder_trusted``. ``admin_uid``: who besides root may own the managed
+    tiers (tests only; see check_admin_owned)."""
     tiers: list[Tier] = []
     for name, path, admin in (
         ("managed", managed or MANAGED_FILE, True),
@@ -373,6 +373,4 @@ def load(
         tier = read_folder_tier(folder)
         if tier:
             tiers.append(tier)
-    from paddock.policy.merging import merge  # here: merging builds on this module's types
-
-    return merge(tiers, home or Path.home())
+    return tiers

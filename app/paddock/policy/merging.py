@@ -2,11 +2,45 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from paddock.core.paths import data_dir
-from paddock.policy.effective import HOME_DENIED, SYSTEM_DENIED, EffectivePolicy, Tier, _expand, _inside
-from paddock.policy.models import merge_endpoints
+from paddock.policy.effective import (
+    HOME_DENIED,
+    ROOT_UID,
+    SYSTEM_DENIED,
+    EffectivePolicy,
+    Tier,
+    _expand,
+    _inside,
+    read_tiers,
+)
+from paddock.policy.models import SDK_BASE_URL, Endpoint, norm_url
+from paddock.policy.schema import ModelEndpoint
+
+
+def load(
+    *,
+    managed: Path | None = None,
+    recommended: Path | None = None,
+    user: Path | None = None,
+    folder: Path | None = None,
+    folder_trusted: bool = False,
+    home: Path | None = None,
+    admin_uid: int = ROOT_UID,
+) -> EffectivePolicy:
+    """The effective policy from every tier. The folder tier is read only if ``folder_trusted``.
+    ``admin_uid``: who besides root may own the managed tiers (tests only; see check_admin_owned)."""
+    tiers = read_tiers(
+        managed=managed,
+        recommended=recommended,
+        user=user,
+        folder=folder,
+        folder_trusted=folder_trusted,
+        admin_uid=admin_uid,
+    )
+    return merge(tiers, home or Path.home())
 
 
 def merge(tiers: list[Tier], home: Path) -> EffectivePolicy:
@@ -117,3 +151,49 @@ def _narrow(eff: EffectivePolicy, lower: list[Tier]) -> None:
         if t.name in ("recommended", "folder") and not t.policy.hooks.allow_folder_hooks and eff.allow_folder_hooks:
             eff.allow_folder_hooks = False
             src["allow_folder_hooks"] += f", narrowed by {t.name}"
+
+
+# ----------------------------------------------------------------------------- model endpoints
+
+
+def merge_endpoints(eff: EffectivePolicy, t: Tier) -> None:
+    entries = t.policy.models.endpoints
+    if entries is None:
+        return
+    objects = [e for e in entries if isinstance(e, ModelEndpoint)]
+    plain = [e for e in entries if isinstance(e, str)]
+    defined_by = eff.sources.get("model_endpoints", "built-in")
+    if objects and defined_by == "built-in":  # the first tier that names endpoints defines them
+        eff.model_endpoints = [_from_policy(o) for o in objects]
+        eff.endpoints_managed = t.name == "managed"
+        eff.sources["model_endpoints"] = t.name
+        objects = []
+        if not plain:
+            return
+    names = {o.name: o for o in objects}
+    urls = {norm_url(p) for p in plain if "://" in p}
+    named = {p for p in plain if "://" not in p}
+    kept: list[Endpoint] = []
+    for e in eff.model_endpoints:
+        if e.name in names:
+            narrower = names[e.name].models
+            if narrower is not None:
+                models = e.models if e.models is not None else narrower  # () stays (): nothing widens it
+                e = replace(e, models=tuple(m for m in models if m in narrower))
+            kept.append(e)
+        elif e.name in named or (e.base_url is not None and norm_url(e.base_url) in urls):
+            if e.builtin and t.name == "managed" and e.allowed_urls is None:
+                # The admin named a built-in endpoint: at its SDK's own URL, not wherever
+                # ANTHROPIC_BASE_URL / OPENAI_BASE_URL would send it (and the key with it).
+                e = replace(e, allowed_urls=(norm_url(SDK_BASE_URL[e.kind]),))
+            kept.append(e)
+        elif e.base_url is None and urls:  # built in: its URL is known only when a session starts
+            allowed_now = e.allowed_urls if e.allowed_urls is not None else tuple(sorted(urls))
+            kept.append(replace(e, allowed_urls=tuple(u for u in allowed_now if u in urls)))
+    eff.model_endpoints = kept
+    eff.sources["model_endpoints"] = f"{eff.sources.get('model_endpoints', 'built-in')}, narrowed by {t.name}"
+
+
+def _from_policy(o: ModelEndpoint) -> Endpoint:
+    models = tuple(o.models) if o.models is not None else None
+    return Endpoint(o.name, o.kind, o.base_url.rstrip("/"), models, o.key)

@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal
+from dataclasses import dataclass
+from typing import Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
-from paddock.policy.schema import NAME_RE, ModelEndpoint
-
-if TYPE_CHECKING:
-    from paddock.policy.effective import EffectivePolicy, Tier
+from paddock.policy.schema import NAME_RE
 
 Kind = Literal["anthropic", "openai"]
 SDK_BASE_URL: dict[str, str] = {"anthropic": "https://api.anthropic.com", "openai": "https://api.openai.com/v1"}
@@ -79,53 +76,18 @@ def norm_url(url: str) -> str:
     return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path.rstrip("/"), parts.query, ""))
 
 
-# ----------------------------------------------------------------------------- merging
-
-
-def merge_endpoints(eff: EffectivePolicy, t: Tier) -> None:
-    entries = t.policy.models.endpoints
-    if entries is None:
-        return
-    objects = [e for e in entries if isinstance(e, ModelEndpoint)]
-    plain = [e for e in entries if isinstance(e, str)]
-    defined_by = eff.sources.get("model_endpoints", "built-in")
-    if objects and defined_by == "built-in":  # the first tier that names endpoints defines them
-        eff.model_endpoints = [_from_policy(o) for o in objects]
-        eff.endpoints_managed = t.name == "managed"
-        eff.sources["model_endpoints"] = t.name
-        objects = []
-        if not plain:
-            return
-    names = {o.name: o for o in objects}
-    urls = {norm_url(p) for p in plain if "://" in p}
-    named = {p for p in plain if "://" not in p}
-    kept: list[Endpoint] = []
-    for e in eff.model_endpoints:
-        if e.name in names:
-            narrower = names[e.name].models
-            if narrower is not None:
-                models = e.models if e.models is not None else narrower  # () stays (): nothing widens it
-                e = replace(e, models=tuple(m for m in models if m in narrower))
-            kept.append(e)
-        elif e.name in named or (e.base_url is not None and norm_url(e.base_url) in urls):
-            if e.builtin and t.name == "managed" and e.allowed_urls is None:
-                # The admin named a built-in endpoint: at its SDK's own URL, not wherever
-                # ANTHROPIC_BASE_URL / OPENAI_BASE_URL would send it (and the key with it).
-                e = replace(e, allowed_urls=(norm_url(SDK_BASE_URL[e.kind]),))
-            kept.append(e)
-        elif e.base_url is None and urls:  # built in: its URL is known only when a session starts
-            allowed_now = e.allowed_urls if e.allowed_urls is not None else tuple(sorted(urls))
-            kept.append(replace(e, allowed_urls=tuple(u for u in allowed_now if u in urls)))
-    eff.model_endpoints = kept
-    eff.sources["model_endpoints"] = f"{eff.sources.get('model_endpoints', 'built-in')}, narrowed by {t.name}"
-
-
-def _from_policy(o: ModelEndpoint) -> Endpoint:
-    models = tuple(o.models) if o.models is not None else None
-    return Endpoint(o.name, o.kind, o.base_url.rstrip("/"), models, o.key)
-
-
 # ----------------------------------------------------------------------------- choosing
+
+
+class ModelPolicy(Protocol):
+    """What choosing a model reads of the effective policy (``paddock.policy.EffectivePolicy``).
+    A protocol, so that this module stays below the policy it is merged into."""
+
+    model_endpoints: list[Endpoint]
+    endpoints_managed: bool
+    models_allowed: list[str] | None
+    default_model: str | None
+    sources: dict[str, str]
 
 
 def parse_choice(text: str, names: list[str]) -> tuple[str | None, str | None]:
@@ -153,7 +115,7 @@ def parse_choice(text: str, names: list[str]) -> tuple[str | None, str | None]:
     return None, text
 
 
-def default_endpoint(eff: EffectivePolicy) -> Endpoint | None:
+def default_endpoint(eff: ModelPolicy) -> Endpoint | None:
     """The endpoint used when none is named: the one ``models.default`` names, else the first."""
     if not eff.model_endpoints:
         return None
@@ -164,7 +126,7 @@ def default_endpoint(eff: EffectivePolicy) -> Endpoint | None:
     return next((e for e in eff.model_endpoints if e.name == name), eff.model_endpoints[0])
 
 
-def choose(eff: EffectivePolicy, requested: str | None, env: Mapping[str, str]) -> ModelChoice:
+def choose(eff: ModelPolicy, requested: str | None, env: Mapping[str, str]) -> ModelChoice:
     """The endpoint, model and base URL for a request, or ``ModelRefused`` saying why not."""
     tier = eff.sources.get("model_endpoints", "built-in")
     endpoints = {e.name: e for e in eff.model_endpoints}
@@ -205,7 +167,7 @@ def _default_model(endpoint: Endpoint, policy_default: str | None, fallback: str
     raise ModelRefused(f"Name the model to use on {endpoint.name!r}: --model {endpoint.name}:MODEL.", "")
 
 
-def _base_url(eff: EffectivePolicy, endpoint: Endpoint, env: Mapping[str, str], tier: str) -> str:
+def _base_url(eff: ModelPolicy, endpoint: Endpoint, env: Mapping[str, str], tier: str) -> str:
     var = BASE_URL_ENV[endpoint.kind]
     from_env = (env.get(var) or "").strip()
     if endpoint.base_url is None:
