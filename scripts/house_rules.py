@@ -5,9 +5,12 @@
 3. Nothing that looks like a real secret (test keys are generated at test time).
 4. Generated gRPC code is imported only through ``paddock.guest`` and by the guest agent (also
    an import contract, which cannot see the guest agent).
-5. No module is over 400 lines (generated code aside): split it by concern instead.
-6. Nothing in the product reads a ``PADDOCK_TEST_*`` variable: a switch anyone can set in the
+5. Nothing in the product reads a ``PADDOCK_TEST_*`` variable: a switch anyone can set in the
    environment must not change what the product does (tests set state in-process instead).
+
+Size is not a rule here: ruff bounds each function (mccabe complexity, branches, statements,
+returns, arguments; ``[tool.ruff.lint]`` in pyproject.toml), and a module is split by job, not by
+its line count (the 400-line rule this replaced made mixins and ``# fmt: skip`` lines).
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ MACHINE_PATH = re.compile(
 )  # /home/agent: the guest
 SELF = Path(__file__).resolve()
 GENERATED = re.compile(r"^\s*(?:from|import)\s+paddock\.guest\.v1\b", re.MULTILINE)
-MAX_LINES = 400
 
 
 def tracked() -> list[Path]:
@@ -54,8 +56,6 @@ def main() -> int:
         generated_ok = str(rel).startswith(("app/paddock/guest/", "guest_image/agent/", "scripts/", "tests/"))
         if path.suffix == ".py" and not generated_ok and GENERATED.search(text):
             problems.append(f"{rel}: imports the generated gRPC code; go through paddock.guest")
-        if path.suffix == ".py" and "/v1/" not in str(rel) and text.count("\n") > MAX_LINES:
-            problems.append(f"{rel}: {text.count(chr(10))} lines; split it (at most {MAX_LINES})")
     for p in problems:
         print(f"house rule: {p}", file=sys.stderr)
     if not problems:
