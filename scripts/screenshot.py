@@ -105,20 +105,32 @@ def schedules_shot(out: Path) -> int:
         task="Summarise the new invoices into summary.xlsx",
         created=datetime.now() - timedelta(days=40),
     )
-    store.add(folder=folder, when="every month on the 1st 06:00", on_calendar="*-*-01 06:00:00",
-              task="Move last month's paid invoices into paid/",
-              created=datetime.now() - timedelta(days=1))  # fmt: skip
+    store.add(
+        folder=folder,
+        when="every month on the 1st 06:00",
+        on_calendar="*-*-01 06:00:00",
+        task="Move last month's paid invoices into paid/",
+        created=datetime.now() - timedelta(days=1),
+    )
     today = datetime.now().replace(hour=9, minute=0, second=0, microsecond=0)
     monday = today - timedelta(days=today.weekday() + 14)
-    for i, (outcome, why) in enumerate((("finished", ""), ("failed", "the model service did not answer (503)"),
-                                        ("finished", ""))):  # fmt: skip
+    for i, (outcome, why) in enumerate(
+        (("finished", ""), ("failed", "the model service did not answer (503)"), ("finished", ""))
+    ):
         t = monday + timedelta(weeks=i)
         ok = outcome == "finished"
-        store.record(week.id, Run(
-            started=t, finished=t + timedelta(minutes=4), outcome=outcome, why=why,
-            summary="1 changed (summary.xlsx)" if ok else "", changes=["changed summary.xlsx"] if ok else [],
-            answer="Added 6 new invoices (total 14,380.00) to summary.xlsx." if ok else "",
-        ))  # fmt: skip
+        store.record(
+            week.id,
+            Run(
+                started=t,
+                finished=t + timedelta(minutes=4),
+                outcome=outcome,
+                why=why,
+                summary="1 changed (summary.xlsx)" if ok else "",
+                changes=["changed summary.xlsx"] if ok else [],
+                answer="Added 6 new invoices (total 14,380.00) to summary.xlsx." if ok else "",
+            ),
+        )
     app = QApplication(sys.argv[:1])
     engine = Engine()
     window = MainWindow(engine, Desk())
@@ -186,14 +198,27 @@ def _past_conversations() -> None:
     """Two earlier conversations on the folder and the one in use, through the app's own stores."""
     history = History(FOLDER)
     for first in ("Which customers ordered less this year than last?", "Turn the price list into a PDF"):
-        ConversationStore(FOLDER).save([
-            {"role": "user", "content": [{"type": "text", "text": first}]},
-            {"role": "assistant", "content": [{"type": "text", "text": "Done."}]},
-        ])  # fmt: skip
+        ConversationStore(FOLDER).save(
+            [
+                {"role": "user", "content": [{"type": "text", "text": first}]},
+                {"role": "assistant", "content": [{"type": "text", "text": "Done."}]},
+            ]
+        )
         history.put_aside()
         time.sleep(0.01)
-    ConversationStore(FOLDER).save([{"role": "user", "content": [{"type": "text", "text": "Add up the three "
-                                    "monthly sales files and write a short report with a chart."}]}])  # fmt: skip
+    ConversationStore(FOLDER).save(
+        [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "text",
+                        "text": "Add up the three monthly sales files and write a short report with a chart.",
+                    }
+                ],
+            }
+        ]
+    )
 
 
 def conversation(app: QApplication, window: MainWindow, *, details: bool = False) -> None:
@@ -203,11 +228,16 @@ def conversation(app: QApplication, window: MainWindow, *, details: bool = False
     window.chat.add_user("Add up the three monthly sales files and write a short report with a chart.")
     calls = [
         ("c1", "list_files", {}, "jan.csv  (2048 bytes)\nfeb.csv  (2110 bytes)\nmar.csv  (2301 bytes)", 0.3),
-        ("c2", "run_command", {"command": "python3 make_report.py jan.csv feb.csv mar.csv"},
-         "$ python3 make_report.py jan.csv feb.csv mar.csv\n[exit status 0]\n--- stdout ---\nread 3 files, "
-         "1,204 rows\nwrote report.docx, sales.xlsx, deck.pptx, chart.png\n\n--- stderr ---\n", 6.2),
+        (
+            "c2",
+            "run_command",
+            {"command": "python3 make_report.py jan.csv feb.csv mar.csv"},
+            "$ python3 make_report.py jan.csv feb.csv mar.csv\n[exit status 0]\n--- stdout ---\nread 3 files, "
+            "1,204 rows\nwrote report.docx, sales.xlsx, deck.pptx, chart.png\n\n--- stderr ---\n",
+            6.2,
+        ),
         ("c3", "write_file", {"path": "summary.md", "content": "# Sales, first quarter\n…"}, "# Sales…", 0.2),
-    ]  # fmt: skip
+    ]
     events: list[DeskEvent] = []
     for cid, name, args, output, took in calls:
         events += [ToolCalled(cid, name, args, ""), ToolFinished(cid, name, False, "", output, took)]
@@ -222,15 +252,20 @@ def conversation(app: QApplication, window: MainWindow, *, details: bool = False
         return
     window.chat.add_user("Now make the same chart for every region, one file each.")
     command = "python3 charts_by_region.py --all"
-    _feed(window, [
-        ToolCalled("c4", "run_command", {"command": command}, ""),
-        Activity("started", "e4", command, time.time() - 14),
-        ToolOutput("c4", "North: 1,402 rows → north.png\nSouth: 988 rows → south.png\nEast: 1,117 rows → east.png\n"),
-        Activity("written", "north.png", "north.png (35 KB)", time.time() - 9),
-        Activity("written", "south.png", "south.png (33 KB)", time.time() - 5),
-        Activity("written", "east.png", "east.png (36 KB)", time.time() - 1),
-        Activity("writing", "west.png", "west.png (12 KB)", time.time()),
-    ])  # fmt: skip
+    _feed(
+        window,
+        [
+            ToolCalled("c4", "run_command", {"command": command}, ""),
+            Activity("started", "e4", command, time.time() - 14),
+            ToolOutput(
+                "c4", "North: 1,402 rows → north.png\nSouth: 988 rows → south.png\nEast: 1,117 rows → east.png\n"
+            ),
+            Activity("written", "north.png", "north.png (35 KB)", time.time() - 9),
+            Activity("written", "south.png", "south.png (33 KB)", time.time() - 5),
+            Activity("written", "east.png", "east.png (36 KB)", time.time() - 1),
+            Activity("writing", "west.png", "west.png (12 KB)", time.time()),
+        ],
+    )
     card = window.chat.cards["c4"]
     card.started -= 14
     card._tick()
@@ -271,13 +306,20 @@ def _sidebar(app: QApplication, window: MainWindow) -> None:
 
 def first_run(app: QApplication, window: MainWindow) -> None:
     window.stack.setCurrentWidget(window.welcome)
-    window.welcome.show_first_run(FirstRun(True, [
-        Check("QEMU", True, "QEMU 8.2"), Check("Bubblewrap", True, "/usr/bin/bwrap"),
-        Check("Folder sharing (virtiofsd)", True, "virtiofsd"),
-        Check("Sandbox image", False, "no guest image in /var/cache/paddock/guest", "build it"),
-        Check("Egress gateway (mitmproxy)", True, "mitmdump", required=False),
-        Check("Accelerator", True, "software emulation (TCG)"), Check("Keychain", True, "GNOME Keyring"),
-    ]))  # fmt: skip
+    window.welcome.show_first_run(
+        FirstRun(
+            True,
+            [
+                Check("QEMU", True, "QEMU 8.2"),
+                Check("Bubblewrap", True, "/usr/bin/bwrap"),
+                Check("Folder sharing (virtiofsd)", True, "virtiofsd"),
+                Check("Sandbox image", False, "no guest image in /var/cache/paddock/guest", "build it"),
+                Check("Egress gateway (mitmproxy)", True, "mitmdump", required=False),
+                Check("Accelerator", True, "software emulation (TCG)"),
+                Check("Keychain", True, "GNOME Keyring"),
+            ],
+        )
+    )
 
 
 def folder_trust(app: QApplication, window: MainWindow) -> None:
@@ -287,18 +329,25 @@ def folder_trust(app: QApplication, window: MainWindow) -> None:
 
 
 def summary(app: QApplication, window: MainWindow) -> None:
-    changes = [Change("report.docx", "created"), Change("sales.xlsx", "created"), Change("deck.pptx", "created"),
-               Change("chart.png", "created"), Change("data/cleaned.csv", "changed"),
-               Change(".git/hooks/pre-commit", "created", "a git hook: git runs it on your computer")]  # fmt: skip
+    changes = [
+        Change("report.docx", "created"),
+        Change("sales.xlsx", "created"),
+        Change("deck.pptx", "created"),
+        Change("chart.png", "created"),
+        Change("data/cleaned.csv", "changed"),
+        Change(".git/hooks/pre-commit", "created", "a git hook: git runs it on your computer"),
+    ]
     pictures = tuple(p for c in changes for p in _guest_pictures() if p.path == c.path)  # drawn in the sandbox
     window._on_event(SessionSummary(FOLDER, changes, 1, Path(tempfile.mkdtemp()), 3, pictures))
     window.summary.changes.setCurrentRow(4)  # data/cleaned.csv: how its lines changed (no store here: shown as made)
     _wait_idle(app, window)
     settle(app)
     window.summary.message.clear()
-    window.summary.show_diff("--- before the session\n+++ now\n@@ -1,4 +1,4 @@\n month,region,sales\n"
-                             "-2026-01,north,41200\n+2026-01,North,41200\n 2026-02,North,44750\n"
-                             "-2026-03,Nort,48900\n+2026-03,North,48900")  # fmt: skip
+    window.summary.show_diff(
+        "--- before the session\n+++ now\n@@ -1,4 +1,4 @@\n month,region,sales\n"
+        "-2026-01,north,41200\n+2026-01,North,41200\n 2026-02,North,44750\n"
+        "-2026-03,Nort,48900\n+2026-03,North,48900"
+    )
 
 
 def problem(app: QApplication, window: MainWindow) -> None:
@@ -309,8 +358,14 @@ def problem(app: QApplication, window: MainWindow) -> None:
 def host_dropped(app: QApplication, window: MainWindow) -> None:
     conversation(app, window, details=True)  # a session on a sandbox host whose connection dropped
     gone = "The connection to the sandbox host 'lab-1' dropped."
-    _feed(window, [SandboxStatus(SandboxState.FAILED, gone), Notice(conflicts_notice(["report.md"])),
-                   SandboxStatus(SandboxState.STARTING, f"{gone} Reconnecting to lab-1…")])  # fmt: skip
+    _feed(
+        window,
+        [
+            SandboxStatus(SandboxState.FAILED, gone),
+            Notice(conflicts_notice(["report.md"])),
+            SandboxStatus(SandboxState.STARTING, f"{gone} Reconnecting to lab-1…"),
+        ],
+    )
 
 
 def notes(app: QApplication, window: MainWindow) -> QWidget:
@@ -384,9 +439,11 @@ def main(out: Path) -> int:  # the README's picture: a conversation with a repor
 
 
 if __name__ == "__main__":
-    one = {"--settings": (settings_shot, "docs/settings-models.png"),
-           "--summary": (summary_shot, "docs/summary-undo.png"),
-           "--schedules": (schedules_shot, "docs/screenshots/schedules.png")}  # fmt: skip
+    one = {
+        "--settings": (settings_shot, "docs/settings-models.png"),
+        "--summary": (summary_shot, "docs/summary-undo.png"),
+        "--schedules": (schedules_shot, "docs/screenshots/schedules.png"),
+    }
     if sys.argv[1:2] and sys.argv[1] in one:
         shot, default = one[sys.argv[1]]
         sys.exit(shot(Path(sys.argv[2] if len(sys.argv) > 2 else default)))

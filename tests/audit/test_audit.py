@@ -88,8 +88,9 @@ def _rechain(log: AuditLog, key: bytes | None, edit: dict[int, int]) -> None:
     for rec in log.records():
         rec["attributes"]["i"] = edit.get(rec["seq"], rec["attributes"].get("i"))
         rec["prev"] = prev
-        body = json.dumps({k: v for k, v in rec.items() if k != "hash"}, sort_keys=True, separators=(",", ":"),
-                          ensure_ascii=False).encode()  # fmt: skip
+        body = json.dumps(
+            {k: v for k, v in rec.items() if k != "hash"}, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        ).encode()
         rec["hash"] = prev = (hmac.new(key, body, hashlib.sha256) if key else hashlib.sha256(body)).hexdigest()
         out.append(json.dumps(rec))
     log.current.write_text("\n".join(out) + "\n")
@@ -151,8 +152,9 @@ def test_audit_verify_cli(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ a session, end to end
 
 
-def _scripted_session(engine: Engine, folder: Path, trail: AuditTrail, tmp_path: Path, steps: list[object],
-                      between: object = None) -> SessionAuditor:  # fmt: skip
+def _scripted_session(
+    engine: Engine, folder: Path, trail: AuditTrail, tmp_path: Path, steps: list[object], between: object = None
+) -> SessionAuditor:
     with MessagesAPI(steps) as api:  # type: ignore[arg-type]
         os.environ["ANTHROPIC_BASE_URL"] = api.url
         try:

@@ -58,8 +58,9 @@ def _paddock(args: list[str], data: Path, *, headless: bool) -> subprocess.Compl
     env = {**os.environ, "PADDOCK_DATA_DIR": str(data)}
     if headless:  # no Secret Service reachable: the key goes to a file
         env.pop("DBUS_SESSION_BUS_ADDRESS", None)
-    return subprocess.run([sys.executable, "-m", "paddock.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "paddock.cli", *args], capture_output=True, text=True, env=env, timeout=600
+    )
 
 
 @pytest.mark.vm

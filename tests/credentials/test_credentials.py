@@ -34,8 +34,9 @@ def clean_key() -> object:
 
 def _paddock(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
-    return subprocess.run([*PADDOCK, *args], input=stdin, capture_output=True, text=True, timeout=60,
-                          env={**base, **(env or {})})  # fmt: skip
+    return subprocess.run(
+        [*PADDOCK, *args], input=stdin, capture_output=True, text=True, timeout=60, env={**base, **(env or {})}
+    )
 
 
 def test_keys_set_status_remove_through_the_cli(clean_key: object) -> None:

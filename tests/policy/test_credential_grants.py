@@ -20,16 +20,32 @@ ADMIN = os.geteuid()  # the tests stand in for the administrator (see tests/poli
 
 def _policy(tmp_path: Path, grant: dict[str, object]) -> Path:
     path = tmp_path / "managed.json"
-    path.write_text(json.dumps({"egress": {"grants": [{"id": "model", "host": "api.example.com",
-                                                       "methods": ["POST"], "path_pattern": "/v1/messages",
-                                                       "credential": "model-key", **grant}]}}))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "egress": {
+                    "grants": [
+                        {
+                            "id": "model",
+                            "host": "api.example.com",
+                            "methods": ["POST"],
+                            "path_pattern": "/v1/messages",
+                            "credential": "model-key",
+                            **grant,
+                        }
+                    ]
+                }
+            }
+        )
+    )
     path.chmod(0o644)
     return path
 
 
 def _check(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "paddock.cli", "policy", "check", str(path)],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "paddock.cli", "policy", "check", str(path)], capture_output=True, text=True, timeout=60
+    )
 
 
 def test_a_credentialed_grant_without_an_api_is_refused_naming_the_field(tmp_path: Path) -> None:

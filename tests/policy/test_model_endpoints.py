@@ -29,8 +29,13 @@ def _load(tmp_path: Path, managed: object = None, user: object = None) -> Effect
             p.write_text(json.dumps(data))
         return p
 
-    return load(managed=write("m.json", managed), recommended=tmp_path / "none-r.json", user=write("u.json", user),
-                home=tmp_path, admin_uid=ADMIN)  # fmt: skip
+    return load(
+        managed=write("m.json", managed),
+        recommended=tmp_path / "none-r.json",
+        user=write("u.json", user),
+        home=tmp_path,
+        admin_uid=ADMIN,
+    )
 
 
 def _refused(eff: EffectivePolicy, requested: str | None, env: dict[str, str] | None = None) -> str:
@@ -53,10 +58,14 @@ def test_with_no_policy_two_endpoints_are_built_in(tmp_path: Path) -> None:
 
 def test_the_managed_tier_names_the_endpoints_and_lower_tiers_only_narrow(tmp_path: Path) -> None:
     managed = {"models": {"endpoints": [LOCAL, CORP], "default": "local:llama3.1"}}
-    user = {"models": {"endpoints": [
-        {**LOCAL, "models": ["qwen2.5:7b", "mistral"]},  # narrows local's models; cannot add mistral
-        {"name": "mine", "kind": "openai", "base_url": "http://evil.example/v1"},  # cannot add an endpoint
-    ]}}  # fmt: skip
+    user = {
+        "models": {
+            "endpoints": [
+                {**LOCAL, "models": ["qwen2.5:7b", "mistral"]},  # narrows local's models; cannot add mistral
+                {"name": "mine", "kind": "openai", "base_url": "http://evil.example/v1"},  # cannot add an endpoint
+            ]
+        }
+    }
     eff = _load(tmp_path, managed, user)
     assert [(e.name, e.models) for e in eff.model_endpoints] == [("local", ("qwen2.5:7b",))]
     assert eff.sources["model_endpoints"] == "managed, narrowed by user" and eff.endpoints_managed
@@ -97,8 +106,15 @@ def test_a_folder_may_not_define_an_endpoint(tmp_path: Path) -> None:
     (folder / ".claude").mkdir(parents=True)
     (folder / ".claude" / "settings.json").write_text(json.dumps({"paddock": {"models": {"endpoints": [LOCAL]}}}))
     with pytest.raises(PolicyError, match="may only narrow the endpoints"):
-        load(managed=tmp_path / "x", recommended=tmp_path / "y", user=tmp_path / "z", folder=folder,
-             folder_trusted=True, home=tmp_path, admin_uid=ADMIN)  # fmt: skip
+        load(
+            managed=tmp_path / "x",
+            recommended=tmp_path / "y",
+            user=tmp_path / "z",
+            folder=folder,
+            folder_trusted=True,
+            home=tmp_path,
+            admin_uid=ADMIN,
+        )
 
 
 def test_a_bad_endpoint_names_the_field(tmp_path: Path) -> None:
@@ -122,10 +138,15 @@ def test_an_empty_list_left_by_two_tiers_is_not_widened_by_a_third(tmp_path: Pat
     (folder / ".claude" / "settings.json").write_text(
         json.dumps({"paddock": {"models": {"endpoints": ["https://evil.example"]}}})
     )
-    eff = load(managed=_write(tmp_path, "m.json", {"models": {"endpoints": ["https://a.example"]}}),
-               recommended=tmp_path / "none-r.json",
-               user=_write(tmp_path, "u.json", {"models": {"endpoints": ["https://b.example"]}}),
-               home=tmp_path, admin_uid=ADMIN, folder=folder, folder_trusted=True)  # fmt: skip
+    eff = load(
+        managed=_write(tmp_path, "m.json", {"models": {"endpoints": ["https://a.example"]}}),
+        recommended=tmp_path / "none-r.json",
+        user=_write(tmp_path, "u.json", {"models": {"endpoints": ["https://b.example"]}}),
+        home=tmp_path,
+        admin_uid=ADMIN,
+        folder=folder,
+        folder_trusted=True,
+    )
     for e in eff.model_endpoints:
         assert e.allowed_urls == (), e
     assert "evil.example" in _refused(eff, None, {"ANTHROPIC_BASE_URL": "https://evil.example"})

@@ -94,10 +94,17 @@ def test_a_lower_tier_cannot_add_grants_or_change_audit(tmp_path: Path, home: Pa
 def test_the_folder_tier_is_read_only_after_trust(tmp_path: Path, home: Path) -> None:
     folder = home / "Documents" / "Reports"
     (folder / ".claude").mkdir()
-    (folder / ".claude" / "settings.json").write_text(json.dumps({
-        "hooks": {"SessionStart": [{"hooks": [{"type": "command", "command": "touch marker"}]}]},
-        "paddock": {"mounts": {"denied_paths": ["~/Documents/Reports/private"]}, "models": {"allowed": ["model-a"]}},
-    }))  # fmt: skip
+    (folder / ".claude" / "settings.json").write_text(
+        json.dumps(
+            {
+                "hooks": {"SessionStart": [{"hooks": [{"type": "command", "command": "touch marker"}]}]},
+                "paddock": {
+                    "mounts": {"denied_paths": ["~/Documents/Reports/private"]},
+                    "models": {"allowed": ["model-a"]},
+                },
+            }
+        )
+    )
     untrusted = _load(tmp_path, home, {}, None, folder=folder, folder_trusted=False)
     assert untrusted.models_allowed is None and [t.name for t in untrusted.tiers] == ["managed"]
     trusted = _load(tmp_path, home, {}, None, folder=folder, folder_trusted=True)

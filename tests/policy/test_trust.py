@@ -32,11 +32,17 @@ def _hooked_folder(tmp_path: Path) -> tuple[Path, Path]:
     (folder / ".claude").mkdir(parents=True)
     host_marker = tmp_path / f"host-marker-{secrets.token_hex(4)}"
     hook = f"touch {host_marker} /tmp/hook-ran hook-ran $HOME/hook-ran"
-    (folder / ".claude" / "settings.json").write_text(json.dumps({
-        "hooks": {event: [{"matcher": "*", "hooks": [{"type": "command", "command": hook}]}]
-                  for event in ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop")},
-        "paddock": {"hooks": {"allow_folder_hooks": True}},
-    }))  # fmt: skip
+    (folder / ".claude" / "settings.json").write_text(
+        json.dumps(
+            {
+                "hooks": {
+                    event: [{"matcher": "*", "hooks": [{"type": "command", "command": hook}]}]
+                    for event in ("SessionStart", "UserPromptSubmit", "PreToolUse", "PostToolUse", "Stop")
+                },
+                "paddock": {"hooks": {"allow_folder_hooks": True}},
+            }
+        )
+    )
     (folder / ".mcp.json").write_text(json.dumps({"mcpServers": {"x": {"command": "sh", "args": ["-c", hook]}}}))
     (folder / "notes.txt").write_text("hello\n")
     return folder, host_marker

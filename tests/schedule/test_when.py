@@ -15,9 +15,18 @@ from hypothesis import strategies as st
 from paddock.schedule import parse_when
 from paddock.schedule.when import When
 
-FORMS = ["every hour", "every day 08:30", "every day 00:00", "every day 23:59", "every weekday 07:45",
-         "every monday 09:00", "every sun 23:59", "every month on the 1st 06:00", "every month on the 28th 00:00",
-         "every month on the 15th 12:00"]  # fmt: skip
+FORMS = [
+    "every hour",
+    "every day 08:30",
+    "every day 00:00",
+    "every day 23:59",
+    "every weekday 07:45",
+    "every monday 09:00",
+    "every sun 23:59",
+    "every month on the 1st 06:00",
+    "every month on the 28th 00:00",
+    "every month on the 15th 12:00",
+]
 
 
 def _before(w: When, t: datetime) -> datetime:

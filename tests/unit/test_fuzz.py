@@ -97,13 +97,44 @@ def test_agent_paths_never_leave_the_workspace(jail: ModuleType, parts: list[str
 from paddock.egress.rules import blocked_address, clean_path, match_grant  # noqa: E402
 
 GRANTS = [
-    {"id": "msgs", "scheme": "https", "host": "api.example.com", "port": 443, "methods": ["POST"],
-     "path_pattern": "/v1/messages"},
-    {"id": "charts", "scheme": "https", "host": "charts.example.com", "port": 443, "methods": ["GET", "POST"],
-     "path_pattern": "/api/charts/*"},
-]  # fmt: skip
-path_parts = st.sampled_from(["v1", "messages", "files", "api", "charts", "..", ".", "%2e%2e", "%2f", "", "x", "%00",
-                              "\\", "a%2Fb", ";", "?q=1", "#f"])  # fmt: skip
+    {
+        "id": "msgs",
+        "scheme": "https",
+        "host": "api.example.com",
+        "port": 443,
+        "methods": ["POST"],
+        "path_pattern": "/v1/messages",
+    },
+    {
+        "id": "charts",
+        "scheme": "https",
+        "host": "charts.example.com",
+        "port": 443,
+        "methods": ["GET", "POST"],
+        "path_pattern": "/api/charts/*",
+    },
+]
+path_parts = st.sampled_from(
+    [
+        "v1",
+        "messages",
+        "files",
+        "api",
+        "charts",
+        "..",
+        ".",
+        "%2e%2e",
+        "%2f",
+        "",
+        "x",
+        "%00",
+        "\\",
+        "a%2Fb",
+        ";",
+        "?q=1",
+        "#f",
+    ]
+)
 
 
 @settings(max_examples=1000, deadline=None)
@@ -127,8 +158,14 @@ def test_a_grant_never_admits_another_path_method_or_host(parts: list[str], meth
 
 
 def test_dot_segments_and_encodings_never_reach_a_wildcard_grant() -> None:
-    for path in ("/api/charts/../../v1/files", "/api/charts/%2e%2e/x", "/api/charts/a%2fb", "/api/charts//x",
-                 "/api/charts/.\\x", "/api/charts/x%00"):  # fmt: skip
+    for path in (
+        "/api/charts/../../v1/files",
+        "/api/charts/%2e%2e/x",
+        "/api/charts/a%2fb",
+        "/api/charts//x",
+        "/api/charts/.\\x",
+        "/api/charts/x%00",
+    ):
         assert match_grant(GRANTS, "https", "charts.example.com", 443, method="GET", path=path) is None, path
     assert match_grant(GRANTS, "https", "charts.example.com", 443, method="GET", path="/api/charts/ok?x=1")
 

@@ -44,8 +44,14 @@ pytestmark = pytest.mark.skipif(os.geteuid() == 0, reason="root is exempt: docto
 def _doctor(tmp_path: Path, restrict: str, clone: str, forbid: bool) -> dict[str, tuple[bool, str, str | None]]:
     (tmp_path / "restrict").write_text(restrict)
     (tmp_path / "clone").write_text(clone)
-    argv = [sys.executable, "-c", CHILD, str(tmp_path / "restrict"), str(tmp_path / "clone"),
-            "forbid" if forbid else "allow"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-c",
+        CHILD,
+        str(tmp_path / "restrict"),
+        str(tmp_path / "clone"),
+        "forbid" if forbid else "allow",
+    ]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     return {name: (ok, detail, fix) for name, ok, detail, fix in json.loads(proc.stdout.splitlines()[-1])}

@@ -36,16 +36,22 @@ def _complete(p: OpenAIProvider, messages: list[dict[str, object]], seen: list[s
 def test_the_conversation_converts_with_tool_output_labels_unchanged() -> None:
     conversation = [
         {"role": "user", "content": [{"type": "text", "text": "count the files"}]},
-        {"role": "assistant", "content": [
-            {"type": "text", "text": "Looking."},
-            {"type": "tool_use", "id": "toolu_1", "name": "run_command", "input": {"command": "ls | wc -l"}},
-            {"type": "tool_use", "id": "call_2", "name": "list_files", "input": {}},
-        ]},
-        {"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": "toolu_1", "content": LABELLED, "is_error": False},
-            {"type": "tool_result", "tool_use_id": "call_2", "content": [{"type": "text", "text": LABELLED}]},
-        ]},
-    ]  # fmt: skip
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Looking."},
+                {"type": "tool_use", "id": "toolu_1", "name": "run_command", "input": {"command": "ls | wc -l"}},
+                {"type": "tool_use", "id": "call_2", "name": "list_files", "input": {}},
+            ],
+        },
+        {
+            "role": "user",
+            "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": LABELLED, "is_error": False},
+                {"type": "tool_result", "tool_use_id": "call_2", "content": [{"type": "text", "text": LABELLED}]},
+            ],
+        },
+    ]
     out = to_chat_messages("the system prompt", conversation)
     assert [m["role"] for m in out] == ["system", "user", "assistant", "tool", "tool"]
     assert out[0]["content"] == "the system prompt" and out[1]["content"] == "count the files"

@@ -212,11 +212,20 @@ class AssistantSession:
         if self.messages and self.messages[-1].get("role") == "assistant":
             open_calls = [b for b in self.messages[-1].get("content", []) if b.get("type") == "tool_use"]
             if open_calls:
-                self.messages.append({"role": "user", "content": [
-                    {"type": "tool_result", "tool_use_id": b["id"], "is_error": True,
-                     "content": "This tool call was interrupted (the app stopped) and did not finish."}
-                    for b in open_calls
-                ]})  # fmt: skip
+                self.messages.append(
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "tool_result",
+                                "tool_use_id": b["id"],
+                                "is_error": True,
+                                "content": "This tool call was interrupted (the app stopped) and did not finish.",
+                            }
+                            for b in open_calls
+                        ],
+                    }
+                )
 
     async def send(self, text: str) -> str:
         """Run one user message to the final answer; returns the answer's text."""
@@ -309,9 +318,14 @@ class AssistantSession:
         last = self.messages[-1] if self.messages else {}
         if last.get("role") == "assistant" and any(b.get("type") == "tool_use" for b in last.get("content", [])):
             ids = [b["id"] for b in last["content"] if b.get("type") == "tool_use"]
-            self.messages.append({"role": "user", "content": [
-                {"type": "tool_result", "tool_use_id": i, "is_error": True, "content": why} for i in ids
-            ]})  # fmt: skip
+            self.messages.append(
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": i, "is_error": True, "content": why} for i in ids
+                    ],
+                }
+            )
         self.store.save(self.messages)
 
     def _total_usage(self) -> Usage:

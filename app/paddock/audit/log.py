@@ -196,8 +196,12 @@ class AuditLog:
         except AuditError as exc:
             return VerifyResult(False, count, exc.message)
         if head != last:
-            return VerifyResult(False, count, f"the log ends at record {last[0]}, but record {head[0]} was "
-                                "written: records were removed from the end")  # fmt: skip
+            return VerifyResult(
+                False,
+                count,
+                f"the log ends at record {last[0]}, but record {head[0]} was "
+                "written: records were removed from the end",
+            )
         return VerifyResult(True, count)
 
     def _walk(self, key: bytes, anchors: dict[int, str]) -> tuple[int, tuple[int, str], str]:

@@ -92,9 +92,16 @@ class OtlpExporter(Exporter):
             parent_id = record.get("parent_span_id")
             parent_ctx = None
             if parent_id:
-                parent_ctx = set_span_in_context(NonRecordingSpan(SpanContext(
-                    trace_id=int(record["session_id"], 16), span_id=int(parent_id, 16), is_remote=False,
-                    trace_flags=TraceFlags(TraceFlags.SAMPLED))))  # fmt: skip
+                parent_ctx = set_span_in_context(
+                    NonRecordingSpan(
+                        SpanContext(
+                            trace_id=int(record["session_id"], 16),
+                            span_id=int(parent_id, 16),
+                            is_remote=False,
+                            trace_flags=TraceFlags(TraceFlags.SAMPLED),
+                        )
+                    )
+                )
             name = "paddock.turn" if kind == TURN else f"paddock.tool {attrs.get('gen_ai.tool.name', '')}"
             span = self._tracer.start_span(name, context=parent_ctx, start_time=ts, attributes=attrs)
             if kind == TURN:

@@ -19,9 +19,13 @@ def provider_for(target: ModelTarget, api_key: str | None, *, max_retries: int =
     """The provider for an endpoint the session layer resolved (policy checked, key looked up)."""
     if target.kind == "openai":
         return OpenAIProvider(
-            api_key, model=target.model, base_url=target.base_url, endpoint=target.endpoint,
-            needs_key=target.needs_key, max_retries=max_retries,
-        )  # fmt: skip
+            api_key,
+            model=target.model,
+            base_url=target.base_url,
+            endpoint=target.endpoint,
+            needs_key=target.needs_key,
+            max_retries=max_retries,
+        )
     from paddock.llm.client import NO_KEY
 
     key = api_key if target.needs_key else (api_key or NO_KEY)

@@ -40,14 +40,49 @@ MANAGED_FILE = MANAGED_DIR / "managed-policy.json"
 RECOMMENDED_FILE = MANAGED_DIR / "recommended-policy.json"
 
 HOME_DENIED = [
-    "~/.ssh", "~/.aws", "~/.gnupg", "~/.kube", "~/.docker", "~/.azure", "~/.config/gcloud", "~/.netrc",
-    "~/.password-store", "~/.local/share/keyrings", "~/.mozilla", "~/.config/google-chrome",
-    "~/.config/chromium", "~/.config/BraveSoftware", "~/.config/microsoft-edge", "~/snap/firefox",
-    "~/Library/Keychains", "~/Library/Application Support/Google/Chrome", "~/Library/Safari",
-    "~/Library/Application Support/Firefox", "~/.claude",
-]  # fmt: skip
-SYSTEM_DENIED = ["/etc", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/boot", "/dev", "/proc", "/sys", "/var",
-                 "/opt", "/srv", "/run", "/snap", "/System", "/Library", "/Applications", "/private/etc"]  # fmt: skip
+    "~/.ssh",
+    "~/.aws",
+    "~/.gnupg",
+    "~/.kube",
+    "~/.docker",
+    "~/.azure",
+    "~/.config/gcloud",
+    "~/.netrc",
+    "~/.password-store",
+    "~/.local/share/keyrings",
+    "~/.mozilla",
+    "~/.config/google-chrome",
+    "~/.config/chromium",
+    "~/.config/BraveSoftware",
+    "~/.config/microsoft-edge",
+    "~/snap/firefox",
+    "~/Library/Keychains",
+    "~/Library/Application Support/Google/Chrome",
+    "~/Library/Safari",
+    "~/Library/Application Support/Firefox",
+    "~/.claude",
+]
+SYSTEM_DENIED = [
+    "/etc",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib64",
+    "/boot",
+    "/dev",
+    "/proc",
+    "/sys",
+    "/var",
+    "/opt",
+    "/srv",
+    "/run",
+    "/snap",
+    "/System",
+    "/Library",
+    "/Applications",
+    "/private/etc",
+]
 
 
 class PolicyError(PaddockError):
@@ -128,9 +163,23 @@ class EffectivePolicy:
     def describe(self) -> list[tuple[str, str, str]]:
         """(setting, value, tier that set it), for ``paddock policy check``."""
         rows = []
-        for key in ("allowed_roots", "denied_paths", "read_only", "grants", "allow_asking", "model_endpoints",
-                    "models_allowed", "default_model", "allow_folder_hooks", "otlp_endpoint", "otlp_headers",
-                    "max_log_mb", "keychain_fallback", "undo_budget_mb", "sandbox_hosts"):  # fmt: skip
+        for key in (
+            "allowed_roots",
+            "denied_paths",
+            "read_only",
+            "grants",
+            "allow_asking",
+            "model_endpoints",
+            "models_allowed",
+            "default_model",
+            "allow_folder_hooks",
+            "otlp_endpoint",
+            "otlp_headers",
+            "max_log_mb",
+            "keychain_fallback",
+            "undo_budget_mb",
+            "sandbox_hosts",
+        ):
             value = getattr(self, key)
             if key == "grants":
                 shown = (

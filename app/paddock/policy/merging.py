@@ -127,8 +127,14 @@ def _admin_only(eff: EffectivePolicy, managed: Tier | None, lower: list[Tier]) -
     eff.sandbox_hosts = list(managed.policy.sandbox_hosts)
     if eff.sandbox_hosts:
         src["sandbox_hosts"] = "managed"
-    for key in ("allow_asking", "allow_folder_hooks", "otlp_endpoint", "otlp_headers", "max_log_mb",
-                "keychain_fallback"):  # fmt: skip
+    for key in (
+        "allow_asking",
+        "allow_folder_hooks",
+        "otlp_endpoint",
+        "otlp_headers",
+        "max_log_mb",
+        "keychain_fallback",
+    ):
         src[key] = "managed"
 
 

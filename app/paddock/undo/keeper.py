@@ -60,8 +60,11 @@ class LazyKeeper:
         where = {it.ref: rel for rel, it in point.items.items() if it.kind == FILE and it.ref in wanted}
         inodes = {ino: name for name, ino in self.store.canon().items()}
         dev = self.store.objects.stat().st_dev
-        linked = {key_of(it.ref): inodes[key_of(it.ref)[1]] for it in files
-                  if key_of(it.ref)[0] == dev and key_of(it.ref)[1] in inodes}  # fmt: skip
+        linked = {
+            key_of(it.ref): inodes[key_of(it.ref)[1]]
+            for it in files
+            if key_of(it.ref)[0] == dev and key_of(it.ref)[1] in inodes
+        }
         used = self.store.used_bytes()
         budget = budget_bytes(self.store.budget_mb, self.store.path)
         with self._lock:

@@ -71,16 +71,32 @@ class Point:
     partial: list[str] = field(default_factory=list)  # folders listed only in part (past MAX_ITEMS); "" the folder
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "time": self.time, "kind": self.kind, "label": self.label, "session": self.session,
-                "items": {k: v.to_json() for k, v in self.items.items()}, "unsaved": self.unsaved,
-                "skipped": self.skipped, "partial": self.partial}  # fmt: skip
+        return {
+            "id": self.id,
+            "time": self.time,
+            "kind": self.kind,
+            "label": self.label,
+            "session": self.session,
+            "items": {k: v.to_json() for k, v in self.items.items()},
+            "unsaved": self.unsaved,
+            "skipped": self.skipped,
+            "partial": self.partial,
+        }
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Point:
         items = {str(k): Item.from_json(v) for k, v in raw["items"].items()}
-        return cls(int(raw["id"]), float(raw["time"]), str(raw["kind"]), str(raw["label"]), str(raw["session"]),
-                   items, [str(u) for u in raw.get("unsaved", [])],
-                   [str(u) for u in raw.get("skipped", [])], [str(u) for u in raw.get("partial", [])])  # fmt: skip
+        return cls(
+            int(raw["id"]),
+            float(raw["time"]),
+            str(raw["kind"]),
+            str(raw["label"]),
+            str(raw["session"]),
+            items,
+            [str(u) for u in raw.get("unsaved", [])],
+            [str(u) for u in raw.get("skipped", [])],
+            [str(u) for u in raw.get("partial", [])],
+        )
 
 
 @dataclass(frozen=True)
@@ -187,8 +203,10 @@ class UndoStore:
                 used = self.collect(self.points(), also=items)  # the copies this point uses stay
             warnings: list[str] = []
             if dropped:
-                warnings.append(f"To stay within the {budget // MB:,} MB kept for undo, the oldest "
-                                f"{len(dropped)} restore point(s) of this folder were dropped.")  # fmt: skip
+                warnings.append(
+                    f"To stay within the {budget // MB:,} MB kept for undo, the oldest "
+                    f"{len(dropped)} restore point(s) of this folder were dropped."
+                )
             unsaved: list[str] = []
             copied = copied_bytes = 0
             planned: list[str] = []
@@ -210,15 +228,20 @@ class UndoStore:
                 copied_bytes += it.size
             if unsaved:
                 lost = _mb(sum(items[r].size for r in unsaved))
-                warnings.append(f"{len(unsaved)} file(s) ({lost}) could not be kept "
-                                f"for undo (the {budget // MB:,} MB budget is full or they could not be read); "
-                                "a change to them cannot be undone.")  # fmt: skip
+                warnings.append(
+                    f"{len(unsaved)} file(s) ({lost}) could not be kept "
+                    f"for undo (the {budget // MB:,} MB budget is full or they could not be read); "
+                    "a change to them cannot be undone."
+                )
             warnings += _skipped_warning(skipped, partial)
             if not unsaved and used > budget * WARN_AT:
-                warnings.append(f"Restore points for this folder use {_mb(used)} of the {budget // MB:,} MB kept "
-                                "for undo; older points will be dropped when a turn needs more.")  # fmt: skip
-            point = Point(self._next_id(), time.time(), kind, label[:200], session, items, unsaved, skipped[:1000],
-                          partial)  # fmt: skip
+                warnings.append(
+                    f"Restore points for this folder use {_mb(used)} of the {budget // MB:,} MB kept "
+                    "for undo; older points will be dropped when a turn needs more."
+                )
+            point = Point(
+                self._next_id(), time.time(), kind, label[:200], session, items, unsaved, skipped[:1000], partial
+            )
             self._write_point(point)
             if self.on_point is not None:
                 self.on_point(point)  # under the lock: the guard watches this point's files from now
@@ -369,12 +392,16 @@ def _copy_range(src: int, dst: int, start: int, end: int) -> None:
 def _skipped_warning(skipped: list[str], partial: list[str]) -> list[str]:
     out = []
     if partial:
-        out.append(f"This folder has more than {MAX_ITEMS:,} entries; the restore point lists the first "
-                   f"{MAX_ITEMS:,}. An undo puts back what it lists and leaves the rest as it is.")  # fmt: skip
+        out.append(
+            f"This folder has more than {MAX_ITEMS:,} entries; the restore point lists the first "
+            f"{MAX_ITEMS:,}. An undo puts back what it lists and leaves the rest as it is."
+        )
     if skipped:
-        out.append(f"{len(skipped)} folder(s) are nested more than {MAX_DEPTH} deep or cannot be read (such as "
-                   f"{skipped[0][:120]}…); what is inside them is not kept and an undo leaves it as it is. "
-                   "Everything else is kept.")  # fmt: skip
+        out.append(
+            f"{len(skipped)} folder(s) are nested more than {MAX_DEPTH} deep or cannot be read (such as "
+            f"{skipped[0][:120]}…); what is inside them is not kept and an undo leaves it as it is. "
+            "Everything else is kept."
+        )
     return out
 
 
