@@ -19,6 +19,7 @@ import pytest
 from paddock.audit import AuditLog
 from paddock.core.locks import Timeout, file_lock
 from paddock.egress.tokens import TokenAuthority
+from paddock.policy import TrustStore
 from paddock.schedule.store import ScheduleStore
 from paddock.undo.store import UndoStore
 
@@ -68,6 +69,34 @@ def test_a_lock_held_in_one_process_keeps_another_out(tmp_path: Path, which: str
         other.join(30)
     with file_lock(path, timeout=5):  # let go: the next one gets it
         pass
+
+
+def _trust_all(store: str, folders: list[str], start: multiprocessing.synchronize.Event) -> None:
+    start.wait(60)
+    trust = TrustStore(Path(store))
+    for folder in folders:
+        trust.trust(Path(folder))
+
+
+def test_no_trust_decision_is_lost_when_two_processes_decide_at_once(tmp_path: Path) -> None:
+    """The window and a `paddock run --yes` each read, change and rewrite the trust list: without
+    the lock one writes back what it read before the other's change (a revocation undone, or a
+    trust lost). Failed before: 160 of the 400 were lost in one run."""
+    store = tmp_path / "trust.json"
+    groups = [[str(tmp_path / f"{g}-{i}") for i in range(200)] for g in ("a", "b")]
+    for folder in (f for group in groups for f in group):
+        Path(folder).mkdir()
+    ctx = multiprocessing.get_context("spawn")
+    start = ctx.Event()
+    workers = [ctx.Process(target=_trust_all, args=(str(store), group, start)) for group in groups]
+    for w in workers:
+        w.start()
+    start.set()
+    for w in workers:
+        w.join(120)
+    trust = TrustStore(store)
+    missing = [f for group in groups for f in group if not trust.is_trusted(Path(f))]
+    assert missing == [], f"{len(missing)} of 400 trust decisions were lost"
 
 
 def test_a_lock_is_let_go_when_its_holder_is_killed(tmp_path: Path) -> None:

@@ -7,14 +7,17 @@ that was replaced (same path, another device/inode) is not trusted any more.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from paddock.core import beneath
 from paddock.core.beneath import UnsafePath
+from paddock.core.locks import file_lock
 from paddock.core.paths import data_dir
 
 BEHAVIOUR_FILES = (
@@ -93,15 +96,23 @@ class TrustStore:
     def trust(self, folder: Path) -> None:
         real = folder.resolve()
         st = real.stat()
-        records = self._load()
-        records[str(real)] = TrustRecord(str(real), st.st_dev, st.st_ino, _birth_ns(real), time.time())
-        self._save(records)
+        with self._editing() as records:
+            records[str(real)] = TrustRecord(str(real), st.st_dev, st.st_ino, _birth_ns(real), time.time())
 
     def revoke(self, folder: Path) -> bool:
-        records = self._load()
-        gone = records.pop(str(folder.resolve()), None)
-        self._save(records)
+        with self._editing() as records:
+            gone = records.pop(str(folder.resolve()), None)
         return gone is not None
+
+    @contextlib.contextmanager
+    def _editing(self) -> Iterator[dict[str, TrustRecord]]:
+        """The records under a lock, saved when the block ends: the window and a `paddock run --yes`
+        may change them at once, and neither may write back a list without the other's change."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with file_lock(self.path.with_name(self.path.name + ".lock")):
+            records = self._load()
+            yield records
+            self._save(records)
 
 
 def behaviour_files(folder: Path) -> list[str]:
