@@ -40,6 +40,7 @@ from paddock.policy import load as load_policy
 from paddock.remote import SyncReport
 from paddock.sandbox import Sandbox, SandboxFailed, WarmPool, ensure_snapshot, snapshots_enabled
 from paddock.session import models
+from paddock.session.egress_alerts import on_tripwire
 from paddock.session.egress_questions import EgressAsker, EgressQuestion
 from paddock.session.runner import EntryPoint, SessionRunner, decide
 from paddock.undo.changes import Entry, back_up, diff, list_folder
@@ -244,6 +245,8 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
         agent = opened.runner.assistant(provider)
         agent.subscribe(self._emit)
         opened.agent = agent
+        if sandbox.gateway is not None:
+            sandbox.gateway.decision_listeners.append(on_tripwire(lambda text: self._emit(Notice(text, error=True))))
         if sandbox.gateway is not None and opened.policy.allow_asking:
             opened.asker = EgressAsker(sandbox.gateway, self._emit, opened.runner.auditor)
         opened.watcher = asyncio.ensure_future(self._watch(sandbox))

@@ -20,7 +20,10 @@ guest is checked against the capability grants of the managed policy:
 * every credential the guest supplied is stripped (Authorization, x-api-key,
   cookies, keys in the query string), and the real key is attached only where
   the grant names one;
-* redirects to other hosts and oversized bodies are refused.
+* redirects to other hosts and oversized bodies are refused;
+* a request carrying one of the session's decoy secrets (``paddock.egress.tripwires``), in any
+  disguise that module knows, is refused, and so is every request after it: the session's
+  egress is closed for good (the decision names the decoy, and the host revokes the token).
 
 Anything unclear is refused. Every decision is written as a JSON line naming
 the grant that allowed it (or why nothing did) for the audit trail.
@@ -50,6 +53,7 @@ from paddock.egress.rules import (
     match_grant,
 )
 from paddock.egress.tokens import TokenAuthority, TokenError
+from paddock.egress.tripwires import Tripwires
 
 
 class Gate:
@@ -71,6 +75,8 @@ class Gate:
         self.session_grants_path = Path(self.cfg["session_grants"]) if self.cfg.get("session_grants") else None
         self._session_grants: list[dict[str, Any]] = []
         self._session_grants_mtime = 0
+        self.tripwires = Tripwires(self.cfg.get("tripwires", []))
+        self.tripped: str | None = None  # the decoy that closed this session's egress
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -82,7 +88,7 @@ class Gate:
     # ------------------------------------------------------------------ decisions
 
     def _decide(self, flow: http.HTTPFlow, allowed: bool, reason: str, grant: str | None = None, *,
-                status: int = 403, no_grant: bool = False) -> None:  # fmt: skip
+                status: int = 403, no_grant: bool = False, **extra: Any) -> None:  # fmt: skip
         """Record the decision; a refusal answers the guest first (so it stands even if recording fails)."""
         flow.metadata["paddock.decided"] = True
         if not allowed:
@@ -93,12 +99,31 @@ class Gate:
         host, port = tunnel if tunnel and req.method != "CONNECT" else (str(req.host)[:253], req.port)
         record = {"time_unix": time.time(), "allowed": allowed, "reason": reason[:500], "grant": grant,
                   "no_grant": no_grant, "method": str(req.method)[:20], "scheme": req.scheme, "host": host,
-                  "port": port, "path": str(req.path).split("?")[0][:300]}  # fmt: skip
+                  "port": port, "path": str(req.path).split("?")[0][:300], **extra}  # fmt: skip
         self.decisions.write(json.dumps(record) + "\n")
 
     def refuse_after_error(self, flow: http.HTTPFlow, reason: str) -> None:
         """The guard's refusal, when a hook failed: 403 and a recorded decision."""
         self._decide(flow, False, reason)
+
+    def _tripwire(self, flow: http.HTTPFlow) -> bool:
+        """True (and refused) when egress is closed or this request carries a decoy secret:
+        its target, request line, every header and the body are looked at."""
+        if self.tripped is not None:
+            self._decide(flow, False, "egress is closed for this session: a decoy secret was sent out earlier",
+                         tripwire=self.tripped, closed=True)  # fmt: skip
+            return True
+        if not self.tripwires:
+            return False
+        req = flow.request
+        headers = [bytes(k) + b": " + bytes(v) for k, v in req.headers.fields]
+        name = self.tripwires.found(str(req.host).encode(), str(req.path).encode(), *headers, req.raw_content or b"")
+        if name is None:
+            return False
+        self.tripped = name
+        self._decide(flow, False, f"the request carried a decoy secret ({name}); egress is closed for this session",
+                     tripwire=name, severity="high")  # fmt: skip
+        return True
 
     def _token_ok(self, flow: http.HTTPFlow, value: str | None) -> bool:
         try:
@@ -163,6 +188,8 @@ class Gate:
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         req = flow.request
+        if self._tripwire(flow):
+            return
         if flow.client_conn.id in self.tunnels:
             self._decide(flow, False, "a tunnel may not open another tunnel")
             return
@@ -186,7 +213,7 @@ class Gate:
 
     def request(self, flow: http.HTTPFlow) -> None:
         req = flow.request
-        if req.method == "CONNECT":
+        if req.method == "CONNECT" or self._tripwire(flow):
             return
         token = self._tunnel_token(flow)
         if token is None:

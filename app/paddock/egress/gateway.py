@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from paddock.core.errors import PaddockError
 from paddock.core.paths import data_dir
 from paddock.core.processes import terminate
+from paddock.egress.tripwires import Decoy
 
 if TYPE_CHECKING:  # the addon imports this package inside the gateway's own environment, which has no pydantic
     from paddock.policy import EgressGrant
@@ -99,11 +100,17 @@ class Decision:
     port: int = 0
     scheme: str = "https"
     no_grant: bool = False  # refused only because no grant covers the request (it may be asked about)
+    tripwire: str = ""  # the decoy secret this request carried, or that closed egress earlier
+    closed: bool = False  # refused because a tripwire closed this session's egress before
 
 
 class EgressGateway:
-    def __init__(self, run_dir: Path, vm_id: str, grants: Sequence[EgressGrant], secrets: dict[str, str]) -> None:
+    def __init__(
+        self, run_dir: Path, vm_id: str, grants: Sequence[EgressGrant], secrets: dict[str, str],
+        decoys: Sequence[Decoy] = (),
+    ) -> None:  # fmt: skip
         self.run_dir = run_dir
+        self.decoys = tuple(decoys)  # the session's tripwires (``paddock.egress.tripwires``)
         self.vm_id = vm_id
         self.grants = list(grants)
         self._secrets = secrets
@@ -139,6 +146,7 @@ class EgressGateway:
             "ready": str(ready),
             "session_grants": str(self.run_dir / "session-grants.json"),
             "test_upstream_overrides": _loopback_upstreams(),
+            "tripwires": [{"name": d.name, "secret": d.secret} for d in self.decoys],
         }
         cfg_path = self.run_dir / "gateway.json"
         fd = os.open(cfg_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -196,7 +204,8 @@ class EgressGateway:
                 d = json.loads(line)
                 fields = (d["allowed"], d["reason"], d.get("grant"), d["method"], d["host"], d["path"])
                 extra = {"port": d.get("port", 0), "scheme": d.get("scheme", "https"),
-                         "no_grant": bool(d.get("no_grant"))}  # fmt: skip
+                         "no_grant": bool(d.get("no_grant")), "tripwire": str(d.get("tripwire") or ""),
+                         "closed": bool(d.get("closed"))}  # fmt: skip
                 out.append(Decision(*fields, **extra))
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("an egress decision line could not be read: %s", exc)

@@ -21,7 +21,8 @@ from typing import TypedDict, TypeVar, Unpack
 
 from paddock.core.errors import PaddockError
 from paddock.core.paths import runtime_dir
-from paddock.egress import EgressGateway, SessionToken, TokenAuthority
+from paddock.egress import Decision, EgressGateway, SessionToken, TokenAuthority
+from paddock.egress.tripwires import make_decoys
 from paddock.guest import ExecEvent, ExecStarted, GuestClient, GuestUnavailable
 from paddock.policy import EffectivePolicy, FolderDecision, PolicyError
 from paddock.policy import load as load_policy
@@ -30,6 +31,7 @@ from paddock.sandbox.guarded import Progress, SandboxFailed, reason_for, unless_
 from paddock.sandbox.keys import secrets_for as _secrets_for
 from paddock.sandbox.local import BootTimings, _boot_here
 from paddock.sandbox.remote import Machine, boot_remote, choose_host
+from paddock.sandbox.tripwires import plant
 from paddock.sandbox.warm import WarmPool
 from paddock.vm import Guard, GuestImage, Keeper, VirtualMachine, VMState
 
@@ -148,7 +150,9 @@ class Sandbox:
         grant_ids = [g.id for g in policy.grants]
         if secrets is None:
             secrets = _secrets_for(policy)
-        self.gateway = EgressGateway(runtime_dir() / f"gw-{self.vm.id}", self.vm.id, policy.grants, secrets)
+        planted = make_decoys()  # fresh tripwires for this session (``paddock.egress.tripwires``)
+        self.gateway = EgressGateway(runtime_dir() / f"gw-{self.vm.id}", self.vm.id, policy.grants, secrets,
+                                     decoys=planted.decoys)  # fmt: skip
         try:
             await self.gateway.start()
         except PaddockError as exc:
@@ -157,10 +161,19 @@ class Sandbox:
         proxy = f"http://paddock:{self.token.value}@127.0.0.1:{EGRESS_PORT}"
         ca = "/etc/ssl/certs/paddock-egress-ca.pem"
         env = {"HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "https_proxy": proxy, "http_proxy": proxy,
-               "SSL_CERT_FILE": ca, "REQUESTS_CA_BUNDLE": ca, "CURL_CA_BUNDLE": ca}  # fmt: skip
+               "SSL_CERT_FILE": ca, "REQUESTS_CA_BUNDLE": ca, "CURL_CA_BUNDLE": ca, **planted.env}  # fmt: skip
         await self.guarded(self.guest.configure(env=env, ca_pem=self.gateway.ca_cert_pem))
+        await self.guarded(plant(self.guest, planted))
+        self.gateway.decision_listeners.append(self._tripped)
         self._tunnel = asyncio.ensure_future(self.guest.egress_tunnel(self.gateway.port, self.gateway.alive))
         self.gateway.exit_listeners.append(self._gateway_stopped)
+
+    def _tripped(self, decision: Decision) -> None:
+        """A decoy secret was sent out: the gateway has closed egress; the token dies too."""
+        if decision.tripwire and not decision.closed and self.token is not None:
+            log.warning("sandbox %s: a decoy secret (%s) was sent out; egress is closed", self.vm.id,
+                        decision.tripwire)  # fmt: skip
+            TokenAuthority().revoke(self.token.token_id)
 
     def _gateway_stopped(self, reason: str) -> None:
         """The gateway crashed: close the egress channel (its port may be anyone's now)."""

@@ -31,6 +31,7 @@ from paddock.audit import (
     TOKEN_REVOKED,
     TOOL_CALL,
     TOOL_RESULT,
+    TRIPWIRE,
     TURN,
     UNDONE,
     AuditEvent,
@@ -188,10 +189,16 @@ class SessionAuditor:
         if gateway is None:
             return
         for d in gateway.decisions():
-            self._emit(EGRESS_DECISION, self._tool_span or self.session_span, {
+            span = self._emit(EGRESS_DECISION, self._tool_span or self.session_span, {
                 "paddock.egress.allowed": d.allowed, "paddock.egress.grant": d.grant or "",
                 "paddock.egress.reason": d.reason, "http.request.method": d.method,
-                "server.address": d.host, "url.path": d.path})  # fmt: skip
+                "server.address": d.host, "url.path": d.path,
+                **({"paddock.egress.tripwire": d.tripwire} if d.tripwire else {})})  # fmt: skip
+            if d.tripwire and not d.closed:  # the security team's live signal (flushed over OTLP at once)
+                self._emit(TRIPWIRE, span, {
+                    "paddock.severity": "high", "paddock.tripwire.decoy": d.tripwire,
+                    "server.address": d.host, "http.request.method": d.method, "url.path": d.path,
+                    "paddock.egress.closed": True})  # fmt: skip
 
     async def close(self) -> None:
         if self._poller is not None:
