@@ -21,6 +21,8 @@ guest is checked against the capability grants of the managed policy:
   cookies, keys in the query string), and the real key is attached only where
   the grant names one;
 * redirects to other hosts and oversized bodies are refused;
+* after a sensitive read in the folder, a request that can carry data out is held
+  (``paddock.egress.taint``) until the person allows it once, or refused where policy says so;
 * a request carrying one of the session's decoy secrets (``paddock.egress.tripwires``), in any
   disguise that module knows, is refused, and so is every request after it: the session's
   egress is closed for good (the decision names the decoy, and the host revokes the token).
@@ -52,6 +54,7 @@ from paddock.egress.rules import (
     forwardable,
     match_grant,
 )
+from paddock.egress.taint import TaintGate, carries_data
 from paddock.egress.tokens import TokenAuthority, TokenError
 from paddock.egress.tripwires import Tripwires
 
@@ -77,6 +80,7 @@ class Gate:
         self._session_grants_mtime = 0
         self.tripwires = Tripwires(self.cfg.get("tripwires", []))
         self.tripped: str | None = None  # the decoy that closed this session's egress
+        self.taint = TaintGate(Path(cfg_path).parent, str(self.cfg.get("taint_mode", "ask")))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -228,13 +232,37 @@ class Gate:
         if len(req.raw_content or b"") > MAX_BODY:
             self._decide(flow, False, "the request body is too large", grant["id"], status=413)
             return
+        if self._held(flow, grant):
+            return
         if problem := self._profile_problem(flow, grant):
             self._decide(flow, False, problem, grant["id"])
             return
         if not self._swap_credentials(flow, grant):
             return
         req.authority = ""  # origin-form upstream: the target is the canonical host, nothing else
-        self._decide(flow, True, "granted", grant["id"])
+        once = flow.metadata.get("paddock.allowed_once")
+        self._decide(flow, True, "granted once by the person after a sensitive read" if once else "granted",
+                     grant["id"], **({"allowed_once": once} if once else {}))  # fmt: skip
+
+    def _held(self, flow: http.HTTPFlow, grant: dict[str, Any]) -> bool:
+        """After a sensitive read, a request that can carry data out waits for the person's yes
+        (``paddock.egress.taint``): refused and marked ``held`` unless a yes for it is unused."""
+        req = flow.request
+        read = self.taint.tainted_by()
+        if read is None or not carries_data(grant, req.method, req.path, len(req.raw_content or b"")):
+            return False
+        path = str(req.path).split("?")[0][:300]
+        if (allow := self.taint.allowed_once(req.method, req.host, path)) is not None:
+            flow.metadata["paddock.allowed_once"] = allow
+            return False
+        name = str(read.get("path", ""))[:300]
+        if self.taint.mode == "refuse":
+            why = f"the assistant read {name}; policy refuses sending data out after a sensitive read"
+        else:
+            why = f"held: the assistant read {name}; sending data to {req.host} needs the person's yes"
+        self._decide(flow, False, why, grant["id"], held=True, taint=str(read.get("id", "")), taint_path=name,
+                     taint_mode=self.taint.mode)  # fmt: skip
+        return True
 
     def _tunnel_token(self, flow: http.HTTPFlow) -> str | None:
         """The session token this request came with, once the request is canonical: its

@@ -79,6 +79,8 @@ class EffectivePolicy:
     keychain_fallback: str | None = None
     undo_budget_mb: int | None = None  # None: a share of the free disk (paddock.undo.store)
     sandbox_hosts: list[SandboxHost] = field(default_factory=list)  # managed only (paddock.remote)
+    sensitive_paths: list[str] = field(default_factory=list)  # besides the built-in list (policy.sensitive)
+    on_sensitive_send: str = "ask"  # ask | refuse: a request that can carry data out after a sensitive read
     tiers: list[Tier] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -130,7 +132,8 @@ class EffectivePolicy:
         rows = []
         for key in ("allowed_roots", "denied_paths", "read_only", "grants", "allow_asking", "model_endpoints",
                     "models_allowed", "default_model", "allow_folder_hooks", "otlp_endpoint", "otlp_headers",
-                    "max_log_mb", "keychain_fallback", "undo_budget_mb", "sandbox_hosts"):  # fmt: skip
+                    "max_log_mb", "keychain_fallback", "undo_budget_mb", "sandbox_hosts", "sensitive_paths",
+                    "on_sensitive_send"):  # fmt: skip
             value = getattr(self, key)
             if key == "grants":
                 shown = (

@@ -26,14 +26,16 @@ from paddock.egress.tripwires import make_decoys
 from paddock.guest import ExecEvent, ExecStarted, GuestClient, GuestUnavailable
 from paddock.policy import EffectivePolicy, FolderDecision, PolicyError
 from paddock.policy import load as load_policy
+from paddock.policy.sensitive import SensitiveMatcher
 from paddock.remote import RemoteMachine, SyncReport
 from paddock.sandbox.guarded import Progress, SandboxFailed, reason_for, unless_failed
 from paddock.sandbox.keys import secrets_for as _secrets_for
 from paddock.sandbox.local import BootTimings, _boot_here
 from paddock.sandbox.remote import Machine, boot_remote, choose_host
+from paddock.sandbox.sensitive import SensitiveReads
 from paddock.sandbox.tripwires import plant
 from paddock.sandbox.warm import WarmPool
-from paddock.vm import Guard, GuestImage, Keeper, VirtualMachine, VMState
+from paddock.vm import Guard, GuestImage, Keeper, ReadWatcher, VirtualMachine, VMState
 
 log = logging.getLogger(__name__)
 EGRESS_PORT = 3128  # the guest agent's local end of the egress tunnel
@@ -62,6 +64,9 @@ class BootOptions(TypedDict, total=False):
     # store, which keeps what a restore point needs first): ``paddock.vm.guard``. Local only: on
     # a sandbox host the folder changes here only when the sync brings files back.
     keeper: Keeper | None
+    # Told of every file the guest opens to read in the folder (the sensitive-read watch, #32;
+    # local only, through the change guard).
+    reads: ReadWatcher | None
     # Where a sandbox woken ahead of time may be waiting (the window's): taken, never returned.
     warm: WarmPool | None
     host: str | None  # a sandbox host policy names (default: the least loaded one policy assigns, else here)
@@ -83,6 +88,7 @@ class Sandbox:
         self._held = 0  # inside ``synced``
         self._sync_lock = asyncio.Lock()  # one sync (or synced block) at a time
         self.read_only = False  # a read-only folder is sent, never brought back
+        self.sensitive: SensitiveReads | None = None  # sensitive reads seen by the change guard (local only)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -120,9 +126,12 @@ class Sandbox:
                 timings = BootTimings(accel, started, time.monotonic() - t0)
         except PaddockError as exc:
             raise SandboxFailed(exc.message, hint=exc.hint) from exc
-        if remote is None:
-            vm, guest, timings = await _boot_here(folder, decision, options, say, t0)
+        watcher = None
+        if remote is None:  # a sandbox host's folder is a copy there: reads are not seen from here
+            watcher = SensitiveReads(folder, SensitiveMatcher(policy.sensitive_paths))
+            vm, guest, timings = await _boot_here(folder, decision, {**options, "reads": watcher}, say, t0)
         sandbox = cls(vm, guest, folder, timings)
+        sandbox.sensitive = watcher
         sandbox.read_only = decision.read_only
         sandbox._watchdog = asyncio.ensure_future(sandbox._watch_agent())
         if policy.grants or (egress_asking and policy.allow_asking):
@@ -152,7 +161,9 @@ class Sandbox:
             secrets = _secrets_for(policy)
         planted = make_decoys()  # fresh tripwires for this session (``paddock.egress.tripwires``)
         self.gateway = EgressGateway(runtime_dir() / f"gw-{self.vm.id}", self.vm.id, policy.grants, secrets,
-                                     decoys=planted.decoys)  # fmt: skip
+                                     decoys=planted.decoys, taint_mode=policy.on_sensitive_send)  # fmt: skip
+        if self.sensitive is not None:
+            self.sensitive.attach(self.gateway)
         try:
             await self.gateway.start()
         except PaddockError as exc:
@@ -281,6 +292,8 @@ class Sandbox:
             await self.gateway.stop()
         await self.guest.close()
         await self.vm.stop()
+        if self.sensitive is not None:
+            self.sensitive.close()
 
     @property
     def host_name(self) -> str | None:
