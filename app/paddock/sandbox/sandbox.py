@@ -64,9 +64,11 @@ class BootOptions(TypedDict, total=False):
     # store, which keeps what a restore point needs first): ``paddock.vm.guard``. Local only: on
     # a sandbox host the folder changes here only when the sync brings files back.
     keeper: Keeper | None
-    # Told of every file the guest opens to read in the folder (the sensitive-read watch, #32;
-    # local only, through the change guard).
+    # Told of every file the guest opens to read in the folder (set by ``boot``: the sensitive-read
+    # watch, #32; local only, through the change guard).
     reads: ReadWatcher | None
+    # False: the change guard does not see read opens (the benchmark that measures what seeing them costs).
+    watch_reads: bool
     # Where a sandbox woken ahead of time may be waiting (the window's): taken, never returned.
     warm: WarmPool | None
     host: str | None  # a sandbox host policy names (default: the least loaded one policy assigns, else here)
@@ -128,7 +130,8 @@ class Sandbox:
             raise SandboxFailed(exc.message, hint=exc.hint) from exc
         watcher = None
         if remote is None:  # a sandbox host's folder is a copy there: reads are not seen from here
-            watcher = SensitiveReads(folder, SensitiveMatcher(policy.sensitive_paths))
+            if options.get("watch_reads", True):
+                watcher = SensitiveReads(folder, SensitiveMatcher(policy.sensitive_paths))
             vm, guest, timings = await _boot_here(folder, decision, {**options, "reads": watcher}, say, t0)
         sandbox = cls(vm, guest, folder, timings)
         sandbox.sensitive = watcher
