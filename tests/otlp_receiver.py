@@ -37,6 +37,7 @@ class OtlpReceiver:
                             for r in sl.log_records:
                                 receiver.logs.append({
                                     "body": r.body.string_value, "trace_id": r.trace_id.hex(),
+                                    "severity": r.severity_text, "severity_number": r.severity_number,
                                     "span_id": r.span_id.hex(),
                                     "attributes": {a.key: _value(a.value) for a in r.attributes}})  # fmt: skip
                 return logs_service_pb2.ExportLogsServiceResponse()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from opentelemetry._logs import SeverityNumber
 from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk._logs import LoggerProvider
@@ -21,7 +22,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
 from paddock import __version__
-from paddock.audit.trail import TOOL_CALL, TOOL_RESULT, TURN, Exporter
+from paddock.audit.trail import HIGH_SEVERITY, TOOL_CALL, TOOL_RESULT, TURN, Exporter
 
 EXPORT_TIMEOUT_S = 5.0
 
@@ -77,8 +78,11 @@ class OtlpExporter(Exporter):
         if parent:
             attrs["paddock.parent_span_id"] = parent
         ts = int(float(record["time_unix"]) * 1e9)
+        high = record["kind"] in HIGH_SEVERITY
         self._logger.emit(
             timestamp=ts,
+            severity_number=SeverityNumber.ERROR if high else SeverityNumber.INFO,
+            severity_text="HIGH" if high else "INFO",
             context=set_span_in_context(ctx_span),
             body=record["kind"],
             event_name=f"paddock.{record['kind']}",
@@ -113,6 +117,9 @@ class OtlpExporter(Exporter):
             if span is not None:
                 span.set_attributes(attrs)
                 span.end(end_time=ts)
+
+    def flush(self) -> None:
+        self._logs.force_flush(int(EXPORT_TIMEOUT_S * 1000))
 
     def shutdown(self) -> None:
         for span in self._open_spans.values():

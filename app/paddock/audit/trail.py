@@ -32,6 +32,9 @@ PROCESS_EXITED = "guest.process.exited"
 FILE_WRITTEN = "guest.file.written"
 FILE_REMOVED = "guest.file.removed"
 EGRESS_DECISION = "egress.decision"
+SENSITIVE_READ = "guest.file.sensitive_read"  # seen by the change guard (#32)
+TAINTED = "session.tainted"  # the first sensitive read: data-carrying egress is held from now on
+TRIPWIRE = "egress.tripwire"  # a decoy secret was sent out (high severity: exported at once)
 TOKEN_MINTED = "token.minted"
 TOKEN_REVOKED = "token.revoked"
 POLICY_DECISION = "policy.decision"
@@ -67,11 +70,18 @@ class AuditEvent:
         }
 
 
+# Kinds the security team must see at once: exported with a high severity and flushed.
+HIGH_SEVERITY = frozenset({TRIPWIRE})
+
+
 class Exporter:
     """Where records go after the local log (OTLP in production; nothing by default)."""
 
     def export(self, record: dict[str, Any]) -> None:  # pragma: no cover - interface
         pass
+
+    def flush(self) -> None:
+        """Send what is queued now (after a high-severity record)."""
 
     def shutdown(self) -> None:
         pass
@@ -86,6 +96,8 @@ class AuditTrail:
         written = self.log.append(event.as_record())
         try:
             self.exporter.export(written)
+            if event.kind in HIGH_SEVERITY:
+                self.exporter.flush()
         except Exception:  # noqa: BLE001 - export must never cost the session or the local record
             pass
         return written

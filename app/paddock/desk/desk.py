@@ -42,6 +42,7 @@ from paddock.sandbox import Sandbox, SandboxFailed, WarmPool, ensure_snapshot, s
 from paddock.session import models
 from paddock.session.egress_questions import EgressAsker, EgressQuestion
 from paddock.session.runner import EntryPoint, SessionRunner, decide
+from paddock.session.taint_questions import TaintAsker
 from paddock.undo.changes import Entry, back_up, diff, list_folder
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ class _Open:
     backup: Path
     agent: AssistantSession | None = None
     asker: EgressAsker | None = None
+    held: TaintAsker | None = None  # requests held after a sensitive read (#32)
     watcher: asyncio.Task[None] | None = None
     work: asyncio.Task[str] | None = None
     asked_before: int = 0  # questions asked by earlier sandboxes of this session (before a restart)
@@ -244,8 +246,9 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
         agent = opened.runner.assistant(provider)
         agent.subscribe(self._emit)
         opened.agent = agent
-        if sandbox.gateway is not None and opened.policy.allow_asking:
-            opened.asker = EgressAsker(sandbox.gateway, self._emit, opened.runner.auditor)
+        if (gw := sandbox.gateway) is not None:  # questions, and the sentence when a tripwire fires (#32)
+            opened.held = TaintAsker(gw, self._emit, opened.runner.auditor, alert=lambda t: self._emit(Notice(t, True)))
+            opened.asker = EgressAsker(gw, self._emit, opened.runner.auditor) if opened.policy.allow_asking else None
         opened.watcher = asyncio.ensure_future(self._watch(sandbox))
         sandbox.sync_listeners.append(self._synced)
         self._status(SandboxState.READY, f"Ready ({sandbox.where})")
@@ -308,16 +311,17 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
     async def answer(self, question_id: str, allow: bool) -> None:
         """The person's answer to an egress question: yes adds a grant for this session only."""
         opened = self._require_open()
-        if opened.asker is None:
+        asker = opened.held if opened.held is not None and opened.held.owns(question_id) else opened.asker
+        if asker is None:
             raise PaddockError("There is no question waiting.")
-        await opened.asker.answer(question_id, allow)
+        await asker.answer(question_id, allow)
 
     @property
     def questions_asked(self) -> int:
         opened = self._open
         if opened is None:
             return 0
-        return opened.asked_before + (opened.asker.asked if opened.asker else 0)
+        return opened.asked_before + sum(a.asked for a in (opened.asker, opened.held) if a is not None)
 
     async def previews(self) -> list[Preview]:
         """Pictures of the files this session made or changed since the last ones, drawn in the sandbox."""
@@ -383,9 +387,8 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
             opened.watcher.cancel()
             with contextlib.suppress(BaseException):
                 await opened.watcher
-        if opened.asker is not None:
-            opened.asked_before += opened.asker.asked
-        opened.agent, opened.watcher, opened.asker = None, None, None
+        opened.asked_before += sum(a.asked for a in (opened.asker, opened.held) if a is not None)
+        opened.agent, opened.watcher, opened.asker, opened.held = None, None, None, None
         await opened.runner.close_sandbox()
         if self.sandbox_state is not SandboxState.FAILED:
             self._status(SandboxState.STOPPED, "The sandbox is stopped")

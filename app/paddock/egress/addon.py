@@ -20,7 +20,12 @@ guest is checked against the capability grants of the managed policy:
 * every credential the guest supplied is stripped (Authorization, x-api-key,
   cookies, keys in the query string), and the real key is attached only where
   the grant names one;
-* redirects to other hosts and oversized bodies are refused.
+* redirects to other hosts and oversized bodies are refused;
+* after a sensitive read in the folder, a request that can carry data out is held
+  (``paddock.egress.taint``) until the person allows it once, or refused where policy says so;
+* a request carrying one of the session's decoy secrets (``paddock.egress.tripwires``), in any
+  disguise that module knows, is refused, and so is every request after it: the session's
+  egress is closed for good (the decision names the decoy, and the host revokes the token).
 
 Anything unclear is refused. Every decision is written as a JSON line naming
 the grant that allowed it (or why nothing did) for the audit trail.
@@ -50,7 +55,9 @@ from paddock.egress.rules import (
     forwardable,
     match_grant,
 )
+from paddock.egress.taint import TaintGate, carries_data
 from paddock.egress.tokens import TokenAuthority, TokenError
+from paddock.egress.tripwires import Tripwires
 
 
 class Gate:
@@ -72,6 +79,9 @@ class Gate:
         self.session_grants_path = Path(self.cfg["session_grants"]) if self.cfg.get("session_grants") else None
         self._session_grants: list[dict[str, Any]] = []
         self._session_grants_mtime = 0
+        self.tripwires = Tripwires(self.cfg.get("tripwires", []))
+        self.tripped: str | None = None  # the decoy that closed this session's egress
+        self.taint = TaintGate(Path(cfg_path).parent, str(self.cfg.get("taint_mode", "ask")))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -83,7 +93,7 @@ class Gate:
     # ------------------------------------------------------------------ decisions
 
     def _decide(self, flow: http.HTTPFlow, allowed: bool, reason: str, grant: str | None = None, *,
-                status: int = 403, no_grant: bool = False) -> None:  # fmt: skip
+                status: int = 403, no_grant: bool = False, **extra: Any) -> None:  # fmt: skip
         """Record the decision; a refusal answers the guest first (so it stands even if recording fails)."""
         flow.metadata["paddock.decided"] = True
         if not allowed:
@@ -94,12 +104,31 @@ class Gate:
         host, port = tunnel if tunnel and req.method != "CONNECT" else (str(req.host)[:253], req.port)
         record = {"time_unix": time.time(), "allowed": allowed, "reason": reason[:500], "grant": grant,
                   "no_grant": no_grant, "method": str(req.method)[:20], "scheme": req.scheme, "host": host,
-                  "port": port, "path": str(req.path).split("?")[0][:300]}  # fmt: skip
+                  "port": port, "path": str(req.path).split("?")[0][:300], **extra}  # fmt: skip
         self.decisions.write(json.dumps(record) + "\n")
 
     def refuse_after_error(self, flow: http.HTTPFlow, reason: str) -> None:
         """The guard's refusal, when a hook failed: 403 and a recorded decision."""
         self._decide(flow, False, reason)
+
+    def _tripwire(self, flow: http.HTTPFlow) -> bool:
+        """True (and refused) when egress is closed or this request carries a decoy secret:
+        its target, request line, every header and the body are looked at."""
+        if self.tripped is not None:
+            self._decide(flow, False, "egress is closed for this session: a decoy secret was sent out earlier",
+                         tripwire=self.tripped, closed=True)  # fmt: skip
+            return True
+        if not self.tripwires:
+            return False
+        req = flow.request
+        headers = [bytes(k) + b": " + bytes(v) for k, v in req.headers.fields]
+        name = self.tripwires.found(str(req.host).encode(), str(req.path).encode(), *headers, req.raw_content or b"")
+        if name is None:
+            return False
+        self.tripped = name
+        self._decide(flow, False, f"the request carried a decoy secret ({name}); egress is closed for this session",
+                     tripwire=name, severity="high")  # fmt: skip
+        return True
 
     def _token_ok(self, flow: http.HTTPFlow, value: str | None) -> bool:
         try:
@@ -164,6 +193,8 @@ class Gate:
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         req = flow.request
+        if self._tripwire(flow):
+            return
         if flow.client_conn.id in self.tunnels:
             self._decide(flow, False, "a tunnel may not open another tunnel")
             return
@@ -187,7 +218,7 @@ class Gate:
 
     def request(self, flow: http.HTTPFlow) -> None:
         req = flow.request
-        if req.method == "CONNECT":
+        if req.method == "CONNECT" or self._tripwire(flow):
             return
         token = self._tunnel_token(flow)
         if token is None:
@@ -202,13 +233,37 @@ class Gate:
         if len(req.raw_content or b"") > MAX_BODY:
             self._decide(flow, False, "the request body is too large", grant["id"], status=413)
             return
+        if self._held(flow, grant):
+            return
         if problem := self._profile_problem(flow, grant):
             self._decide(flow, False, problem, grant["id"])
             return
         if not self._swap_credentials(flow, grant):
             return
         req.authority = ""  # origin-form upstream: the target is the canonical host, nothing else
-        self._decide(flow, True, "granted", grant["id"])
+        once = flow.metadata.get("paddock.allowed_once")
+        self._decide(flow, True, "granted once by the person after a sensitive read" if once else "granted",
+                     grant["id"], **({"allowed_once": once} if once else {}))  # fmt: skip
+
+    def _held(self, flow: http.HTTPFlow, grant: dict[str, Any]) -> bool:
+        """After a sensitive read, a request that can carry data out waits for the person's yes
+        (``paddock.egress.taint``): refused and marked ``held`` unless a yes for it is unused."""
+        req = flow.request
+        read = self.taint.tainted_by()
+        if read is None or not carries_data(grant, req.method, req.path, len(req.raw_content or b"")):
+            return False
+        path = str(req.path).split("?")[0][:300]
+        if (allow := self.taint.allowed_once(req.method, req.host, path)) is not None:
+            flow.metadata["paddock.allowed_once"] = allow
+            return False
+        name = str(read.get("path", ""))[:300]
+        if self.taint.mode == "refuse":
+            why = f"the assistant read {name}; policy refuses sending data out after a sensitive read"
+        else:
+            why = f"held: the assistant read {name}; sending data to {req.host} needs the person's yes"
+        self._decide(flow, False, why, grant["id"], held=True, taint=str(read.get("id", "")), taint_path=name,
+                     taint_mode=self.taint.mode)  # fmt: skip
+        return True
 
     def _tunnel_token(self, flow: http.HTTPFlow) -> str | None:
         """The session token this request came with, once the request is canonical: its

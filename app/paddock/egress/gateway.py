@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from paddock.core.errors import PaddockError
 from paddock.core.paths import data_dir
 from paddock.core.processes import terminate
+from paddock.egress.taint import ALLOW_FILE, TAINT_FILE, write_json
+from paddock.egress.tripwires import Decoy
 
 if TYPE_CHECKING:  # the addon imports this package inside the gateway's own environment, which has no pydantic
     from paddock.policy import EgressGrant
@@ -99,11 +101,23 @@ class Decision:
     port: int = 0
     scheme: str = "https"
     no_grant: bool = False  # refused only because no grant covers the request (it may be asked about)
+    tripwire: str = ""  # the decoy secret this request carried, or that closed egress earlier
+    closed: bool = False  # refused because a tripwire closed this session's egress before
+    held: bool = False  # held after a sensitive read (``paddock.egress.taint``): asked about or refused
+    taint: str = ""  # the id of the sensitive read that held it
+    taint_path: str = ""  # that read's path inside the folder
+    allowed_once: str = ""  # let through by the person's one-time yes (its id)
 
 
 class EgressGateway:
-    def __init__(self, run_dir: Path, vm_id: str, grants: Sequence[EgressGrant], secrets: dict[str, str]) -> None:
+    def __init__(
+        self, run_dir: Path, vm_id: str, grants: Sequence[EgressGrant], secrets: dict[str, str],
+        *, decoys: Sequence[Decoy] = (), taint_mode: str = "ask",
+    ) -> None:  # fmt: skip
         self.run_dir = run_dir
+        self.taint_mode = taint_mode  # after a sensitive read: ask | refuse
+        self._allowed: list[dict[str, str]] = []
+        self.decoys = tuple(decoys)  # the session's tripwires (``paddock.egress.tripwires``)
         self.vm_id = vm_id
         self.grants = list(grants)
         self._secrets = secrets
@@ -139,6 +153,8 @@ class EgressGateway:
             "ready": str(ready),
             "session_grants": str(self.run_dir / "session-grants.json"),
             "test_upstream_overrides": _loopback_upstreams(),
+            "tripwires": [{"name": d.name, "secret": d.secret} for d in self.decoys],
+            "taint_mode": self.taint_mode,
         }
         cfg_path = self.run_dir / "gateway.json"
         fd = os.open(cfg_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -196,7 +212,10 @@ class EgressGateway:
                 d = json.loads(line)
                 fields = (d["allowed"], d["reason"], d.get("grant"), d["method"], d["host"], d["path"])
                 extra = {"port": d.get("port", 0), "scheme": d.get("scheme", "https"),
-                         "no_grant": bool(d.get("no_grant"))}  # fmt: skip
+                         "no_grant": bool(d.get("no_grant")), "tripwire": str(d.get("tripwire") or ""),
+                         "closed": bool(d.get("closed")), "held": bool(d.get("held")),
+                         "taint": str(d.get("taint") or ""), "taint_path": str(d.get("taint_path") or ""),
+                         "allowed_once": str(d.get("allowed_once") or "")}  # fmt: skip
                 out.append(Decision(*fields, **extra))
             except (ValueError, KeyError, TypeError) as exc:
                 log.warning("an egress decision line could not be read: %s", exc)
@@ -218,6 +237,18 @@ class EgressGateway:
         with os.fdopen(fd, "w") as fh:
             json.dump([g.model_dump() for g in self.session_grants], fh)
         os.replace(tmp, path)
+
+    def taint(self, reads: list[dict[str, str]]) -> None:
+        """The session read sensitive files (``{"id", "path"}`` each, first first): from the next
+        request on, what can carry data out is held (``paddock.egress.taint``)."""
+        self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_json(self.run_dir / TAINT_FILE, {"reads": reads})
+
+    def allow_once(self, allow_id: str, method: str, host: str, path: str) -> None:
+        """The person said yes to one held request: the next request with this method, host and
+        path goes through, once."""
+        self._allowed.append({"id": allow_id, "method": method, "host": host, "path": path})
+        write_json(self.run_dir / ALLOW_FILE, self._allowed)
 
     async def _watch_exit(self, proc: asyncio.subprocess.Process) -> None:
         code = await proc.wait()

@@ -114,6 +114,8 @@ class EffectivePolicy:
     keychain_fallback: str | None = None
     undo_budget_mb: int | None = None  # None: a share of the free disk (paddock.undo.store)
     sandbox_hosts: list[SandboxHost] = field(default_factory=list)  # managed only (paddock.remote)
+    sensitive_paths: list[str] = field(default_factory=list)  # besides the built-in list (policy.sensitive)
+    on_sensitive_send: str = "ask"  # ask | refuse: a request that can carry data out after a sensitive read
     tiers: list[Tier] = field(default_factory=list)
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -179,6 +181,8 @@ class EffectivePolicy:
             "keychain_fallback",
             "undo_budget_mb",
             "sandbox_hosts",
+            "sensitive_paths",
+            "on_sensitive_send",
         ):
             value = getattr(self, key)
             if key == "grants":

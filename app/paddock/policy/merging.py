@@ -61,6 +61,7 @@ def merge(tiers: list[Tier], home: Path) -> EffectivePolicy:
     _admin_only(eff, managed, lower)
     _undo_budget(eff, managed, lower)
     _narrow(eff, lower)
+    _sensitive(eff, ([managed] if managed else []) + lower)
     allowed = eff.models_allowed
     if (
         eff.default_model
@@ -145,6 +146,19 @@ def _undo_budget(eff: EffectivePolicy, managed: Tier | None, lower: list[Tier]) 
         if t.policy.undo.budget_mb is not None:
             eff.undo_budget_mb, eff.sources["undo_budget_mb"] = t.policy.undo.budget_mb, t.name
             return
+
+
+def _sensitive(eff: EffectivePolicy, tiers: list[Tier]) -> None:
+    """Every tier may add sensitive paths and make holding stricter (ask → refuse); none can
+    take away what another added (more sensitive files only ever means fewer requests out)."""
+    for t in tiers:
+        rules = t.policy.sensitive
+        new = [p for p in rules.paths if p not in eff.sensitive_paths]
+        if new:
+            eff.sensitive_paths += new
+            eff.sources["sensitive_paths"] = ", ".join(filter(None, [eff.sources.get("sensitive_paths"), t.name]))
+        if rules.on_send == "refuse" and eff.on_sensitive_send != "refuse":
+            eff.on_sensitive_send, eff.sources["on_sensitive_send"] = "refuse", t.name
 
 
 def _narrow(eff: EffectivePolicy, lower: list[Tier]) -> None:

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from paddock.policy.hosts import NAME_RE, SandboxHost, _Strict
+from paddock.policy.sensitive import check_pattern
 
 __all__ = ["NAME_RE", "SandboxHost"]
 
@@ -52,6 +53,12 @@ class EgressGrant(_Strict):
         "such as web fetch or search, no documents or images by URL or file id, no batch or file endpoints); "
         "anything else, or a body that cannot be read, is refused. any: no check at all, so the credential goes "
         "with whatever the guest sends there (paddock policy check and paddock doctor warn about it).",
+    )
+    sends_data: bool | None = Field(
+        default=None,
+        description="Whether this grant's requests can carry data out, for the hold after a sensitive read "
+        "(sensitive.on_send). Unset: judged per request (a body, a query longer than 256 characters, or a method "
+        "other than GET or HEAD); true: every request is held; false: never held (a read-only mirror).",
     )
     forward_headers: list[str] = Field(
         default_factory=list,
@@ -192,6 +199,24 @@ class UndoRules(_Strict):
     )
 
 
+class SensitiveRules(_Strict):
+    paths: list[str] = Field(
+        default_factory=list,
+        description="Globs inside the shared folder (gitignore style: HR/**, **/payroll*, *.xlsx) of files whose "
+        "reading taints the session, besides the built-in list (keys, credentials, .env, password exports).",
+    )
+    on_send: Literal["ask", "refuse"] | None = Field(
+        default=None,
+        description="After a sensitive read, a request that can carry data out is held: ask the person once per "
+        "request (ask, the default) or refuse it (refuse). The strictest tier wins.",
+    )
+
+    @field_validator("paths")
+    @classmethod
+    def _paths(cls, v: list[str]) -> list[str]:
+        return [check_pattern(p) for p in v]
+
+
 class KeychainRules(_Strict):
     fallback_backend: str | None = Field(
         default=None, description="A keyring backend allowed when no secure keychain exists (admins only)."
@@ -209,6 +234,7 @@ class PolicyFile(_Strict):
     audit: AuditRules = Field(default_factory=AuditRules)
     keychain: KeychainRules = Field(default_factory=KeychainRules)
     undo: UndoRules = Field(default_factory=UndoRules)
+    sensitive: SensitiveRules = Field(default_factory=SensitiveRules)
     sandbox_hosts: list[SandboxHost] = Field(
         default_factory=list, description="Servers that run sandboxes over SSH (managed policy only)."
     )

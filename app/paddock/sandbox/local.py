@@ -56,7 +56,9 @@ async def _boot_here(
         raise SandboxFailed(exc.message, hint=exc.hint) from exc
     accel = await choose_accel(image, tools)
     shares = (
-        Share("workspace", folder, read_only=decision.read_only, keeper=options.get("keeper")),
+        Share(
+            "workspace", folder, read_only=decision.read_only, keeper=options.get("keeper"), reads=options.get("reads")
+        ),
         Share("profile", (profile or profile_dir()).resolve(), read_only=True),
     )
     woken, pooled = None, False

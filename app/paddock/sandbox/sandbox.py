@@ -21,17 +21,21 @@ from typing import TypedDict, TypeVar, Unpack
 
 from paddock.core.errors import PaddockError
 from paddock.core.paths import runtime_dir
-from paddock.egress import EgressGateway, SessionToken, TokenAuthority
+from paddock.egress import Decision, EgressGateway, SessionToken, TokenAuthority
+from paddock.egress.tripwires import make_decoys
 from paddock.guest import ExecEvent, ExecStarted, GuestClient, GuestUnavailable
 from paddock.policy import EffectivePolicy, FolderDecision, PolicyError
 from paddock.policy import load as load_policy
+from paddock.policy.sensitive import SensitiveMatcher
 from paddock.remote import RemoteMachine, SyncReport
 from paddock.sandbox.guarded import Progress, SandboxFailed, reason_for, unless_failed
 from paddock.sandbox.keys import secrets_for as _secrets_for
 from paddock.sandbox.local import BootTimings, _boot_here
 from paddock.sandbox.remote import Machine, boot_remote, choose_host
+from paddock.sandbox.sensitive import SensitiveReads
+from paddock.sandbox.tripwires import plant
 from paddock.sandbox.warm import WarmPool
-from paddock.vm import Guard, GuestImage, Keeper, VirtualMachine, VMState
+from paddock.vm import Guard, GuestImage, Keeper, ReadWatcher, VirtualMachine, VMState
 
 log = logging.getLogger(__name__)
 EGRESS_PORT = 3128  # the guest agent's local end of the egress tunnel
@@ -60,6 +64,11 @@ class BootOptions(TypedDict, total=False):
     # store, which keeps what a restore point needs first): ``paddock.vm.guard``. Local only: on
     # a sandbox host the folder changes here only when the sync brings files back.
     keeper: Keeper | None
+    # Told of every file the guest opens to read in the folder (set by ``boot``: the sensitive-read
+    # watch, #32; local only, through the change guard).
+    reads: ReadWatcher | None
+    # False: the change guard does not see read opens (the benchmark that measures what seeing them costs).
+    watch_reads: bool
     # Where a sandbox woken ahead of time may be waiting (the window's): taken, never returned.
     warm: WarmPool | None
     host: str | None  # a sandbox host policy names (default: the least loaded one policy assigns, else here)
@@ -81,6 +90,7 @@ class Sandbox:
         self._held = 0  # inside ``synced``
         self._sync_lock = asyncio.Lock()  # one sync (or synced block) at a time
         self.read_only = False  # a read-only folder is sent, never brought back
+        self.sensitive: SensitiveReads | None = None  # sensitive reads seen by the change guard (local only)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -118,9 +128,13 @@ class Sandbox:
                 timings = BootTimings(accel, started, time.monotonic() - t0)
         except PaddockError as exc:
             raise SandboxFailed(exc.message, hint=exc.hint) from exc
-        if remote is None:
-            vm, guest, timings = await _boot_here(folder, decision, options, say, t0)
+        watcher = None
+        if remote is None:  # a sandbox host's folder is a copy there: reads are not seen from here
+            if options.get("watch_reads", True):
+                watcher = SensitiveReads(folder, SensitiveMatcher(policy.sensitive_paths))
+            vm, guest, timings = await _boot_here(folder, decision, {**options, "reads": watcher}, say, t0)
         sandbox = cls(vm, guest, folder, timings)
+        sandbox.sensitive = watcher
         sandbox.read_only = decision.read_only
         sandbox._watchdog = asyncio.ensure_future(sandbox._watch_agent())
         if policy.grants or (egress_asking and policy.allow_asking):
@@ -148,7 +162,11 @@ class Sandbox:
         grant_ids = [g.id for g in policy.grants]
         if secrets is None:
             secrets = _secrets_for(policy)
-        self.gateway = EgressGateway(runtime_dir() / f"gw-{self.vm.id}", self.vm.id, policy.grants, secrets)
+        planted = make_decoys()  # fresh tripwires for this session (``paddock.egress.tripwires``)
+        self.gateway = EgressGateway(runtime_dir() / f"gw-{self.vm.id}", self.vm.id, policy.grants, secrets,
+                                     decoys=planted.decoys, taint_mode=policy.on_sensitive_send)  # fmt: skip
+        if self.sensitive is not None:
+            self.sensitive.attach(self.gateway)
         try:
             await self.gateway.start()
         except PaddockError as exc:
@@ -157,10 +175,19 @@ class Sandbox:
         proxy = f"http://paddock:{self.token.value}@127.0.0.1:{EGRESS_PORT}"
         ca = "/etc/ssl/certs/paddock-egress-ca.pem"
         env = {"HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "https_proxy": proxy, "http_proxy": proxy,
-               "SSL_CERT_FILE": ca, "REQUESTS_CA_BUNDLE": ca, "CURL_CA_BUNDLE": ca}  # fmt: skip
+               "SSL_CERT_FILE": ca, "REQUESTS_CA_BUNDLE": ca, "CURL_CA_BUNDLE": ca, **planted.env}  # fmt: skip
         await self.guarded(self.guest.configure(env=env, ca_pem=self.gateway.ca_cert_pem))
+        await self.guarded(plant(self.guest, planted))
+        self.gateway.decision_listeners.append(self._tripped)
         self._tunnel = asyncio.ensure_future(self.guest.egress_tunnel(self.gateway.port, self.gateway.alive))
         self.gateway.exit_listeners.append(self._gateway_stopped)
+
+    def _tripped(self, decision: Decision) -> None:
+        """A decoy secret was sent out: the gateway has closed egress; the token dies too."""
+        if decision.tripwire and not decision.closed and self.token is not None:
+            log.warning("sandbox %s: a decoy secret (%s) was sent out; egress is closed", self.vm.id,
+                        decision.tripwire)  # fmt: skip
+            TokenAuthority().revoke(self.token.token_id)
 
     def _gateway_stopped(self, reason: str) -> None:
         """The gateway crashed: close the egress channel (its port may be anyone's now)."""
@@ -268,6 +295,8 @@ class Sandbox:
             await self.gateway.stop()
         await self.guest.close()
         await self.vm.stop()
+        if self.sensitive is not None:
+            self.sensitive.close()
 
     @property
     def host_name(self) -> str | None:

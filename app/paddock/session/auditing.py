@@ -25,12 +25,15 @@ from paddock.audit import (
     PROCESS_EXITED,
     PROCESS_STARTED,
     RESTORE_POINT,
+    SENSITIVE_READ,
     SESSION_ENDED,
     SESSION_STARTED,
+    TAINTED,
     TOKEN_MINTED,
     TOKEN_REVOKED,
     TOOL_CALL,
     TOOL_RESULT,
+    TRIPWIRE,
     TURN,
     UNDONE,
     AuditEvent,
@@ -41,6 +44,7 @@ from paddock.audit import (
 from paddock.core.text import shown
 from paddock.guest import FileChangedEvent, GuestError, GuestEvent, ProcessExitedEvent, ProcessStartedEvent
 from paddock.sandbox import Sandbox
+from paddock.sandbox.sensitive import SensitiveRead
 
 log = logging.getLogger(__name__)
 INPUT_PREVIEW = 2000
@@ -59,6 +63,8 @@ class SessionAuditor:
         self._poller: asyncio.Task[None] | None = None
         self._sandbox: Sandbox | None = None
         self._ended = False
+        self._taint_span: str | None = None  # the session's taint (after its first sensitive read)
+        self._read_spans: dict[str, str] = {}  # sensitive read id -> its record's span
         self.guest_listeners: list[Callable[[GuestEvent], None]] = []  # the window's activity panel
         self._emit(SESSION_STARTED, None, {"paddock.folder": str(folder), "gen_ai.request.model": model,
                                            "paddock.entry": entry}, span=self.session_span)  # fmt: skip
@@ -143,11 +149,31 @@ class SessionAuditor:
             self._emit(FILE_REMOVED if ev.removed else FILE_WRITTEN, parent, {
                 "file.path": shown(ev.path), "file.size": ev.size, "paddock.guest.seq": ev.seq})  # fmt: skip
 
+    def sensitive_read(self, read: SensitiveRead) -> None:
+        """A sensitive file was opened in the folder (seen by the change guard): recorded, and the
+        first one taints the session (held requests link to the taint, the taint to the read)."""
+        span = self._emit(SENSITIVE_READ, self._tool_span or self.session_span, {
+            "file.path": shown(read.path), "paddock.sensitive.why": read.why,
+            "paddock.sensitive.first_name": shown(read.first_name), "paddock.sensitive.read_id": read.id})  # fmt: skip
+        self._read_spans[read.id] = span
+        if self._taint_span is None:
+            self._taint_span = self._emit(TAINTED, span, {
+                "paddock.sensitive.read_id": read.id, "file.path": shown(read.path)})  # fmt: skip
+
     def follow(self, sandbox: Sandbox) -> None:
         """Record the guest's events live, for as long as the sandbox runs, and the egress
         gateway's decisions and this boot's token."""
         sandbox.exec_listeners.append(self.on_exec_started)
         self._sandbox = sandbox
+        if sandbox.sensitive is not None:  # told on the change guard's thread: recorded on this loop
+            loop = asyncio.get_running_loop()
+
+            def told(read: SensitiveRead) -> None:
+                loop.call_soon_threadsafe(self.sensitive_read, read)
+
+            sandbox.sensitive.listeners.append(told)
+            for read in list(sandbox.sensitive.reads):  # any before the session followed
+                self.sensitive_read(read)
         if sandbox.token is not None:
             t = sandbox.token
             minted = {
@@ -188,10 +214,19 @@ class SessionAuditor:
         if gateway is None:
             return
         for d in gateway.decisions():
-            self._emit(EGRESS_DECISION, self._tool_span or self.session_span, {
+            held = {"paddock.egress.held": True, "paddock.sensitive.read_id": d.taint,
+                    "paddock.sensitive.path": shown(d.taint_path)} if d.held else {}  # fmt: skip
+            parent = self._taint_span if d.held and self._taint_span else self._tool_span or self.session_span
+            span = self._emit(EGRESS_DECISION, parent, {**held,
                 "paddock.egress.allowed": d.allowed, "paddock.egress.grant": d.grant or "",
                 "paddock.egress.reason": d.reason, "http.request.method": d.method,
-                "server.address": d.host, "url.path": d.path})  # fmt: skip
+                "server.address": d.host, "url.path": d.path,
+                **({"paddock.egress.tripwire": d.tripwire} if d.tripwire else {})})  # fmt: skip
+            if d.tripwire and not d.closed:  # the security team's live signal (flushed over OTLP at once)
+                self._emit(TRIPWIRE, span, {
+                    "paddock.severity": "high", "paddock.tripwire.decoy": d.tripwire,
+                    "server.address": d.host, "http.request.method": d.method, "url.path": d.path,
+                    "paddock.egress.closed": True})  # fmt: skip
 
     async def close(self) -> None:
         if self._poller is not None:

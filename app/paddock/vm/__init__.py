@@ -2,7 +2,7 @@
 
 from paddock.vm.accel import AccelChoice, choose_accel
 from paddock.vm.config import Share, StateError, VMConfig, VMError, VMState, qemu_fingerprint
-from paddock.vm.guard import Guard, Keeper
+from paddock.vm.guard import Guard, Keeper, ReadWatcher
 from paddock.vm.host import Accel, HostError, HostTools, kvm_usable
 from paddock.vm.image import GuestImage, ImageError, find_image
 from paddock.vm.machine import VirtualMachine
@@ -19,6 +19,7 @@ __all__ = [
     "HostTools",
     "ImageError",
     "Keeper",
+    "ReadWatcher",
     "Share",
     "SharingError",
     "StateError",

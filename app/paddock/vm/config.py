@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 from paddock.core.errors import PaddockError
-from paddock.vm.guard import Keeper
+from paddock.vm.guard import Keeper, ReadWatcher
 from paddock.vm.host import Accel, HostTools
 from paddock.vm.image import GuestImage
 
@@ -47,6 +47,8 @@ class Share:
     read_only: bool
     # Asked before the guest's daemon changes a file (``paddock.vm.guard``); None: no guard.
     keeper: Keeper | None = field(default=None, compare=False)
+    # Told of every file the guest's daemon opens to read (the sensitive-read watch, #32); None: not watched.
+    reads: ReadWatcher | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.tag.isidentifier():

@@ -12,6 +12,12 @@ which copies or links the file's current version if a restore point needs it), t
 call go on (``SECCOMP_USER_NOTIF_FLAG_CONTINUE``). Everything else — bubblewrap's own set-up,
 files not in any point — goes on at once.
 
+Read opens too, where the session watches reads (``ReadWatcher``, #32): the filter then also
+notifies every ``open``/``openat`` that neither writes nor is an ``O_PATH`` or directory open
+(the daemons open a file so only when the guest opens it to read), and the guard hands the file
+to the watcher before the call goes on. The guest cannot hide such a read: the daemon makes the
+call whatever name, link or descriptor the guest used.
+
 If Paddock dies, the listener closes with it and every guarded call fails (``ENOSYS``): the
 folder cannot change without its earlier version being kept (fail closed).
 """
@@ -45,6 +51,8 @@ from paddock.vm.tracee import AT_FDCWD, open_target, read_bytes, read_string, si
 log = logging.getLogger(__name__)
 
 WRITE, REMOVE, META = "write", "remove", "meta"  # what the call is about to do to the file
+# An open with none of these bits only reads a file's content: notified where reads are watched.
+NOT_A_READ = os.O_WRONLY | os.O_RDWR | os.O_TRUNC | os.O_PATH | os.O_DIRECTORY
 AT_EMPTY_PATH = 0x1000
 WRITE_FLAGS = (os.O_WRONLY, os.O_RDWR, os.O_TRUNC)
 # The listener is read and answered by hand (ioctl): pyseccomp answers only through a filter it
@@ -130,11 +138,31 @@ class GuardError(OSError):
     """The guard could not be set up here (the caller falls back to copying at each point)."""
 
 
+class ReadWatcher(Protocol):
+    """Told of every file the guarded daemon opens to read (the session's sensitive-read watch)."""
+
+    def opened(self, fd: int, st: os.stat_result) -> None:
+        """The file on ``fd`` (an ``O_PATH`` descriptor) is being opened to read; must not raise."""
+
+    def named(self, fd: int, st: os.stat_result) -> None:
+        """A guarded call (write, rename, link, …) is about to act on the file on ``fd``."""
+
+
 class Keeper(Protocol):
     """What the guard asks before a call may change a file (the undo store answers)."""
 
     def before_change(self, kind: str, fd: int, st: os.stat_result) -> None:
         """Keep the file open on ``fd`` (an ``O_PATH`` descriptor) if a point needs it; must not raise."""
+
+
+class _NoKeeper:
+    """Keeps nothing (a daemon guarded only to see its read opens)."""
+
+    def before_change(self, kind: str, fd: int, st: os.stat_result) -> None:
+        pass
+
+
+NO_KEEPER: Keeper = _NoKeeper()
 
 
 @functools.lru_cache(maxsize=1)
@@ -148,9 +176,10 @@ def _numbers() -> dict[int, str]:
     return out
 
 
-@functools.lru_cache(maxsize=1)
-def guard_filter() -> bytes:
-    """The compiled filter (classic BPF): notify on the calls above, allow everything else."""
+@functools.lru_cache(maxsize=2)
+def guard_filter(reads: bool = False) -> bytes:
+    """The compiled filter (classic BPF): notify on the calls above (and read opens, with
+    ``reads``), allow everything else."""
     flt = pyseccomp.SyscallFilter(pyseccomp.ALLOW)
     for name, err in REFUSED.items():
         flt.add_rule(pyseccomp.ERRNO(err), name)
@@ -160,6 +189,10 @@ def guard_filter() -> bytes:
         if name in OPEN_FLAGS_ARG:
             for bit in WRITE_FLAGS:
                 flt.add_rule(pyseccomp.NOTIFY, name, pyseccomp.Arg(OPEN_FLAGS_ARG[name], pyseccomp.MASKED_EQ, bit, bit))
+            if reads:
+                flt.add_rule(
+                    pyseccomp.NOTIFY, name, pyseccomp.Arg(OPEN_FLAGS_ARG[name], pyseccomp.MASKED_EQ, NOT_A_READ, 0)
+                )
         else:
             flt.add_rule(pyseccomp.NOTIFY, name)
     return compiled(flt, "paddock-guard")
@@ -168,9 +201,10 @@ def guard_filter() -> bytes:
 class Guard:
     """The supervisor of one guarded virtiofsd: a thread reading the listener, workers answering."""
 
-    def __init__(self, listener: int, keeper: Keeper, root_pid: int) -> None:
+    def __init__(self, listener: int, keeper: Keeper, root_pid: int, reads: ReadWatcher | None = None) -> None:
         self.listener = listener
         self.keeper = keeper
+        self.reads = reads
         self.root_pid = root_pid  # bubblewrap (the launcher exec'd it): the daemon is below it
         self.notified = 0
         self.kept_calls = 0
@@ -249,10 +283,7 @@ class Guard:
         name = _numbers().get(nr)
         if name is None:
             return
-        if name == "openat2":
-            flags = read_bytes(pid, args[2], 8)  # struct open_how starts with its u64 flags
-            if flags is None or int.from_bytes(flags, sys.byteorder) & OPENAT2_WRITE:
-                raise Refused(errno.ENOSYS)
+        if self._opening(name, pid, args, notif_id):
             return
         for dirarg, patharg, follow, kind in CALLS[name]:
             dirfd = AT_FDCWD if dirarg is None else signed(args[dirarg])
@@ -273,9 +304,40 @@ class Guard:
                 st = os.fstat(fd)
                 if stat.S_ISREG(st.st_mode):
                     self.kept_calls += 1
+                    if self.reads is not None:  # a sensitive file renamed or linked stays sensitive
+                        self.reads.named(fd, st)
                     self.keeper.before_change(kind, fd, st)
             finally:
                 os.close(fd)
+
+    def _opening(self, name: str, pid: int, args: list[int], notif_id: int) -> bool:
+        """An ``openat2``, or an open that only reads: answered here (True), else False."""
+        if name == "openat2":
+            flags = read_bytes(pid, args[2], 8)  # struct open_how starts with its u64 flags
+            if flags is None or int.from_bytes(flags, sys.byteorder) & OPENAT2_WRITE:
+                raise Refused(errno.ENOSYS)
+            if not int.from_bytes(flags, sys.byteorder) & NOT_A_READ:
+                self._read(pid, signed(args[0]), read_string(pid, args[1]), notif_id)
+            return True
+        if name in OPEN_FLAGS_ARG and not args[OPEN_FLAGS_ARG[name]] & NOT_A_READ:
+            path = read_string(pid, args[OPEN_FLAGS_ARG[name] - 1])
+            self._read(pid, AT_FDCWD if name == "open" else signed(args[0]), path, notif_id)
+            return True
+        return False
+
+    def _read(self, pid: int, dirfd: int, path: str | None, notif_id: int) -> None:
+        """A read open: the watcher is told of the file before the call goes on."""
+        if self.reads is None or path is None or not self._valid(notif_id):
+            return
+        fd = open_target(pid, dirfd, path, True)
+        if fd is None:
+            return
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode):
+                self.reads.opened(fd, st)
+        finally:
+            os.close(fd)
 
     def writers(self) -> set[tuple[int, int]]:
         """(device, inode) of every file the guarded processes hold open for writing now (a
@@ -299,12 +361,18 @@ LAUNCH_TIMEOUT_S = 10.0
 
 
 async def launch_guarded(
-    spawn: Spawn, name: str, argv: list[str], pass_fds: tuple[int, ...], keeper: Keeper
+    spawn: Spawn,
+    name: str,
+    argv: list[str],
+    pass_fds: tuple[int, ...],
+    keeper: Keeper,
+    *,
+    reads: ReadWatcher | None = None,
 ) -> tuple[asyncio.subprocess.Process, Guard] | str:
     """Start ``argv`` (bubblewrap and the daemon) through the launcher, which loads the guard's
     filter and sends back its listener; the process and its guard, or why not (nothing started)."""
     try:
-        bpf = guard_filter()
+        bpf = guard_filter(reads is not None)
     except (OSError, RuntimeError, ValueError) as exc:
         return f"the guard's filter could not be made: {exc}"
     ffd = os.memfd_create("paddock-guard", 0)
@@ -327,7 +395,7 @@ async def launch_guarded(
                 proc.kill()
             await proc.wait()
             return msg.decode(errors="replace").removeprefix("error: ") or "the launcher stopped"
-        return proc, Guard(fds[0], keeper, proc.pid)
+        return proc, Guard(fds[0], keeper, proc.pid, reads)
     finally:
         os.close(ffd)
         ours.close()

@@ -46,7 +46,7 @@ from paddock.vm.config import (
     qemu_argv,
     requires,
 )
-from paddock.vm.guard import Guard, launch_guarded
+from paddock.vm.guard import NO_KEEPER, Guard, launch_guarded
 from paddock.vm.migration import Migration
 from paddock.vm.sharing import seccomp_fd
 
@@ -177,7 +177,7 @@ class VirtualMachine(Migration):
                 share.host_path.resolve(), mount_point, self.run_dir, sock, read_only=share.read_only, seccomp_fd=fd
             )
             proc = None
-            if share.keeper is not None and not share.read_only:  # either daemon (see docs/UNDO.md)
+            if (share.keeper is not None and not share.read_only) or share.reads is not None:  # docs/UNDO.md
                 proc = await self._spawn_guarded(share, argv, fd)
             if proc is None:
                 proc = await self._spawn(f"virtiofsd-{share.tag}", argv, pass_fds=(fd,))
@@ -198,8 +198,8 @@ class VirtualMachine(Migration):
     async def _spawn_guarded(self, share: Share, argv: list[str], fd: int) -> asyncio.subprocess.Process | None:
         """The daemon under the change guard (``paddock.vm.guard``); None where the guard cannot
         be set up here (the caller starts it unguarded, and the undo store copies at each point)."""
-        assert share.keeper is not None
-        launched = await launch_guarded(self._spawn, f"virtiofsd-{share.tag}", argv, (fd,), share.keeper)
+        keeper = share.keeper if share.keeper is not None and not share.read_only else NO_KEEPER
+        launched = await launch_guarded(self._spawn, f"virtiofsd-{share.tag}", argv, (fd,), keeper, reads=share.reads)
         if isinstance(launched, str):
             log.warning("folder changes are not guarded (restore points copy instead): %s", launched)
             self.guard_failures[share.tag] = launched
