@@ -117,7 +117,9 @@ def test_a_granted_request_arrives_with_the_real_key(egress: Egress) -> None:
     hit = egress.upstream.hits[before]
     assert (hit["method"], hit["path"]) == ("POST", "/v1/messages")
     assert hit["headers"]["x-api-key"] == egress.secret
-    decisions = egress.sandbox.gateway.decisions() if egress.sandbox.gateway else []
+    assert egress.sandbox.gateway is not None
+    egress.engine.run(egress.sandbox.gateway.settle(), timeout=60)
+    decisions = egress.sandbox.gateway.decisions()
     assert any(d.allowed and d.grant == "model-messages" for d in decisions)
 
 
