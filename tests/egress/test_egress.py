@@ -312,7 +312,7 @@ def test_decisions_and_the_token_are_in_the_audit_trail(egress: Egress, tmp_path
     egress.engine.run(_follow(auditor, egress.sandbox))
     egress.request("POST", f"https://{HOST}/v1/messages")
     egress.request("POST", f"https://{HOST}/v1/files")
-    auditor.record_egress()
+    egress.engine.run(auditor.close(), timeout=60)  # what the gateway pushed has arrived; lets go of the sandbox
     records = list(trail.log.records())
     minted = [r for r in records if r["kind"] == "token.minted"]
     assert minted and minted[0]["attributes"]["paddock.token.id"] == egress.sandbox.token.token_id  # type: ignore[union-attr]
