@@ -181,9 +181,9 @@ def _scripted_session(
 
 
 STEPS = [
-    # The sleep keeps the command running while the guest's file watcher reports data.csv (it merges
-    # reports for half a second), so the record exists before the session ends, also on a busy machine.
-    tool("run_command", command="echo 'a,b' > data.csv; sleep 3; exit 3"),
+    # No pause needed: the guest publishes what the command wrote before its exit, and the command's
+    # tool call ends only once that exit has arrived on the guest's one event stream.
+    tool("run_command", command="echo 'a,b' > data.csv; exit 3"),
     tool("write_file", path="report.md", content="# Report\n"),
     text("done"),
 ]

@@ -118,7 +118,9 @@ def test_a_granted_request_arrives_with_the_real_key(egress: Egress) -> None:
     hit = egress.upstream.hits[before]
     assert (hit["method"], hit["path"]) == ("POST", "/v1/messages")
     assert hit["headers"]["x-api-key"] == egress.secret
-    decisions = egress.sandbox.gateway.decisions() if egress.sandbox.gateway else []
+    assert egress.sandbox.gateway is not None
+    egress.engine.run(egress.sandbox.gateway.settle(), timeout=60)
+    decisions = egress.sandbox.gateway.decisions()
     assert any(d.allowed and d.grant == "model-messages" for d in decisions)
 
 
@@ -322,7 +324,7 @@ def test_decisions_and_the_token_are_in_the_audit_trail(egress: Egress, tmp_path
     egress.engine.run(_follow(auditor, egress.sandbox))
     egress.request("POST", f"https://{HOST}/v1/messages")
     egress.request("POST", f"https://{HOST}/v1/files")
-    auditor.record_egress()
+    egress.engine.run(auditor.close(), timeout=60)  # what the gateway pushed has arrived; lets go of the sandbox
     records = list(trail.log.records())
     minted = [r for r in records if r["kind"] == "token.minted"]
     assert minted and minted[0]["attributes"]["paddock.token.id"] == egress.sandbox.token.token_id  # type: ignore[union-attr]

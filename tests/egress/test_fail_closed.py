@@ -76,8 +76,11 @@ class Guest:
         return (out + err).decode(errors="replace")
 
     def decisions(self) -> list[Decision]:
-        """Decisions made since the last call."""
-        return self.sandbox.gateway.decisions() if self.sandbox.gateway else []
+        """Decisions made since the last call (all of them: the gateway's channel is settled first)."""
+        if self.sandbox.gateway is None:
+            return []
+        self.engine.run(self.sandbox.gateway.settle(), timeout=60)
+        return self.sandbox.gateway.decisions()
 
 
 def raw_request(method: str, target: str, body: object, headers: dict[str, str] | None = None) -> bytes:

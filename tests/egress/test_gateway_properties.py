@@ -86,6 +86,7 @@ class Gateway:
     token: str
     secrets: dict[str, str]
     raw: Listener
+    engine: Engine
 
     def send(self, raw: bytes, **kw: Any) -> tuple[int, list[dict[str, Any]], list[Any]]:
         """Send ``raw`` inside a tunnel; the status, what reached the upstream, the decisions made."""
@@ -93,6 +94,7 @@ class Gateway:
         self.gateway.decisions()
         ca = self.gateway.confdir / "mitmproxy-ca-cert.pem"
         status = status_of(through_tunnel(self.gateway.port, self.token, ca, HOST, raw, **kw))
+        self.engine.run(self.gateway.settle(), timeout=60)  # every decision made so far has arrived
         return status, self.upstream.hits[before:], self.gateway.decisions()
 
 
@@ -108,7 +110,7 @@ def gw(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gat
     try:
         engine.run(gw.start(), timeout=120)
         token = TokenAuthority().mint("vmproperties", [g.id for g in GRANTS]).value
-        yield Gateway(gw, upstream, token, keys, raw)
+        yield Gateway(gw, upstream, token, keys, raw, engine)
     finally:
         engine.run(gw.stop(), timeout=60)
         gateway.LOOPBACK_UPSTREAMS.clear()

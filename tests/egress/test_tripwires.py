@@ -37,6 +37,7 @@ class Gate:
     upstream: Upstream
     token: str
     planted: Planted
+    engine: Engine
 
     def send(self, method: str, target: str, body: bytes = b"", headers: dict[str, str] | None = None
              ) -> tuple[int, int, list[Decision]]:  # fmt: skip
@@ -49,6 +50,7 @@ class Gate:
         raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
         ca = self.gateway.confdir / "mitmproxy-ca-cert.pem"
         status = status_of(through_tunnel(self.gateway.port, self.token, ca, HOST, raw))
+        self.engine.run(self.gateway.settle(), timeout=60)  # every decision made so far has arrived
         return status, len(self.upstream.hits) - before, self.gateway.decisions()
 
 
@@ -64,7 +66,7 @@ def gate(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[G
     try:
         engine.run(gw.start(), timeout=120)
         token = TokenAuthority().mint(vm_id, [g.id for g in GRANTS]).value
-        yield Gate(gw, upstream, token, planted)
+        yield Gate(gw, upstream, token, planted, engine)
     finally:
         engine.run(gw.stop(), timeout=60)
         gateway.LOOPBACK_UPSTREAMS.clear()

@@ -19,6 +19,7 @@ from paddock.guest import (
     ExitReason,
     FileChangedEvent,
     FileType,
+    ProcessExitedEvent,
     ProcessStartedEvent,
 )
 from paddock.session.auditing import SessionAuditor
@@ -198,8 +199,8 @@ def test_files_any_command_writes_are_reported_and_recorded(booted: Booted, tmp_
     auditor = SessionAuditor(AuditTrail(AuditLog(tmp_path / "audit", key=secrets.token_bytes(32))), booted.workspace)
     seen: list[Activity] = []
     raw: list[object] = []
-    auditor.guest_listeners.append(lambda ev: seen.append(activity(ev)))
-    auditor.guest_listeners.append(raw.append)
+    auditor.guest_events.connect(lambda ev: seen.append(activity(ev)))
+    auditor.guest_events.connect(raw.append)
     long = "L" * 250
     script = (
         "mkdir -p made && printf 'a,b\\n1,2\\n' > made/table.csv"
@@ -225,12 +226,7 @@ def test_files_any_command_writes_are_reported_and_recorded(booted: Booted, tmp_
         await asyncio.sleep(1.0)  # anything reported twice would have arrived by now
         await auditor.close()
 
-    closers = len(booted.sandbox.close_listeners)
-    try:
-        booted.engine.run(scenario(), timeout=120)
-    finally:  # the sandbox is shared with the module's other tests
-        booted.sandbox.exec_listeners.remove(auditor.on_exec_started)
-        del booted.sandbox.close_listeners[closers:]
+    booted.engine.run(scenario(), timeout=120)  # closing the auditor lets go of the shared sandbox
     evil = "made/evil\\x0aname\\x1b[2J\\u202etxt.exe"
     written = {a.key for a in seen if a.kind == "written"}
     assert {"made/table.csv", "made/big.bin", evil, "made/bad\\xffname", "made/slow.log"} <= written, written
@@ -269,3 +265,48 @@ def test_live_output_keeps_characters_split_across_chunks(booted: Booted) -> Non
     assert len(got) >= 3, got  # it did arrive in pieces
     assert "".join(got) == "café € done\n\ufffd\ufffd", got
     assert out == "café € done\n\ufffd"
+
+
+def test_a_commands_events_carry_its_id_in_one_order_before_it_ends(booted: Booted) -> None:
+    """One ordered guest event stream (#31): the command's process and file events carry the id
+    the host gave it, arrive in the guest's order (started, each file it finished writing, exited),
+    and are all on the host by the time the command's result is: no pause, no second stream."""
+    sandbox = booted.sandbox
+    ids: list[str] = []
+    events: list[object] = []
+
+    def on_event(ev: object) -> None:
+        events.append(ev)
+
+    async def scenario() -> ExecResult:
+        sandbox.exec_started.connect(ids.append)
+        sandbox.guest_event.connect(on_event)
+        try:
+            result = None
+            async for ev in sandbox.exec(["sh", "-c", "echo a > first.txt; echo b > second.txt; exit 4"]):
+                if isinstance(ev, ExecResult):
+                    result = ev
+                    seen_at_result = list(events)
+            assert result is not None
+            events[:] = seen_at_result  # what had arrived when the result did
+            return result
+        finally:
+            sandbox.exec_started.disconnect(ids.append)
+            sandbox.guest_event.disconnect(on_event)
+
+    result = booted.engine.run(scenario(), timeout=120)
+    assert result.exit_code == 4 and len(ids) == 1
+    [command] = ids
+    mine = [e for e in events if getattr(e, "exec_id", None) == command]
+    kinds = [
+        "started" if isinstance(e, ProcessStartedEvent)
+        else "exited" if isinstance(e, ProcessExitedEvent)
+        else f"{e.path}:{'writing' if e.writing else 'written'}" if isinstance(e, FileChangedEvent)
+        else type(e).__name__
+        for e in mine
+    ]  # fmt: skip
+    kinds = [k for k in kinds if not k.endswith(":writing")]  # a write in progress may be seen first
+    assert kinds == ["started", "first.txt:written", "second.txt:written", "exited"], kinds
+    seqs = [e.seq for e in mine]  # type: ignore[attr-defined]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert result.seq == mine[-1].seq  # type: ignore[attr-defined]

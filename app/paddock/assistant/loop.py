@@ -34,6 +34,7 @@ from paddock.assistant.memory import MemoryStore
 from paddock.assistant.tools import TOOL_SPECS, ToolBox, describe
 from paddock.core.errors import PaddockError
 from paddock.core.paths import data_dir
+from paddock.core.signal import Signal
 from paddock.llm import LLMError, ModelProvider, ModelReply, Usage
 from paddock.sandbox import Sandbox, SandboxFailed
 
@@ -184,7 +185,7 @@ class AssistantSession:
     def __post_init__(self) -> None:
         self._state = AssistantState.IDLE
         self.failure: str | None = None
-        self._listeners: list[Callable[[AssistantEvent], None]] = []
+        self.events: Signal[AssistantEvent] = Signal("assistant event")
         self.memory = MemoryStore()
         self.tools = ToolBox(self.sandbox, self.memory)
         self.messages = self.store.load()
@@ -201,11 +202,10 @@ class AssistantSession:
             self._state = state
 
     def subscribe(self, listener: Callable[[AssistantEvent], None]) -> None:
-        self._listeners.append(listener)
+        self.events.connect(listener)
 
     def _emit(self, event: AssistantEvent) -> None:
-        for listener in list(self._listeners):
-            listener(event)
+        self.events.emit(event)
 
     def repair(self) -> None:
         """A conversation saved mid-tool (crash, kill) gets results for its open calls."""

@@ -26,6 +26,7 @@ from pathlib import Path
 from paddock.assistant.loop import AssistantEvent, AssistantSession
 from paddock.core.errors import PaddockError
 from paddock.core.paths import data_dir
+from paddock.core.signal import Signal
 from paddock.desk.activity import Activity, activity
 from paddock.desk.history import ConversationRow, History, Replayed, replay
 from paddock.desk.keys import DeskKeys
@@ -126,7 +127,7 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
         """``policy_loader`` stands in for the policy files (tests, embedding code); by default the
         managed, recommended, user and (once trusted) folder tiers are read as everywhere else.
         ``provider_factory`` makes the model provider from the resolved target and key."""
-        self._listeners: list[Callable[[DeskEvent], None]] = []
+        self.events: Signal[DeskEvent] = Signal("desk event")
         self._load_policy = policy_loader or load_policy
         self._provider_factory = provider_factory
         self._open: _Open | None = None
@@ -141,11 +142,10 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
     # ------------------------------------------------------------------ events
 
     def subscribe(self, listener: Callable[[DeskEvent], None]) -> None:
-        self._listeners.append(listener)
+        self.events.connect(listener)
 
     def _emit(self, event: DeskEvent) -> None:
-        for listener in list(self._listeners):
-            listener(event)
+        self.events.emit(event)
 
     def _status(self, state: SandboxState, detail: str) -> None:
         if state is not self.sandbox_state:
@@ -223,7 +223,7 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
         backup = data_dir() / "backups" / runner.session_id
         opened = _Open(runner, {}, backup)
         self._open = opened
-        runner.auditor.guest_listeners.append(lambda ev: self._emit(activity(ev)))
+        runner.auditor.guest_events.connect(lambda ev: self._emit(activity(ev)))
         opened.before = await asyncio.to_thread(list_folder, runner.folder)
         await asyncio.to_thread(back_up, runner.folder, opened.before, backup)
         await self._boot()
@@ -250,7 +250,7 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
             opened.held = TaintAsker(gw, self._emit, opened.runner.auditor, alert=lambda t: self._emit(Notice(t, True)))
             opened.asker = EgressAsker(gw, self._emit, opened.runner.auditor) if opened.policy.allow_asking else None
         opened.watcher = asyncio.ensure_future(self._watch(sandbox))
-        sandbox.sync_listeners.append(self._synced)
+        sandbox.sync_done.connect(self._synced)
         self._status(SandboxState.READY, f"Ready ({sandbox.where})")
 
     def _synced(self, report: SyncReport) -> None:

@@ -1,12 +1,15 @@
 """The egress gateway: the guest's only way out, built on mitmproxy (run as its own process)."""
 
-from paddock.egress.gateway import Decision, EgressGateway, GatewayError, find_mitmdump
+from paddock.egress.channel import Alert, Decision, Question
+from paddock.egress.gateway import EgressGateway, GatewayError, find_mitmdump
 from paddock.egress.tokens import SessionToken, TokenAuthority, TokenError
 
 __all__ = [
+    "Alert",
     "Decision",
     "EgressGateway",
     "GatewayError",
+    "Question",
     "SessionToken",
     "TokenAuthority",
     "TokenError",

@@ -27,8 +27,10 @@ guest is checked against the capability grants of the managed policy:
   disguise that module knows, is refused, and so is every request after it: the session's
   egress is closed for good (the decision names the decoy, and the host revokes the token).
 
-Anything unclear is refused. Every decision is written as a JSON line naming
-the grant that allowed it (or why nothing did) for the audit trail.
+Anything unclear is refused. Every decision, naming the grant that allowed it
+(or why nothing did), is pushed to the host over the gateway's channel
+(``paddock.egress.channel``) before the request goes on; if the channel is
+broken the request is refused and the gateway stops.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from urllib.parse import urlsplit
 
 from mitmproxy import ctx, http  # type: ignore[import-not-found]  # the gateway's own environment
 
+from paddock.egress.channel import ChannelClosed, Decision, GatewaySide, Ready
 from paddock.egress.profiles import MAX_BODY, request_problem
 from paddock.egress.rules import (
     STRIP_QUERY,
@@ -59,9 +62,12 @@ from paddock.egress.taint import TaintGate, carries_data
 from paddock.egress.tokens import TokenAuthority, TokenError
 from paddock.egress.tripwires import Tripwires
 
+CHANNEL_BROKEN = "the gateway lost its link to Paddock, so nothing more is sent"
+
 
 class Gate:
-    def __init__(self) -> None:
+    def __init__(self, channel: GatewaySide) -> None:
+        self.channel = channel  # every decision goes to the host here, before the request goes on
         cfg_path = os.environ["PADDOCK_GATEWAY_CONFIG"]
         self.cfg: dict[str, Any] = json.loads(Path(cfg_path).read_text())
         self.secrets: dict[str, str] = json.loads(sys.stdin.readline() or "{}")  # never on disk or argv
@@ -71,7 +77,6 @@ class Gate:
         self.grant_ids = [g["id"] for g in self.grants]
         # host -> "ip:port": only for tests, written by the host side from the test process's environment.
         self.overrides: dict[str, str] = self.cfg.get("test_upstream_overrides", {})
-        self.decisions = open(self.cfg["decisions"], "a", buffering=1)  # noqa: SIM115 - lives as long as the addon
         self.tokens: dict[str, str] = {}  # client connection id -> token
         self.tunnels: dict[str, tuple[str, int]] = {}  # client connection id -> the (host, port) its CONNECT named
         self.checked: dict[tuple[str, int], str] = {}  # (name, port) -> the address that was checked
@@ -88,13 +93,14 @@ class Gate:
     def running(self) -> None:
         server = ctx.master.addons.get("proxyserver")
         addrs = server.listen_addrs() if server else []
-        Path(self.cfg["ready"]).write_text(json.dumps({"port": addrs[0][1] if addrs else 0}))
+        self.channel.send(Ready(addrs[0][1] if addrs else 0))
 
     # ------------------------------------------------------------------ decisions
 
     def _decide(self, flow: http.HTTPFlow, allowed: bool, reason: str, grant: str | None = None, *,
                 status: int = 403, no_grant: bool = False, **extra: Any) -> None:  # fmt: skip
-        """Record the decision; a refusal answers the guest first (so it stands even if recording fails)."""
+        """Push the decision to the host; a refusal answers the guest first (so it stands even if
+        that fails), and an allowed request whose decision cannot reach the host is refused."""
         flow.metadata["paddock.decided"] = True
         if not allowed:
             flow.response = http.Response.make(status, f"Paddock refused this request: {reason}\n".encode(),
@@ -102,10 +108,14 @@ class Gate:
         req = flow.request
         tunnel = self.tunnels.get(flow.client_conn.id)
         host, port = tunnel if tunnel and req.method != "CONNECT" else (str(req.host)[:253], req.port)
-        record = {"time_unix": time.time(), "allowed": allowed, "reason": reason[:500], "grant": grant,
-                  "no_grant": no_grant, "method": str(req.method)[:20], "scheme": req.scheme, "host": host,
-                  "port": port, "path": str(req.path).split("?")[0][:300], **extra}  # fmt: skip
-        self.decisions.write(json.dumps(record) + "\n")
+        decision = Decision(allowed, reason[:500], grant, str(req.method)[:20], host, str(req.path).split("?")[0][:300],
+                            port, req.scheme, no_grant, time.time(), **extra)  # fmt: skip
+        try:
+            self.channel.send(decision)
+        except ChannelClosed:
+            flow.response = http.Response.make(503, f"Paddock refused this request: {CHANNEL_BROKEN}\n".encode(),
+                                               {"content-type": "text/plain"})  # fmt: skip
+            ctx.master.shutdown()
 
     def refuse_after_error(self, flow: http.HTTPFlow, reason: str) -> None:
         """The guard's refusal, when a hook failed: 403 and a recorded decision."""
@@ -359,9 +369,11 @@ class Gate:
     def _refuse_stream(self, flow: Any, what: str) -> None:
         flow.kill()
         host, port = self.tunnels.get(flow.client_conn.id, (str(flow.server_conn.address), 0))
-        record = {"time_unix": time.time(), "allowed": False, "reason": f"{what} is not allowed", "grant": None,
-                  "no_grant": False, "method": "", "scheme": "", "host": host, "port": port, "path": ""}  # fmt: skip
-        self.decisions.write(json.dumps(record) + "\n")
+        refused = Decision(False, f"{what} is not allowed", None, "", host, "", port, "", False, time.time())
+        try:
+            self.channel.send(refused)
+        except ChannelClosed:
+            ctx.master.shutdown()
 
     def error(self, flow: http.HTTPFlow) -> None:
         """mitmproxy gave up on a request no rule has decided yet (a broken request): record it."""

@@ -18,6 +18,7 @@ from typing import Any
 from mitmproxy import options  # type: ignore[import-not-found]  # the gateway's own environment
 from mitmproxy.tools.dump import DumpMaster  # type: ignore[import-not-found]
 
+from paddock.egress.channel import GatewaySide
 from paddock.egress.guard import Guard
 
 
@@ -37,13 +38,16 @@ async def main(argv: list[str]) -> int:
     parser.add_argument("--confdir", required=True)
     parser.add_argument("--upstream-ca")
     parser.add_argument("--test-addon", action="append", default=[])
+    parser.add_argument("--channel-fd", type=int, required=True)  # the host's end: paddock.egress.channel
     args = parser.parse_args(argv)
 
     from paddock.egress.addon import Gate  # reads the configuration and the keys (stdin)
 
     opts = options.Options()
     master = DumpMaster(opts, with_termlog=True, with_dumper=False)
-    master.addons.add(Guard(Gate(), stop=master.shutdown), *_test_addons(args.test_addon))
+    # The host's end closing (the app went away) stops the gateway: nothing goes out unrecorded.
+    channel = GatewaySide.from_fd(args.channel_fd, closed=master.shutdown)
+    master.addons.add(Guard(Gate(channel), stop=master.shutdown), *_test_addons(args.test_addon))
     settings: dict[str, Any] = {
         "listen_host": "127.0.0.1", "listen_port": 0, "confdir": args.confdir, "connection_strategy": "lazy",
         "block_global": False, "http2": False, "onboarding": False, "termlog_verbosity": "warn",
@@ -53,6 +57,7 @@ async def main(argv: list[str]) -> int:
         settings["ssl_verify_upstream_trusted_ca"] = args.upstream_ca
     opts.update(**settings)
     loop = asyncio.get_running_loop()
+    channel.attach(loop)
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, master.shutdown)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)

@@ -7,7 +7,6 @@ status. This module and the generated code are the only users of grpc.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -133,13 +132,16 @@ class GuestClient:
         env: Mapping[str, str] | None = None,
         stdin: bytes = b"",
         timeout_s: float = 0.0,
+        command_id: str = "",
     ) -> AsyncIterator[ExecEvent]:
         """Run ``argv`` in the guest; yields ExecStarted, ExecOutput..., then one ExecResult.
 
-        Stopping the iteration (or cancelling the task) cancels the call and
-        the guest kills the whole process group.
+        ``command_id`` (1 to 64 of A-Z a-z 0-9 - _) is the id the command's events carry as
+        ``exec_id``; empty: the guest makes one. Stopping the iteration (or cancelling the task)
+        cancels the call and the guest kills the whole process group.
         """
-        request = pb.ExecRequest(argv=argv, cwd=cwd, env=dict(env or {}), stdin=stdin, timeout_s=timeout_s)
+        request = pb.ExecRequest(argv=argv, cwd=cwd, env=dict(env or {}), stdin=stdin, timeout_s=timeout_s,
+                                 command_id=command_id)  # fmt: skip
         call = self._stub.Exec(request, metadata=self._metadata)
         got_exit = False
         try:
@@ -218,6 +220,17 @@ class GuestClient:
             _raise(exc)
         return True
 
+    async def sync(self) -> int:
+        """A barrier on the event stream: the seq of the guest's last event, once the guest has
+        published what its file watcher had queued (0 from an older agent without this call)."""
+        try:
+            r = await self._stub.Sync(pb.SyncRequest(), metadata=self._metadata, timeout=30)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return 0
+            _raise(exc)
+        return int(r.seq)
+
     async def egress_tunnel(self, gateway_port: int, alive: Callable[[], bool] | None = None) -> None:
         """Carry the guest's connections to 127.0.0.1:3128 (guest) to the gateway on host loopback.
 
@@ -236,11 +249,17 @@ class GuestClient:
             call.cancel()
             await tunnel.close()
 
-    async def events(self) -> AsyncIterator[GuestEvent]:
-        """The guest's live event stream (processes, file changes)."""
+    async def events(self, opened: Callable[[int], None] | None = None) -> AsyncIterator[GuestEvent]:
+        """The guest's live event stream (processes, file changes), in the guest's one order.
+        ``opened`` is called with the seq the stream starts after, once the guest has it open:
+        every event published from then on comes on this stream."""
         call = self._stub.Events(pb.EventsRequest(), metadata=self._metadata)
         try:
             async for m in call:
+                if m.WhichOneof("kind") is None:  # the guest's "open from here" marker
+                    if opened is not None:
+                        opened(int(m.seq))
+                    continue
                 ev = _event_from_pb(m)
                 if ev is not None:
                     yield ev
@@ -248,6 +267,5 @@ class GuestClient:
             if exc.code() == grpc.StatusCode.CANCELLED:
                 return
             _raise(exc)
-        except asyncio.CancelledError:
-            call.cancel()
-            raise
+        finally:
+            call.cancel()  # a stream the caller left (or was cancelled out of) ends in the guest too

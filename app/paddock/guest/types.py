@@ -4,7 +4,7 @@ errors a guest call raises. Everything the guest sends is cut to a bound here.""
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from paddock.core.errors import PaddockError
 from paddock.core.text import shown
@@ -66,6 +66,9 @@ class ExecResult:
     signal: int
     duration_s: float
     message: str
+    # The seq of the command's ProcessExited event: once the guest's event stream has reached it, it
+    # holds every event of the command, its finished files too (0: not known).
+    seq: int = field(default=0, compare=False)
 
     @property
     def shell_code(self) -> int:
@@ -88,7 +91,7 @@ class ExecResult:
         }
         if m.reason not in reasons:
             raise GuestError(f"the guest sent an exit status without a reason ({m.reason})")
-        return cls(reasons[m.reason], m.exit_code, m.signal, m.duration_s, _cut(m.message))
+        return cls(reasons[m.reason], m.exit_code, m.signal, m.duration_s, _cut(m.message), int(m.seq))
 
 
 ExecEvent = ExecStarted | ExecOutput | ExecResult

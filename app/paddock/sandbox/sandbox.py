@@ -14,16 +14,19 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import TypedDict, TypeVar, Unpack
 
 from paddock.core.errors import PaddockError
+from paddock.core.lifetime import Lifetime
 from paddock.core.paths import runtime_dir
+from paddock.core.signal import Signal
 from paddock.egress import Decision, EgressGateway, SessionToken, TokenAuthority
 from paddock.egress.tripwires import make_decoys
-from paddock.guest import ExecEvent, ExecStarted, GuestClient, GuestUnavailable
+from paddock.guest import ExecEvent, ExecResult, ExecStarted, GuestClient, GuestError, GuestEvent, GuestUnavailable
 from paddock.policy import EffectivePolicy, FolderDecision, PolicyError
 from paddock.policy import load as load_policy
 from paddock.policy.sensitive import SensitiveMatcher
@@ -41,6 +44,8 @@ log = logging.getLogger(__name__)
 EGRESS_PORT = 3128  # the guest agent's local end of the egress tunnel
 WATCHDOG_INTERVAL_S = 5.0
 WATCHDOG_TIMEOUT_S = float(os.environ.get("PADDOCK_WATCHDOG_TIMEOUT", "30"))
+EVENTS_TIMEOUT_S = 30.0  # the guest's event stream reaches a seq it named within this, or it is lagging
+SETTLE_TIMEOUT_S = 5.0  # closing: what is on the wire has arrived within this (a hung guest is not waited on)
 T = TypeVar("T")
 
 
@@ -80,13 +85,20 @@ class Sandbox:
         self.guest = guest
         self.folder = folder
         self.timings = timings
-        self.exec_listeners: list[Callable[[str], None]] = []
+        # A command is about to start (its id, which its guest events carry as exec_id).
+        self.exec_started: Signal[str] = Signal("command started")
+        # The guest's events (processes, files), one ordered stream for as long as the sandbox runs.
+        self.guest_event: Signal[GuestEvent] = Signal("guest event")
+        self.closing: Signal[()] = Signal("sandbox closing")  # once, before the gateway and the VM stop
+        self.sync_done: Signal[SyncReport] = Signal("folder synced")  # a sandbox host's folder, synced back
         self.gateway: EgressGateway | None = None
         self.token: SessionToken | None = None
         self._tunnel: asyncio.Task[None] | None = None
-        self.close_listeners: list[Callable[[], None]] = []
-        self._watchdog: asyncio.Task[None] | None = None
-        self.sync_listeners: list[Callable[[SyncReport], None]] = []  # a sandbox host's folder, synced back
+        self._life: Lifetime | None = None  # the watchdog, the event stream, the egress tunnel
+        self._seen = 0  # the seq of the last guest event handed on
+        self._seen_changed = asyncio.Condition()
+        self._events_open = asyncio.Event()
+        self._events_done = False
         self._held = 0  # inside ``synced``
         self._sync_lock = asyncio.Lock()  # one sync (or synced block) at a time
         self.read_only = False  # a read-only folder is sent, never brought back
@@ -136,7 +148,11 @@ class Sandbox:
         sandbox = cls(vm, guest, folder, timings)
         sandbox.sensitive = watcher
         sandbox.read_only = decision.read_only
-        sandbox._watchdog = asyncio.ensure_future(sandbox._watch_agent())
+        try:
+            await sandbox._start_life()
+        except BaseException:
+            await sandbox.close()
+            raise
         if policy.grants or (egress_asking and policy.allow_asking):
             say("Opening the network paths your organisation allows")
             try:
@@ -148,6 +164,64 @@ class Sandbox:
         log.debug("sandbox %s: ready on %s (%s, %.2f s, %s)", vm.id, folder, timings.accel.accel.value,
                   timings.ready_s, "woken" if timings.restored else "cold")  # fmt: skip
         return sandbox
+
+    async def _start_life(self) -> None:
+        """The sandbox's background tasks, in one lifetime: the watchdog and the guest's event
+        stream (returns once the stream is open, so no command's events can be missed)."""
+        self._life = await Lifetime.start(f"sandbox {self.vm.id}")
+        self._life.spawn(self._watch_agent(), name="watchdog")
+        self._life.spawn(self._follow_events(), name="guest events")
+        try:
+            await asyncio.wait_for(self._events_open.wait(), EVENTS_TIMEOUT_S)
+        except TimeoutError:
+            log.warning("sandbox %s: the guest's event stream did not open", self.vm.id)
+
+    async def _follow_events(self) -> None:
+        def opened(seq: int) -> None:
+            self._seen = max(self._seen, seq)
+            self._events_open.set()
+
+        try:
+            async for ev in self.guest.events(opened=opened):
+                self.guest_event.emit(ev)
+                async with self._seen_changed:
+                    self._seen = max(self._seen, ev.seq)
+                    self._seen_changed.notify_all()
+        except GuestError as exc:  # the VM stopped or failed: its own failure says so
+            log.debug("sandbox %s: the guest's event stream ended: %s", self.vm.id, exc)
+        finally:
+            self._events_open.set()
+            async with self._seen_changed:
+                self._events_done = True
+                self._seen_changed.notify_all()
+
+    async def events_reached(self, seq: int, timeout_s: float = EVENTS_TIMEOUT_S) -> bool:
+        """Wait until the guest's event stream has handed on event ``seq`` (True), or it ended or
+        lagged ``timeout_s`` (False, logged)."""
+        try:
+            async with self._seen_changed:
+                await asyncio.wait_for(
+                    self._seen_changed.wait_for(lambda: self._seen >= seq or self._events_done), timeout_s
+                )
+        except TimeoutError:
+            log.warning("sandbox %s: guest event %d did not arrive within %.0f s", self.vm.id, seq, timeout_s)
+            return False
+        return self._seen >= seq
+
+    async def settle(self, timeout_s: float = SETTLE_TIMEOUT_S) -> None:
+        """Return once every guest event and egress decision made so far has been handed on (the
+        guest's file watcher flushed too): a barrier, not a pause. A sandbox that is not running,
+        or does not answer within ``timeout_s``, is not waited on."""
+        if not self.alive:
+            return
+        try:
+            async with asyncio.timeout(timeout_s):
+                seq = await self.guest.sync()
+                await self.events_reached(seq, timeout_s)
+                if self.gateway is not None:
+                    await self.gateway.settle()
+        except (TimeoutError, GuestError) as exc:
+            log.warning("sandbox %s: could not settle its events: %s", self.vm.id, exc)
 
     def change_guard(self) -> tuple[Guard | None, str]:
         """The folder's change guard (``paddock.vm.guard``) if it runs, else why not."""
@@ -178,9 +252,16 @@ class Sandbox:
                "SSL_CERT_FILE": ca, "REQUESTS_CA_BUNDLE": ca, "CURL_CA_BUNDLE": ca, **planted.env}  # fmt: skip
         await self.guarded(self.guest.configure(env=env, ca_pem=self.gateway.ca_cert_pem))
         await self.guarded(plant(self.guest, planted))
-        self.gateway.decision_listeners.append(self._tripped)
-        self._tunnel = asyncio.ensure_future(self.guest.egress_tunnel(self.gateway.port, self.gateway.alive))
-        self.gateway.exit_listeners.append(self._gateway_stopped)
+        self.gateway.decided.connect(self._tripped)
+        assert self._life is not None
+        self._tunnel = self._life.spawn(self._carry_egress(self.gateway), name="egress tunnel")
+        self.gateway.stopped.connect(self._gateway_stopped)
+
+    async def _carry_egress(self, gateway: EgressGateway) -> None:
+        try:
+            await self.guest.egress_tunnel(gateway.port, gateway.alive)
+        except GuestError as exc:  # the VM stopped or failed: its own failure says so
+            log.debug("sandbox %s: the egress tunnel ended: %s", self.vm.id, exc)
 
     def _tripped(self, decision: Decision) -> None:
         """A decoy secret was sent out: the gateway has closed egress; the token dies too."""
@@ -205,7 +286,9 @@ class Sandbox:
         """Stream a command's events; a VM failure mid-command raises SandboxFailed. On a sandbox
         host, the folder is sent before and brought back after (see ``sync``)."""
         await self.sync(back=False, unless_held=True)
-        events = self.guest.exec(argv, cwd=cwd, timeout_s=timeout_s, stdin=stdin).__aiter__()
+        command_id = secrets.token_hex(6)
+        self.exec_started.emit(command_id)  # before any of its events can arrive
+        events = self.guest.exec(argv, cwd=cwd, timeout_s=timeout_s, stdin=stdin, command_id=command_id).__aiter__()
         finished = False
         try:
             while True:
@@ -216,12 +299,13 @@ class Sandbox:
                     break
                 except GuestUnavailable as exc:
                     raise SandboxFailed(await reason_for(self.vm, exc)) from exc
-                if isinstance(ev, ExecStarted):
-                    for listener in self.exec_listeners:
-                        listener(ev.exec_id)
+                if isinstance(ev, ExecStarted) and ev.exec_id != command_id:  # an agent that chose its own
+                    self.exec_started.emit(ev.exec_id)
+                if isinstance(ev, ExecResult) and ev.seq:  # its events (files too) are handed on first
+                    await self.events_reached(ev.seq)
                 yield ev
         finally:
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(GuestError):  # closing the call: the guest kills the command
                 await events.aclose()  # type: ignore[attr-defined]
         if finished:
             await self.sync(back=True, unless_held=True)
@@ -256,8 +340,7 @@ class Sandbox:
         except PaddockError as exc:
             await self.vm.fail(exc.message)
             raise SandboxFailed(exc.message) from exc
-        for listener in self.sync_listeners:
-            listener(report)
+        self.sync_done.emit(report)
         return report
 
     async def _watch_agent(self) -> None:
@@ -267,8 +350,6 @@ class Sandbox:
             await asyncio.sleep(WATCHDOG_INTERVAL_S)
             try:
                 await asyncio.wait_for(self.guest.health(), WATCHDOG_TIMEOUT_S)
-            except asyncio.CancelledError:
-                raise
             except Exception:  # noqa: BLE001 - any failure to answer counts
                 if self.vm.state is VMState.READY:
                     await self.vm.fail(
@@ -279,18 +360,12 @@ class Sandbox:
 
     async def close(self) -> None:
         log.debug("sandbox %s: closing (%s)", self.vm.id, self.vm.state.value)
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            with contextlib.suppress(BaseException):
-                await self._watchdog
-        if self._tunnel is not None:
-            self._tunnel.cancel()
-            with contextlib.suppress(BaseException):
-                await self._tunnel
+        await self.settle()  # what is on the wire arrives first
+        if self._life is not None:
+            await self._life.close()  # the watchdog, the event stream and the tunnel end here
         if self.token is not None:
             TokenAuthority().revoke(self.token.token_id)  # the token dies with the session
-        for listener in self.close_listeners:
-            listener()
+        self.closing.emit()
         if self.gateway is not None:
             await self.gateway.stop()
         await self.guest.close()

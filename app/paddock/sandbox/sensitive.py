@@ -22,10 +22,10 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from paddock.core.signal import Signal
 from paddock.egress import EgressGateway
 from paddock.policy.sensitive import HEAD_BYTES, SensitiveMatcher, looks_like_private_key
 
@@ -49,7 +49,7 @@ class SensitiveReads:
         self.folder = folder
         self.matcher = matcher
         self.reads: list[SensitiveRead] = []
-        self.listeners: list[Callable[[SensitiveRead], None]] = []
+        self.read_seen: Signal[SensitiveRead] = Signal("sensitive read")  # on the guard's worker thread
         self.opens = 0  # read opens looked at
         self._known: dict[Key, str] = {}  # inode -> the sensitive name it was first seen under
         self._read: set[Key] = set()
@@ -145,11 +145,7 @@ class SensitiveReads:
             state = self._state()
         if gateway is not None:
             gateway.taint(state)  # before the open goes on: a request right after it is already held
-        for listener in list(self.listeners):
-            try:
-                listener(read)
-            except Exception:
-                log.exception("a sensitive-read listener failed")
+        self.read_seen.emit(read)
 
     def _state(self) -> list[dict[str, str]]:
         return [{"id": r.id, "path": r.path} for r in self.reads]

@@ -85,7 +85,7 @@ async def _session(schedule: Schedule, store: ScheduleStore, started: datetime, 
         provider = models.make_provider(runner.policy, choice.target)
         sandbox = await runner.boot(egress_asking=runner.policy.allow_asking)
         if sandbox.gateway is not None:
-            sandbox.gateway.decision_listeners.append(nobody)
+            sandbox.gateway.decided.connect(nobody)
         agent = runner.assistant(provider, new=True, conversations=store.folder_of(schedule.id) / "conversations")
         answer = await asyncio.wait_for(agent.send(schedule.task), schedule.timeout_min * 60)
         outcome = "finished"

@@ -3,16 +3,14 @@
     session (trace) ─► turn (span) ─► tool call (span) ─► guest process / file write
                                                       └► tool result
 
-Guest events are recorded as they arrive from the guest agent, not at the
-end of the session.
+Guest events and egress decisions are recorded as they arrive (the sandbox's guest event stream,
+the gateway's channel), not at the end of the session and never by polling.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +39,10 @@ from paddock.audit import (
     new_span_id,
     new_trace_id,
 )
+from paddock.core.signal import Signal
 from paddock.core.text import shown
-from paddock.guest import FileChangedEvent, GuestError, GuestEvent, ProcessExitedEvent, ProcessStartedEvent
+from paddock.egress import Decision
+from paddock.guest import FileChangedEvent, GuestEvent, ProcessExitedEvent, ProcessStartedEvent
 from paddock.sandbox import Sandbox
 from paddock.sandbox.sensitive import SensitiveRead
 
@@ -59,13 +59,11 @@ class SessionAuditor:
         self._tool_span: str | None = None
         self._tool_spans: dict[str, str] = {}
         self._exec_parent: dict[str, str] = {}
-        self._follower: asyncio.Task[None] | None = None
-        self._poller: asyncio.Task[None] | None = None
         self._sandbox: Sandbox | None = None
         self._ended = False
         self._taint_span: str | None = None  # the session's taint (after its first sensitive read)
         self._read_spans: dict[str, str] = {}  # sensitive read id -> its record's span
-        self.guest_listeners: list[Callable[[GuestEvent], None]] = []  # the window's activity panel
+        self.guest_events: Signal[GuestEvent] = Signal("guest event, audited")  # the window's activity panel
         self._emit(SESSION_STARTED, None, {"paddock.folder": str(folder), "gen_ai.request.model": model,
                                            "paddock.entry": entry}, span=self.session_span)  # fmt: skip
 
@@ -110,6 +108,7 @@ class SessionAuditor:
             self._emit(SESSION_ENDED, self.session_span, {"paddock.outcome": outcome})
 
     def on_exec_started(self, exec_id: str) -> None:
+        """A command is about to start: its events hang off the tool call running now."""
         if self._tool_span:
             self._exec_parent[exec_id] = self._tool_span
 
@@ -129,8 +128,7 @@ class SessionAuditor:
     # ------------------------------------------------------------------ guest events
 
     def on_guest_event(self, ev: GuestEvent) -> None:
-        for listener in list(self.guest_listeners):
-            listener(ev)
+        self.guest_events.emit(ev)
         if isinstance(ev, ProcessStartedEvent):
             parent = self._exec_parent.get(ev.exec_id) or self._tool_span or self.session_span
             self._exec_parent[ev.exec_id] = parent
@@ -162,8 +160,7 @@ class SessionAuditor:
 
     def follow(self, sandbox: Sandbox) -> None:
         """Record the guest's events live, for as long as the sandbox runs, and the egress
-        gateway's decisions and this boot's token."""
-        sandbox.exec_listeners.append(self.on_exec_started)
+        gateway's decisions (each as it arrives) and this boot's token."""
         self._sandbox = sandbox
         if sandbox.sensitive is not None:  # told on the change guard's thread: recorded on this loop
             loop = asyncio.get_running_loop()
@@ -171,9 +168,13 @@ class SessionAuditor:
             def told(read: SensitiveRead) -> None:
                 loop.call_soon_threadsafe(self.sensitive_read, read)
 
-            sandbox.sensitive.listeners.append(told)
+            sandbox.sensitive.read_seen.connect(told)
             for read in list(sandbox.sensitive.reads):  # any before the session followed
                 self.sensitive_read(read)
+        sandbox.exec_started.connect(self.on_exec_started)
+        sandbox.guest_event.connect(self.on_guest_event)
+        if sandbox.gateway is not None:
+            sandbox.gateway.decided.connect(self.on_egress_decision)
         if sandbox.token is not None:
             t = sandbox.token
             minted = {
@@ -185,55 +186,33 @@ class SessionAuditor:
             self._emit(TOKEN_MINTED, self.session_span, minted)
 
             def revoked() -> None:
-                self.record_egress()
                 self._emit(TOKEN_REVOKED, self.session_span, {"paddock.token.id": t.token_id,
                                                               "paddock.reason": "session ended"})  # fmt: skip
 
-            sandbox.close_listeners.append(revoked)
+            sandbox.closing.connect(revoked)
 
-        async def run() -> None:
-            with contextlib.suppress(GuestError, asyncio.CancelledError):
-                async for ev in sandbox.guest.events():
-                    self.on_guest_event(ev)
-                    self.record_egress()
-
-        async def poll_egress() -> None:
-            while True:
-                await asyncio.sleep(0.5)
-                try:
-                    self.record_egress()
-                except Exception:  # the poller runs for the whole session, whatever one read met
-                    log.exception("egress decisions could not be recorded this time")
-
-        self._follower = asyncio.ensure_future(run())
-        if sandbox.gateway is not None:
-            self._poller = asyncio.ensure_future(poll_egress())
-
-    def record_egress(self) -> None:
-        gateway = self._sandbox.gateway if self._sandbox is not None else None
-        if gateway is None:
-            return
-        for d in gateway.decisions():
-            held = {"paddock.egress.held": True, "paddock.sensitive.read_id": d.taint,
-                    "paddock.sensitive.path": shown(d.taint_path)} if d.held else {}  # fmt: skip
-            parent = self._taint_span if d.held and self._taint_span else self._tool_span or self.session_span
-            span = self._emit(EGRESS_DECISION, parent, {**held,
-                "paddock.egress.allowed": d.allowed, "paddock.egress.grant": d.grant or "",
-                "paddock.egress.reason": d.reason, "http.request.method": d.method,
-                "server.address": d.host, "url.path": d.path,
-                **({"paddock.egress.tripwire": d.tripwire} if d.tripwire else {})})  # fmt: skip
-            if d.tripwire and not d.closed:  # the security team's live signal (flushed over OTLP at once)
-                self._emit(TRIPWIRE, span, {
-                    "paddock.severity": "high", "paddock.tripwire.decoy": d.tripwire,
-                    "server.address": d.host, "http.request.method": d.method, "url.path": d.path,
-                    "paddock.egress.closed": True})  # fmt: skip
+    def on_egress_decision(self, d: Decision) -> None:
+        held = {"paddock.egress.held": True, "paddock.sensitive.read_id": d.taint,
+                "paddock.sensitive.path": shown(d.taint_path)} if d.held else {}  # fmt: skip
+        parent = self._taint_span if d.held and self._taint_span else self._tool_span or self.session_span
+        span = self._emit(EGRESS_DECISION, parent, {**held,
+            "paddock.egress.allowed": d.allowed, "paddock.egress.grant": d.grant or "",
+            "paddock.egress.reason": d.reason, "http.request.method": d.method,
+            "server.address": d.host, "url.path": d.path,
+            **({"paddock.egress.tripwire": d.tripwire} if d.tripwire else {})})  # fmt: skip
+        if d.tripwire and not d.closed:  # the security team's live signal (flushed over OTLP at once)
+            self._emit(TRIPWIRE, span, {
+                "paddock.severity": "high", "paddock.tripwire.decoy": d.tripwire,
+                "server.address": d.host, "http.request.method": d.method, "url.path": d.path,
+                "paddock.egress.closed": True})  # fmt: skip
 
     async def close(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-        if self._follower is not None:
-            await asyncio.sleep(0.3)  # let events already on the wire arrive
-            self._follower.cancel()
-            with contextlib.suppress(BaseException):
-                await self._follower
+        """End the trail, once what the sandbox (still running) has on the wire has arrived."""
+        sandbox, self._sandbox = self._sandbox, None
+        if sandbox is not None:
+            await sandbox.settle()
+            sandbox.exec_started.disconnect(self.on_exec_started)
+            sandbox.guest_event.disconnect(self.on_guest_event)
+            if sandbox.gateway is not None:
+                sandbox.gateway.decided.disconnect(self.on_egress_decision)
         self.trail.close()

@@ -43,8 +43,8 @@ class EgressAsker:
         self._pending: dict[str, EgressQuestion] = {}
         self._decided: set[tuple[str, int]] = set()
         self.asked = 0
-        # The session's auditor reads the gateway's decisions twice a second; each new one comes here too.
-        gateway.decision_listeners.append(self._on_decision)
+        # Each decision as the gateway pushes it (the auditor records the same one).
+        gateway.decided.connect(self._on_decision)
 
     def _on_decision(self, d: Decision) -> None:
         if d.allowed or not d.no_grant:

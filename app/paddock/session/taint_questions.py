@@ -7,9 +7,9 @@ next identical request (method, host, path) through once; a no is remembered for
 the session is not asked about it again. Where policy says ``sensitive.on_send: refuse`` nothing
 is asked: held requests stay refused. Counted like every other egress question.
 
-Today the decisions reach here through ``EgressGateway.decision_listeners`` (the session's auditor
-reads the gateway's decision file); the questions go out through the same ``emit`` as the other
-egress questions (``EgressQuestion``).
+The decisions reach here as the gateway pushes them (``EgressGateway.decided``, over the
+gateway's channel); the questions go out through the same ``emit`` as the other egress questions
+(``EgressQuestion``).
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ class TaintAsker:
         self._pending: dict[str, tuple[EgressQuestion, Decision]] = {}
         self._refused_hosts: set[str] = set()
         self.asked = 0
-        gateway.decision_listeners.append(self._on_decision)
+        gateway.decided.connect(self._on_decision)
         if alert is not None:
-            gateway.decision_listeners.append(on_tripwire(alert))
+            gateway.decided.connect(on_tripwire(alert))
 
     def owns(self, question_id: str) -> bool:
         return question_id in self._pending

@@ -35,6 +35,7 @@ from qemu.qmp.error import QMPError
 from paddock.core.errors import PaddockError
 from paddock.core.paths import runtime_dir
 from paddock.core.processes import terminate
+from paddock.core.signal import Signal
 from paddock.vm.children import keep_logs, log_file, read_text, set_pdeathsig
 from paddock.vm.config import (
     HOTPLUG_PORTS,
@@ -67,7 +68,7 @@ class VirtualMachine(Migration):
         self._qmp: QMPClient | None = None
         self._watchers: list[asyncio.Task[None]] = []
         self._failed = asyncio.Event()
-        self._listeners: list[Callable[[VMState, str | None], None]] = []
+        self.state_changed: Signal[VMState, str | None] = Signal("VM state")
         self._attached = False
         self.kept_logs: Path | None = None  # where the logs of a failed run were kept
         self.guards: dict[str, Guard] = {}  # share tag → the change guard of its daemon
@@ -81,15 +82,14 @@ class VirtualMachine(Migration):
 
     def subscribe(self, listener: Callable[[VMState, str | None], None]) -> None:
         """Call ``listener(state, reason)`` on every state change."""
-        self._listeners.append(listener)
+        self.state_changed.connect(listener)
 
     def _set_state(self, state: VMState, reason: str | None = None) -> None:
         if state is self._state:
             return
         log.debug("vm %s: %s -> %s%s", self.id, self._state.value, state.value, f" ({reason})" if reason else "")
         self._state = state
-        for listener in list(self._listeners):
-            listener(state, reason)
+        self.state_changed.emit(state, reason)
 
     @property
     def agent_socket(self) -> Path:

@@ -62,16 +62,27 @@ class EventHub:
         self._subscribers: list[queue.Queue[pb.GuestEvent | None]] = []
         self._seq = 0
 
-    def publish(self, **kind: Any) -> None:
+    def publish(self, **kind: Any) -> int:
+        """Publish one event; its seq (events are numbered in the one order every stream sees)."""
         with self._lock:
             self._seq += 1
             event = pb.GuestEvent(time_unix=time.time(), seq=self._seq, **kind)
             for q in self._subscribers:
                 q.put(event)
+            return self._seq
+
+    @property
+    def seq(self) -> int:
+        """The seq of the last event published (0: none yet)."""
+        with self._lock:
+            return self._seq
 
     def subscribe(self) -> queue.Queue[pb.GuestEvent | None]:
+        """A queue of every event published from now on, led by a marker (a GuestEvent with no kind
+        and the seq of the last event before it): the stream is open from there."""
         q: queue.Queue[pb.GuestEvent | None] = queue.Queue()
         with self._lock:
+            q.put(pb.GuestEvent(time_unix=time.time(), seq=self._seq))
             self._subscribers.append(q)
         return q
 
@@ -85,11 +96,13 @@ class EventHub:
 T = TypeVar("T")
 
 
-def drain(q: queue.Queue[T | None], context: grpc.ServicerContext) -> Iterator[T]:
-    """Yield what a queue receives until None arrives or the caller goes away."""
+def drain(q: queue.Queue[T | None], context: grpc.ServicerContext, *, check_s: float | None = 1.0) -> Iterator[T]:
+    """Yield what a queue receives until None arrives or the caller goes away (looked at every
+    ``check_s``; None: never, for a queue whose owner always puts None when the caller goes, as
+    ``EventHub.unsubscribe`` does from the stream's termination callback)."""
     while context.is_active():
         try:
-            item = q.get(timeout=1.0)
+            item = q.get(timeout=check_s)
         except queue.Empty:
             continue
         if item is None:

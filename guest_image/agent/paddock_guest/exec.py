@@ -6,6 +6,7 @@ import functools
 import io
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -21,8 +22,10 @@ from paddock.guest.v1 import agent_pb2 as pb
 from paddock_guest.config import AGENT_HOME, CHUNK, COMMANDS_CGROUP, EXEC_AS_ROOT, RUNAS
 from paddock_guest.events import RUNS, EventHub
 from paddock_guest.jail import workspace_owner
+from paddock_guest.watch import WATCHER
 
 Output: TypeAlias = "queue.Queue[tuple[pb.OutputStream, bytes] | None]"
+COMMAND_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # the host's id for a command (ExecRequest.command_id)
 
 
 def run_command(
@@ -35,7 +38,7 @@ def run_command(
 ) -> Iterator[pb.ExecEvent]:
     """The body of Exec once argv and cwd are known good: start, stream, report how it ended."""
     env = _command_env(extra_env, request.env)
-    exec_id = uuid.uuid4().hex[:12]
+    exec_id = request.command_id if COMMAND_ID.fullmatch(request.command_id) else uuid.uuid4().hex[:12]
     started = time.monotonic()
     uid, gid = workspace_owner()
     argv = list(request.argv)
@@ -75,7 +78,8 @@ def run_command(
     # Whatever the command left behind in its group goes with it.
     kill_group()
     result = _exit_result(code, timed_out=timed_out, duration=time.monotonic() - started, timeout_s=request.timeout_s)
-    hub.publish(process_exited=pb.ProcessExited(exec_id=exec_id, pid=proc.pid, exit=result))
+    WATCHER.flush(hub)  # what the command finished writing goes out before its exit: one order
+    result.seq = hub.publish(process_exited=pb.ProcessExited(exec_id=exec_id, pid=proc.pid, exit=result))
     yield pb.ExecEvent(exit=result)
 
 

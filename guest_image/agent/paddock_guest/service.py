@@ -122,6 +122,11 @@ class Agent(pb_grpc.GuestAgentServicer):  # type: ignore[misc]  # the generated 
         drop_cached_inodes()
         return pb.ForgetCachedResponse()
 
+    @guarded
+    def Sync(self, request: pb.SyncRequest, context: grpc.ServicerContext) -> pb.SyncResponse:
+        WATCHER.flush(self.hub)  # what the watcher has queued goes out first
+        return pb.SyncResponse(seq=self.hub.seq)
+
     def Egress(
         self, request_iterator: Iterator[pb.EgressFrame], context: grpc.ServicerContext
     ) -> Iterator[pb.EgressFrame]:
@@ -131,4 +136,4 @@ class Agent(pb_grpc.GuestAgentServicer):  # type: ignore[misc]  # the generated 
     def Events(self, request: pb.EventsRequest, context: grpc.ServicerContext) -> Iterator[pb.GuestEvent]:
         q = self.hub.subscribe()
         context.add_callback(lambda: self.hub.unsubscribe(q))
-        yield from drain(q, context)
+        yield from drain(q, context, check_s=None)  # unsubscribe ends it: nothing wakes to look

@@ -7,10 +7,12 @@ needs no watch per folder and pins no inodes, so it does not fight the handle ke
 (``handles.py``) that keeps the host's share daemon under its open-files limit.
 
 Writes in progress (FAN_MODIFY) are reported at most about twice a second per file: the reader
-sleeps between batches, and the kernel merges the events that queue up for the same file
-meanwhile. A finished write (FAN_CLOSE_WRITE) is reported as written. The agent's own writes
-(the file tools) are skipped: it reports those itself. Removals and renames are not reported
-(classic mode has no directory events).
+pauses between batches, and the kernel merges the events that queue up for the same file
+meanwhile. A finished write (FAN_CLOSE_WRITE) is reported as written. ``flush`` publishes what is
+queued at once: a command's exit (``exec.py``) and ``Sync`` call it first, so the files a command
+finished writing are on the event stream before its exit, in one order, without waiting for a
+batch. The agent's own writes (the file tools) are skipped: it reports those itself. Removals and
+renames are not reported (classic mode has no directory events).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import select
 import stat
 import struct
 import threading
@@ -41,6 +44,7 @@ METADATA = struct.Struct("=IBBHQii")  # struct fanotify_event_metadata
 METADATA_VERSION = 3
 BATCH_PAUSE_S = 0.5  # events for one file that queue up meanwhile are merged by the kernel
 READ_SIZE = 64 * 1024
+MAX_READS = 64  # per flush: the queue is emptied, but a flood cannot hold a command's exit forever
 
 _LIBC = ctypes.CDLL(None, use_errno=True)
 _LIBC.fanotify_init.argtypes = [ctypes.c_uint, ctypes.c_uint]
@@ -69,6 +73,7 @@ def relative(fd: int) -> tuple[str, int] | None:
 class Watcher:
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._reading = threading.Lock()  # one reader at a time, from read to publish: one order
         self._fd = -1
         self.overflows = 0
 
@@ -91,41 +96,66 @@ class Watcher:
         log(f"file watcher: watching {config.WORKSPACE}")
 
     def _loop(self, fd: int, hub: EventHub) -> None:
-        me = os.getpid()
+        waiting = select.poll()
+        waiting.register(fd, select.POLLIN)
         while True:
             try:
-                buf = os.read(fd, READ_SIZE)
+                waiting.poll()  # until the kernel has queued something
             except InterruptedError:
                 continue
-            except OSError as exc:
-                if exc.errno in (errno.EBADF, errno.EINVAL):
-                    log(f"file watcher: stopped ({exc.strerror})")
-                    return
-                # The kernel could not open the next file for us (a file its owner may not read,
-                # as mode 000): that one report is lost, the watcher goes on.
-                time.sleep(BATCH_PAUSE_S)
-                continue
-            changes: dict[str, tuple[bool, int, str]] = {}
-            for mask, event_fd, pid in _events(buf):
-                if mask & FAN_Q_OVERFLOW:
-                    self.overflows += 1
-                    log("file watcher: too many writes at once; some were not reported")
-                if event_fd == FAN_NOFD:
-                    continue
+            if not self._publish_queued(fd, hub):
+                return
+            time.sleep(BATCH_PAUSE_S)  # a rate limit: writes to one file meanwhile are merged by the kernel
+
+    def flush(self, hub: EventHub) -> None:
+        """Publish what the kernel has queued now (a command's finished writes), before returning."""
+        if self._fd >= 0:
+            self._publish_queued(self._fd, hub)
+
+    def _publish_queued(self, fd: int, hub: EventHub) -> bool:
+        """Read and publish every event queued on ``fd``; False when the watcher is gone."""
+        ready = select.poll()
+        ready.register(fd, select.POLLIN)
+        with self._reading:
+            for _ in range(MAX_READS):
+                if not ready.poll(0):
+                    return True
                 try:
-                    found = relative(event_fd) if pid != me else None
-                except OSError:
-                    found = None
-                finally:
-                    os.close(event_fd)
-                if found is not None:
-                    path, size = found
-                    done = bool(mask & FAN_CLOSE_WRITE) or changes.get(path, (False, 0, ""))[0]
-                    changes[path] = (done, size, RUNS.of(pid))
-            for path, (done, size, exec_id) in changes.items():
-                change = pb.FileChanged.CHANGE_WRITTEN if done else pb.FileChanged.CHANGE_WRITING
-                hub.publish(file_changed=pb.FileChanged(path=path, change=change, size=size, exec_id=exec_id))
-            time.sleep(BATCH_PAUSE_S)
+                    buf = os.read(fd, READ_SIZE)
+                except InterruptedError:
+                    continue
+                except OSError as exc:
+                    if exc.errno in (errno.EBADF, errno.EINVAL):
+                        log(f"file watcher: stopped ({exc.strerror})")
+                        return False
+                    # The kernel could not open the next file for us (a file its owner may not
+                    # read, as mode 000): that one report is lost, the watcher goes on.
+                    continue
+                self._publish(buf, hub)
+        return True
+
+    def _publish(self, buf: bytes, hub: EventHub) -> None:
+        me = os.getpid()
+        changes: dict[str, tuple[bool, int, str]] = {}
+        for mask, event_fd, pid in _events(buf):
+            if mask & FAN_Q_OVERFLOW:
+                self.overflows += 1
+                log("file watcher: too many writes at once; some were not reported")
+            if event_fd == FAN_NOFD:
+                continue
+            try:
+                found = relative(event_fd) if pid != me else None
+            except OSError:
+                found = None
+            finally:
+                os.close(event_fd)
+            if found is not None:
+                path, size = found
+                done = bool(mask & FAN_CLOSE_WRITE) or changes.get(path, (False, 0, ""))[0]
+                changes[path] = (done, size, RUNS.of(pid))
+        for path, (done, size, exec_id) in changes.items():
+            change = pb.FileChanged.CHANGE_WRITTEN if done else pb.FileChanged.CHANGE_WRITING
+            hub.publish(file_changed=pb.FileChanged(path=path, change=change, size=size, exec_id=exec_id))
 
 
 def _events(buf: bytes) -> list[tuple[int, int, int]]:

@@ -99,6 +99,11 @@ class GuestAgentStub:
                 request_serializer=paddock_dot_guest_dot_v1_dot_agent__pb2.ForgetCachedRequest.SerializeToString,
                 response_deserializer=paddock_dot_guest_dot_v1_dot_agent__pb2.ForgetCachedResponse.FromString,
                 _registered_method=True)
+        self.Sync = channel.unary_unary(
+                '/paddock.guest.v1.GuestAgent/Sync',
+                request_serializer=paddock_dot_guest_dot_v1_dot_agent__pb2.SyncRequest.SerializeToString,
+                response_deserializer=paddock_dot_guest_dot_v1_dot_agent__pb2.SyncResponse.FromString,
+                _registered_method=True)
 
 
 class GuestAgentServicer:
@@ -198,6 +203,15 @@ class GuestAgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Sync(self, request, context):
+        """A barrier on the Events stream: the agent publishes the file changes its watcher has queued,
+        then answers with the seq of the last event published. Every event up to that seq is on every
+        open Events stream, ahead of anything published later.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GuestAgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -265,6 +279,11 @@ def add_GuestAgentServicer_to_server(servicer, server):
                     servicer.ForgetCached,
                     request_deserializer=paddock_dot_guest_dot_v1_dot_agent__pb2.ForgetCachedRequest.FromString,
                     response_serializer=paddock_dot_guest_dot_v1_dot_agent__pb2.ForgetCachedResponse.SerializeToString,
+            ),
+            'Sync': grpc.unary_unary_rpc_method_handler(
+                    servicer.Sync,
+                    request_deserializer=paddock_dot_guest_dot_v1_dot_agent__pb2.SyncRequest.FromString,
+                    response_serializer=paddock_dot_guest_dot_v1_dot_agent__pb2.SyncResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -618,6 +637,33 @@ class GuestAgent:
             '/paddock.guest.v1.GuestAgent/ForgetCached',
             paddock_dot_guest_dot_v1_dot_agent__pb2.ForgetCachedRequest.SerializeToString,
             paddock_dot_guest_dot_v1_dot_agent__pb2.ForgetCachedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Sync(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/paddock.guest.v1.GuestAgent/Sync',
+            paddock_dot_guest_dot_v1_dot_agent__pb2.SyncRequest.SerializeToString,
+            paddock_dot_guest_dot_v1_dot_agent__pb2.SyncResponse.FromString,
             options,
             channel_credentials,
             insecure,
