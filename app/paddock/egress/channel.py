@@ -57,6 +57,7 @@ class Decision:
     taint: str = ""  # the id of the sensitive read that held it
     taint_path: str = ""  # that read's path inside the folder
     allowed_once: str = ""  # let through by the person's one-time yes (its id)
+    severity: str = ""  # "high" on the request that tripped a decoy secret
 
 
 @dataclass(frozen=True)
