@@ -40,9 +40,10 @@ from paddock.policy import load as load_policy
 from paddock.remote import SyncReport
 from paddock.sandbox import Sandbox, SandboxFailed, WarmPool, ensure_snapshot, snapshots_enabled
 from paddock.session import models
-from paddock.session.egress_questions import EgressAsker, EgressQuestion
-from paddock.session.runner import EntryPoint, SessionRunner, decide
-from paddock.undo.changes import Entry, back_up, diff, list_folder
+from paddock.session.composer import AskThePerson, Composed, SessionPlan, compose
+from paddock.session.egress_questions import EgressQuestion
+from paddock.session.runner import EntryPoint, SessionRunner
+from paddock.undo.changes import Entry, diff, list_folder
 
 log = logging.getLogger(__name__)
 
@@ -85,18 +86,25 @@ class FolderCheck:
 
 @dataclass
 class _Open:
-    """What belongs to the folder that is open now."""
+    """What belongs to the folder that is open now: the session the composer made, and the window's own."""
 
-    runner: SessionRunner
-    before: dict[str, Entry]
-    backup: Path
-    agent: AssistantSession | None = None
-    asker: EgressAsker | None = None
+    session: Composed
     watcher: asyncio.Task[None] | None = None
     work: asyncio.Task[str] | None = None
-    asked_before: int = 0  # questions asked by earlier sandboxes of this session (before a restart)
     previewed: dict[str, Entry] = field(default_factory=dict)  # files drawn, as they were then
     drawn: dict[str, tuple[Preview, Entry | None]] = field(default_factory=dict)  # for the summary
+
+    @property
+    def runner(self) -> SessionRunner:
+        return self.session.runner
+
+    @property
+    def agent(self) -> AssistantSession | None:
+        return self.session.agent
+
+    @property
+    def before(self) -> dict[str, Entry]:
+        return self.session.before
 
     @property
     def folder(self) -> Path:
@@ -133,7 +141,6 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
         self.recent = RecentFolders(data_dir() / "recent-folders.json")
         self._warming: asyncio.Future[Path] | None = None
         self.pool = WarmPool()  # one sandbox woken ahead of the folder while the window waits
-        self._target: models.ModelTarget | None = None
         self._reconnecting: asyncio.Future[None] | None = None  # after a sandbox host's connection dropped
 
     # ------------------------------------------------------------------ events
@@ -209,43 +216,34 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
         """
         if self._open is not None:
             await self.finish()
-        check = await self.check_folder(folder)
-        if not check.allowed:
-            raise PaddockError(check.reason)
-        decided = decide(check.folder, trusted=check.trusted, policy_loader=self._load_policy)
-        choice = models.decide_model(decided.policy, model or self.model)
-        runner = await SessionRunner.begin(decided, EntryPoint.WINDOW, model_decision=choice)  # refused: recorded
-        runner.undo.warn = lambda text: self._emit(Notice(text))
-        self._target = choice.target
-        self.recent.remember(runner.folder)
-        backup = data_dir() / "backups" / runner.session_id
-        opened = _Open(runner, {}, backup)
-        self._open = opened
-        runner.auditor.guest_listeners.append(lambda ev: self._emit(activity(ev)))
-        opened.before = await asyncio.to_thread(list_folder, runner.folder)
-        await asyncio.to_thread(back_up, runner.folder, opened.before, backup)
-        await self._boot()
+        plan = SessionPlan(
+            EntryPoint.WINDOW, AskThePerson(self._emit), assistant=True, model=model or self.model, summary=True,
+            warm=self.pool, policy_loader=self._load_policy, provider_factory=self._provider_factory,
+            warn=lambda text: self._emit(Notice(text)), on_event=self._emit,
+        )  # fmt: skip
+        try:
+            session = await compose(folder, plan)  # a refused folder or model: recorded, then raised
+        except SandboxFailed as exc:  # a folder policy denies: said before anything starts
+            raise PaddockError(exc.message, hint=exc.hint) from exc
+        self.recent.remember(session.folder)
+        self._open = _Open(session)
+        session.runner.auditor.guest_listeners.append(lambda ev: self._emit(activity(ev)))
+        try:
+            await self._boot()
+        except BaseException:  # no model key, say: nothing stays open
+            self._open = None
+            await session.close(outcome="failed")
+            raise
 
     async def _boot(self) -> None:
         opened = self._require_open()
         await self._warmed()
         self._status(SandboxState.STARTING, "Starting the sandbox")
         try:
-            sandbox = await opened.runner.boot(
-                on_progress=lambda msg: self._status(SandboxState.STARTING, msg),
-                egress_asking=opened.policy.allow_asking,
-                warm=self.pool,
-            )
+            sandbox = await opened.session.boot(on_progress=lambda msg: self._status(SandboxState.STARTING, msg))
         except SandboxFailed as exc:
             self._status(SandboxState.FAILED, str(exc))
             return
-        assert self._target is not None
-        provider = models.make_provider(opened.policy, self._target, self._provider_factory)
-        agent = opened.runner.assistant(provider)
-        agent.subscribe(self._emit)
-        opened.agent = agent
-        if sandbox.gateway is not None and opened.policy.allow_asking:
-            opened.asker = EgressAsker(sandbox.gateway, self._emit, opened.runner.auditor)
         opened.watcher = asyncio.ensure_future(self._watch(sandbox))
         sandbox.sync_listeners.append(self._synced)
         self._status(SandboxState.READY, f"Ready ({sandbox.where})")
@@ -307,17 +305,14 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
 
     async def answer(self, question_id: str, allow: bool) -> None:
         """The person's answer to an egress question: yes adds a grant for this session only."""
-        opened = self._require_open()
-        if opened.asker is None:
+        asker = self._require_open().session.asker
+        if asker is None:
             raise PaddockError("There is no question waiting.")
-        await opened.asker.answer(question_id, allow)
+        await asker.answer(question_id, allow)
 
     @property
     def questions_asked(self) -> int:
-        opened = self._open
-        if opened is None:
-            return 0
-        return opened.asked_before + (opened.asker.asked if opened.asker else 0)
+        return len(self._open.session.questions) if self._open is not None else 0
 
     async def previews(self) -> list[Preview]:
         """Pictures of the files this session made or changed since the last ones, drawn in the sandbox."""
@@ -367,7 +362,8 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
         after = await asyncio.to_thread(list_folder, opened.folder)
         first, changes = opened.runner.undo.first, diff(opened.before, after)
         pictures = for_summary(opened.drawn, after, changes)
-        summary = SessionSummary(opened.folder, changes, self.questions_asked, opened.backup,
+        assert opened.session.backup is not None  # the window's plan asks for a change summary
+        summary = SessionSummary(opened.folder, changes, self.questions_asked, opened.session.backup,
                                  first.point.id if first else None, pictures)  # fmt: skip
         await opened.runner.close()
         self._open = None
@@ -383,10 +379,8 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
             opened.watcher.cancel()
             with contextlib.suppress(BaseException):
                 await opened.watcher
-        if opened.asker is not None:
-            opened.asked_before += opened.asker.asked
-        opened.agent, opened.watcher, opened.asker = None, None, None
-        await opened.runner.close_sandbox()
+        opened.watcher = None
+        await opened.session.close_sandbox()
         if self.sandbox_state is not SandboxState.FAILED:
             self._status(SandboxState.STOPPED, "The sandbox is stopped")
 

@@ -12,7 +12,8 @@ from paddock.core.errors import PaddockError
 from paddock.core.text import shown
 from paddock.desk.summary import SessionSummary
 from paddock.policy import EffectivePolicy
-from paddock.session.runner import EntryPoint, SessionRunner, decide
+from paddock.session.composer import NO_QUESTIONS, AnswerNo, SessionPlan, compose
+from paddock.session.runner import EntryPoint
 from paddock.session.undoing import TURN
 from paddock.undo.textdiff import text_diff
 
@@ -61,12 +62,12 @@ class DeskUndo:
         ``paddock undo``, and itself undoable. Returns what was done, in plain words."""
         if summary.start_point is None:
             raise PaddockError("This session has no restore point to go back to (undo is off in policy).")
-        decided = decide(summary.folder, policy_loader=self._load_policy)
-        runner = await SessionRunner.begin(decided, EntryPoint.UNDO)
+        plan = SessionPlan(EntryPoint.UNDO, AnswerNo(NO_QUESTIONS), policy_loader=self._load_policy)
+        session = await compose(summary.folder, plan)
         try:
-            done = await runner.undo.undo(to=summary.start_point, file=path)
+            done = await session.runner.undo.undo(to=summary.start_point, file=path)
         finally:
-            await runner.close()
+            await session.close()
         if done.failed:
             names = ", ".join(f"{shown(f)} ({why})" for f, why in done.failed[:5])
             return f"Put back, except {len(done.failed)} file(s) that could not be: {names}."

@@ -1,8 +1,9 @@
 """One way in. Every entry point — the window, ``paddock run``, ``paddock mcp``,
-``paddock sandbox exec`` and a schedule's run — opens its session here, so each is decided, fenced and audited
-the same way::
+``paddock sandbox exec``, ``paddock undo`` and a schedule's run — opens its session here, through the
+composer (``paddock.session.composer``, the whole chain written once), so each is decided, fenced and
+audited the same way::
 
-    SessionRunner.open(folder, entry)      load policy (the folder's own tier only if trusted),
+    decide(folder) + SessionRunner.begin   load policy (the folder's own tier only if trusted),
         │                                  decide the folder once, start the audit trail and
         │                                  record the decision; a denied folder stops here
         ▼
@@ -106,19 +107,6 @@ class SessionRunner:
         self._box: ToolBox | None = None
         self._closed = False
         log.debug("session %s: %s on %s (%s)", self.session_id, entry.value, decided.folder, d.reason or "allowed")
-
-    @classmethod
-    async def open(
-        cls,
-        folder: Path,
-        entry: EntryPoint,
-        *,
-        trusted: bool | None = None,
-        policy_loader: PolicyLoader = load_policy,
-    ) -> SessionRunner:
-        """Decide ``folder`` and start the session's audit trail (see ``begin``). No model is chosen
-        here: an entry point that talks to one decides it with ``models.decide_model`` and uses ``begin``."""
-        return await cls.begin(decide(folder, trusted=trusted, policy_loader=policy_loader), entry)
 
     @classmethod
     async def begin(
