@@ -37,7 +37,7 @@ from paddock.credentials import Keychain, audit_key
 from paddock.llm import ModelProvider
 from paddock.policy import EffectivePolicy, FolderDecision, PolicyError, TrustStore
 from paddock.policy import load as load_policy
-from paddock.sandbox import Sandbox, SandboxFailed, WarmPool
+from paddock.sandbox import BootRequest, Sandbox, SandboxFailed, WarmPool
 from paddock.session.auditing import SessionAuditor
 from paddock.session.models import ModelDecision, refused
 from paddock.session.undoing import START, TURN, FolderUndo
@@ -160,16 +160,16 @@ class SessionRunner:
         # the guard, ``guarded_by`` makes a point that copies before boot returns.
         point = asyncio.ensure_future(self.undo.point(START, f"start of a session ({self.entry.value})", lazy=True))
         try:
-            sandbox = await Sandbox.boot(
+            request = BootRequest(
                 self.folder,
                 policy=self.policy,
                 decision=self.decided.decision,
-                on_progress=on_progress,
                 egress_asking=egress_asking,
                 host=host,
                 keeper=self.undo.keeper if self.undo.enabled else None,
                 warm=warm,
             )
+            sandbox = await Sandbox.start(request, on_progress=on_progress)
         except BaseException:
             point.cancel()
             with contextlib.suppress(BaseException):
