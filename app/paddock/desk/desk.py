@@ -28,13 +28,13 @@ from paddock.core.errors import PaddockError
 from paddock.core.paths import data_dir
 from paddock.desk.activity import Activity, activity
 from paddock.desk.history import ConversationRow, History, Replayed, replay
-from paddock.desk.keys import DeskKeys
-from paddock.desk.notes import DeskNotes
+from paddock.desk.notes import Notes
 from paddock.desk.plain import conflicts_notice
 from paddock.desk.previews import PREVIEW_WAIT_S, Preview, for_summary, render, wanted
 from paddock.desk.recent import RecentFolders
+from paddock.desk.rewind import Rewind
+from paddock.desk.settings import Settings
 from paddock.desk.summary import SessionSummary
-from paddock.desk.undo import DeskUndo
 from paddock.policy import EffectivePolicy, PolicyError, TrustStore, behaviour_files
 from paddock.policy import load as load_policy
 from paddock.remote import SyncReport
@@ -119,9 +119,11 @@ class _Open:
         return self.runner.sandbox
 
 
-class Desk(DeskKeys, DeskNotes, DeskUndo):
+class Desk:
     """The app engine. Every coroutine runs on the engine loop; ``subscribe`` listeners are
-    called there too (the UI bridge moves them to the Qt thread)."""
+    called there too (the UI bridge moves them to the Qt thread). Its parts: ``settings`` (keys,
+    endpoints, the settings page), ``notes`` (the notes kept between sessions), ``rewind`` (undo
+    from the window), ``recent`` (the folders opened lately)."""
 
     def __init__(
         self,
@@ -139,6 +141,9 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
         self.sandbox_state = SandboxState.STOPPED
         self.model: str | None = None  # [ENDPOINT:]MODEL for the next folder opened (None: policy's default)
         self.recent = RecentFolders(data_dir() / "recent-folders.json")
+        self.settings = Settings(self._load_policy)
+        self.notes = Notes()
+        self.rewind = Rewind(lambda: self._open.session if self._open else None, lambda: self.busy, self._load_policy)
         self._warming: asyncio.Future[Path] | None = None
         self.pool = WarmPool()  # one sandbox woken ahead of the folder while the window waits
         self._reconnecting: asyncio.Future[None] | None = None  # after a sandbox host's connection dropped

@@ -1,4 +1,4 @@
-"""The window's model keys, endpoints and settings, without Qt (a part of ``Desk``): which endpoints
+"""The window's model keys, endpoints and settings, without Qt (``Desk.settings``, a part of the desk): which endpoints
 policy allows, whether each has its key, storing and removing one; the effective policy, the audit
 log and revoking session tokens for the settings page. Nothing here is sent anywhere."""
 
@@ -16,8 +16,9 @@ from paddock.session import models
 from paddock.session.doctor import FirstRun, run_checks
 
 
-class DeskKeys:
-    _load_policy: Callable[..., EffectivePolicy]
+class Settings:
+    def __init__(self, load_policy: Callable[..., EffectivePolicy]) -> None:
+        self._load_policy = load_policy
 
     def _policy(self) -> EffectivePolicy:
         try:
