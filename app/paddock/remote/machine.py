@@ -145,13 +145,13 @@ class RemoteMachine:
 
     async def push(self) -> SyncReport:
         assert self.sync is not None
-        return await self._guarded(self.sync.push)
+        return await self._sync_in_thread(self.sync.push)
 
     async def pull(self) -> SyncReport:
         assert self.sync is not None
-        return await self._guarded(self.sync.pull)
+        return await self._sync_in_thread(self.sync.pull)
 
-    async def _guarded(self, fn: Callable[[], SyncReport]) -> SyncReport:
+    async def _sync_in_thread(self, fn: Callable[[], SyncReport]) -> SyncReport:
         return await asyncio.to_thread(self._checked, fn)
 
     def _checked(self, fn: Callable[[], SyncReport]) -> SyncReport:

@@ -1,6 +1,6 @@
 """The sandbox on this computer: taken from the warm pool, woken from the saved one (the
-snapshot), or booted cold. The snapshot and the pool are ``paddock.sandbox.warm``; the guard that
-turns a VM failure into ``SandboxFailed`` is ``paddock.sandbox.guarded``."""
+snapshot), or booted cold. The snapshot and the pool are ``paddock.sandbox.warm``; the race
+that turns a VM failure into ``SandboxFailed`` is ``paddock.sandbox.failure``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from paddock.core.errors import PaddockError
 from paddock.core.paths import profile_dir
 from paddock.guest import GuestClient
 from paddock.policy import FolderDecision
-from paddock.sandbox.guarded import BOOT_TIMEOUT_S, Progress, SandboxFailed, unless_failed
+from paddock.sandbox.failure import BOOT_TIMEOUT_S, Progress, SandboxFailed, unless_failed
 from paddock.sandbox.placement import BootTimings, Here
 from paddock.sandbox.request import BootRequest
 from paddock.sandbox.warm import WarmPool, Woken, snapshot_path, snapshots_enabled, wake

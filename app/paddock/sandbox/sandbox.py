@@ -26,7 +26,7 @@ from paddock.guest import ExecEvent, ExecStarted, GuestClient, GuestUnavailable
 from paddock.policy import EffectivePolicy, PolicyError
 from paddock.policy import load as load_policy
 from paddock.remote import SyncReport
-from paddock.sandbox.guarded import Progress, SandboxFailed, reason_for, unless_failed
+from paddock.sandbox.failure import Progress, SandboxFailed, reason_for, unless_failed
 from paddock.sandbox.keys import secrets_for as _secrets_for
 from paddock.sandbox.local import boot_here
 from paddock.sandbox.placement import BootTimings, Machine, Placement
@@ -132,7 +132,7 @@ class Sandbox:
         ca = "/etc/ssl/certs/paddock-egress-ca.pem"
         env = {"HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "https_proxy": proxy, "http_proxy": proxy,
                "SSL_CERT_FILE": ca, "REQUESTS_CA_BUNDLE": ca, "CURL_CA_BUNDLE": ca}  # fmt: skip
-        await self.guarded(self.guest.configure(env=env, ca_pem=self.gateway.ca_cert_pem))
+        await self.unless_failed(self.guest.configure(env=env, ca_pem=self.gateway.ca_cert_pem))
         self._tunnel = asyncio.ensure_future(self.guest.egress_tunnel(self.gateway.port, self.gateway.alive))
         self.gateway.exit_listeners.append(self._gateway_stopped)
 
@@ -142,7 +142,7 @@ class Sandbox:
         if self._tunnel is not None:
             self._tunnel.cancel()
 
-    async def guarded(self, aw: Awaitable[T]) -> T:
+    async def unless_failed(self, aw: Awaitable[T]) -> T:
         """Await a guest call, turning a VM failure into SandboxFailed with its reason."""
         return await unless_failed(self.vm, aw)
 
