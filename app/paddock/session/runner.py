@@ -157,7 +157,7 @@ class SessionRunner:
         # The session's restore point is made while the VM starts (nothing in the guest can touch
         # the folder before boot returns and a command runs); boot returns only once it is made.
         # Lazy (a listing): the change guard keeps each file before the guest changes it; without
-        # the guard, ``guarded_by`` makes a point that copies before boot returns.
+        # the guard, ``attach_guard`` makes a point that copies before boot returns.
         point = asyncio.ensure_future(self.undo.point(START, f"start of a session ({self.entry.value})", lazy=True))
         try:
             request = BootRequest(
@@ -178,7 +178,7 @@ class SessionRunner:
         try:
             if not point.done() and on_progress is not None:
                 on_progress("Finishing the folder's restore point")
-            await self.undo.guarded_by(sandbox, await point)
+            await self.undo.attach_guard(sandbox, await point)
         except BaseException:
             await sandbox.close()
             raise
