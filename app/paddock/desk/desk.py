@@ -39,7 +39,7 @@ from paddock.policy import EffectivePolicy, PolicyError, TrustStore, behaviour_f
 from paddock.policy import load as load_policy
 from paddock.remote import SyncReport
 from paddock.sandbox import Sandbox, SandboxFailed, WarmPool, ensure_snapshot, snapshots_enabled
-from paddock.session import models
+from paddock.session import model_choice
 from paddock.session.composer import AskThePerson, Composed, SessionPlan, compose
 from paddock.session.egress_questions import EgressQuestion
 from paddock.session.runner import EntryPoint, SessionRunner
@@ -128,7 +128,7 @@ class Desk:
     def __init__(
         self,
         *,
-        provider_factory: models.ProviderFactory | None = None,
+        provider_factory: model_choice.ProviderFactory | None = None,
         policy_loader: Callable[..., EffectivePolicy] | None = None,
     ) -> None:
         """``policy_loader`` stands in for the policy files (tests, embedding code); by default the

@@ -37,7 +37,7 @@ from paddock.llm import ModelProvider, ModelTarget
 from paddock.policy import EffectivePolicy, TrustStore, behaviour_files
 from paddock.policy import load as load_policy
 from paddock.sandbox import Sandbox, WarmPool
-from paddock.session import models
+from paddock.session import model_choice
 from paddock.session.egress_questions import EgressAsker, EgressQuestion
 from paddock.session.runner import EntryPoint, PolicyLoader, Progress, SessionRunner, decide
 from paddock.undo.changes import Change, Entry, back_up, diff, list_folder
@@ -123,7 +123,7 @@ class SessionPlan:
     new_conversation: bool = False  # the first boot starts a new conversation instead of resuming
     conversations: Path | None = None  # where the conversation is kept (None: with the folder's own)
     policy_loader: PolicyLoader | None = None  # stands in for the policy files (None: the installed ones)
-    provider_factory: models.ProviderFactory | None = None
+    provider_factory: model_choice.ProviderFactory | None = None
     warn: Callable[[str], None] | None = None  # undo's warnings, in plain words (default: the log)
     on_event: Callable[[AssistantEvent], None] | None = None  # the assistant's events
 
@@ -161,7 +161,7 @@ class Composed:
         """Boot (or wake) the sandbox; questions go to the plan's strategy; the assistant loop on it."""
         plan, runner = self.plan, self.runner
         if self.target is not None and self.provider is None:  # a missing key stops here, before the boot
-            self.provider = models.make_provider(self.policy, self.target, plan.provider_factory)
+            self.provider = model_choice.make_provider(self.policy, self.target, plan.provider_factory)
         asking = self.policy.allow_asking
         sandbox = await runner.boot(on_progress=on_progress, egress_asking=asking, host=plan.host, warm=plan.warm)
         if sandbox.gateway is not None and asking:
@@ -202,7 +202,7 @@ async def compose(folder: Path, plan: SessionPlan) -> Composed:
     trusted = await asyncio.to_thread(plan.answers.trust, folder)
     loader = plan.policy_loader or load_policy
     decided = await asyncio.to_thread(decide, folder, trusted=trusted, policy_loader=loader)
-    choice = models.decide_model(decided.policy, plan.model) if plan.assistant else None
+    choice = model_choice.decide_model(decided.policy, plan.model) if plan.assistant else None
     runner = await SessionRunner.begin(decided, plan.entry, model_decision=choice)
     if plan.warn is not None:
         runner.undo.warn = plan.warn

@@ -39,7 +39,7 @@ from paddock.policy import EffectivePolicy, FolderDecision, PolicyError, TrustSt
 from paddock.policy import load as load_policy
 from paddock.sandbox import BootRequest, Sandbox, SandboxFailed, WarmPool
 from paddock.session.auditing import SessionAuditor
-from paddock.session.models import ModelDecision, refused
+from paddock.session.model_choice import ModelDecision, refused
 from paddock.session.undoing import START, TURN, FolderUndo
 
 log = logging.getLogger(__name__)
