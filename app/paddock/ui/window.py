@@ -44,7 +44,7 @@ from paddock.ui.chat import ChatPage
 from paddock.ui.notes import NotesDialog
 from paddock.ui.pages import FolderPage, SummaryPage, WelcomePage
 from paddock.ui.problem import ProblemBar
-from paddock.ui.schedules import ScheduleDialog, ScheduleKeeper
+from paddock.ui.schedules import ScheduleClock, ScheduleDialog
 from paddock.ui.settings import SettingsDialog
 
 NOTIFY_AFTER_S = 20.0  # a task at least this long gets a desktop notification when it ends unseen
@@ -76,7 +76,7 @@ class MainWindow(QMainWindow):
         self.settings: SettingsDialog | None = None
         self.schedules = Schedules()
         self.schedule_view: ScheduleDialog | None = None
-        self.keeper = ScheduleKeeper(self.bridge, self.schedules)  # runs due schedules where there is no systemd
+        self.clock = ScheduleClock(self.bridge, self.schedules)  # runs due schedules where there is no systemd
         self.notes: NotesDialog | None = None
         self.notify_after_s = NOTIFY_AFTER_S
         self._sent_at = 0.0
@@ -108,7 +108,7 @@ class MainWindow(QMainWindow):
 
         self.stack.setCurrentWidget(self.welcome)
         self._check_host()
-        self.keeper.start()
+        self.clock.start()
 
     # ------------------------------------------------------------------ first run
 
