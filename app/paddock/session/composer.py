@@ -185,7 +185,9 @@ class Composed:
         await self.runner.close_sandbox()
 
     async def changes(self) -> list[Change]:
-        """What changed in the folder since the session began (plan.summary)."""
+        """What changed in the folder since the session began (none listed without plan.summary)."""
+        if not self.plan.summary:
+            return []
         return diff(self.before, await asyncio.to_thread(list_folder, self.folder))
 
     async def close(self, outcome: str = "finished") -> None:
