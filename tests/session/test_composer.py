@@ -198,3 +198,26 @@ def test_a_folder_the_window_may_not_share_is_refused_and_recorded(
     assert [(d["paddock.policy.allowed"], d["paddock.policy.subject"]) for d in decisions] == [
         (False, f"share folder {folder}")
     ]
+
+
+def test_opening_a_folder_in_the_window_loads_the_policy_once(tmp_path: Path, booted: list[dict[str, Any]]) -> None:
+    """A folder click: the check before the trust question reads the policy, and the open reads it
+    once more (with the folder's own tier once trusted) — it was three reads."""
+    folder = _folder(tmp_path)
+    loads: list[dict[str, Any]] = []
+
+    def loader(**kw: Any) -> EffectivePolicy:
+        loads.append(kw)
+        return EffectivePolicy()
+
+    desk = Desk(policy_loader=loader)
+
+    async def click() -> None:
+        check = await desk.check_folder(folder)
+        await desk.trust(check.folder)
+        await desk.open(check.folder)
+        await desk.finish()
+
+    asyncio.run(click())
+    assert len(loads) == 2, loads
+    assert loads[1] == {"folder": folder.resolve(), "folder_trusted": True}
