@@ -154,7 +154,7 @@ def test_an_empty_list_left_by_two_tiers_is_not_widened_by_a_third(tmp_path: Pat
 
 def test_a_personal_key_variable_never_goes_to_an_endpoint_the_admin_named(tmp_path: Path) -> None:
     from paddock.llm import ModelTarget
-    from paddock.session.models import api_key
+    from paddock.session.model_choice import api_key
 
     eff = _load(tmp_path, {"models": {"endpoints": [CORP]}})
     target = ModelTarget("corp", "anthropic", CORP["base_url"], "m", True)
@@ -176,7 +176,7 @@ def test_a_base_url_compares_case_blind_only_in_scheme_and_host() -> None:
 
 
 def test_only_a_loopback_address_counts_as_a_local_model_server() -> None:
-    from paddock.session.models import _loopback
+    from paddock.session.model_choice import _loopback
 
     for url in ("http://127.0.0.1:11434", "http://127.8.0.1/v1", "http://[::1]:8000", "http://localhost:1234"):
         assert _loopback(url), url

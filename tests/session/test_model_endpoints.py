@@ -163,7 +163,7 @@ def test_bad_model_values_are_one_clear_line(tmp_path: Path) -> None:
 
 def test_a_local_server_behind_the_built_in_openai_endpoint_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
     from paddock.policy import EffectivePolicy
-    from paddock.session.models import decide_model, make_provider
+    from paddock.session.model_choice import decide_model, make_provider
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with ChatCompletionsAPI([text("hello from the desk")]) as api:

@@ -220,7 +220,7 @@ def test_without_the_guard_the_session_start_point_copies_and_says_why(tmp_path:
     try:
         start = loop.run_until_complete(undo.point("start", "start", lazy=True))
         assert start is not None and start.copied_files == 0 and start.lazy_files == 1
-        loop.run_until_complete(undo.guarded_by(_Unguarded(), start))  # type: ignore[arg-type]
+        loop.run_until_complete(undo.attach_guard(_Unguarded(), start))  # type: ignore[arg-type]
         assert not undo.lazy
         assert undo.last is not None and undo.last.copied_files == 1  # the copying point, as before the guard
         turn = loop.run_until_complete(undo.point("turn", "t"))

@@ -245,7 +245,7 @@ async def _run_command(box: ToolBox, args: dict[str, Any], done: Done) -> ToolOu
 )
 async def _read_file(box: ToolBox, args: dict[str, Any], done: Done) -> ToolOutcome:
     path = str(args["path"])
-    data, size, eof = await box.sandbox.guarded(
+    data, size, eof = await box.sandbox.unless_failed(
         box.sandbox.guest.read_file(path, offset=int(args.get("offset") or 0), max_bytes=READ_CAP)
     )
     text = data.decode(errors="replace")
@@ -261,7 +261,7 @@ async def _read_file(box: ToolBox, args: dict[str, Any], done: Done) -> ToolOutc
 )
 async def _write_file(box: ToolBox, args: dict[str, Any], done: Done) -> ToolOutcome:
     path, content = str(args["path"]), str(args["content"])
-    n = await box.sandbox.guarded(box.sandbox.guest.write_file(path, content.encode()))
+    n = await box.sandbox.unless_failed(box.sandbox.guest.write_file(path, content.encode()))
     return done(f"Wrote {n} bytes to {path}.", content)
 
 
@@ -278,7 +278,7 @@ async def _write_file(box: ToolBox, args: dict[str, Any], done: Done) -> ToolOut
 )
 async def _edit_file(box: ToolBox, args: dict[str, Any], done: Done) -> ToolOutcome:
     path, old, new = str(args["path"]), str(args["old_text"]), str(args["new_text"])
-    data, _, eof = await box.sandbox.guarded(box.sandbox.guest.read_file(path))
+    data, _, eof = await box.sandbox.unless_failed(box.sandbox.guest.read_file(path))
     if not eof:
         return done(f"{path} is too large to edit this way.", "", error=True)
     text = data.decode()
@@ -286,7 +286,7 @@ async def _edit_file(box: ToolBox, args: dict[str, Any], done: Done) -> ToolOutc
     if count != 1:
         what = "does not occur" if count == 0 else f"occurs {count} times"
         return done(f"old_text {what} in {path}; give text that occurs exactly once.", "", error=True)
-    await box.sandbox.guarded(box.sandbox.guest.write_file(path, text.replace(old, new, 1).encode()))
+    await box.sandbox.unless_failed(box.sandbox.guest.write_file(path, text.replace(old, new, 1).encode()))
     return done(f"Edited {path}.", f"- {old}\n+ {new}")
 
 
@@ -298,7 +298,7 @@ async def _edit_file(box: ToolBox, args: dict[str, Any], done: Done) -> ToolOutc
 )
 async def _list_files(box: ToolBox, args: dict[str, Any], done: Done) -> ToolOutcome:
     path = str(args.get("path") or "")
-    entries, truncated = await box.sandbox.guarded(
+    entries, truncated = await box.sandbox.unless_failed(
         box.sandbox.guest.list_dir(path, recursive=bool(args.get("recursive")), max_entries=2000)
     )
     lines = [f"{e.path}/" if e.type is FileType.DIRECTORY else f"{e.path}  ({e.size} bytes)" for e in entries]

@@ -29,13 +29,16 @@ from paddock.cli.remote import add_parser as add_remote_parser
 from paddock.cli.schedule import add_parser as _add_schedule_parser
 from paddock.cli.undo import add_parser as add_undo_parser
 
+NOBODY_RUN = "answered no: paddock run was not given --yes"
+NOBODY_EXEC = "answered no: nobody can answer in paddock sandbox exec"
 EXIT_SANDBOX_FAILED = 125
 EXIT_INTERRUPTED = 130
 
 
 async def _sandbox_exec(ns: argparse.Namespace) -> int:
     from paddock.guest import ExecOutput, ExecResult, Stream
-    from paddock.session.runner import EntryPoint, SessionRunner
+    from paddock.session.composer import AnswerNo, SessionPlan, compose
+    from paddock.session.runner import EntryPoint
 
     argv = list(ns.cmd)
     if argv and argv[0] == "--":
@@ -43,11 +46,11 @@ async def _sandbox_exec(ns: argparse.Namespace) -> int:
     if not argv:
         _err("no command given; usage: paddock sandbox exec --folder DIR -- CMD [ARG...]")
         return 2
-    runner = await SessionRunner.open(Path(ns.folder), EntryPoint.EXEC)
-    runner.undo.warn = _err
+    plan = SessionPlan(EntryPoint.EXEC, AnswerNo(NOBODY_EXEC), host=ns.host, warn=_err)
+    session = await compose(Path(ns.folder), plan)
     outcome = "failed"
     try:
-        sandbox = await runner.boot(on_progress=_progress(ns.quiet), host=ns.host)
+        sandbox = await session.boot(on_progress=_progress(ns.quiet))
         result: ExecResult | None = None
         async for ev in sandbox.exec(argv, timeout_s=ns.timeout or 0.0):
             if isinstance(ev, ExecOutput):
@@ -62,32 +65,14 @@ async def _sandbox_exec(ns: argparse.Namespace) -> int:
         outcome = "finished"
         return result.shell_code
     finally:
-        await runner.close(outcome=outcome)
+        await session.close(outcome=outcome)
 
 
 async def _run(ns: argparse.Namespace) -> int:
     from paddock.assistant.loop import AssistantEvent, Failed, TextDelta, ToolCalled, ToolFinished, TurnStarted
-    from paddock.policy import TrustStore, behaviour_files
-    from paddock.session.models import decide_model, make_provider
-    from paddock.session.runner import EntryPoint, SessionRunner, decide
-    from paddock.undo.changes import diff, list_folder
+    from paddock.session.composer import AnswerNo, AnswerYes, SessionPlan, compose
+    from paddock.session.runner import EntryPoint
 
-    def settle_trust(folder: Path) -> bool:
-        """--yes trusts the folder; an untrusted folder's own settings are named, then ignored."""
-        trust = TrustStore()
-        if ns.yes and folder.is_dir():
-            trust.trust(folder)
-        trusted = folder.is_dir() and trust.is_trusted(folder)
-        ignored = behaviour_files(folder) if folder.is_dir() and not trusted else []
-        if ignored and not ns.quiet:
-            _err(f"this folder is not trusted, so its own settings are ignored ({', '.join(ignored)}); "
-                 "pass --yes to trust it")  # fmt: skip
-        return trusted
-
-    folder = Path(ns.folder)
-    trusted = await asyncio.to_thread(settle_trust, folder)
-    decided = decide(folder, trusted=trusted)  # once: the session below starts on this decision
-    choice = decide_model(decided.policy, ns.model)  # a refusal is recorded by begin; nothing is sent
     out = sys.stdout
 
     def show(ev: AssistantEvent) -> None:
@@ -103,20 +88,25 @@ async def _run(ns: argparse.Namespace) -> int:
             out.write(f"\n✗ {ev.message}\n")
         out.flush()
 
-    runner = await SessionRunner.begin(decided, EntryPoint.RUN, model_decision=choice)
-    runner.undo.warn = _err
-    assert choice.target is not None
-    before = list_folder(runner.folder)
+    plan = SessionPlan(
+        EntryPoint.RUN, AnswerYes() if ns.yes else AnswerNo(NOBODY_RUN), assistant=True, model=ns.model,
+        summary=True, new_conversation=ns.new, warn=_err, on_event=show,
+    )  # fmt: skip
+    session = await compose(Path(ns.folder), plan)  # a refused folder or model is recorded; nothing is sent
+    if session.ignored and not ns.quiet:
+        _err(f"this folder is not trusted, so its own settings are ignored ({', '.join(session.ignored)}); "
+             "pass --yes to trust it")  # fmt: skip
     try:
-        provider = make_provider(runner.policy, choice.target)  # a missing key stops here, before the boot
-        await runner.boot(on_progress=_progress(ns.quiet))
-        session = runner.assistant(provider, new=ns.new)
-        session.subscribe(show)
-        await session.send(ns.task)
+        await session.boot(on_progress=_progress(ns.quiet))
+        assert session.agent is not None
+        await session.agent.send(ns.task)
         out.write("\n")
     finally:
-        await runner.close(outcome="failed")  # recorded only if the loop did not say how it ended
-        _print_summary(diff(before, list_folder(runner.folder)))
+        await session.close(outcome="failed")  # recorded only if the loop did not say how it ended
+        _print_summary(await session.changes())
+        answered = "yes" if ns.yes else "no (pass --yes to allow it)"
+        for q in [] if ns.quiet else session.questions:
+            _err(f"the assistant asked to reach {q.host}: answered {answered}")
     return 0
 
 

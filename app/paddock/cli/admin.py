@@ -146,8 +146,8 @@ async def _keys(ns: argparse.Namespace) -> int:
     from paddock.credentials import backend_status
     from paddock.egress import TokenAuthority
     from paddock.policy import load as load_policy
-    from paddock.session.models import endpoint, key_state
-    from paddock.session.models import keychain as keychain_for
+    from paddock.session.model_choice import endpoint, key_state
+    from paddock.session.model_choice import keychain as keychain_for
 
     cmd = ns.keys_command
     if cmd == "revoke-sessions":

@@ -33,13 +33,14 @@ def _when(t: float) -> str:
 
 async def run(ns: argparse.Namespace) -> int:
     from paddock.core.text import shown
-    from paddock.session.runner import EntryPoint, SessionRunner
+    from paddock.session.composer import NO_QUESTIONS, AnswerNo, SessionPlan, compose
+    from paddock.session.runner import EntryPoint
 
     if ns.list and ns.file:
         err("--list shows every restore point; leave out --file")
         return 2
-    runner = await SessionRunner.open(Path(ns.folder), EntryPoint.UNDO)
-    runner.undo.warn = lambda text: err(text)
+    session = await compose(Path(ns.folder), SessionPlan(EntryPoint.UNDO, AnswerNo(NO_QUESTIONS), warn=err))
+    runner = session.runner
     outcome = "failed"
     try:
         if ns.list:
@@ -79,4 +80,4 @@ async def run(ns: argparse.Namespace) -> int:
         outcome = "finished" if not done.failed else "failed"
         return 0 if not done.failed else 1
     finally:
-        await runner.close(outcome=outcome)
+        await session.close(outcome=outcome)

@@ -1,6 +1,6 @@
 """The window's engine and its words, without Qt: ``Desk`` (``desk``: first run, folder checks and
-trust, open/send/stop/restart/finish, the ``DeskEvent``s it publishes) and its parts (``keys``,
-``notes``, ``undo``, ``recent``), the plain words (``plain``, ``cards``, ``activity``, ``history``)
+trust, open/send/stop/restart/finish, the ``DeskEvent``s it publishes) and its parts (``settings``,
+``notes``, ``rewind``, ``recent``), the plain words (``plain``, ``cards``, ``activity``, ``history``)
 and the pictures of the files made (``previews``).
 
 This package's root is the window's one front door: ``paddock.ui`` imports only from here (and

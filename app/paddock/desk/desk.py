@@ -29,22 +29,22 @@ from paddock.core.paths import data_dir
 from paddock.core.signal import Signal
 from paddock.desk.activity import Activity, activity
 from paddock.desk.history import ConversationRow, History, Replayed, replay
-from paddock.desk.keys import DeskKeys
-from paddock.desk.notes import DeskNotes
+from paddock.desk.notes import Notes
 from paddock.desk.plain import conflicts_notice
 from paddock.desk.previews import PREVIEW_WAIT_S, Preview, for_summary, render, wanted
 from paddock.desk.recent import RecentFolders
+from paddock.desk.rewind import Rewind
+from paddock.desk.settings import Settings
 from paddock.desk.summary import SessionSummary
-from paddock.desk.undo import DeskUndo
 from paddock.policy import EffectivePolicy, PolicyError, TrustStore, behaviour_files
 from paddock.policy import load as load_policy
 from paddock.remote import SyncReport
 from paddock.sandbox import Sandbox, SandboxFailed, WarmPool, ensure_snapshot, snapshots_enabled
-from paddock.session import models
-from paddock.session.egress_questions import EgressAsker, EgressQuestion
-from paddock.session.runner import EntryPoint, SessionRunner, decide
-from paddock.session.taint_questions import TaintAsker
-from paddock.undo.changes import Entry, back_up, diff, list_folder
+from paddock.session import model_choice
+from paddock.session.composer import AskThePerson, Composed, SessionPlan, compose
+from paddock.session.egress_questions import EgressQuestion
+from paddock.session.runner import EntryPoint, SessionRunner
+from paddock.undo.changes import Entry, diff, list_folder
 
 log = logging.getLogger(__name__)
 
@@ -87,19 +87,25 @@ class FolderCheck:
 
 @dataclass
 class _Open:
-    """What belongs to the folder that is open now."""
+    """What belongs to the folder that is open now: the session the composer made, and the window's own."""
 
-    runner: SessionRunner
-    before: dict[str, Entry]
-    backup: Path
-    agent: AssistantSession | None = None
-    asker: EgressAsker | None = None
-    held: TaintAsker | None = None  # requests held after a sensitive read (#32)
+    session: Composed
     watcher: asyncio.Task[None] | None = None
     work: asyncio.Task[str] | None = None
-    asked_before: int = 0  # questions asked by earlier sandboxes of this session (before a restart)
     previewed: dict[str, Entry] = field(default_factory=dict)  # files drawn, as they were then
     drawn: dict[str, tuple[Preview, Entry | None]] = field(default_factory=dict)  # for the summary
+
+    @property
+    def runner(self) -> SessionRunner:
+        return self.session.runner
+
+    @property
+    def agent(self) -> AssistantSession | None:
+        return self.session.agent
+
+    @property
+    def before(self) -> dict[str, Entry]:
+        return self.session.before
 
     @property
     def folder(self) -> Path:
@@ -114,14 +120,16 @@ class _Open:
         return self.runner.sandbox
 
 
-class Desk(DeskKeys, DeskNotes, DeskUndo):
+class Desk:
     """The app engine. Every coroutine runs on the engine loop; ``subscribe`` listeners are
-    called there too (the UI bridge moves them to the Qt thread)."""
+    called there too (the UI bridge moves them to the Qt thread). Its parts: ``settings`` (keys,
+    endpoints, the settings page), ``notes`` (the notes kept between sessions), ``rewind`` (undo
+    from the window), ``recent`` (the folders opened lately)."""
 
     def __init__(
         self,
         *,
-        provider_factory: models.ProviderFactory | None = None,
+        provider_factory: model_choice.ProviderFactory | None = None,
         policy_loader: Callable[..., EffectivePolicy] | None = None,
     ) -> None:
         """``policy_loader`` stands in for the policy files (tests, embedding code); by default the
@@ -134,9 +142,11 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
         self.sandbox_state = SandboxState.STOPPED
         self.model: str | None = None  # [ENDPOINT:]MODEL for the next folder opened (None: policy's default)
         self.recent = RecentFolders(data_dir() / "recent-folders.json")
+        self.settings = Settings(self._load_policy)
+        self.notes = Notes()
+        self.rewind = Rewind(lambda: self._open.session if self._open else None, lambda: self.busy, self._load_policy)
         self._warming: asyncio.Future[Path] | None = None
         self.pool = WarmPool()  # one sandbox woken ahead of the folder while the window waits
-        self._target: models.ModelTarget | None = None
         self._reconnecting: asyncio.Future[None] | None = None  # after a sandbox host's connection dropped
 
     # ------------------------------------------------------------------ events
@@ -211,44 +221,35 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
         """
         if self._open is not None:
             await self.finish()
-        check = await self.check_folder(folder)
-        if not check.allowed:
-            raise PaddockError(check.reason)
-        decided = decide(check.folder, trusted=check.trusted, policy_loader=self._load_policy)
-        choice = models.decide_model(decided.policy, model or self.model)
-        runner = await SessionRunner.begin(decided, EntryPoint.WINDOW, model_decision=choice)  # refused: recorded
-        runner.undo.warn = lambda text: self._emit(Notice(text))
-        self._target = choice.target
-        self.recent.remember(runner.folder)
-        backup = data_dir() / "backups" / runner.session_id
-        opened = _Open(runner, {}, backup)
-        self._open = opened
-        runner.auditor.guest_events.connect(lambda ev: self._emit(activity(ev)))
-        opened.before = await asyncio.to_thread(list_folder, runner.folder)
-        await asyncio.to_thread(back_up, runner.folder, opened.before, backup)
-        await self._boot()
+        plan = SessionPlan(
+            EntryPoint.WINDOW, AskThePerson(self._emit), assistant=True, model=model or self.model, summary=True,
+            warm=self.pool, policy_loader=self._load_policy, provider_factory=self._provider_factory,
+            warn=lambda text: self._emit(Notice(text)), on_event=self._emit,
+            alert=lambda text: self._emit(Notice(text, True)),
+        )  # fmt: skip
+        try:
+            session = await compose(folder, plan)  # a refused folder or model: recorded, then raised
+        except SandboxFailed as exc:  # a folder policy denies: said before anything starts
+            raise PaddockError(exc.message, hint=exc.hint) from exc
+        self.recent.remember(session.folder)
+        self._open = _Open(session)
+        session.runner.auditor.guest_events.connect(lambda ev: self._emit(activity(ev)))
+        try:
+            await self._boot()
+        except BaseException:  # no model key, say: nothing stays open
+            self._open = None
+            await session.close(outcome="failed")
+            raise
 
     async def _boot(self) -> None:
         opened = self._require_open()
         await self._warmed()
         self._status(SandboxState.STARTING, "Starting the sandbox")
         try:
-            sandbox = await opened.runner.boot(
-                on_progress=lambda msg: self._status(SandboxState.STARTING, msg),
-                egress_asking=opened.policy.allow_asking,
-                warm=self.pool,
-            )
+            sandbox = await opened.session.boot(on_progress=lambda msg: self._status(SandboxState.STARTING, msg))
         except SandboxFailed as exc:
             self._status(SandboxState.FAILED, str(exc))
             return
-        assert self._target is not None
-        provider = models.make_provider(opened.policy, self._target, self._provider_factory)
-        agent = opened.runner.assistant(provider)
-        agent.subscribe(self._emit)
-        opened.agent = agent
-        if (gw := sandbox.gateway) is not None:  # questions, and the sentence when a tripwire fires (#32)
-            opened.held = TaintAsker(gw, self._emit, opened.runner.auditor, alert=lambda t: self._emit(Notice(t, True)))
-            opened.asker = EgressAsker(gw, self._emit, opened.runner.auditor) if opened.policy.allow_asking else None
         opened.watcher = asyncio.ensure_future(self._watch(sandbox))
         sandbox.sync_done.connect(self._synced)
         self._status(SandboxState.READY, f"Ready ({sandbox.where})")
@@ -310,18 +311,12 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
 
     async def answer(self, question_id: str, allow: bool) -> None:
         """The person's answer to an egress question: yes adds a grant for this session only."""
-        opened = self._require_open()
-        asker = opened.held if opened.held is not None and opened.held.owns(question_id) else opened.asker
-        if asker is None:
+        if not await self._require_open().session.answer(question_id, allow):
             raise PaddockError("There is no question waiting.")
-        await asker.answer(question_id, allow)
 
     @property
     def questions_asked(self) -> int:
-        opened = self._open
-        if opened is None:
-            return 0
-        return opened.asked_before + sum(a.asked for a in (opened.asker, opened.held) if a is not None)
+        return len(self._open.session.questions) if self._open is not None else 0
 
     async def previews(self) -> list[Preview]:
         """Pictures of the files this session made or changed since the last ones, drawn in the sandbox."""
@@ -371,7 +366,8 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
         after = await asyncio.to_thread(list_folder, opened.folder)
         first, changes = opened.runner.undo.first, diff(opened.before, after)
         pictures = for_summary(opened.drawn, after, changes)
-        summary = SessionSummary(opened.folder, changes, self.questions_asked, opened.backup,
+        assert opened.session.backup is not None  # the window's plan asks for a change summary
+        summary = SessionSummary(opened.folder, changes, self.questions_asked, opened.session.backup,
                                  first.point.id if first else None, pictures)  # fmt: skip
         await opened.runner.close()
         self._open = None
@@ -387,9 +383,8 @@ class Desk(DeskKeys, DeskNotes, DeskUndo):
             opened.watcher.cancel()
             with contextlib.suppress(BaseException):
                 await opened.watcher
-        opened.asked_before += sum(a.asked for a in (opened.asker, opened.held) if a is not None)
-        opened.agent, opened.watcher, opened.asker, opened.held = None, None, None, None
-        await opened.runner.close_sandbox()
+        opened.watcher = None
+        await opened.session.close_sandbox()
         if self.sandbox_state is not SandboxState.FAILED:
             self._status(SandboxState.STOPPED, "The sandbox is stopped")
 

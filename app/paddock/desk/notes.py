@@ -1,4 +1,4 @@
-"""The window's saved notes (a part of ``Desk``, no Qt): what the assistant kept between sessions,
+"""The window's saved notes (``Desk.notes``, a part of the desk, no Qt): what the assistant kept between sessions,
 where each came from and when it expires, and deleting one. The notes live in the host's memory
 store (``paddock.assistant.memory``), the same one ``paddock memory`` reviews."""
 
@@ -41,13 +41,13 @@ def note_row(memory: Memory, now: float | None = None) -> NoteRow:
     )
 
 
-class DeskNotes:
-    def notes_store(self) -> MemoryStore:
+class Notes:
+    def store(self) -> MemoryStore:
         return MemoryStore()
 
-    async def notes(self) -> list[NoteRow]:
+    async def list(self) -> list[NoteRow]:
         """The notes the assistant may read, newest first (expired ones are never loaded)."""
-        return [note_row(m) for m in reversed(self.notes_store().list())]
+        return [note_row(m) for m in reversed(self.store().list())]
 
-    async def forget_note(self, note_id: str) -> bool:
-        return self.notes_store().forget(note_id)
+    async def forget(self, note_id: str) -> bool:
+        return self.store().forget(note_id)

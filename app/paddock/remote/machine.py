@@ -16,7 +16,7 @@ import paramiko
 
 from paddock.core.paths import runtime_dir
 from paddock.policy import SandboxHost
-from paddock.remote.bridge import Bridge
+from paddock.remote.relay import AgentRelay
 from paddock.remote.ssh import Connection, RemoteError
 from paddock.remote.sync import FolderSync, SyncReport
 from paddock.vm import VMState
@@ -39,7 +39,7 @@ class RemoteMachine:
         self.share_handles = 0
         self.accel = "tcg"
         self.sync: FolderSync | None = None
-        self.bridge: Bridge | None = None
+        self.relay: AgentRelay | None = None
         self._state = VMState.BOOTING
         self._failed = asyncio.Event()
         self._loop = asyncio.get_running_loop()
@@ -53,8 +53,8 @@ class RemoteMachine:
 
     @property
     def agent_socket(self) -> Path:
-        assert self.bridge is not None
-        return self.bridge.path
+        assert self.relay is not None
+        return self.relay.path
 
     async def failed(self) -> str:
         await self._failed.wait()
@@ -117,7 +117,7 @@ class RemoteMachine:
         self._watcher.start()
         self.sync = FolderSync(self.connection, self.id, self.folder, workspace)
         self._checked(self.sync.push)
-        self.bridge = Bridge(self.connection, self.id, runtime_dir() / f"r-{self.id}.sock")
+        self.relay = AgentRelay(self.connection, self.id, runtime_dir() / f"r-{self.id}.sock")
 
     def _stderr(self) -> str:
         assert self._serve is not None
@@ -145,13 +145,13 @@ class RemoteMachine:
 
     async def push(self) -> SyncReport:
         assert self.sync is not None
-        return await self._guarded(self.sync.push)
+        return await self._sync_in_thread(self.sync.push)
 
     async def pull(self) -> SyncReport:
         assert self.sync is not None
-        return await self._guarded(self.sync.pull)
+        return await self._sync_in_thread(self.sync.pull)
 
-    async def _guarded(self, fn: Callable[[], SyncReport]) -> SyncReport:
+    async def _sync_in_thread(self, fn: Callable[[], SyncReport]) -> SyncReport:
         return await asyncio.to_thread(self._checked, fn)
 
     def _checked(self, fn: Callable[[], SyncReport]) -> SyncReport:
@@ -175,8 +175,8 @@ class RemoteMachine:
             self._state = VMState.STOPPED
 
     def _close(self) -> None:
-        if self.bridge is not None:
-            self.bridge.close()
+        if self.relay is not None:
+            self.relay.close()
         if self.sync is not None:
             with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
                 self.sync.close()

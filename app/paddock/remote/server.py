@@ -34,7 +34,7 @@ from typing import IO, Any
 from platformdirs import user_state_path
 
 from paddock.core.errors import PaddockError
-from paddock.vm import HostTools, Share, VirtualMachine, VMConfig, choose_accel, find_image, share_handle_limit
+from paddock.vm import Launcher, Share, VirtualMachine, share_handle_limit
 
 SESSION_RE = r"[a-f0-9]{8,32}"
 
@@ -111,13 +111,13 @@ async def serve(session: str, limit: int, *, read_only: bool = False, memory_mib
         workspace, profile = home / "workspace", home / "profile"
         workspace.mkdir(mode=0o700)
         profile.mkdir(mode=0o700)
-        image, tools = find_image(), HostTools.find()
-        accel = await choose_accel(image, tools)
+        launcher = await Launcher.find()  # the same start as a sandbox's cold boot on the person's machine
         shares = (Share("workspace", workspace, read_only=read_only), Share("profile", profile, read_only=True))
-        vm = VirtualMachine(VMConfig(image=image, accel=accel.accel, shares=shares, tools=tools, memory_mib=memory_mib))
-        await vm.start()
+        vm = await launcher.start(launcher.config(shares, memory_mib=memory_mib))
         (home / "agent").write_text(str(vm.agent_socket))
-        _say(out, ok=True, workspace=str(workspace), share_handles=share_handle_limit(), accel=accel.accel.value)
+        _say(
+            out, ok=True, workspace=str(workspace), share_handles=share_handle_limit(), accel=launcher.accel.accel.value
+        )
         await _until_dropped(vm, out)
         return 0
     except PaddockError as exc:

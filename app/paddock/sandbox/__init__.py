@@ -1,8 +1,9 @@
 """The sandbox layer: a VM with the folder shared and the guest agent claimed, its egress
 gateway and session token. Below the assistant; knows nothing of models or the window."""
 
-from paddock.sandbox.guarded import SandboxFailed
-from paddock.sandbox.local import BootTimings
+from paddock.sandbox.failure import SandboxFailed
+from paddock.sandbox.placement import BootTimings, Here, Machine, OnHost, Placement
+from paddock.sandbox.request import BootRequest
 from paddock.sandbox.sandbox import Sandbox
 from paddock.sandbox.warm import (
     SNAPSHOT_ENV,
@@ -16,7 +17,12 @@ from paddock.sandbox.warm import (
 
 __all__ = [
     "SNAPSHOT_ENV",
+    "BootRequest",
     "BootTimings",
+    "Here",
+    "Machine",
+    "OnHost",
+    "Placement",
     "Sandbox",
     "SandboxFailed",
     "WarmPool",

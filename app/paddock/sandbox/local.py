@@ -1,69 +1,52 @@
 """The sandbox on this computer: taken from the warm pool, woken from the saved one (the
-snapshot), or booted cold. The snapshot and the pool are ``paddock.sandbox.warm``; the guard that
-turns a VM failure into ``SandboxFailed`` is ``paddock.sandbox.guarded``."""
+snapshot), or booted cold. The snapshot and the pool are ``paddock.sandbox.warm``; the race
+that turns a VM failure into ``SandboxFailed`` is ``paddock.sandbox.failure``."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from paddock.core.errors import PaddockError
 from paddock.core.paths import profile_dir
 from paddock.guest import GuestClient
 from paddock.policy import FolderDecision
-from paddock.sandbox.guarded import BOOT_TIMEOUT_S, Progress, SandboxFailed, unless_failed
+from paddock.sandbox.failure import BOOT_TIMEOUT_S, Progress, SandboxFailed, unless_failed
+from paddock.sandbox.placement import BootTimings, Here
+from paddock.sandbox.request import BootRequest
 from paddock.sandbox.warm import WarmPool, Woken, snapshot_path, snapshots_enabled, wake
 from paddock.vm import (
     AccelChoice,
     GuestImage,
     HostTools,
+    Launcher,
+    ReadWatcher,
     Share,
     VirtualMachine,
     VMConfig,
-    choose_accel,
-    find_image,
     share_handle_limit,
 )
 
-if TYPE_CHECKING:
-    from paddock.sandbox.sandbox import BootOptions
 
-
-@dataclass(frozen=True)
-class BootTimings:
-    accel: AccelChoice
-    vm_started_s: float
-    ready_s: float
-    restored: bool = False  # woken from the saved sandbox rather than booted
-    pooled: bool = False  # woken ahead of the folder (a ``WarmPool``'s) rather than after it
-    stages: tuple[tuple[str, float], ...] = ()  # a wake's stages, in seconds, in order
-
-
-async def _boot_here(
-    folder: Path, decision: FolderDecision, options: BootOptions, say: Progress, t0: float
-) -> tuple[VirtualMachine, GuestClient, BootTimings]:
+async def boot_here(
+    request: BootRequest, decision: FolderDecision, say: Progress, t0: float, *, reads: ReadWatcher | None = None
+) -> tuple[Here, GuestClient, BootTimings]:
     """The sandbox on this computer: the pool's woken one, else woken from the saved one where
-    possible, else booted."""
-    image, profile, memory_mib = options.get("image"), options.get("profile"), options.get("memory_mib", 1024)
-    guest_root = options.get("guest_root", False)
+    possible, else booted. ``reads``: told of every file the guest opens to read in the folder
+    (the sensitive-read watch, through the change guard)."""
+    assert decision.folder is not None
     try:
-        image = image or find_image()
-        tools = HostTools.find()
+        launcher = await Launcher.find(request.image)
     except PaddockError as exc:
         raise SandboxFailed(exc.message, hint=exc.hint) from exc
-    accel = await choose_accel(image, tools)
+    image, tools, accel, memory_mib = launcher.image, launcher.tools, launcher.accel, request.memory_mib
     shares = (
-        Share(
-            "workspace", folder, read_only=decision.read_only, keeper=options.get("keeper"), reads=options.get("reads")
-        ),
-        Share("profile", (profile or profile_dir()).resolve(), read_only=True),
+        Share("workspace", decision.folder, read_only=decision.read_only, keeper=request.keeper, reads=reads),
+        Share("profile", (request.profile or profile_dir()).resolve(), read_only=True),
     )
     woken, pooled = None, False
-    if snapshots_enabled() and not guest_root:
-        woken, pooled = await _woken(options.get("warm"), image, tools, accel, memory_mib=memory_mib, say=say)
+    if snapshots_enabled() and not request.guest_root:
+        woken, pooled = await _woken(request.warm, image, tools, accel, memory_mib=memory_mib, say=say)
     if woken is not None:
         try:
             await woken.claim(shares)
@@ -74,12 +57,10 @@ async def _boot_here(
         vm, guest = woken.vm, woken.guest
         started = time.monotonic() - t0
     else:
-        config = VMConfig(
-            image=image, accel=accel.accel, shares=shares, tools=tools, memory_mib=memory_mib, guest_root=guest_root
-        )
-        vm, guest, started = await _cold_boot(config, say, t0)
+        config = launcher.config(shares, memory_mib=memory_mib, guest_root=request.guest_root)
+        vm, guest, started = await _cold_boot(launcher, config, say, t0)
     stages = tuple(woken.stages.items()) if woken is not None else ()
-    return vm, guest, BootTimings(accel, started, time.monotonic() - t0, woken is not None, pooled, stages)
+    return Here(vm), guest, BootTimings(accel, started, time.monotonic() - t0, woken is not None, pooled, stages)
 
 
 async def _woken(
@@ -103,13 +84,13 @@ async def _woken(
         return None, False
 
 
-async def _cold_boot(config: VMConfig, say: Progress, t0: float) -> tuple[VirtualMachine, GuestClient, float]:
+async def _cold_boot(
+    launcher: Launcher, config: VMConfig, say: Progress, t0: float
+) -> tuple[VirtualMachine, GuestClient, float]:
     say(f"Starting the sandbox ({config.accel.label})")
-    vm = VirtualMachine(config)
     try:
-        await vm.start()
+        vm = await launcher.start(config)
     except PaddockError as exc:
-        await vm.stop()
         raise SandboxFailed(f"The sandbox could not start: {exc.message}", hint=exc.hint) from exc
     started = time.monotonic() - t0
     say("Waiting for the sandbox to be ready")

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from paddock.credentials import Keychain, KeychainError
 from paddock.guest import GuestClient
-from paddock.policy import EffectivePolicy, SandboxHost
+from paddock.policy import EffectivePolicy, FolderDecision, SandboxHost
 from paddock.remote import RemoteError, RemoteMachine, assigned, least_loaded, named
-from paddock.vm import Accel, AccelChoice, VirtualMachine
+from paddock.sandbox.placement import BootTimings, OnHost
+from paddock.vm import Accel, AccelChoice
 
-Machine = VirtualMachine | RemoteMachine
 REMOTE_READY_TIMEOUT_S = 120.0
 
 
@@ -47,12 +46,13 @@ async def choose_host(policy: EffectivePolicy, name: str | None) -> SandboxHost 
 
 
 async def boot_remote(
-    host: SandboxHost, policy: EffectivePolicy, folder: Path, read_only: bool, say: Callable[[str], None]
-) -> tuple[RemoteMachine, GuestClient, AccelChoice, float]:
-    """Start the sandbox on ``host`` and claim its guest through the SSH channel."""
-    t0 = time.monotonic()
+    host: SandboxHost, policy: EffectivePolicy, decision: FolderDecision, say: Callable[[str], None], t0: float
+) -> tuple[OnHost, GuestClient, BootTimings]:
+    """Start the sandbox on ``host`` with a copy of the decided folder and claim its guest through
+    the SSH channel."""
+    assert decision.folder is not None
     say(f"Starting the sandbox on {host.name}")
-    machine = await RemoteMachine.start(host, private_key(host, policy), folder, read_only=read_only)
+    machine = await RemoteMachine.start(host, private_key(host, policy), decision.folder, read_only=decision.read_only)
     started = time.monotonic() - t0
     say(f"Waiting for the sandbox on {host.name} to be ready")
     guest = GuestClient(machine.agent_socket)
@@ -71,4 +71,4 @@ async def boot_remote(
         await machine.stop()
         raise
     accel = AccelChoice(how, f"on the sandbox host {host.name}")
-    return machine, guest, accel, started
+    return OnHost(machine), guest, BootTimings(accel, started, time.monotonic() - t0)

@@ -16,9 +16,9 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from pathlib import Path
-from typing import TypedDict, TypeVar, Unpack
+from typing import Any, TypeVar
 
 from paddock.core.errors import PaddockError
 from paddock.core.lifetime import Lifetime
@@ -27,18 +27,19 @@ from paddock.core.signal import Signal
 from paddock.egress import Decision, EgressGateway, SessionToken, TokenAuthority
 from paddock.egress.tripwires import make_decoys
 from paddock.guest import ExecEvent, ExecResult, ExecStarted, GuestClient, GuestError, GuestEvent, GuestUnavailable
-from paddock.policy import EffectivePolicy, FolderDecision, PolicyError
+from paddock.policy import EffectivePolicy, PolicyError
 from paddock.policy import load as load_policy
 from paddock.policy.sensitive import SensitiveMatcher
-from paddock.remote import RemoteMachine, SyncReport
-from paddock.sandbox.guarded import Progress, SandboxFailed, reason_for, unless_failed
+from paddock.remote import SyncReport
+from paddock.sandbox.failure import Progress, SandboxFailed, reason_for, unless_failed
 from paddock.sandbox.keys import secrets_for as _secrets_for
-from paddock.sandbox.local import BootTimings, _boot_here
-from paddock.sandbox.remote import Machine, boot_remote, choose_host
+from paddock.sandbox.local import boot_here
+from paddock.sandbox.placement import BootTimings, Machine, Placement
+from paddock.sandbox.remote import boot_remote, choose_host
+from paddock.sandbox.request import BootRequest
 from paddock.sandbox.sensitive import SensitiveReads
 from paddock.sandbox.tripwires import plant
-from paddock.sandbox.warm import WarmPool
-from paddock.vm import Guard, GuestImage, Keeper, ReadWatcher, VirtualMachine, VMState
+from paddock.vm import Guard, VMState
 
 log = logging.getLogger(__name__)
 EGRESS_PORT = 3128  # the guest agent's local end of the egress tunnel
@@ -49,39 +50,10 @@ SETTLE_TIMEOUT_S = 5.0  # closing: what is on the wire has arrived within this (
 T = TypeVar("T")
 
 
-class BootOptions(TypedDict, total=False):
-    """How to boot a sandbox (every key optional)."""
-
-    image: GuestImage | None  # default: the installed image
-    profile: Path | None  # default: the person's agent profile
-    on_progress: Progress | None  # plain-words progress
-    memory_mib: int  # guest memory (1024)
-    policy: EffectivePolicy | None  # default: loaded here
-    decision: FolderDecision | None  # the folder as the session composer decided it with ``policy``
-    secrets: dict[str, str] | None  # the real keys grants attach (default: from the keychain)
-    # Start the egress gateway even with no grants (where policy allows asking), so a refused
-    # request can become a question to the person.
-    egress_asking: bool
-    # Commands run as the guest's root (the fence tests' attacker who escalated inside the
-    # guest); always a cold boot.
-    guest_root: bool
-    # Asked before the guest's folder-sharing daemon changes a file in the folder (the undo
-    # store, which keeps what a restore point needs first): ``paddock.vm.guard``. Local only: on
-    # a sandbox host the folder changes here only when the sync brings files back.
-    keeper: Keeper | None
-    # Told of every file the guest opens to read in the folder (set by ``boot``: the sensitive-read
-    # watch, #32; local only, through the change guard).
-    reads: ReadWatcher | None
-    # False: the change guard does not see read opens (the benchmark that measures what seeing them costs).
-    watch_reads: bool
-    # Where a sandbox woken ahead of time may be waiting (the window's): taken, never returned.
-    warm: WarmPool | None
-    host: str | None  # a sandbox host policy names (default: the least loaded one policy assigns, else here)
-
-
 class Sandbox:
-    def __init__(self, vm: Machine, guest: GuestClient, folder: Path, timings: BootTimings) -> None:
-        self.vm = vm
+    def __init__(self, placement: Placement, guest: GuestClient, folder: Path, timings: BootTimings) -> None:
+        self.placement = placement
+        self.vm: Machine = placement.machine
         self.guest = guest
         self.folder = folder
         self.timings = timings
@@ -106,46 +78,48 @@ class Sandbox:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def open(cls, folder: Path, **options: Unpack[BootOptions]) -> AsyncIterator[Sandbox]:
+    async def open(cls, folder: Path, *, on_progress: Progress | None = None, **fields: Any) -> AsyncIterator[Sandbox]:
         """``boot``, then ``close`` at the end of the block."""
-        sandbox = await cls.boot(folder, **options)
+        sandbox = await cls.boot(folder, on_progress=on_progress, **fields)
         try:
             yield sandbox
         finally:
             await sandbox.close()
 
     @classmethod
-    async def boot(cls, folder: Path, **options: Unpack[BootOptions]) -> Sandbox:
-        """Boot a sandbox on ``folder`` (see ``BootOptions``). Policy decides first: a folder it
-        denies, or a managed policy that is unsafe or malformed, stops here (fail closed)."""
-        policy, decision = options.get("policy"), options.get("decision")
-        secrets, egress_asking = options.get("secrets"), options.get("egress_asking", False)
-        say = options.get("on_progress") or (lambda _msg: None)
+    async def boot(cls, folder: Path, *, on_progress: Progress | None = None, **fields: Any) -> Sandbox:
+        """``start(BootRequest(folder, **fields))``: the fields are ``BootRequest``'s."""
+        return await cls.start(BootRequest(folder, **fields), on_progress=on_progress)
+
+    @classmethod
+    async def start(cls, request: BootRequest, *, on_progress: Progress | None = None) -> Sandbox:
+        """Boot a sandbox as ``request`` says, here or on a sandbox host. Policy decides first: a
+        folder it denies, or a managed policy that is unsafe or malformed, stops here (fail closed)."""
+        policy, decision = request.policy, request.decision
+        say = on_progress or (lambda _msg: None)
         t0 = time.monotonic()
-        if decision is None or policy is None:  # not decided by the session composer: decide here
+        if decision is None or policy is None:  # not decided by the session: decide here
             try:
                 policy = policy or load_policy()
             except PolicyError as exc:
                 raise SandboxFailed(f"No session can start: {exc.message}", hint=exc.hint) from exc
-            decision = policy.check_folder(folder)
+            decision = policy.check_folder(request.folder)
         if not decision.allowed or decision.folder is None:
             raise SandboxFailed(decision.reason)
         folder = decision.folder
-        host = options.get("host")
         try:
-            remote = await choose_host(policy, host) if policy.sandbox_hosts or host else None
+            remote = await choose_host(policy, request.host) if policy.sandbox_hosts or request.host else None
             if remote is not None:
-                rvm, guest, accel, started = await boot_remote(remote, policy, folder, decision.read_only, say)
-                vm: Machine = rvm
-                timings = BootTimings(accel, started, time.monotonic() - t0)
+                on_host, guest, timings = await boot_remote(remote, policy, decision, say, t0)
+                placement: Placement = on_host
         except PaddockError as exc:
             raise SandboxFailed(exc.message, hint=exc.hint) from exc
         watcher = None
         if remote is None:  # a sandbox host's folder is a copy there: reads are not seen from here
-            if options.get("watch_reads", True):
+            if request.watch_reads:
                 watcher = SensitiveReads(folder, SensitiveMatcher(policy.sensitive_paths))
-            vm, guest, timings = await _boot_here(folder, decision, {**options, "reads": watcher}, say, t0)
-        sandbox = cls(vm, guest, folder, timings)
+            placement, guest, timings = await boot_here(request, decision, say, t0, reads=watcher)
+        sandbox = cls(placement, guest, folder, timings)
         sandbox.sensitive = watcher
         sandbox.read_only = decision.read_only
         try:
@@ -153,15 +127,15 @@ class Sandbox:
         except BaseException:
             await sandbox.close()
             raise
-        if policy.grants or (egress_asking and policy.allow_asking):
+        if policy.grants or (request.egress_asking and policy.allow_asking):
             say("Opening the network paths your organisation allows")
             try:
-                await sandbox._open_egress(policy, secrets)
+                await sandbox._open_egress(policy, request.secrets)
             except BaseException:
                 await sandbox.close()
                 raise
         say("Sandbox ready")
-        log.debug("sandbox %s: ready on %s (%s, %.2f s, %s)", vm.id, folder, timings.accel.accel.value,
+        log.debug("sandbox %s: ready on %s (%s, %.2f s, %s)", sandbox.vm.id, folder, timings.accel.accel.value,
                   timings.ready_s, "woken" if timings.restored else "cold")  # fmt: skip
         return sandbox
 
@@ -225,19 +199,14 @@ class Sandbox:
 
     def change_guard(self) -> tuple[Guard | None, str]:
         """The folder's change guard (``paddock.vm.guard``) if it runs, else why not."""
-        if not isinstance(self.vm, VirtualMachine):
-            return None, "the sandbox runs on a sandbox host; files come back through the folder sync"
-        guard = self.vm.guards.get("workspace")
-        why = self.vm.guard_failures.get("workspace", "")
-        return (guard, "") if guard is not None and guard.active else (None, why)
+        return self.placement.change_guard()
 
-    async def _open_egress(self, policy: EffectivePolicy, secrets: dict[str, str] | None) -> None:
+    async def _open_egress(self, policy: EffectivePolicy, secrets: Mapping[str, str] | None) -> None:
         """Start the gateway, mint this boot's token, tell the guest, open the tunnel."""
         grant_ids = [g.id for g in policy.grants]
-        if secrets is None:
-            secrets = _secrets_for(policy)
+        keys = _secrets_for(policy) if secrets is None else dict(secrets)
         planted = make_decoys()  # fresh tripwires for this session (``paddock.egress.tripwires``)
-        self.gateway = EgressGateway(runtime_dir() / f"gw-{self.vm.id}", self.vm.id, policy.grants, secrets,
+        self.gateway = EgressGateway(runtime_dir() / f"gw-{self.vm.id}", self.vm.id, policy.grants, keys,
                                      decoys=planted.decoys, taint_mode=policy.on_sensitive_send)  # fmt: skip
         if self.sensitive is not None:
             self.sensitive.attach(self.gateway)
@@ -250,8 +219,8 @@ class Sandbox:
         ca = "/etc/ssl/certs/paddock-egress-ca.pem"
         env = {"HTTPS_PROXY": proxy, "HTTP_PROXY": proxy, "https_proxy": proxy, "http_proxy": proxy,
                "SSL_CERT_FILE": ca, "REQUESTS_CA_BUNDLE": ca, "CURL_CA_BUNDLE": ca, **planted.env}  # fmt: skip
-        await self.guarded(self.guest.configure(env=env, ca_pem=self.gateway.ca_cert_pem))
-        await self.guarded(plant(self.guest, planted))
+        await self.unless_failed(self.guest.configure(env=env, ca_pem=self.gateway.ca_cert_pem))
+        await self.unless_failed(plant(self.guest, planted))
         self.gateway.decided.connect(self._tripped)
         assert self._life is not None
         self._tunnel = self._life.spawn(self._carry_egress(self.gateway), name="egress tunnel")
@@ -276,7 +245,7 @@ class Sandbox:
         if self._tunnel is not None:
             self._tunnel.cancel()
 
-    async def guarded(self, aw: Awaitable[T]) -> T:
+    async def unless_failed(self, aw: Awaitable[T]) -> T:
         """Await a guest call, turning a VM failure into SandboxFailed with its reason."""
         return await unless_failed(self.vm, aw)
 
@@ -327,19 +296,21 @@ class Sandbox:
         """On a sandbox host: bring back what changed in its copy of the folder (``back``), or send
         the person's changes there; listeners hear of each change brought back (and of conflicts).
         Here (the folder is shared directly): nothing to do."""
-        if not isinstance(self.vm, RemoteMachine) or not self.alive or (unless_held and self._held):
+        if self.placement.host_name is None or not self.alive or (unless_held and self._held):
             return None
         async with self._sync_lock:
             return await self._sync(back=back)
 
     async def _sync(self, *, back: bool) -> SyncReport | None:
-        if not isinstance(self.vm, RemoteMachine) or not self.alive or (back and self.read_only):
+        if not self.alive or (back and self.read_only):
             return None
         try:
-            report = await unless_failed(self.vm, self.vm.pull() if back else self.vm.push())
+            report = await unless_failed(self.vm, self.placement.bring_back() if back else self.placement.send())
         except PaddockError as exc:
             await self.vm.fail(exc.message)
             raise SandboxFailed(exc.message) from exc
+        if report is None:  # the folder is shared directly
+            return None
         self.sync_done.emit(report)
         return report
 
@@ -376,7 +347,7 @@ class Sandbox:
     @property
     def host_name(self) -> str | None:
         """The sandbox host this sandbox runs on (None: this computer)."""
-        return self.vm.host.name if isinstance(self.vm, RemoteMachine) else None
+        return self.placement.host_name
 
     @property
     def where(self) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 from paddock.core.errors import PaddockError
 from paddock.core.paths import cache_dir
 from paddock.guest import GuestClient
-from paddock.sandbox.guarded import BOOT_TIMEOUT_S, RESTORE_TIMEOUT_S, Progress, SandboxFailed, unless_failed
+from paddock.sandbox.failure import BOOT_TIMEOUT_S, RESTORE_TIMEOUT_S, Progress, SandboxFailed, unless_failed
 from paddock.vm import (
     Accel,
     AccelChoice,

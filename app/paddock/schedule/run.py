@@ -1,15 +1,15 @@
-"""One run of a schedule: a headless session through the one way in (``SessionRunner``), so it
-has the same policy, trust, fresh sandbox, change summary and audit trail as a session in the
-window (and whatever ``SessionRunner`` adds to every session)::
+"""One run of a schedule: a headless session composed like every other (``paddock.session.composer``,
+with nobody there to answer), so it has the same policy, trust, fresh sandbox, change summary and
+audit trail as a session in the window::
 
-    lock ─► decide folder ─► begin (policy.decision recorded) ─► boot ─► task ─► close ─► history
+    lock ─► compose (folder and model decided, recorded; listed) ─► boot ─► task ─► close ─► history
       │             └── denied: skipped, with the reason ───────────────────────────────────►│
       └── another run holds the lock: skipped, recorded ────────────────────────────────────►│
                                                                             notification ◄──┘
 
-Nobody is there to answer an egress question: each is answered no, recorded as a policy
-decision, and named in the run's result. A run that fails or passes its time limit says why; it
-changes nothing for the next run.
+Nobody is there to answer an egress question (``AnswerNo``): each is answered no, recorded as a
+policy decision, and named in the run's result. A run that fails or passes its time limit says
+why; it changes nothing for the next run.
 """
 
 from __future__ import annotations
@@ -22,13 +22,10 @@ from pathlib import Path
 
 from paddock.core.errors import PaddockError
 from paddock.core.notify import send as notify
-from paddock.egress import Decision
-from paddock.policy import EgressGrant
-from paddock.policy import load as load_policy
 from paddock.schedule.store import Run, Schedule, ScheduleStore
-from paddock.session import models
-from paddock.session.runner import EntryPoint, PolicyLoader, SessionRunner, decide
-from paddock.undo.changes import Change, diff, list_folder
+from paddock.session.composer import AnswerNo, SessionPlan, compose
+from paddock.session.runner import EntryPoint, PolicyLoader
+from paddock.undo.changes import Change
 
 log = logging.getLogger(__name__)
 Notifier = Callable[[str, str, bool], object]
@@ -49,45 +46,23 @@ def describe_changes(changes: list[Change]) -> str:
     return ", ".join(f"{n} {k}" for k, n in counts.items() if n) + f" ({names}){warn}"
 
 
-class _NobodyAnswers:
-    """Egress no grant covers, while nobody is there: answered no, recorded, named in the result."""
-
-    def __init__(self, runner: SessionRunner) -> None:
-        self.runner = runner
-        self.hosts: list[str] = []
-
-    def __call__(self, d: Decision) -> None:
-        if d.allowed or not d.no_grant or d.host in self.hosts:
-            return
-        try:
-            EgressGrant(id="schedule-check", host=d.host)
-        except ValueError:
-            return  # not a DNS name: never a question, even with someone there
-        self.hosts.append(d.host)
-        self.runner.auditor.policy_decision(
-            f"egress to {d.host}:{d.port or 443} for this session", False,
-            "nobody was there to answer (a scheduled run): answered no", "session",
-        )  # fmt: skip
+NOBODY = "nobody was there to answer (a scheduled run): answered no"
 
 
-async def _session(schedule: Schedule, store: ScheduleStore, started: datetime, loader: PolicyLoader) -> Run:
-    decided = await asyncio.to_thread(lambda: decide(Path(schedule.folder), policy_loader=loader))
-    choice = models.decide_model(decided.policy, schedule.model or None)
+async def _session(schedule: Schedule, store: ScheduleStore, started: datetime, loader: PolicyLoader | None) -> Run:
+    plan = SessionPlan(
+        EntryPoint.SCHEDULE, AnswerNo(NOBODY), assistant=True, model=schedule.model or None, summary=True,
+        new_conversation=True, conversations=store.folder_of(schedule.id) / "conversations", policy_loader=loader,
+    )  # fmt: skip
     try:
-        runner = await SessionRunner.begin(decided, EntryPoint.SCHEDULE, model_decision=choice)
-    except PaddockError as exc:  # refused folder or model: recorded by begin
+        session = await compose(Path(schedule.folder), plan)
+    except PaddockError as exc:  # refused folder or model (recorded by the session), or no key
         return Run(started=started, finished=_now(), outcome="skipped", why=exc.message)
-    assert choice.target is not None
-    before = await asyncio.to_thread(list_folder, runner.folder)
     outcome, why, answer = "failed", "", ""
-    nobody = _NobodyAnswers(runner)
     try:
-        provider = models.make_provider(runner.policy, choice.target)
-        sandbox = await runner.boot(egress_asking=runner.policy.allow_asking)
-        if sandbox.gateway is not None:
-            sandbox.gateway.decided.connect(nobody)
-        agent = runner.assistant(provider, new=True, conversations=store.folder_of(schedule.id) / "conversations")
-        answer = await asyncio.wait_for(agent.send(schedule.task), schedule.timeout_min * 60)
+        await session.boot()
+        assert session.agent is not None
+        answer = await asyncio.wait_for(session.agent.send(schedule.task), schedule.timeout_min * 60)
         outcome = "finished"
     except TimeoutError:
         outcome = "timed out"
@@ -96,13 +71,14 @@ async def _session(schedule: Schedule, store: ScheduleStore, started: datetime, 
     except PaddockError as exc:
         why = exc.message
     finally:
-        await runner.close(outcome="timed-out" if outcome == "timed out" else "failed")
-    changes = diff(before, await asyncio.to_thread(list_folder, runner.folder))
-    if nobody.hosts:
-        why += ("; " if why else "") + "asked to reach " + ", ".join(nobody.hosts) + " (answered no: nobody was there)"
+        await session.close(outcome="timed-out" if outcome == "timed out" else "failed")
+    changes = await session.changes()
+    hosts = list(dict.fromkeys(q.host for q in session.questions))
+    if hosts:
+        why += ("; " if why else "") + "asked to reach " + ", ".join(hosts) + " (answered no: nobody was there)"
     return Run(
         started=started, finished=_now(), outcome=outcome, why=why, answer=answer[:ANSWER_KEPT],
-        summary=describe_changes(changes), questions=nobody.hosts, session_id=runner.session_id,
+        summary=describe_changes(changes), questions=hosts, session_id=session.runner.session_id,
         changes=[f"{c.kind} {c.shown_path}" for c in changes[:200]],
     )  # fmt: skip
 
@@ -118,7 +94,7 @@ async def run_schedule(
     *,
     store: ScheduleStore | None = None,
     notifier: Notifier | None = None,
-    policy_loader: PolicyLoader = load_policy,
+    policy_loader: PolicyLoader | None = None,
 ) -> Run:
     """Run a schedule now (the timer's service, ``paddock schedule run`` and the window all come here)
     and add the run to its history. Unknown ids raise ``PaddockError``. ``policy_loader`` stands in

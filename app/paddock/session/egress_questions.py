@@ -71,6 +71,11 @@ class EgressAsker:
         self._emit(question)
 
     async def answer(self, question_id: str, allow: bool) -> None:
+        """The person's answer (the window)."""
+        self.settle(question_id, allow, "the person answered " + ("yes" if allow else "no"))
+
+    def settle(self, question_id: str, allow: bool, why: str) -> None:
+        """Answer a question (``why`` is recorded): yes adds a grant for this session only."""
         question = self._pending.pop(question_id, None)
         if question is None:
             return
@@ -85,4 +90,4 @@ class EgressAsker:
                 methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
             )
             self.gateway.add_session_grant(grant)
-        self._auditor.policy_decision(subject, allow, "the person answered " + ("yes" if allow else "no"), "session")
+        self._auditor.policy_decision(subject, allow, why, "session")

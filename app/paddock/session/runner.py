@@ -1,8 +1,9 @@
 """One way in. Every entry point — the window, ``paddock run``, ``paddock mcp``,
-``paddock sandbox exec`` and a schedule's run — opens its session here, so each is decided, fenced and audited
-the same way::
+``paddock sandbox exec``, ``paddock undo`` and a schedule's run — opens its session here, through the
+composer (``paddock.session.composer``, the whole chain written once), so each is decided, fenced and
+audited the same way::
 
-    SessionRunner.open(folder, entry)      load policy (the folder's own tier only if trusted),
+    decide(folder) + SessionRunner.begin   load policy (the folder's own tier only if trusted),
         │                                  decide the folder once, start the audit trail and
         │                                  record the decision; a denied folder stops here
         ▼
@@ -36,9 +37,9 @@ from paddock.credentials import Keychain, audit_key
 from paddock.llm import ModelProvider
 from paddock.policy import EffectivePolicy, FolderDecision, PolicyError, TrustStore
 from paddock.policy import load as load_policy
-from paddock.sandbox import Sandbox, SandboxFailed, WarmPool
+from paddock.sandbox import BootRequest, Sandbox, SandboxFailed, WarmPool
 from paddock.session.auditing import SessionAuditor
-from paddock.session.models import ModelDecision, refused
+from paddock.session.model_choice import ModelDecision, refused
 from paddock.session.undoing import START, TURN, FolderUndo
 
 log = logging.getLogger(__name__)
@@ -108,19 +109,6 @@ class SessionRunner:
         log.debug("session %s: %s on %s (%s)", self.session_id, entry.value, decided.folder, d.reason or "allowed")
 
     @classmethod
-    async def open(
-        cls,
-        folder: Path,
-        entry: EntryPoint,
-        *,
-        trusted: bool | None = None,
-        policy_loader: PolicyLoader = load_policy,
-    ) -> SessionRunner:
-        """Decide ``folder`` and start the session's audit trail (see ``begin``). No model is chosen
-        here: an entry point that talks to one decides it with ``models.decide_model`` and uses ``begin``."""
-        return await cls.begin(decide(folder, trusted=trusted, policy_loader=policy_loader), entry)
-
-    @classmethod
     async def begin(
         cls, decided: Decided, entry: EntryPoint, *, model_decision: ModelDecision | None = None
     ) -> SessionRunner:
@@ -169,19 +157,19 @@ class SessionRunner:
         # The session's restore point is made while the VM starts (nothing in the guest can touch
         # the folder before boot returns and a command runs); boot returns only once it is made.
         # Lazy (a listing): the change guard keeps each file before the guest changes it; without
-        # the guard, ``guarded_by`` makes a point that copies before boot returns.
+        # the guard, ``attach_guard`` makes a point that copies before boot returns.
         point = asyncio.ensure_future(self.undo.point(START, f"start of a session ({self.entry.value})", lazy=True))
         try:
-            sandbox = await Sandbox.boot(
+            request = BootRequest(
                 self.folder,
                 policy=self.policy,
                 decision=self.decided.decision,
-                on_progress=on_progress,
                 egress_asking=egress_asking,
                 host=host,
                 keeper=self.undo.keeper if self.undo.enabled else None,
                 warm=warm,
             )
+            sandbox = await Sandbox.start(request, on_progress=on_progress)
         except BaseException:
             point.cancel()
             with contextlib.suppress(BaseException):
@@ -190,7 +178,7 @@ class SessionRunner:
         try:
             if not point.done() and on_progress is not None:
                 on_progress("Finishing the folder's restore point")
-            await self.undo.guarded_by(sandbox, await point)
+            await self.undo.attach_guard(sandbox, await point)
         except BaseException:
             await sandbox.close()
             raise

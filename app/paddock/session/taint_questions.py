@@ -57,6 +57,11 @@ class TaintAsker:
         self._emit(question)
 
     async def answer(self, question_id: str, allow: bool) -> None:
+        """The person's answer (the window)."""
+        self.settle(question_id, allow, "the person answered " + ("yes, once" if allow else "no"))
+
+    def settle(self, question_id: str, allow: bool, why: str) -> None:
+        """Answer a held request (``why`` is recorded): yes lets the same request through once."""
         entry = self._pending.pop(question_id, None)
         if entry is None:
             return
@@ -66,5 +71,4 @@ class TaintAsker:
         else:
             self._refused_hosts.add(d.host)
         subject = f"sending data to {d.host} ({d.method} {d.path}) after reading {d.taint_path}"
-        self._auditor.policy_decision(subject, allow, "the person answered " + ("yes, once" if allow else "no"),
-                                      "session")  # fmt: skip
+        self._auditor.policy_decision(subject, allow, why, "session")

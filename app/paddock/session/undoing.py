@@ -59,7 +59,7 @@ class FolderUndo:
     def lazy(self) -> bool:
         return self.guard is not None and self.guard.active
 
-    async def guarded_by(self, sandbox: Sandbox, start: Made | None) -> None:
+    async def attach_guard(self, sandbox: Sandbox, start: Made | None) -> None:
         """After the boot: with the change guard running, the (lazy) start point is watched from
         now; without it, a point that copies is made instead, as before the guard existed."""
         if not self.enabled:
@@ -84,7 +84,7 @@ class FolderUndo:
         """Make a restore point now (in a worker thread). One that cannot be made stops what was about
         to happen: a turn does not run without its restore point. A point is lazy (a listing, no
         copy) when the change guard runs, or when asked (the session's start, made while the VM
-        boots: ``guarded_by`` follows it; an undo's "before undo" point: the restore keeps what
+        boots: ``attach_guard`` follows it; an undo's "before undo" point: the restore keeps what
         it replaces)."""
         if not self.enabled:
             return None

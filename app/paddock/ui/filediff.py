@@ -1,4 +1,4 @@
-"""The summary's view of how a changed text file's lines changed (``Desk.file_diff``): the lines
+"""The summary's view of how a changed text file's lines changed (``Desk.rewind.file_diff``): the lines
 that went marked −, the new ones +, a little context; or the sentence saying why there is none."""
 
 from __future__ import annotations

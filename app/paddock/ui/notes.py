@@ -65,7 +65,7 @@ class NotesDialog(QDialog):
         self.refresh()
 
     def refresh(self) -> None:
-        self.bridge.call(self.bridge.desk.notes(), self._show, self.message.setText)
+        self.bridge.call(self.bridge.desk.notes.list(), self._show, self.message.setText)
 
     def _show(self, rows: list[NoteRow]) -> None:
         self.rows = rows
@@ -91,4 +91,4 @@ class NotesDialog(QDialog):
             self.message.setText("The note is deleted." if gone else "That note was already gone.")
             self.refresh()
 
-        self.bridge.call(self.bridge.desk.forget_note(note_id), done, self.message.setText)
+        self.bridge.call(self.bridge.desk.notes.forget(note_id), done, self.message.setText)

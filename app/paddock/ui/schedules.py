@@ -1,5 +1,5 @@
 """The schedule view: a folder's recurring tasks, when each runs next, its last result and its
-history; add, remove and run now. ``ScheduleKeeper`` runs due schedules while the window is open
+history; add, remove and run now. ``ScheduleClock`` runs due schedules while the window is open
 where there is no user systemd. The work is in ``paddock.schedule``'s ``Schedules`` (reached through
 ``paddock.desk``); every call goes through the bridge to the engine thread."""
 
@@ -208,7 +208,7 @@ class ScheduleDialog(QDialog):
         self.bridge.call(self.schedules.start(current), lambda _: self._said(started), self.message.setText)
 
 
-class ScheduleKeeper(QObject):
+class ScheduleClock(QObject):
     """Where there is no systemd user manager, run due schedules every minute while the window is open."""
 
     def __init__(self, bridge: Bridge, schedules: Schedules) -> None:

@@ -137,10 +137,10 @@ class SettingsDialog(QDialog):
 
     def refresh(self) -> None:
         desk = self.bridge.desk
-        self.bridge.call(desk.key_status(), self.key_status.setText, self.key_status.setText)
-        self.bridge.call(desk.policy_rows(), self._show_policy, self._policy_error)
-        self.bridge.call(desk.endpoint_rows(), self._show_endpoints, self._policy_error)
-        self.bridge.call(desk.audit_records(), self._show_audit, self.audit_view.setPlainText)
+        self.bridge.call(desk.settings.key_status(), self.key_status.setText, self.key_status.setText)
+        self.bridge.call(desk.settings.policy_rows(), self._show_policy, self._policy_error)
+        self.bridge.call(desk.settings.endpoint_rows(), self._show_endpoints, self._policy_error)
+        self.bridge.call(desk.settings.audit_records(), self._show_audit, self.audit_view.setPlainText)
 
     def _set_model(self) -> None:
         self.bridge.desk.model = self.model_edit.text().strip() or None
@@ -181,24 +181,24 @@ class SettingsDialog(QDialog):
         secret = self.new_key.text()
         self.new_key.clear()
         if secret.strip():
-            self.bridge.call(self.bridge.desk.store_key(secret, self._endpoint()),
+            self.bridge.call(self.bridge.desk.settings.store_key(secret, self._endpoint()),
                              lambda _: self._said("The new key is stored."), self._said)  # fmt: skip
 
     def _remove(self) -> None:
         self.bridge.call(
-            self.bridge.desk.remove_key(self._endpoint()),
+            self.bridge.desk.settings.remove_key(self._endpoint()),
             lambda gone: self._said("The key was removed." if gone else "There was no key to remove."),
             self._said,
         )
 
     def _revoke(self) -> None:
         self.bridge.call(
-            self.bridge.desk.revoke_sessions(),
+            self.bridge.desk.settings.revoke_sessions(),
             lambda _: self._said("Every session token is revoked; running sessions lost their network access."),
             self._said,
         )
 
     def _said(self, message: str) -> None:
         self.key_message.setText(message)
-        self.bridge.call(self.bridge.desk.key_status(), self.key_status.setText, self.key_status.setText)
-        self.bridge.call(self.bridge.desk.endpoint_rows(), self._show_endpoints, self._policy_error)
+        self.bridge.call(self.bridge.desk.settings.key_status(), self.key_status.setText, self.key_status.setText)
+        self.bridge.call(self.bridge.desk.settings.endpoint_rows(), self._show_endpoints, self._policy_error)

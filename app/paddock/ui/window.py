@@ -44,7 +44,7 @@ from paddock.ui.chat import ChatPage
 from paddock.ui.notes import NotesDialog
 from paddock.ui.pages import FolderPage, SummaryPage, WelcomePage
 from paddock.ui.problem import ProblemBar
-from paddock.ui.schedules import ScheduleDialog, ScheduleKeeper
+from paddock.ui.schedules import ScheduleClock, ScheduleDialog
 from paddock.ui.settings import SettingsDialog
 
 NOTIFY_AFTER_S = 20.0  # a task at least this long gets a desktop notification when it ends unseen
@@ -76,7 +76,7 @@ class MainWindow(QMainWindow):
         self.settings: SettingsDialog | None = None
         self.schedules = Schedules()
         self.schedule_view: ScheduleDialog | None = None
-        self.keeper = ScheduleKeeper(self.bridge, self.schedules)  # runs due schedules where there is no systemd
+        self.clock = ScheduleClock(self.bridge, self.schedules)  # runs due schedules where there is no systemd
         self.notes: NotesDialog | None = None
         self.notify_after_s = NOTIFY_AFTER_S
         self._sent_at = 0.0
@@ -108,12 +108,12 @@ class MainWindow(QMainWindow):
 
         self.stack.setCurrentWidget(self.welcome)
         self._check_host()
-        self.keeper.start()
+        self.clock.start()
 
     # ------------------------------------------------------------------ first run
 
     def _check_host(self) -> None:
-        self.bridge.call(self.desk.first_run(), self._first_run, self._first_run_error)
+        self.bridge.call(self.desk.settings.first_run(), self._first_run, self._first_run_error)
 
     def _first_run(self, state: FirstRun) -> None:
         self.welcome.show_first_run(state)
@@ -127,7 +127,7 @@ class MainWindow(QMainWindow):
 
     def _store_key(self, secret: str) -> None:
         self.bridge.call(
-            self.desk.store_key(secret),
+            self.desk.settings.store_key(secret),
             lambda _: self.welcome.key_saved(True, "The key is stored in this computer's keychain."),
             lambda msg: self.welcome.key_saved(False, msg),
         )
@@ -260,13 +260,13 @@ class MainWindow(QMainWindow):
 
     def _offer_undo(self) -> None:
         """ "Undo this" under the turn that just ended (when it has a restore point)."""
-        point = self.desk.turn_point()
+        point = self.desk.rewind.turn_point()
         if point is not None and point not in self.chat.turn_undos:
             self.chat.add_turn_undo(point)
 
     def _undo_turn(self, point: int) -> None:
         error = lambda msg: self.chat.add_note(msg, error=True)  # noqa: E731
-        self.bridge.call(self.desk.undo_turn(point), lambda msg: self.chat.turn_undone(point, msg), error)
+        self.bridge.call(self.desk.rewind.undo_turn(point), lambda msg: self.chat.turn_undone(point, msg), error)
 
     def _revert(self, change: Change) -> None:
         if self.last_summary is None:
@@ -275,19 +275,19 @@ class MainWindow(QMainWindow):
 
         async def do() -> str:
             if summary.start_point is not None:  # from the session's restore point
-                return await self.desk.undo_session(summary, change.path)
+                return await self.desk.rewind.undo_session(summary, change.path)
             return revert(summary, change)
 
         self.bridge.call(do(), lambda msg: self.summary.reverted(change, msg), self.summary.message.setText)
 
     def _diff(self, path: str) -> None:
         if self.last_summary is not None:
-            self.bridge.call(self.desk.file_diff(self.last_summary, path), self.summary.show_diff,
+            self.bridge.call(self.desk.rewind.file_diff(self.last_summary, path), self.summary.show_diff,
                              self.summary.message.setText)  # fmt: skip
 
     def _undo_all(self) -> None:
         if self.last_summary is not None:
-            undo = self.desk.undo_session(self.last_summary)
+            undo = self.desk.rewind.undo_session(self.last_summary)
             self.bridge.call(undo, self.summary.undone, self.summary.message.setText)
 
     def open_settings(self) -> None:

@@ -5,6 +5,7 @@ from paddock.vm.config import Share, StateError, VMConfig, VMError, VMState, qem
 from paddock.vm.guard import Guard, Keeper, ReadWatcher
 from paddock.vm.host import Accel, HostError, HostTools, kvm_usable
 from paddock.vm.image import GuestImage, ImageError, find_image
+from paddock.vm.launch import Launcher
 from paddock.vm.machine import VirtualMachine
 from paddock.vm.sharing import Daemon, FolderSharing, SharingError, share_handle_limit, user_namespaces_work
 
@@ -19,6 +20,7 @@ __all__ = [
     "HostTools",
     "ImageError",
     "Keeper",
+    "Launcher",
     "ReadWatcher",
     "Share",
     "SharingError",

@@ -2,7 +2,7 @@
 
 Runs as root in the guest (started by busybox init, respawned if it dies) and
 serves paddock.guest.v1.GuestAgent on a unix socket that only root can open.
-A bridge thread joins that socket to the virtio-serial port `paddock.agent`,
+A relay thread joins that socket to the virtio-serial port `paddock.agent`,
 whose host end is a unix socket in a folder only the host user can open.
 
 Commands run as the unprivileged `agent` user (uid 1000) in their own process

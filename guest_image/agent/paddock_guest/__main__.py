@@ -14,7 +14,7 @@ from paddock_guest.claim import BootKeyInterceptor, KeyBox
 from paddock_guest.config import AGENT_SOCKET, PORT_NAME, log, uptime
 from paddock_guest.events import EventHub
 from paddock_guest.service import Agent
-from paddock_guest.transport import bridge, find_port
+from paddock_guest.transport import find_port, relay
 from paddock_guest.watch import WATCHER
 
 
@@ -46,7 +46,7 @@ def serve() -> None:
     if port is None:
         log(f"no virtio-serial port named {PORT_NAME}; serving on {AGENT_SOCKET} only")
     else:
-        threading.Thread(target=bridge, args=(port, AGENT_SOCKET), daemon=True).start()
+        threading.Thread(target=relay, args=(port, AGENT_SOCKET), daemon=True).start()
         log(f"ready on {port} (guest uptime {uptime():.2f} s)")
     server.wait_for_termination()
 

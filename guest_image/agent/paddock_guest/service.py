@@ -43,7 +43,9 @@ def _abort_for(context: grpc.ServicerContext, exc: BaseException) -> None:
     context.abort(grpc.StatusCode.INTERNAL, f"{type(exc).__name__}: {exc}")
 
 
-def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+def as_status(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Every failure of a call becomes its gRPC status (``_abort_for``), never a traceback."""
+
     def wrapper(self: Agent, request: Any, context: grpc.ServicerContext) -> Any:
         try:
             return fn(self, request, context)
@@ -90,39 +92,39 @@ class Agent(pb_grpc.GuestAgentServicer):  # type: ignore[misc]  # the generated 
         with KEEPER.watching():  # the share daemon's open files, while the command runs
             yield from run_command(request, context, cwd=cwd, hub=self.hub, extra_env=self.extra_env)
 
-    @guarded
+    @as_status
     def ReadFile(self, request: pb.ReadFileRequest, context: grpc.ServicerContext) -> pb.ReadFileResponse:
         return files.read_file(request)
 
-    @guarded
+    @as_status
     def WriteFile(self, request: pb.WriteFileRequest, context: grpc.ServicerContext) -> pb.WriteFileResponse:
         return files.write_file(request, self.hub)
 
-    @guarded
+    @as_status
     def ListDir(self, request: pb.ListDirRequest, context: grpc.ServicerContext) -> pb.ListDirResponse:
         return files.list_dir(request)
 
-    @guarded
+    @as_status
     def Stat(self, request: pb.StatRequest, context: grpc.ServicerContext) -> pb.StatResponse:
         return files.stat_path(request)
 
-    @guarded
+    @as_status
     def Remove(self, request: pb.RemoveRequest, context: grpc.ServicerContext) -> pb.RemoveResponse:
         return files.remove(request, self.hub)
 
-    @guarded
+    @as_status
     def Configure(self, request: pb.ConfigureRequest, context: grpc.ServicerContext) -> pb.ConfigureResponse:
         if request.ca_pem:
             egress.install_ca(request.ca_pem)
         self.extra_env = dict(request.env)
         return pb.ConfigureResponse()
 
-    @guarded
+    @as_status
     def ForgetCached(self, request: pb.ForgetCachedRequest, context: grpc.ServicerContext) -> pb.ForgetCachedResponse:
         drop_cached_inodes()
         return pb.ForgetCachedResponse()
 
-    @guarded
+    @as_status
     def Sync(self, request: pb.SyncRequest, context: grpc.ServicerContext) -> pb.SyncResponse:
         WATCHER.flush(self.hub)  # what the watcher has queued goes out first
         return pb.SyncResponse(seq=self.hub.seq)

@@ -75,7 +75,7 @@ def _connect(sock_path: str, fd: int) -> socket.socket:
     return conn
 
 
-def bridge(port_path: str, sock_path: str) -> None:
+def relay(port_path: str, sock_path: str) -> None:
     """Join the virtio-serial port to the agent's unix socket.
 
     The port reads EOF while no host client is connected; each host

@@ -1,46 +1,51 @@
-"""Undo from the window, without Qt (a part of ``Desk``): put the folder, or one file, back as it was
-when the session started, or as it was before one message ("Undo this" under a turn), through the
-same audited path as ``paddock undo``."""
+"""Rewind: undo as the window offers it, without Qt (``Desk.rewind``, a part of the desk): put the
+folder, or one file, back as it was when the session started, or as it was before one message
+("Undo this" under a turn), through the same audited path as ``paddock undo`` (the session's
+``FolderUndo``; the restore points themselves are ``paddock.undo``)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
 
 from paddock.core.errors import PaddockError
 from paddock.core.text import shown
 from paddock.desk.summary import SessionSummary
-from paddock.policy import EffectivePolicy
-from paddock.session.runner import EntryPoint, SessionRunner, decide
+from paddock.session.composer import NO_QUESTIONS, AnswerNo, Composed, SessionPlan, compose
+from paddock.session.runner import EntryPoint, PolicyLoader
 from paddock.session.undoing import TURN
 from paddock.undo.textdiff import text_diff
 
 GUEST_CACHE_S = 1.2  # how long the guest trusts what it cached of the shared folder (cache=auto)
 
 
-class DeskUndo:
-    _load_policy: Callable[..., EffectivePolicy]
-    _open: Any  # the open folder (``desk._Open``), or None
+class Rewind:
+    """The window's undo. ``session`` is the desk's open session (None: no folder is open); ``busy``
+    says whether the assistant is working."""
 
-    @property
-    def busy(self) -> bool:  # Desk's: the assistant is working
-        raise NotImplementedError
+    def __init__(
+        self, session: Callable[[], Composed | None], busy: Callable[[], bool], load_policy: PolicyLoader
+    ) -> None:
+        self._session = session
+        self._busy = busy
+        self._load_policy = load_policy
 
     def turn_point(self) -> int | None:
         """The restore point made before the latest message ran (None: undo is off, or none yet)."""
-        made = self._open.runner.undo.last if self._open is not None else None
+        session = self._session()
+        made = session.runner.undo.last if session is not None else None
         return made.point.id if made is not None and made.point.kind == TURN else None
 
     async def undo_turn(self, point: int) -> str:
         """Put the folder back as it was before one message ran (what came after it goes too);
         audited, and itself undoable. The sandbox sees the files as they are now at once."""
-        if self._open is None:
+        session = self._session()
+        if session is None:
             raise PaddockError("Choose a folder first.")
-        if self.busy:
+        if self._busy():
             raise PaddockError("The assistant is still working. Wait until it has finished, or press Stop.")
-        done = await self._open.runner.undo.undo(to=point)
-        sandbox = self._open.sandbox
+        done = await session.runner.undo.undo(to=point)
+        sandbox = session.sandbox
         if sandbox is not None and sandbox.alive and not await sandbox.guest.forget_cached():
             await asyncio.sleep(GUEST_CACHE_S)  # an older guest: its cached view of the folder expires
         if done.failed:
@@ -61,12 +66,12 @@ class DeskUndo:
         ``paddock undo``, and itself undoable. Returns what was done, in plain words."""
         if summary.start_point is None:
             raise PaddockError("This session has no restore point to go back to (undo is off in policy).")
-        decided = decide(summary.folder, policy_loader=self._load_policy)
-        runner = await SessionRunner.begin(decided, EntryPoint.UNDO)
+        plan = SessionPlan(EntryPoint.UNDO, AnswerNo(NO_QUESTIONS), policy_loader=self._load_policy)
+        session = await compose(summary.folder, plan)
         try:
-            done = await runner.undo.undo(to=summary.start_point, file=path)
+            done = await session.runner.undo.undo(to=summary.start_point, file=path)
         finally:
-            await runner.close()
+            await session.close()
         if done.failed:
             names = ", ".join(f"{shown(f)} ({why})" for f, why in done.failed[:5])
             return f"Put back, except {len(done.failed)} file(s) that could not be: {names}."

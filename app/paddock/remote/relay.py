@@ -22,7 +22,7 @@ from paddock.remote.ssh import Connection, RemoteError
 log = logging.getLogger(__name__)
 
 
-class Bridge:
+class AgentRelay:
     def __init__(self, connection: Connection, session: str, path: Path) -> None:
         self.connection = connection
         self.session = session
@@ -33,7 +33,7 @@ class Bridge:
         self._server.listen(4)
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._accepter = threading.Thread(target=self._accept, name=f"bridge-{session}", daemon=True)
+        self._accepter = threading.Thread(target=self._accept, name=f"relay-{session}", daemon=True)
         self._accepter.start()
 
     def _accept(self) -> None:
@@ -42,7 +42,7 @@ class Bridge:
                 conn, _ = self._server.accept()
             except OSError:
                 return
-            t = threading.Thread(target=self._pump, args=(conn,), name=f"bridge-{self.session}-conn", daemon=True)
+            t = threading.Thread(target=self._pump, args=(conn,), name=f"relay-{self.session}-conn", daemon=True)
             self._threads.append(t)
             t.start()
 
@@ -63,7 +63,7 @@ class Bridge:
                         break
                     conn.sendall(data)
         except (OSError, EOFError, RemoteError, paramiko.SSHException) as exc:
-            log.debug("bridge %s: connection ended (%s)", self.session, exc)
+            log.debug("relay %s: connection ended (%s)", self.session, exc)
         finally:
             if chan is not None:
                 with contextlib.suppress(OSError, EOFError, paramiko.SSHException):

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from paddock.core.errors import PaddockError
 from paddock.guest import GuestError, GuestUnavailable
-from paddock.sandbox.remote import Machine
+from paddock.sandbox.placement import Machine
 
 T = TypeVar("T")
 Progress = Callable[[str], None]

@@ -1,4 +1,4 @@
-"""The window's model keys, endpoints and settings, without Qt (a part of ``Desk``): which endpoints
+"""The window's model keys, endpoints and settings, without Qt (``Desk.settings``, a part of the desk): which endpoints
 policy allows, whether each has its key, storing and removing one; the effective policy, the audit
 log and revoking session tokens for the settings page. Nothing here is sent anywhere."""
 
@@ -12,12 +12,13 @@ from paddock.core.errors import PaddockError
 from paddock.credentials import KeychainError, backend_status
 from paddock.egress import TokenAuthority
 from paddock.policy import EffectivePolicy, PolicyError
-from paddock.session import models
+from paddock.session import model_choice
 from paddock.session.doctor import FirstRun, run_checks
 
 
-class DeskKeys:
-    _load_policy: Callable[..., EffectivePolicy]
+class Settings:
+    def __init__(self, load_policy: Callable[..., EffectivePolicy]) -> None:
+        self._load_policy = load_policy
 
     def _policy(self) -> EffectivePolicy:
         try:
@@ -29,11 +30,11 @@ class DeskKeys:
         """The key a model endpoint would use (None: the default endpoint's), or None when missing."""
         policy = self._policy()
         try:
-            e = models.endpoint(policy, endpoint)
+            e = model_choice.endpoint(policy, endpoint)
             if e.key is None:
                 return None
-            var = models.key_env(e)
-            return (os.environ.get(var) if var else None) or models.keychain(policy).get(e.key)
+            var = model_choice.key_env(e)
+            return (os.environ.get(var) if var else None) or model_choice.keychain(policy).get(e.key)
         except (KeychainError, PolicyError):
             return None
 
@@ -41,13 +42,13 @@ class DeskKeys:
         """Whether a key is needed, and the host checks (``paddock doctor``, without the KVM probe)."""
         checks = await run_checks(probe=False)
         policy = self._policy()
-        default = models.default_endpoint(policy)
+        default = model_choice.default_endpoint(policy)
         needs = default is not None and default.key is not None
         return FirstRun(needs and self.model_key() is None, checks)
 
     def _entry(self, endpoint: str | None) -> tuple[EffectivePolicy, str]:
         policy = self._policy()
-        e = models.endpoint(policy, endpoint)
+        e = model_choice.endpoint(policy, endpoint)
         if e.key is None:
             raise PaddockError(f"The model endpoint {e.name!r} needs no key.")
         return policy, e.key
@@ -57,35 +58,35 @@ class DeskKeys:
         if not secret:
             raise PaddockError("The key is empty. Paste the key your organisation gave you.")
         policy, entry = self._entry(endpoint)
-        models.keychain(policy).set(entry, secret)
+        model_choice.keychain(policy).set(entry, secret)
 
     async def key_status(self) -> str:
         """The default endpoint's key, in words."""
         policy = self._policy()
         try:
             status = backend_status()
-            e = models.endpoint(policy, None)
+            e = model_choice.endpoint(policy, None)
             if e.key is None:
                 return f"The model endpoint {e.name!r} needs no key."
-            stored = models.keychain(policy).get(e.key) is not None
+            stored = model_choice.keychain(policy).get(e.key) is not None
         except (KeychainError, PolicyError) as exc:
             return exc.message
         where = f"kept in {status.name}"
-        env = models.key_env(e)
+        env = model_choice.key_env(e)
         if env and os.environ.get(env):
             return f"The key from {env} is used (a key is {'also ' if stored else 'not '}{where})."
         return f"A key is stored ({where})." if stored else "No key is stored yet."
 
     async def remove_key(self, endpoint: str | None = None) -> bool:
         policy, entry = self._entry(endpoint)
-        return models.keychain(policy).remove(entry)
+        return model_choice.keychain(policy).remove(entry)
 
     async def endpoint_rows(self) -> list[tuple[str, str, str, str, str]]:
         """(name, kind, where, models, key) for each endpoint policy allows; the first is the default."""
         policy = self._load_policy()
         return [
-            (e.name, e.kind, e.base_url or f"built in (${models.BASE_URL_ENV[e.kind]} or the SDK's own)",
-             ", ".join(e.models) if e.models is not None else "any", models.key_state(policy, e))
+            (e.name, e.kind, e.base_url or f"built in (${model_choice.BASE_URL_ENV[e.kind]} or the SDK's own)",
+             ", ".join(e.models) if e.models is not None else "any", model_choice.key_state(policy, e))
             for e in policy.model_endpoints
         ]  # fmt: skip
 
