@@ -23,8 +23,10 @@ from paddock.guest import (
 )
 from paddock.session.auditing import SessionAuditor
 from tests.conftest import Booted
+from tests.framework.fixtures import booted_any
 
 pytestmark = pytest.mark.vm
+booted = booted_any  # the sandbox's lifecycle: every test here runs on a woken and on a cold one
 
 
 def test_output_and_exit_codes(booted: Booted) -> None:
