@@ -28,7 +28,7 @@ from paddock.credentials import Keychain
 from paddock.policy import EffectivePolicy, SandboxHost
 from paddock.sandbox import Sandbox
 
-SSHD = Path("/tmp/paddock-test-sshd")
+SSHD = Path(os.environ.get("PADDOCK_TEST_SSHD") or "/tmp/paddock-test-sshd")  # scripts/test.sh: its run's own
 KEY_ENTRY = "bench-ssh-key"
 
 

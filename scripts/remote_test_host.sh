@@ -2,21 +2,54 @@
 # Test scaffolding only (Paddock itself never needs root): as root, make the two accounts that play
 # sandbox hosts in tests/remote and start a test-only OpenSSH server for them on loopback, with its
 # own host key. The ordinary test user may write the accounts' authorized keys (in this folder only).
-#   scripts/remote_test_host.sh start   (prints nothing; writes /tmp/paddock-test-sshd/info)
+#   scripts/remote_test_host.sh start   (prints nothing; writes $PADDOCK_TEST_SSHD/info)
 #   scripts/remote_test_host.sh stop
+# PADDOCK_TEST_SSHD is the server's folder (default /tmp/paddock-test-sshd) and PADDOCK_TEST_SSHD_PORT
+# its port (default: a free one). scripts/test.sh gives each run a folder of its own, so two runs
+# at once each have their own server, and stopping one leaves the other's sessions alone.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-dir=/tmp/paddock-test-sshd
+dir="${PADDOCK_TEST_SSHD:-/tmp/paddock-test-sshd}"
 test_user="${PADDOCK_TEST_USER:-paddock-tester}"
-port="${PADDOCK_TEST_SSHD_PORT:-2222}"
 accounts=(paddock-remote paddock-remote2)
 
-stop() {
-  if [ -f "$dir/sshd.pid" ]; then kill "$(cat "$dir/sshd.pid")" 2>/dev/null || true; fi
-  for a in "${accounts[@]}"; do  # what a test left running as a server account
-    if id "$a" >/dev/null 2>&1; then pkill -u "$a" 2>/dev/null || true; fi
+descendants() {  # every process below $1
+  local child
+  for child in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    echo "$child"
+    descendants "$child"
   done
+}
+
+stop() {
+  local pids=() pid
+  if [ -f "$dir/sshd.pid" ]; then
+    pid="$(cat "$dir/sshd.pid")"
+    mapfile -t pids < <(descendants "$pid")
+    kill "$pid" 2>/dev/null || true
+  fi
+  # What a test left running as a server account: the sessions of this server (they carry its
+  # folder in their environment, see SetEnv below), and their processes.
+  for a in "${accounts[@]}"; do
+    id "$a" >/dev/null 2>&1 || continue
+    for pid in $(pgrep -u "$a" 2>/dev/null); do
+      if tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qxF "PADDOCK_TEST_SSHD_RUN=$dir"; then
+        pids+=("$pid")
+      fi
+    done
+  done
+  if [ "${#pids[@]}" -gt 0 ]; then kill -KILL "${pids[@]}" 2>/dev/null || true; fi
+  # No other test server running: nothing of the accounts can belong to another run.
+  if ! pgrep -f 'sshd -f /tmp/paddock-test-sshd[^ ]*/sshd_config' >/dev/null; then
+    for a in "${accounts[@]}"; do
+      if id "$a" >/dev/null 2>&1; then pkill -u "$a" 2>/dev/null || true; fi
+    done
+  fi
   rm -rf "$dir"
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 if [ "${1:-start}" = stop ]; then stop; exit 0; fi
@@ -35,10 +68,13 @@ for a in "${accounts[@]}"; do
   done
 done
 install -d -m 0755 -o root -g root "$dir"
+chmod 0755 "$dir"
 install -d -m 0755 -o "$test_user" "$dir/keys"
 ssh-keygen -q -t ed25519 -N '' -C paddock-test-host -f "$dir/host_key"
 mkdir -p /run/sshd
-cat > "$dir/sshd_config" <<CONF
+for attempt in 1 2 3 4 5; do  # a free port can be taken between finding it and sshd binding it
+  port="${PADDOCK_TEST_SSHD_PORT:-$(free_port)}"
+  cat > "$dir/sshd_config" <<CONF
 Port $port
 ListenAddress 127.0.0.1
 HostKey $dir/host_key
@@ -53,11 +89,17 @@ AllowUsers ${accounts[*]}
 MaxSessions 64
 MaxStartups 32
 ClientAliveInterval 5
+SetEnv PADDOCK_TEST_SSHD_RUN=$dir
 Subsystem sftp internal-sftp
 LogLevel VERBOSE
 CONF
-/usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log"
-for _ in $(seq 50); do [ -s "$dir/sshd.pid" ] && break; sleep 0.1; done
+  /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log" || true
+  for _ in $(seq 50); do [ -s "$dir/sshd.pid" ] && break; sleep 0.1; done
+  [ -s "$dir/sshd.pid" ] && break
+  echo "remote_test_host: sshd did not start on port $port (attempt $attempt)" >&2
+  [ -n "${PADDOCK_TEST_SSHD_PORT:-}" ] && break
+done
+[ -s "$dir/sshd.pid" ] || { cat "$dir/sshd.log" >&2; exit 1; }
 printf 'port=%s\nhost_key=%s\naccounts=%s\n' "$port" "$(ssh-keygen -lf "$dir/host_key.pub" | cut -d' ' -f2)" \
   "${accounts[*]}" > "$dir/info"
 chmod 0644 "$dir/info" "$dir/sshd.log"

@@ -25,24 +25,49 @@ pytest_in_keyring() {  # a D-Bus session with a real gnome-keyring of its own, t
   dbus-run-session -- ./scripts/with_keyring.sh .venv/bin/python -m pytest "$@"
 }
 
+# A whole run (no test paths given) checks each package's coverage against its floor; a
+# selection only reports it.
+selection=0
+for a in "$@"; do case "$a" in -*) ;; *) selection=1 ;; esac; done
+coverage_floors() {  # $1: the coverage data of the run
+  printf '\n==> coverage by package (floors: tests/framework/coverage.py)\n'
+  if [ "$selection" -eq 1 ]; then .venv/bin/python -m tests.framework.coverage "$1" || true; return 0; fi
+  .venv/bin/python -m tests.framework.coverage "$1"
+}
+
 if [ "$(id -u)" -ne 0 ]; then
   printf '\n==> tests, as %s (they boot the real guest under QEMU; the keychain is a real gnome-keyring)\n' "$(id -un)"
-  pytest_in_keyring "$@"
-  exit
+  covdir="$(mktemp -d -t paddock-coverage-XXXXXX)"
+  trap 'rm -rf "$covdir"' EXIT
+  set +e
+  COVERAGE_FILE="$covdir/.coverage" pytest_in_keyring --cov=paddock --cov-report= "$@"
+  code=$?
+  set -e
+  coverage_floors "$covdir/.coverage" || { [ "$code" -ne 0 ] || code=1; }
+  exit "$code"
 fi
 
-# As root: prepare, then hand the suite to an ordinary user.
+# As root: prepare, then hand the suite to an ordinary user. What a run shares with nobody
+# (two runs at once each have their own): the managed-policy folder, the test sshd's folder and
+# port, the coverage data.
+PADDOCK_TEST_ADMIN_DIR="$(mktemp -d /tmp/paddock-test-admin.XXXXXX)"
+PADDOCK_TEST_SSHD="$(mktemp -d /tmp/paddock-test-sshd.XXXXXX)"
+covdir="$(mktemp -d /tmp/paddock-coverage.XXXXXX)"
+export PADDOCK_TEST_ADMIN_DIR PADDOCK_TEST_SSHD
+cleanup() {
+  ./scripts/remote_test_host.sh stop
+  rm -rf "$PADDOCK_TEST_ADMIN_DIR" "$covdir"
+}
+trap cleanup EXIT
 eval "$(./scripts/test_user.sh)"   # sets TEST_USER, TEST_HOME, ADMIN_DIR
+chown "$TEST_USER:" "$covdir"
 # The sandbox-host tests (tests/remote): two server accounts and a test-only sshd on loopback.
 PADDOCK_TEST_USER="$TEST_USER" ./scripts/remote_test_host.sh start
-trap './scripts/remote_test_host.sh stop' EXIT
 codes=()
 set +e
 # Other releases (supported means tested here): a clean root of each, set up as a new user with
 # sudo would (scripts/ci_release.sh). By default on a whole run; PADDOCK_TEST_RELEASES says which
 # ("" for none) when a selection of tests is given or to change the list.
-selection=0
-for a in "$@"; do case "$a" in -*) ;; *) selection=1 ;; esac; done
 default_releases=trixie
 [ "$selection" -eq 1 ] && default_releases=""
 for suite in ${PADDOCK_TEST_RELEASES-$default_releases}; do
@@ -58,13 +83,18 @@ runuser -u "$TEST_USER" -- env -i \
   PATH=/usr/local/bin:/usr/bin:/bin HOME="$TEST_HOME" USER="$TEST_USER" LOGNAME="$TEST_USER" LANG=C.UTF-8 \
   CI="${CI:-}" PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 PADDOCK_TEST_ROLE=user \
   PADDOCK_TEST_ADMIN_DIR="$ADMIN_DIR" PADDOCK_TEST_ARTIFACTS="$PWD/test-artifacts" \
+  PADDOCK_TEST_SSHD="$PADDOCK_TEST_SSHD" COVERAGE_FILE="$covdir/.coverage" \
   bash -c 'cd "$1" && shift && dbus-run-session -- ./scripts/with_keyring.sh .venv/bin/python -m pytest -p no:cacheprovider "$@"' \
-  paddock-tests "$PWD" "$@"
+  paddock-tests "$PWD" --cov=paddock --cov-report= "$@"
 codes+=($?)
+user_code=${codes[-1]}
+coverage_floors "$covdir/.coverage"
+cov_code=$?
 set -e
 # pytest's 5 is "no test selected": fine for one half when a selection falls wholly in the other.
 n=${#codes[@]}
-if [ "${codes[n-2]}" -eq 5 ] && [ "${codes[n-1]}" -eq 5 ]; then exit 5; fi
+if [ "${codes[n-2]}" -eq 5 ] && [ "$user_code" -eq 5 ]; then exit 5; fi
+[ "$user_code" -eq 5 ] || codes+=("$cov_code")
 for c in "${codes[@]}"; do
   if [ "$c" -ne 0 ] && [ "$c" -ne 5 ]; then exit "$c"; fi
 done

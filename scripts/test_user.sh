@@ -29,7 +29,7 @@ mkdir -p test-artifacts
 chown "$user:" test-artifacts
 # A managed policy is trusted only when root owns it and every folder above it: tests that
 # need one use this folder, which only root can write.
-admin_dir=/tmp/paddock-test-admin
+admin_dir="${PADDOCK_TEST_ADMIN_DIR:-/tmp/paddock-test-admin}"  # scripts/test.sh: its run's own
 rm -rf "$admin_dir"
 install -d -m 0755 -o root -g root "$admin_dir"
 printf '{"version": 1}\n' > "$admin_dir/managed-policy.json"

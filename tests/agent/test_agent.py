@@ -23,6 +23,7 @@ from paddock.core.engine import Engine
 from paddock.llm import AnthropicProvider, LLMError, MissingKey
 from tests.conftest import Booted
 from tests.fakes.messages_api import MessagesAPI, Reply, text, tool
+from tests.framework.waits import eventually
 
 pytestmark = pytest.mark.vm
 
@@ -117,10 +118,14 @@ def test_cancel_mid_command_kills_it_and_keeps_the_conversation_valid(
         called = asyncio.Event()
         session.subscribe(lambda e: engine.loop.call_soon(called.set) if isinstance(e, ToolCalled) else None)
 
+        async def running() -> bool:
+            ps = "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done | grep -q '^sleep 305'"
+            return (await booted.sandbox.guest.run(["sh", "-c", ps]))[2].shell_code == 0
+
         async def run_and_cancel() -> None:
             task = asyncio.ensure_future(session.send("go"))
             await asyncio.wait_for(called.wait(), 60)
-            await asyncio.sleep(1.0)
+            await eventually(running, what="the command to run in the guest")
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task

@@ -182,6 +182,7 @@ def test_user_owned_or_user_writable_managed_files_are_refused(tmp_path: Path) -
         load(managed=link, recommended=tmp_path / "x", user=tmp_path / "y", admin_uid=admin)
 
 
+@pytest.mark.as_root
 @pytest.mark.skipif(ADMIN != 0, reason="a root-owned file in a user's folder can only be made by root")
 def test_a_root_owned_file_in_a_users_folder_is_refused(tmp_path: Path) -> None:
     user_dir = tmp_path / "userdir"

@@ -19,7 +19,7 @@ from paddock.policy import EffectivePolicy, SandboxHost, load
 from paddock.remote import Connection
 from paddock.vm import GuestImage
 
-SSHD = Path("/tmp/paddock-test-sshd")
+SSHD = Path(os.environ.get("PADDOCK_TEST_SSHD") or "/tmp/paddock-test-sshd")  # scripts/test.sh: its run's own
 KEY_ENTRY = "lab-ssh-key"
 
 

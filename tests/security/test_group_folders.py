@@ -21,6 +21,7 @@ import pytest
 from paddock.policy import EffectivePolicy
 from paddock.vm.sharing import FolderSharing
 from tests.conftest import VMFactory
+from tests.framework.waits import wait_until
 
 
 def _team_gid() -> int:
@@ -55,7 +56,7 @@ def test_files_made_in_a_set_group_id_folder_get_its_group(
     assert (folder / "made.txt").read_text() == "hello\n"
     # Not set-group-ID: new files get the person's own primary group, as the person's programs do.
     folder.chmod(0o775)
-    time.sleep(1.5)
+    wait_until(lambda: b.sh("test -g /workspace")[2] == 1, what="the guest to see the folder without set-group-ID")
     out, err, code = b.sh("echo plain > /workspace/plain.txt")
     assert code == 0, f"{out}{err}"
     assert (folder / "plain.txt").stat().st_gid == os.getgid()

@@ -36,3 +36,48 @@ def test_a_failing_vm_test_keeps_qemu_virtiofsd_and_console_logs(tmp_path: Path)
     names = {p.name for p in kept[0].iterdir()}
     assert {"qemu.log", "virtiofsd-workspace.log", "virtiofsd-profile.log", "console.log"} <= names, names
     assert "paddock-agent" in (kept[0] / "console.log").read_text()
+
+
+LEFT_RUNNING = """
+from pathlib import Path
+
+from paddock.sandbox import Sandbox
+
+
+def test_boots_outside_the_factory_and_fails(engine, guest_image, tmp_path):
+    (tmp_path / "w").mkdir()
+    (tmp_path / "p").mkdir()
+    sandbox = engine.run(Sandbox.boot(tmp_path / "w", image=guest_image, profile=tmp_path / "p"), timeout=180)
+    Path("{pids}").write_text(" ".join(str(p) for p in sandbox.vm.pids.values()))
+    assert False, "failed with its VM still running"
+
+
+def test_the_next_one():  # the session's own teardown (closing the engine) comes after this one
+    pass
+"""
+
+
+def _pytest(tmp_path: Path, source: str, **env: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    (tmp_path / "test_it.py").write_text(source)
+    artifacts = tmp_path / "artifacts"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-p", "no:cacheprovider", "-q", "-rs",
+         "--rootdir", str(tmp_path), str(tmp_path / "test_it.py")],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "PADDOCK_TEST_ARTIFACTS": str(artifacts), "PYTHONPATH": str(REPO), **env},
+    )  # fmt: skip
+    return proc, artifacts
+
+
+def test_a_vm_booted_outside_the_factory_keeps_its_logs_and_is_killed_after_its_test(tmp_path: Path) -> None:
+    """However a test boots a VM (here ``Sandbox.boot`` in the test's body, as a session or the
+    window would), a failure keeps its logs, and a VM the test left running is stopped."""
+    pids = tmp_path / "pids"
+    proc, artifacts = _pytest(tmp_path, LEFT_RUNNING.replace("{pids}", str(pids)))
+    assert proc.returncode == 1 and "1 failed, 1 passed" in proc.stdout, proc.stdout + proc.stderr
+    kept = list((artifacts / "test_boots_outside_the_factory_and_fails").glob("vm-*"))
+    assert kept, proc.stdout
+    assert any("paddock-agent" in (k / "console.log").read_text() for k in kept if (k / "console.log").exists())
+    assert "VMs a test left running (killed after it)" in proc.stdout, proc.stdout
+    for pid in pids.read_text().split():
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(")")[1][:3]

@@ -24,8 +24,11 @@ from paddock.guest import (
 )
 from paddock.session.auditing import SessionAuditor
 from tests.conftest import Booted
+from tests.framework.fixtures import booted_any
+from tests.framework.waits import eventually
 
 pytestmark = pytest.mark.vm
+booted = booted_any  # the sandbox's lifecycle: every test here runs on a woken and on a cold one
 
 
 def test_output_and_exit_codes(booted: Booted) -> None:
@@ -103,10 +106,15 @@ def test_cancelling_the_call_kills_the_process(booted: Booted) -> None:
                 if isinstance(ev, ExecStarted):
                     started.set()
 
+        async def both_running() -> bool:
+            ps = "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done | grep -c '^sleep 30[34]'"
+            out, _, _ = await booted.sandbox.guest.run(["sh", "-c", ps])
+            return out.strip() == b"2"
+
         started = asyncio.Event()
         task = asyncio.ensure_future(consume())
         await asyncio.wait_for(started.wait(), 30)
-        await asyncio.sleep(0.3)
+        await eventually(both_running, what="both sleeps to run in the guest")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -4,7 +4,7 @@ A snapshot of an idle, unclaimed guest is made once per image. Each session rest
 attaches the folder and the profile after the restore (a virtiofs device cannot be
 migrated), and claims the guest with a fresh key, the host's clock and fresh randomness.
 These tests check what the restored guest sees and that nothing is shared between wakes.
-The rest of the suite boots cold (``PADDOCK_SNAPSHOTS=0`` in ``conftest.py``).
+The rest of the suite wakes sandboxes too, by default (``tests/README.md``).
 """
 
 from __future__ import annotations
