@@ -58,6 +58,7 @@ class Decision:
     taint_path: str = ""  # that read's path inside the folder
     allowed_once: str = ""  # let through by the person's one-time yes (its id)
     severity: str = ""  # "high" on the request that tripped a decoy secret
+    taint_mode: str = ""  # held: "ask" (the person may allow it once) or "refuse"
 
 
 @dataclass(frozen=True)
