@@ -12,6 +12,7 @@ from paddock.sandbox.warm import (
     snapshot_path,
     snapshots_enabled,
     wake,
+    wake_ahead,
 )
 
 __all__ = [
@@ -25,4 +26,5 @@ __all__ = [
     "snapshot_path",
     "snapshots_enabled",
     "wake",
+    "wake_ahead",
 ]
