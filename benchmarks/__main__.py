@@ -40,7 +40,8 @@ def main() -> int:
     results["runs"]["turn_overhead_ms"] = turns["turns"]
     if ns.idle_runs:
         results.update(idle.measure(ns.idle_runs, ns.idle_window))
-        results["runs"]["idle_cpu_pct"] = results["runs"]["idle_pool_cpu_pct"] = ns.idle_runs
+        for key in ("idle_cpu_pct", "idle_pool_cpu_pct", "idle_unpaused_cpu_pct", "exec_after_idle_ms"):
+            results["runs"][key] = ns.idle_runs
     if ns.windows:
         results.update(window.measure(ns.windows))
         results["runs"]["window_shown_s"] = ns.windows
@@ -65,7 +66,10 @@ def main() -> int:
         ("held by the idle woken sandbox, no folder open (PSS)", "idle_warm_pss_mb", "MB", None),
         ("egress gateway, when a session has one (PSS)", "gateway_pss_mb", "MB", None),
         ("a waiting session, between turns: CPU (% of one core)", "idle_cpu_pct", "%", None),
+        ("the same, pausing off (baseline)", "idle_unpaused_cpu_pct", "%", None),
         ("the window's woken sandbox waiting for a folder: CPU (% of one core)", "idle_pool_cpu_pct", "%", None),
+        ("the command after a wait (`true`; resumed first)", "exec_after_idle_ms", "ms", None),
+        ("the command after a wait, pausing off (baseline)", "exec_after_idle_unpaused_ms", "ms", "exec_after_idle_ms"),
         ("window shown after `paddock` starts", "window_shown_s", "s", None),
         ("agent turn, wall (model server + one guest command + host)", "turn_wall_ms", "ms", None),
         ("agent turn, host overhead (not model server, not guest)", "turn_overhead_ms", "ms", None),

@@ -26,7 +26,8 @@ from pathlib import Path
 
 from paddock.core.errors import PaddockError
 from paddock.core.paths import cache_dir
-from paddock.guest import GuestClient
+from paddock.guest import GuestClient, IdleGate
+from paddock.guest.idle import idle_seconds
 from paddock.sandbox.guarded import BOOT_TIMEOUT_S, RESTORE_TIMEOUT_S, Progress, SandboxFailed, unless_failed
 from paddock.vm import (
     Accel,
@@ -156,7 +157,7 @@ async def wake(
         await vm.stop()
         raise
     t1 = time.monotonic()
-    guest = GuestClient(vm.agent_socket)
+    guest = GuestClient(vm.agent_socket, interceptors=paused_when_idle(vm))
     try:
         await unless_failed(vm, guest.wait_ready(RESTORE_TIMEOUT_S))
     except BaseException:
@@ -240,6 +241,13 @@ class WarmPool:
         with contextlib.suppress(BaseException):
             woken = await waking
             await woken.discard()
+
+
+def paused_when_idle(vm: VirtualMachine) -> tuple[IdleGate, ...]:
+    """For a sandbox's channel to its agent: pause the VM once no call has been in flight for a
+    moment (between turns), resume it before the next call (``paddock.guest.idle``). None when
+    PADDOCK_IDLE_PAUSE_S is 0."""
+    return (IdleGate(vm.pause, vm.resume),) if idle_seconds() > 0 else ()
 
 
 async def _wake_paused(image: GuestImage | None, memory_mib: int) -> Woken:
