@@ -5,8 +5,8 @@ emulation (its kernel's timers, the agent's and the watcher's wake-ups, each emu
 ``IdleGate`` sits on the channel to the agent as a client interceptor: once no call has been
 in flight for ``idle_s``, it calls ``pause`` (QMP ``stop`` on the VM); every call made after
 that first awaits ``resume`` (QMP ``cont``, about a millisecond), so nothing a caller does
-changes and no call sees a paused guest. Long-lived streams that only wait for news (the
-event stream) do not keep the guest awake. The agent steps its clock to the host's before the
+changes and no call sees a paused guest. Long-lived streams that only wait (the event stream,
+the egress tunnel) do not keep the guest awake. The agent steps its clock to the host's before the
 next command (a paused guest's clock stands still).
 """
 
@@ -24,7 +24,9 @@ import grpc.aio
 log = logging.getLogger(__name__)
 IDLE_ENV = "PADDOCK_IDLE_PAUSE_S"  # seconds with no call before pausing; "0": never pause
 IDLE_S = 2.0
-WAITING_STREAMS = ("/paddock.guest.v1.GuestAgent/Events",)  # open all session long, only waiting
+# Open all session long and only waiting: news from the guest, and the egress tunnel (whose
+# connections only guest commands open, each under an Exec call that keeps the guest awake).
+WAITING_STREAMS = ("/paddock.guest.v1.GuestAgent/Events", "/paddock.guest.v1.GuestAgent/Egress")
 
 
 def idle_seconds() -> float:

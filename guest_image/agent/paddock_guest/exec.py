@@ -127,14 +127,12 @@ def _stream_output(
             selector.register(fd, selectors.EVENT_READ)
         timed_out = False
         while kinds:
+            if deadline is not None and time.monotonic() >= deadline:  # even while output flows
+                timed_out = True
+                kill_group()
+                deadline = None
             timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
             ready = selector.select(timeout)
-            if not ready:
-                if deadline is not None and time.monotonic() >= deadline:
-                    timed_out = True
-                    kill_group()
-                    deadline = None
-                continue
             for key, _ in ready:
                 fd = int(key.fd)
                 try:
