@@ -17,11 +17,12 @@ import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc.aio
 
 log = logging.getLogger(__name__)
+ClientInterceptor: TypeAlias = grpc.aio.ClientInterceptor  # what GuestClient(interceptors=...) takes
 IDLE_ENV = "PADDOCK_IDLE_PAUSE_S"  # seconds with no call before pausing; "0": never pause
 IDLE_S = 2.0
 # Open all session long and only waiting: news from the guest, and the egress tunnel (whose
@@ -37,12 +38,10 @@ def idle_seconds() -> float:
         return IDLE_S
 
 
-class IdleGate(  # grpc ships no type hints: its interceptor bases are Any to mypy
-    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[misc]
-    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[misc]
-    grpc.aio.StreamUnaryClientInterceptor,  # type: ignore[misc]
-    grpc.aio.StreamStreamClientInterceptor,  # type: ignore[misc]
-):
+class IdleGate:
+    """The gate's state; ``interceptors()`` are what the channel takes (grpc.aio files each
+    interceptor under the first kind of call it implements, so one object per kind)."""
+
     def __init__(
         self,
         pause: Callable[[], Awaitable[None]],
@@ -105,17 +104,8 @@ class IdleGate(  # grpc ships no type hints: its interceptor bases are Any to my
         call.add_done_callback(lambda _: self._leave(method))
         return call
 
-    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        return await self._call(continuation, client_call_details, request)
-
-    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
-        return await self._call(continuation, client_call_details, request)
-
-    async def intercept_stream_unary(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
-        return await self._call(continuation, client_call_details, request_iterator)
-
-    async def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
-        return await self._call(continuation, client_call_details, request_iterator)
+    def interceptors(self) -> tuple[ClientInterceptor, ...]:
+        return (_UnaryUnary(self), _UnaryStream(self), _StreamUnary(self), _StreamStream(self))
 
     def close(self) -> None:
         """Pause no more (the sandbox is closing)."""
@@ -126,3 +116,36 @@ class IdleGate(  # grpc ships no type hints: its interceptor bases are Any to my
         with contextlib.suppress(Exception):
             if self._pausing is not None:
                 self._pausing.cancel()
+
+
+# grpc ships no type hints: its interceptor bases are Any to mypy.
+class _UnaryUnary(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    def __init__(self, gate: IdleGate) -> None:
+        self.gate = gate
+
+    async def intercept_unary_unary(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await self.gate._call(continuation, client_call_details, request)
+
+
+class _UnaryStream(grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+    def __init__(self, gate: IdleGate) -> None:
+        self.gate = gate
+
+    async def intercept_unary_stream(self, continuation: Any, client_call_details: Any, request: Any) -> Any:
+        return await self.gate._call(continuation, client_call_details, request)
+
+
+class _StreamUnary(grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
+    def __init__(self, gate: IdleGate) -> None:
+        self.gate = gate
+
+    async def intercept_stream_unary(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return await self.gate._call(continuation, client_call_details, request_iterator)
+
+
+class _StreamStream(grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
+    def __init__(self, gate: IdleGate) -> None:
+        self.gate = gate
+
+    async def intercept_stream_stream(self, continuation: Any, client_call_details: Any, request_iterator: Any) -> Any:
+        return await self.gate._call(continuation, client_call_details, request_iterator)

@@ -27,7 +27,7 @@ from pathlib import Path
 from paddock.core.errors import PaddockError
 from paddock.core.paths import cache_dir
 from paddock.guest import GuestClient, IdleGate
-from paddock.guest.idle import idle_seconds
+from paddock.guest.idle import ClientInterceptor, idle_seconds
 from paddock.sandbox.guarded import BOOT_TIMEOUT_S, RESTORE_TIMEOUT_S, Progress, SandboxFailed, unless_failed
 from paddock.vm import (
     Accel,
@@ -243,11 +243,11 @@ class WarmPool:
             await woken.discard()
 
 
-def paused_when_idle(vm: VirtualMachine) -> tuple[IdleGate, ...]:
+def paused_when_idle(vm: VirtualMachine) -> tuple[ClientInterceptor, ...]:
     """For a sandbox's channel to its agent: pause the VM once no call has been in flight for a
     moment (between turns), resume it before the next call (``paddock.guest.idle``). None when
     PADDOCK_IDLE_PAUSE_S is 0."""
-    return (IdleGate(vm.pause, vm.resume),) if idle_seconds() > 0 else ()
+    return IdleGate(vm.pause, vm.resume).interceptors() if idle_seconds() > 0 else ()
 
 
 async def _wake_paused(image: GuestImage | None, memory_mib: int) -> Woken:
