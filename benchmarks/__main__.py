@@ -16,7 +16,7 @@ import platform
 import time
 from pathlib import Path
 
-from benchmarks import sandbox, turn, undo, window
+from benchmarks import idle, sandbox, turn, undo, window
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -29,6 +29,8 @@ def main() -> int:
     parser.add_argument("--undo-mb", type=int, default=1024, help="folder size for restore points (0: skip)")
     parser.add_argument("--undo-files", type=int, default=10_000, help="files in that folder (default 10,000)")
     parser.add_argument("--windows", type=int, default=3, help="window starts to time (default 3; 0: skip)")
+    parser.add_argument("--idle-runs", type=int, default=3, help="waiting sandboxes to time (default 3; 0: skip)")
+    parser.add_argument("--idle-window", type=float, default=15.0, help="seconds each is timed (default 15)")
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where to write the JSON")
     ns = parser.parse_args()
     started = time.monotonic()
@@ -36,6 +38,10 @@ def main() -> int:
     turns = turn.measure(ns.turns)
     results.update(turns)
     results["runs"]["turn_overhead_ms"] = turns["turns"]
+    if ns.idle_runs:
+        results.update(idle.measure(ns.idle_runs, ns.idle_window))
+        for key in ("idle_cpu_pct", "idle_pool_cpu_pct", "idle_unpaused_cpu_pct", "exec_after_idle_ms"):
+            results["runs"][key] = ns.idle_runs
     if ns.windows:
         results.update(window.measure(ns.windows))
         results["runs"]["window_shown_s"] = ns.windows
@@ -48,6 +54,7 @@ def main() -> int:
         ("exec round trip (`true` in the guest)", "exec_rtt_ms", "ms", None),
         ("exec round trip, host subprocess (baseline)", "exec_rtt_subprocess_ms", "ms", "exec_rtt_ms"),
         ("exec round trip, bubblewrap (baseline)", "exec_rtt_bwrap_ms", "ms", "exec_rtt_ms"),
+        ("exec floor: a shell in the guest starting the same binary (baseline)", "exec_floor_ms", "ms", "exec_rtt_ms"),
         ("guest agent unary call (Health)", "unary_rtt_ms", "ms", None),
         ("virtiofs write, 64 MiB with fsync", "virtiofs_write_mbps", "MB/s", None),
         ("host disk write (baseline)", "host_write_mbps", "MB/s", "virtiofs_write_mbps"),
@@ -58,6 +65,11 @@ def main() -> int:
         ("host memory per session (PSS, a session from the pool)", "pooled_session_pss_mb", "MB", None),
         ("held by the idle woken sandbox, no folder open (PSS)", "idle_warm_pss_mb", "MB", None),
         ("egress gateway, when a session has one (PSS)", "gateway_pss_mb", "MB", None),
+        ("a waiting session, between turns: CPU (% of one core)", "idle_cpu_pct", "%", None),
+        ("the same, pausing off (baseline)", "idle_unpaused_cpu_pct", "%", None),
+        ("the window's woken sandbox waiting for a folder: CPU (% of one core)", "idle_pool_cpu_pct", "%", None),
+        ("the command after a wait (`true`; resumed first)", "exec_after_idle_ms", "ms", None),
+        ("the command after a wait, pausing off (baseline)", "exec_after_idle_unpaused_ms", "ms", "exec_after_idle_ms"),
         ("window shown after `paddock` starts", "window_shown_s", "s", None),
         ("agent turn, wall (model server + one guest command + host)", "turn_wall_ms", "ms", None),
         ("agent turn, host overhead (not model server, not guest)", "turn_overhead_ms", "ms", None),

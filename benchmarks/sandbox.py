@@ -156,7 +156,35 @@ def _host_disk(folder: Path, repeats: int) -> tuple[list[float], list[float]]:
     return writes, reads
 
 
-async def _execs(folder: Path, n: int) -> tuple[list[float], list[float]]:
+# The guest's own spawn floor: a shell in the guest starting the binary the round trip runs
+# (``true`` on the commands' PATH is /usr/bin/true), timed by the guest's clock, one figure per
+# start; printed as nanoseconds, one line per start.
+FLOOR_SCRIPT = (
+    'n=$1; i=0; while [ "$i" -lt "$n" ]; do s=$(date +%s%N); /usr/bin/true; e=$(date +%s%N); '
+    "echo $((e - s)); i=$((i + 1)); done"
+)
+FLOOR_DATE_SCRIPT = (
+    'n=$1; i=0; while [ "$i" -lt "$n" ]; do s=$(date +%s%N); e=$(date +%s%N); echo $((e - s)); i=$((i + 1)); done'
+)
+
+
+async def _floor(sandbox: Sandbox, n: int) -> list[float]:
+    """Seconds per start of /usr/bin/true from a shell in the guest (the same run, the same guest):
+    each start is bracketed by two ``date`` calls, and the same pair of ``date`` calls with nothing
+    between them is measured alongside and taken off (median of those), so only the start remains."""
+
+    async def lines(script: str) -> list[int]:
+        out, err, result = await sandbox.guest.run(["sh", "-c", script, "floor", str(n)], timeout_s=600)
+        if result.exit_code != 0:
+            raise RuntimeError(f"the floor script failed: {err.decode(errors='replace')}")
+        return [int(x) for x in out.split()]
+
+    with_true = await lines(FLOOR_SCRIPT)
+    bare = _median([float(x) for x in await lines(FLOOR_DATE_SCRIPT)])
+    return [max(0.0, x - bare) / 1e9 for x in with_true]
+
+
+async def _execs(folder: Path, n: int) -> tuple[list[float], list[float], list[float]]:
     async with Sandbox.open(folder) as sandbox:
         await sandbox.guest.run(["true"])  # warm up
         execs: list[float] = []
@@ -169,7 +197,8 @@ async def _execs(folder: Path, n: int) -> tuple[list[float], list[float]]:
             t0 = time.perf_counter()
             await sandbox.guest.health()
             unary.append(time.perf_counter() - t0)
-    return execs, unary
+        floor = await _floor(sandbox, n)
+    return execs, unary, floor
 
 
 def _host_execs(argv: list[str], n: int) -> list[float]:
@@ -187,7 +216,7 @@ def measure(boots: int, execs: int) -> dict[str, Any]:
         boot_times, cold_first_times, accel, cold_stages = asyncio.run(_boots(folder, boots, restore=False))
         restore_times, first_times, _, woken_stages = asyncio.run(_boots(folder, boots, restore=True))
         pooled_times, pooled_stages, idle_pss, pooled_pss = asyncio.run(_pooled(folder, boots))
-        exec_times, unary_times = asyncio.run(_execs(folder, execs))
+        exec_times, unary_times, floor_times = asyncio.run(_execs(folder, execs))
         vfs_writes, vfs_reads, memory = asyncio.run(_virtiofs(folder, 3))
         gateway_pss = asyncio.run(_gateway_pss())
         host_writes, host_reads = _host_disk(folder, 3)
@@ -213,6 +242,7 @@ def measure(boots: int, execs: int) -> dict[str, Any]:
             "gateway_pss_mb": gateway_pss,
             "exec_rtt_ms": round(_median(exec_times) * 1000, 2),
             "unary_rtt_ms": round(_median(unary_times) * 1000, 2),
+            "exec_floor_ms": round(_median(floor_times) * 1000, 2),
             "exec_rtt_subprocess_ms": round(_median(_host_execs(["true"], execs)) * 1000, 2),
             "runs": {
                 "cold_boot_s": boots,
@@ -231,6 +261,7 @@ def measure(boots: int, execs: int) -> dict[str, Any]:
                 "gateway_pss_mb": 1,
                 "exec_rtt_ms": execs,
                 "unary_rtt_ms": execs,
+                "exec_floor_ms": execs,
                 "exec_rtt_subprocess_ms": execs,
             },
             "raw": {

@@ -9,6 +9,7 @@ Real VMs, real virtiofs, real gRPC; nothing is faked.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ from paddock.desk import Desk
 from paddock.guest import GuestError
 from paddock.llm import AnthropicProvider
 from paddock.sandbox import SNAPSHOT_ENV, Sandbox, SandboxFailed, WarmPool, ensure_snapshot
-from paddock.vm import GuestImage, Share, VMState
+from paddock.vm import GuestImage, Share, VirtualMachine, VMState
 from tests.conftest import _make_dirs
 from tests.fakes.messages_api import MessagesAPI, text, tool
 
@@ -188,3 +189,60 @@ def test_the_window_hands_its_woken_sandbox_to_the_folder_and_wakes_the_next_aft
     assert (folder / "made.txt").read_text() == "pooled\n"
     assert following != held
     assert not _running(held) and not _running(following), "a woken sandbox outlived its session or the window"
+
+
+def test_a_pooled_sandbox_waits_paused_and_answers_its_first_command_with_the_hosts_clock(
+    engine: Engine, guest_image: GuestImage, snapshots: Path, tmp_path: Path
+) -> None:
+    """The woken sandbox waits with its CPU stopped (QEMU says "paused"); the folder's claim lets
+    it run on, and its clock, which stood still while it waited, is the host's again."""
+    pool = WarmPool(guest_image)
+    workspace, profile, _ = _make_dirs(tmp_path / "paused")
+
+    async def scenario() -> tuple[str, str, str, int, float]:
+        pool.fill()
+        assert await pool.wait(), pool.last_error
+        woken = await pool.take(guest_image, 1024)
+        assert woken is not None
+        try:
+            waiting = (await woken.vm.query_status())["status"]
+            await asyncio.sleep(8)  # the person choosing a folder: the guest's clock stands still
+            still = (await woken.vm.query_status())["status"]
+            shares = (Share("workspace", workspace, read_only=False), Share("profile", profile, read_only=True))
+            await woken.claim(shares)
+            running = (await woken.vm.query_status())["status"]
+            out, err, result = await woken.guest.run(["sh", "-c", "date +%s.%N"])
+            assert result.exit_code == 0, err
+            return waiting, still, running, result.exit_code, float(out) - time.time()
+        finally:
+            await woken.discard()
+            await pool.close()
+
+    waiting, still, running, code, skew = engine.run(scenario(), timeout=300)
+    assert (waiting, still) == ("paused", "paused"), "the woken sandbox ran while it waited for a folder"
+    assert running == "running" and code == 0
+    assert abs(skew) < 4, f"the guest's clock is {skew:.1f} s off the host's after waiting paused"
+
+
+def test_a_call_to_a_paused_sandbox_resumes_it_and_is_answered(
+    engine: Engine, guest_image: GuestImage, tmp_path: Path
+) -> None:
+    """Pausing is no failure: a command sent while the guest is paused resumes it first (the
+    channel's idle gate) and is answered."""
+    workspace, profile, _ = _make_dirs(tmp_path / "session")
+
+    async def scenario() -> tuple[str, bytes, str, bool]:
+        async with Sandbox.open(workspace, image=guest_image, profile=profile) as sandbox:
+            vm = sandbox.vm
+            assert isinstance(vm, VirtualMachine)
+            await vm.pause()
+            await vm.pause()  # idempotent
+            before = str((await vm.query_status())["status"])
+            out, _, result = await asyncio.wait_for(sandbox.guest.run(["echo", "after"]), 120)
+            assert result.exit_code == 0
+            after = str((await vm.query_status())["status"])
+            return before, out, after, vm.state is VMState.READY
+
+    before, out, after, ready = engine.run(scenario(), timeout=300)
+    assert before == "paused"
+    assert out == b"after\n" and after == "running" and ready

@@ -7,6 +7,7 @@ import os
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 from paddock.guest.client import GuestClient
+from paddock.guest.idle import IdleGate
 from paddock.guest.types import (
     ExecEvent,
     ExecOutput,
@@ -46,6 +47,7 @@ __all__ = [
     "GuestNoSpace",
     "GuestNotFound",
     "GuestUnavailable",
+    "IdleGate",
     "PathOutsideWorkspace",
     "ProcessExitedEvent",
     "ProcessStartedEvent",

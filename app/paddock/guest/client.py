@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -63,7 +63,7 @@ def _raise(exc: grpc.aio.AioRpcError) -> NoReturn:
 class GuestClient:
     """One gRPC channel to one VM's agent, over the VM's owner-only unix socket."""
 
-    def __init__(self, socket_path: Path) -> None:
+    def __init__(self, socket_path: Path, *, interceptors: Sequence[grpc.aio.ClientInterceptor] = ()) -> None:
         self.socket_path = socket_path
         self._channel = grpc.aio.insecure_channel(
             f"unix:{socket_path}",
@@ -72,6 +72,7 @@ class GuestClient:
                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
                 ("grpc.enable_retries", 0),
             ],
+            interceptors=list(interceptors) or None,
         )
         self._stub = pb_grpc.GuestAgentStub(self._channel)
         self._metadata: tuple[tuple[str, str], ...] = ()

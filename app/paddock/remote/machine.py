@@ -52,6 +52,11 @@ class RemoteMachine:
         return self._state
 
     @property
+    def paused(self) -> bool:
+        """A sandbox host's VM is never paused from here (``Machine.paused``)."""
+        return False
+
+    @property
     def agent_socket(self) -> Path:
         assert self.relay is not None
         return self.relay.path

@@ -13,6 +13,7 @@ from paddock.sandbox.warm import (
     snapshot_path,
     snapshots_enabled,
     wake,
+    wake_ahead,
 )
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "snapshot_path",
     "snapshots_enabled",
     "wake",
+    "wake_ahead",
 ]

@@ -14,7 +14,7 @@ from paddock.policy import FolderDecision
 from paddock.sandbox.failure import BOOT_TIMEOUT_S, Progress, SandboxFailed, unless_failed
 from paddock.sandbox.placement import BootTimings, Here
 from paddock.sandbox.request import BootRequest
-from paddock.sandbox.warm import WarmPool, Woken, snapshot_path, snapshots_enabled, wake
+from paddock.sandbox.warm import WarmPool, Woken, paused_when_idle, snapshot_path, snapshots_enabled, wake
 from paddock.vm import (
     AccelChoice,
     GuestImage,
@@ -94,7 +94,7 @@ async def _cold_boot(
         raise SandboxFailed(f"The sandbox could not start: {exc.message}", hint=exc.hint) from exc
     started = time.monotonic() - t0
     say("Waiting for the sandbox to be ready")
-    guest = GuestClient(vm.agent_socket)
+    guest = GuestClient(vm.agent_socket, interceptors=paused_when_idle(vm))
     try:
         await unless_failed(vm, guest.wait_ready(BOOT_TIMEOUT_S))
         await unless_failed(vm, guest.claim(share_handles=share_handle_limit()))

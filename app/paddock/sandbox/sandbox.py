@@ -319,6 +319,8 @@ class Sandbox:
         so every waiting call gets SandboxFailed instead of hanging."""
         while self.vm.state is VMState.READY:
             await asyncio.sleep(WATCHDOG_INTERVAL_S)
+            if self.vm.paused:
+                continue  # paused while it waits (``paused_when_idle``): nothing runs to hang
             try:
                 await asyncio.wait_for(self.guest.health(), WATCHDOG_TIMEOUT_S)
             except Exception:  # noqa: BLE001 - any failure to answer counts

@@ -4,9 +4,11 @@
 ``Woken`` sandbox: its agent answers, nobody has claimed it and it sees no folder. ``claim``
 then attaches the folder's shares and claims the guest with a fresh key, the host's clock and
 fresh randomness, exactly once. A ``WarmPool`` holds at most one woken sandbox ahead of time
-(while the window waits for a folder), hands it out once and never takes it back::
+(while the window waits for a folder), hands it out once and never takes it back. While it waits
+there it is paused (its vCPU stopped: a waiting sandbox costs the host no CPU); ``claim`` lets it
+run on first, and the Claim sets the guest's clock, which stood still while it was paused::
 
-    pool = WarmPool(); pool.fill()            woken in the background, unclaimed, no folder
+    pool = WarmPool(); pool.fill()            woken in the background, paused, unclaimed, no folder
     woken = await pool.take(image, memory)    handed out: the pool forgets it
     await woken.claim(shares)                 shares attached, fresh key, clock, randomness
     pool.fill()                               a new one for the next folder (after use)
@@ -24,7 +26,8 @@ from pathlib import Path
 
 from paddock.core.errors import PaddockError
 from paddock.core.paths import cache_dir
-from paddock.guest import GuestClient
+from paddock.guest import GuestClient, IdleGate
+from paddock.guest.idle import ClientInterceptor, idle_seconds
 from paddock.sandbox.failure import BOOT_TIMEOUT_S, RESTORE_TIMEOUT_S, Progress, SandboxFailed, unless_failed
 from paddock.vm import (
     Accel,
@@ -109,7 +112,11 @@ class Woken:
         self._claimed = True
         vm = self.vm
         try:
+            tr, was_paused = time.monotonic(), vm.paused
+            await unless_failed(vm, vm.resume())
             t0 = time.monotonic()
+            if was_paused:
+                self.stages["resumed"] = t0 - tr
             await unless_failed(vm, vm.attach_shares(shares))
             t1 = time.monotonic()
             tags = tuple(s.tag for s in shares)
@@ -119,6 +126,10 @@ class Woken:
         except BaseException:
             await self.discard()
             raise
+
+    async def pause(self) -> None:
+        """Stop its CPU while it waits to be claimed (``claim`` resumes it)."""
+        await unless_failed(self.vm, self.vm.pause())
 
     async def discard(self) -> None:
         await self.guest.close()
@@ -146,7 +157,7 @@ async def wake(
         await vm.stop()
         raise
     t1 = time.monotonic()
-    guest = GuestClient(vm.agent_socket)
+    guest = GuestClient(vm.agent_socket, interceptors=paused_when_idle(vm))
     try:
         await unless_failed(vm, guest.wait_ready(RESTORE_TIMEOUT_S))
     except BaseException:
@@ -200,7 +211,7 @@ class WarmPool:
         """Wake one in the background unless one is held (or snapshots are off)."""
         if self._closed or self._waking is not None or not snapshots_enabled():
             return
-        self._waking = asyncio.ensure_future(wake(self.image, memory_mib=self.memory_mib))
+        self._waking = asyncio.ensure_future(_wake_paused(self.image, self.memory_mib))
         self._waking.add_done_callback(_quiet)
 
     async def take(self, image: GuestImage, memory_mib: int) -> Woken | None:
@@ -230,6 +241,35 @@ class WarmPool:
         with contextlib.suppress(BaseException):
             woken = await waking
             await woken.discard()
+
+
+def paused_when_idle(vm: VirtualMachine) -> tuple[ClientInterceptor, ...]:
+    """For a sandbox's channel to its agent: pause the VM once no call has been in flight for a
+    moment (between turns), resume it before the next call (``paddock.guest.idle``). None when
+    PADDOCK_IDLE_PAUSE_S is 0."""
+    return IdleGate(vm.pause, vm.resume).interceptors() if idle_seconds() > 0 else ()
+
+
+async def _wake_paused(image: GuestImage | None, memory_mib: int) -> Woken:
+    """Wake one, and pause it once its agent answers: it waits for its folder costing no CPU."""
+    woken = await wake(image, memory_mib=memory_mib)
+    try:
+        await woken.pause()
+    except BaseException:
+        await woken.discard()
+        raise
+    return woken
+
+
+def wake_ahead(image: GuestImage | None = None, memory_mib: int = 1024) -> WarmPool:
+    """A pool already waking one sandbox, for a headless path that knows it will need a sandbox
+    soon (``paddock run`` before its first model call, a scheduled run ahead of its time,
+    ``paddock mcp`` before its client's first tool call): pass it as ``warm=`` to
+    ``Sandbox.boot`` and ``close()`` it when done. Costs nothing if the sandbox is never taken
+    (paused while it waits) beyond its memory; failing to wake costs only speed."""
+    pool = WarmPool(image, memory_mib)
+    pool.fill()
+    return pool
 
 
 def _quiet(task: asyncio.Task[Woken]) -> None:

@@ -84,7 +84,9 @@ def qemu_escape(value: str | os.PathLike[str]) -> str:
 
 
 def kernel_cmdline(config: VMConfig) -> str:
-    args = ["console=ttyS0", "panic=-1"]
+    # cryptomgr.notests: the kernel's self-tests of its crypto algorithms ran at every boot, about
+    # a quarter of the kernel's time before init under emulation (docs/BENCHMARKS.md, #33).
+    args = ["console=ttyS0", "panic=-1", "cryptomgr.notests"]
     if config.hotplug:
         args.append("pcie_ports=native")  # pciehp takes hot-plugged shares without ACPI _OSC
     if config.accel is Accel.TCG:

@@ -6,6 +6,8 @@ States::
                             │                        │
                             └──── a process dies ────┴──► FAILED (reason) ──stop()──► STOPPED
 
+A BOOTING or READY guest can be paused and resumed (``Migration.pause``): no state of its own.
+
 Every method says which states it accepts (``@requires``). A QEMU or virtiofsd
 that exits on its own moves the VM to FAILED at once and kills the rest, so a
 caller waiting on the guest never hangs: it can await ``failed()``.
@@ -73,6 +75,8 @@ class VirtualMachine(Migration):
         self.kept_logs: Path | None = None  # where the logs of a failed run were kept
         self.guards: dict[str, Guard] = {}  # share tag → the change guard of its daemon
         self.guard_failures: dict[str, str] = {}  # share tag → why it is not guarded
+        self._paused = False
+        self._pause_lock = asyncio.Lock()
 
     # ------------------------------------------------------------------ state
 
@@ -130,6 +134,7 @@ class VirtualMachine(Migration):
         self._failed.clear()
         self.run_dir = runtime_dir() / f"vm-{self.id}"
         self.run_dir.mkdir(mode=0o700)
+        self._paused = False
         try:
             if not self.config.hotplug:
                 for share in self.config.shares:

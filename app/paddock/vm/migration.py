@@ -1,4 +1,5 @@
-"""Saving and loading a VM's whole state (QEMU migration to and from a file descriptor)."""
+"""Saving and loading a VM's whole state (QEMU migration to and from a file descriptor), and
+pausing it in place (QMP ``stop``/``cont``)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ class Migration:
     _attached: bool
     _qmp: QMPClient | None
     _qemu: asyncio.subprocess.Process | None
+    _paused: bool
+    _pause_lock: asyncio.Lock
 
     @property
     def state(self) -> VMState:
@@ -30,6 +33,31 @@ class Migration:
 
     async def _execute(self, command: str, arguments: dict[str, Any] | None = None) -> object:
         raise NotImplementedError
+
+    @property
+    def paused(self) -> bool:
+        """The guest was paused by ``pause()`` and not resumed since."""
+        return self._paused
+
+    @requires(VMState.BOOTING, VMState.READY)
+    async def pause(self) -> None:
+        """Stop the guest's CPU until ``resume()`` (a sandbox that only waits): QEMU then only waits
+        on its sockets and costs the host next to nothing. A paused VM is supervised like a
+        running one, and a call to its agent waits until it runs again. Its clock stands still:
+        the guest's time lags the host's by the pause until the host sets it (the Claim does).
+        Idempotent."""
+        async with self._pause_lock:
+            if not self._paused:
+                await self._execute("stop")
+                self._paused = True
+
+    @requires(VMState.BOOTING, VMState.READY)
+    async def resume(self) -> None:
+        """Let a paused guest run on from where it stopped. Idempotent."""
+        async with self._pause_lock:
+            if self._paused:
+                await self._execute("cont")
+                self._paused = False
 
     async def _mapped_ram(self) -> bool:
         """Whether this QEMU saves RAM at fixed offsets in the file (``mapped-ram``, QEMU 9.0 and

@@ -18,7 +18,8 @@ from contextlib import contextmanager
 from paddock_guest.config import log
 
 DEFAULT_HANDLES = 8000  # when the host does not say (an older host)
-POLL_S = 0.2
+POLL_S = 0.2  # near the limit
+POLL_FAR_S = 1.0  # below a quarter of it: a long command is not woken five times a second
 
 
 def fuse_inodes() -> int:
@@ -67,7 +68,8 @@ class HandleKeeper:
                 self._busy -= 1
             self.check()
 
-    def check(self) -> None:
+    def check(self) -> int:
+        """Let go of cached files past the mark; returns how many the guest held."""
         held = fuse_inodes()
         if held >= self.reclaim_at:
             try:
@@ -76,6 +78,7 @@ class HandleKeeper:
                 log(f"shared folder: {held} files cached, past {self.reclaim_at}; let go of the unused ones")
             except OSError as exc:
                 log(f"shared folder: could not drop cached files: {exc}")
+        return held
 
     def _loop(self) -> None:
         while True:
@@ -85,8 +88,8 @@ class HandleKeeper:
                 with self._lock:
                     if self._busy == 0:
                         break
-                self.check()
-                self._wake.wait(POLL_S)
+                held = self.check()
+                self._wake.wait(POLL_S if held >= self.reclaim_at // 2 else POLL_FAR_S)
                 self._wake.clear()
 
 
