@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import time
@@ -53,10 +54,20 @@ def snapshots_enabled() -> bool:
 
 
 def snapshot_path(image: GuestImage, accel: Accel, memory_mib: int) -> Path:
-    """One saved, idle, unclaimed guest per image, accelerator, memory size and QEMU (a state
-    saved by another QEMU version or machine type does not load: after an upgrade of the
-    system, the next start saves a new one instead of failing to wake every time)."""
-    return cache_dir() / "snapshots" / f"{image.hash}-{accel.value}-{memory_mib}m-{qemu_fingerprint()}.state"
+    """One saved, idle, unclaimed guest per image as built, accelerator, memory size and QEMU (a
+    state saved by another QEMU version or machine type does not load: after an upgrade of the
+    system, the next start saves a new one instead of failing to wake every time). The image is
+    named by its files' digests too, not only its inputs' hash: a rebuild from the same inputs is
+    a different squashfs, and a guest woken over another root than the one it was saved with
+    reads garbage (I/O errors on every command)."""
+    name = f"{image.hash}-{_built(image)}-{accel.value}-{memory_mib}m-{qemu_fingerprint()}.state"
+    return cache_dir() / "snapshots" / name
+
+
+def _built(image: GuestImage) -> str:
+    """A short digest of the image's files as built (the manifest's sha256 of each)."""
+    files = "".join(f"{name}={digest};" for name, digest in sorted(image.sha256.items()))
+    return hashlib.sha256(files.encode()).hexdigest()[:12]
 
 
 async def ensure_snapshot(
@@ -225,7 +236,8 @@ class WarmPool:
             log.debug("warm pool: the woken sandbox could not be made: %s", exc)
             self.last_error = str(exc)
             return None
-        if not woken.alive or woken.image.hash != image.hash or woken.memory_mib != memory_mib:
+        same = woken.image.hash == image.hash and woken.image.sha256 == image.sha256
+        if not woken.alive or not same or woken.memory_mib != memory_mib:
             await woken.discard()
             return None
         return woken
