@@ -28,8 +28,9 @@ async def unless_failed(vm: Machine, aw: Awaitable[T]) -> T:
     failed = asyncio.ensure_future(vm.failed())
     try:
         done, _ = await asyncio.wait({work, failed}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:
-        work.cancel()
+    except BaseException:  # cancelled: the work ends before we go on (a stream's next event, say,
+        work.cancel()  # must be over before its stream can be closed)
+        await asyncio.wait({work})
         raise
     finally:
         failed.cancel()
