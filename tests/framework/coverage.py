@@ -18,7 +18,27 @@ import coverage
 APP = Path(__file__).resolve().parent.parent.parent / "app" / "paddock"
 
 # Package → the least line coverage (percent) the suite must reach. Measured 2026-12-03 (#31).
-FLOORS: dict[str, float] = {}
+# Five points under the first whole run's figures (CI simulation, 2026-12-03). cli, egress and mcp
+# run mostly in their own processes (the gateway, `paddock` subprocesses), which are not measured.
+FLOORS: dict[str, float] = {
+    "assistant": 85,
+    "audit": 89,
+    "cli": 41,
+    "core": 86,
+    "credentials": 75,
+    "desk": 86,
+    "egress": 51,
+    "guest": 84,
+    "llm": 91,
+    "policy": 87,
+    "remote": 52,
+    "sandbox": 84,
+    "schedule": 81,
+    "session": 84,
+    "ui": 88,
+    "undo": 83,
+    "vm": 77,
+}
 
 
 def packages() -> list[str]:
