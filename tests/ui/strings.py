@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-NOT_SCANNED = {"auditView"}  # the audit log, shown verbatim as the record for support (the Settings tab says so)
+NOT_SCANNED = {"auditView"}  # the activity record: its "About" column quotes what the sandbox ran and wrote
 TAGS = re.compile(r"<[^>]+>")
 
 

@@ -29,7 +29,7 @@ def test_a_running_card_shows_time_and_live_output_then_plain_details(qtbot: QtB
     page.tool_event(ToolOutput("c1", "x" * 20_000))
     assert len(card.output) <= 4000  # the live tail is bounded
     page.tool_event(ToolFinished("c1", "run_command", False, "Run a command: …", BODY, 12.4))
-    assert card.summary.text() == "Ran a command" and card.status.text() == "✔"
+    assert card.summary.text() == "Ran a command" and card.status.accessibleName() == "Done"
     assert not card.tail.isVisible() and card.elapsed.text() == "12 s"
     assert not card.detail.isVisible()
     qtbot.mouseClick(card.toggle, Qt.MouseButton.LeftButton)
@@ -59,9 +59,34 @@ def test_a_failed_command_says_so_in_plain_words(qtbot: QtBot) -> None:
     body = "$ sleep 99\n[was killed by signal 9]\n--- stdout ---\n\n--- stderr ---\nTerminated\n"
     page.tool_event(ToolFinished("c1", "run_command", True, "", body, 0.3))
     card = page.cards["c1"]
-    assert card.status.text() == "✘" and card.summary.text().endswith("(that did not work)")
+    assert card.status.accessibleName() == "Did not work" and card.summary.text().endswith("(that did not work)")
     details = card.detail.toPlainText()
     assert "It was stopped before it finished." in details and "Its messages:\nTerminated" in details
     assert "signal" not in details and "under a second" in details
     page.tool_event(ToolOutput("c1", "late output\n"))  # after the end: ignored
     assert not card.tail.isVisible()
+
+
+def test_a_command_card_leads_with_the_models_purpose_and_keeps_the_command_under_details(qtbot: QtBot) -> None:
+    from paddock.assistant.tools import TOOLS
+
+    schema = TOOLS["run_command"].schema["properties"]
+    assert "purpose" in schema and "one short sentence" in schema["purpose"]["description"]  # the model is asked
+    page = ChatPage()
+    qtbot.addWidget(page)
+    args = {"purpose": "Add up the sales in the three monthly files", "command": "python3 total.py jan.csv feb.csv"}
+    page.tool_event(ToolCalled("c1", "run_command", args, ""))
+    card = page.cards["c1"]
+    assert card.summary.text() == "Add up the sales in the three monthly files"
+    page.tool_event(ToolFinished("c1", "run_command", False, "", BODY, 1.0))
+    assert card.summary.text() == "Add up the sales in the three monthly files"
+    assert card.detail.toPlainText().startswith("Command: python3 total.py jan.csv feb.csv")
+    assert "python3" not in card.summary.text()
+
+
+def test_a_purpose_is_one_escaped_line_and_a_missing_one_falls_back() -> None:
+    sneaky = {"purpose": "Tidy up\nthe files\u202e now " + "x" * 400, "command": "true"}
+    title = card_title("run_command", sneaky, running=True)
+    assert "\n" not in title and "\u202e" not in title and len(title) <= 170 and title.startswith("Tidy up the files")
+    assert card_title("run_command", {"command": "true", "purpose": "  "}, running=False) == "Ran a command"
+    assert card_title("run_command", {"command": "true", "purpose": 7}, running=True) == "Running a command"

@@ -211,15 +211,22 @@ class Bounded:
 @tool(
     "run_command",
     "Run a shell command (sh -c) in the sandbox, in the workspace folder (/workspace). "
-    "Returns the exit status and the output. The sandbox has no network.",
+    "Returns the exit status and the output. The sandbox has no network. "
+    "Always say in `purpose` what the step does, for the person watching.",
     _obj(
         {
+            "purpose": {
+                "type": "string",
+                "description": "what this step does, in one short sentence a person who is not a programmer "
+                "understands, e.g. 'Add up the sales in the three monthly files' (no commands, no file paths "
+                "beyond file names)",
+            },
             "command": {"type": "string", "description": "the shell command"},
             "timeout_s": {"type": "number", "description": f"seconds before it is killed (max {MAX_TIMEOUT_S:g})"},
         },
         "command",
     ),
-    lambda a: f"Run a command: {str(a.get('command', ''))[:80]}",
+    lambda a: str(a.get("purpose") or "").strip()[:120] or f"Run a command: {str(a.get('command', ''))[:80]}",
 )
 async def _run_command(box: ToolBox, args: dict[str, Any], done: Done) -> ToolOutcome:
     command = str(args["command"])

@@ -22,7 +22,7 @@ from paddock.core.errors import PaddockError
 if TYPE_CHECKING:
     from paddock.undo.changes import Change
 
-from paddock.cli.admin import _audit, _doctor, _keys, _memory, _policy_check
+from paddock.cli.admin import _audit, _doctor, _keys, _memory, _policy_check, add_support_parser
 from paddock.cli.out import err as _err
 from paddock.cli.out import progress as _progress
 from paddock.cli.remote import add_parser as add_remote_parser
@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--folder", required=True, metavar="DIR", help="the folder the agent works on")
     run.add_argument(
         "--model",
-        metavar="[ENDPOINT:]MODEL",
+        metavar="MODEL",
         help="the model to use, on an endpoint policy allows (e.g. openai:llama3.1, anthropic:claude-sonnet-4-5); "
         "a bare MODEL is on the default endpoint; `paddock keys status` lists the endpoints",
     )
@@ -238,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a record's number and hash as the collector received them (repeatable)")  # fmt: skip
     verify.set_defaults(handler=_audit)
 
-    keys = sub.add_parser("keys", help="the model keys in the OS keychain, and session tokens")
+    keys = sub.add_parser(
+        "keys", help="the model keys in this computer's keychain; cut off every session's internet access"
+    )
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     for name, text in (
         ("set", "store a model endpoint's key (read from a prompt or standard input)"),
@@ -250,13 +252,16 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub.add_parser(
         "status", help="list the model endpoints policy allows, and whether each has its key"
     ).set_defaults(handler=_keys)
-    keys_sub.add_parser("revoke-sessions", help="revoke every session token").set_defaults(handler=_keys)
+    keys_sub.add_parser("revoke-sessions", help="cut off the internet access of every session so far").set_defaults(
+        handler=_keys
+    )
 
     add_undo_parser(sub)
 
     doc = sub.add_parser("doctor", help="check this computer and say what to fix")
     doc.add_argument("--no-probe", action="store_true", help="do not test-boot under KVM")
     doc.set_defaults(handler=_doctor)
+    add_support_parser(sub)
     return parser
 
 

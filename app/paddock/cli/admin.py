@@ -152,14 +152,14 @@ async def _keys(ns: argparse.Namespace) -> int:
     cmd = ns.keys_command
     if cmd == "revoke-sessions":
         TokenAuthority().revoke_all()
-        print("Every session token issued so far is revoked; running sessions lose network access now.")
+        print("Done: every session so far has lost its internet access, running ones included.")
         return 0
     policy = load_policy()
     if cmd == "status":
         from paddock.policy.effective import describe_endpoint
 
         status = backend_status()
-        print(f"Keychain: {status.name} ({status.detail})")
+        print(f"Keychain: {status.detail}.")
         print("Model endpoints (the first is the default):")
         for e in policy.model_endpoints:
             print(f"  {describe_endpoint(e)}: {key_state(policy, e)}")
@@ -197,3 +197,18 @@ async def _doctor(ns: argparse.Namespace) -> int:
             worst = 1
     print("\nAll set." if worst == 0 else "\nSome things need fixing before Paddock can run (see → above).")
     return worst
+
+
+async def _support(ns: argparse.Namespace) -> int:
+    from paddock.desk.support import write_bundle
+
+    path = await write_bundle(ns.out)
+    print(f"The details for support are in {path}.")
+    print("Send that file to whoever looks after Paddock for you: it holds no file contents and no keys.")
+    return 0
+
+
+def add_support_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sup = sub.add_parser("support", help="write the details to send for help (no file contents, no keys)")
+    sup.add_argument("--out", metavar="DIR", type=Path, help="the folder to write the file to")
+    sup.set_defaults(handler=_support)

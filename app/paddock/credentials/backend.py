@@ -14,9 +14,27 @@ UNSAFE_BACKENDS = ("keyring.backends.fail", "keyring.backends.null", "keyrings.a
 
 @dataclass(frozen=True)
 class BackendStatus:
-    name: str
+    name: str  # the backend's class, for support (never shown to a person: see ``plain``)
     acceptable: bool
     detail: str
+    plain: str = "your system's keychain"  # what a person calls it
+
+
+# What a person calls each backend (by the module that implements it); any other is "your system's keychain".
+PLAIN_NAMES = (
+    ("keyring.backends.SecretService", "your desktop's keychain (GNOME Keyring or KWallet)"),
+    ("keyring.backends.libsecret", "your desktop's keychain (GNOME Keyring or KWallet)"),
+    ("keyring.backends.kwallet", "KWallet"),
+    ("keyring.backends.macOS", "the macOS Keychain"),
+    ("keyring.backends.Windows", "Windows Credential Manager"),
+    ("keyring.backends.fail", "no keychain"),
+    ("keyring.backends.null", "no keychain"),
+    ("keyrings.alt", "a plain file, not a keychain"),
+)
+
+
+def plain_name(module: str) -> str:
+    return next((words for prefix, words in PLAIN_NAMES if module.startswith(prefix)), "your system's keychain")
 
 
 def backend_status() -> BackendStatus:
@@ -29,5 +47,6 @@ def backend_status() -> BackendStatus:
             False,
             "no secure keychain is available (on Linux, a Secret Service such as GNOME Keyring "
             "or KWallet must be running)",
+            plain_name(module),
         )
-    return BackendStatus(name, True, f"secrets go to {type(kr).__name__}")
+    return BackendStatus(name, True, f"keys are kept in {plain_name(module)}", plain_name(module))

@@ -33,7 +33,7 @@ class Keychain:
         if self.allowed_fallback and status.name.startswith(self.allowed_fallback):
             return
         raise KeychainError(
-            f"Paddock will not keep secrets in {status.name}: {status.detail}.",
+            f"Paddock will not keep secrets here: {status.detail}.",
             hint="Start your desktop's keyring, or ask your admin to name a fallback in the managed policy "
             "(keychain.fallback_backend). For headless use, set ANTHROPIC_API_KEY instead.",
         )

@@ -1,7 +1,8 @@
 """The window's engine and its words, without Qt: ``Desk`` (``desk``: first run, folder checks and
 trust, open/send/stop/restart/finish, the ``DeskEvent``s it publishes) and its parts (``settings``,
 ``notes``, ``rewind``, ``recent``), the plain words (``plain``, ``cards``, ``activity``, ``history``)
-and the pictures of the files made (``previews``).
+the pictures of the files made (``previews``), Settings in sentences and the audit log as rows
+(``words``), and the details for support (``support``).
 
 This package's root is the window's one front door: ``paddock.ui`` imports only from here (and
 ``paddock.core``), never from a module below, so what the window may touch is this list.
@@ -34,6 +35,9 @@ from paddock.desk.plain import (
 )
 from paddock.desk.previews import Preview
 from paddock.desk.summary import SessionSummary
+from paddock.desk.words import GROUPS as AUDIT_GROUPS
+from paddock.desk.words import AuditRow
+from paddock.desk.words import filter_rows as filter_audit
 from paddock.llm import DEFAULT_MODEL
 from paddock.schedule import EXAMPLES as SCHEDULE_EXAMPLES
 from paddock.schedule import WINDOW_ONLY, ScheduleRow, Schedules
@@ -43,11 +47,13 @@ from paddock.session.egress_questions import EgressQuestion
 from paddock.undo.changes import Change, revert, why_not_open
 
 __all__ = [
+    "AUDIT_GROUPS",
     "DEFAULT_MODEL",
     "JARGON",
     "SCHEDULE_EXAMPLES",
     "WINDOW_ONLY",
     "Activity",
+    "AuditRow",
     "Cancelled",
     "Change",
     "ConversationRow",
@@ -79,6 +85,7 @@ __all__ = [
     "card_input",
     "card_output",
     "card_title",
+    "filter_audit",
     "jargon_in",
     "notify",
     "plain_checks",

@@ -22,19 +22,36 @@ _TITLES: dict[str, tuple[str, str]] = {  # tool -> (while running, once done); {
 }
 
 
+PURPOSE_CHARS = 160  # of the model's one-line purpose shown as a card's title
+
+
+def purpose(args: dict[str, Any]) -> str:
+    """The one sentence the model gave for a command (``purpose`` in the tool's input), escaped and
+    cut to one line; empty when it gave none."""
+    said = args.get("purpose")
+    if not isinstance(said, str):
+        return ""
+    line = " ".join(said.split())  # one line, whatever the model sent
+    if len(line) > PURPOSE_CHARS:
+        line = line[: PURPOSE_CHARS - 1].rstrip() + "…"
+    return shown(line)
+
+
 def card_title(name: str, args: dict[str, Any], *, running: bool, ok: bool = True) -> str:
-    """The card's first line: what was done, and to which file."""
+    """The card's first line: what the step does (the model's purpose for a command, else what was
+    done and to which file)."""
     now, done = _TITLES.get(name, ("Using a tool", "Used a tool"))
     path, pattern = str(args.get("path") or "the folder")[:120], str(args.get("pattern", ""))[:60]
     words = {"path": shown(path), "pattern": shown(pattern)}  # the model chose them: escaped
-    title = (now if running else done).format(**words)
+    title = purpose(args) if name == "run_command" else ""
+    title = title or (now if running else done).format(**words)
     return f"{title} (that did not work)" if not running and not ok else title
 
 
 def card_input(name: str, args: dict[str, Any]) -> str:
     """What the call was given, for Details."""
     if name == "run_command":
-        return f"Command: {args.get('command', '')}"
+        return f"Command: {args.get('command', '')}"  # the purpose is the card's title
     if name == "write_file":
         return f"File: {args.get('path', '')}"
     return "\n".join(f"{k.replace('_', ' ')}: {str(v)[:2000]}" for k, v in args.items())

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 from paddock.audit import AuditLog
 from paddock.core.errors import PaddockError
 from paddock.credentials import KeychainError, backend_status
+from paddock.desk import support, words
 from paddock.egress import TokenAuthority
 from paddock.policy import EffectivePolicy, PolicyError
 from paddock.session import model_choice
@@ -50,7 +52,7 @@ class Settings:
         policy = self._policy()
         e = model_choice.endpoint(policy, endpoint)
         if e.key is None:
-            raise PaddockError(f"The model endpoint {e.name!r} needs no key.")
+            raise PaddockError(f"The model service {e.name!r} needs no key.")
         return policy, e.key
 
     async def store_key(self, secret: str, endpoint: str | None = None) -> None:
@@ -67,11 +69,11 @@ class Settings:
             status = backend_status()
             e = model_choice.endpoint(policy, None)
             if e.key is None:
-                return f"The model endpoint {e.name!r} needs no key."
+                return f"The model service {e.name!r} needs no key."
             stored = model_choice.keychain(policy).get(e.key) is not None
         except (KeychainError, PolicyError) as exc:
             return exc.message
-        where = f"kept in {status.name}"
+        where = f"kept in {status.plain}"
         env = model_choice.key_env(e)
         if env and os.environ.get(env):
             return f"The key from {env} is used (a key is {'also ' if stored else 'not '}{where})."
@@ -85,7 +87,7 @@ class Settings:
         """(name, kind, where, models, key) for each endpoint policy allows; the first is the default."""
         policy = self._load_policy()
         return [
-            (e.name, e.kind, e.base_url or f"built in (${model_choice.BASE_URL_ENV[e.kind]} or the SDK's own)",
+            (e.name, e.kind, e.base_url or "the service's own address",
              ", ".join(e.models) if e.models is not None else "any", model_choice.key_state(policy, e))
             for e in policy.model_endpoints
         ]  # fmt: skip
@@ -100,3 +102,18 @@ class Settings:
     async def audit_records(self, limit: int = 200) -> list[dict[str, object]]:
         records = list(AuditLog().records(None))
         return records[-limit:]
+
+    async def policy_sentences(self) -> list[tuple[str, str]]:
+        """(sentence, who set it): what the policy in effect lets the assistant do, in words."""
+        return words.policy_sentences(self._load_policy())
+
+    async def audit_rows(self, limit: int = 2000) -> list[words.AuditRow]:
+        """The audit log's latest records as rows a person reads, newest first."""
+        return words.audit_rows(await self.audit_records(limit))
+
+    async def export_audit(self, rows: list[words.AuditRow], path: Path) -> int:
+        return words.export_rows(rows, path)
+
+    async def support_bundle(self, folder: Path | None = None) -> Path:
+        """The redacted diagnostic file for a support request (``paddock.desk.support``)."""
+        return await support.write_bundle(folder)

@@ -91,7 +91,7 @@ async def run_checks(*, probe: bool = True) -> list[Check]:
             Check(
                 "Keychain",
                 kc.acceptable,
-                f"{kc.name}: {kc.detail}",
+                kc.detail,  # the backend's class name is for support (paddock support), not for this line
                 None
                 if kc.acceptable
                 else "Start your desktop's keyring (GNOME Keyring or KWallet), or set "

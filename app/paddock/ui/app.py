@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QApplication
 
 from paddock.core.engine import Engine
 from paddock.desk import Desk
+from paddock.ui import theme
 from paddock.ui.window import MainWindow
 
 log = logging.getLogger(__name__)
@@ -18,7 +19,9 @@ SHOWN = "window shown"  # logged once the event loop has shown the window (bench
 
 def main() -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication)
     app.setApplicationName("Paddock")
+    theme.apply(app)  # light or dark, as the system is (and follows it)
     engine = Engine()
     desk = Desk()
     window = MainWindow(engine, desk)

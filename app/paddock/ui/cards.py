@@ -10,6 +10,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QPlainTextEdit, QVBoxLayout
 
 from paddock.desk import card_input, card_output, card_title, took
+from paddock.ui import theme
 from paddock.ui.pages import _button, _label
 
 TAIL_CHARS = 4000  # of live output kept per card
@@ -23,15 +24,16 @@ class ToolCard(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.name, self.args = name, args
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 4, 8, 4)
+        layout.setContentsMargins(12, 8, 8, 8)
         row = QHBoxLayout()
-        self.status = _label("▶", "toolStatus", wrap=False)
+        row.setSpacing(10)
+        self.status = _label("", "toolStatus", wrap=False)
+        theme.set_icon(self.status, "mdi6.progress-clock", "muted")
         self.status.setAccessibleName("Working")
         row.addWidget(self.status)
         self.summary = _label(card_title(name, args, running=True), "toolSummary")
         row.addWidget(self.summary, 1)
         self.elapsed = _label("", "toolElapsed", wrap=False)
-        self.elapsed.setStyleSheet("color: palette(mid);")
         row.addWidget(self.elapsed)
         self.toggle = _button("Details", "toolToggle", self._toggle)
         self.toggle.setCheckable(True)
@@ -39,7 +41,6 @@ class ToolCard(QFrame):
         row.addWidget(self.toggle)
         layout.addLayout(row)
         self.tail = _label("", "toolTail")
-        self.tail.setStyleSheet("font-family: monospace; color: palette(mid);")
         self.tail.setAccessibleName("Latest output")
         self.tail.hide()
         layout.addWidget(self.tail)
@@ -60,6 +61,7 @@ class ToolCard(QFrame):
 
     def _toggle(self) -> None:
         self.detail.setVisible(self.toggle.isChecked())
+        theme.set_icon(self.toggle, "mdi6.chevron-up" if self.toggle.isChecked() else "mdi6.chevron-down", "accent")
 
     def _tick(self) -> None:
         self.elapsed.setText(took(time.monotonic() - self.started))
@@ -77,7 +79,7 @@ class ToolCard(QFrame):
         self.running = False
         self.timer.stop()
         self.tail.hide()
-        self.status.setText("✔" if ok else "✘")
+        theme.set_icon(self.status, "mdi6.check-circle" if ok else "mdi6.alert-circle", "success" if ok else "danger")
         self.status.setAccessibleName("Done" if ok else "Did not work")
         self.summary.setText(card_title(self.name, self.args, running=False, ok=ok))
         timing = f"\n\nTook {took(duration_s)}." if duration_s >= 0 else ""  # not known for a reopened one

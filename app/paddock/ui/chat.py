@@ -36,6 +36,7 @@ from paddock.ui.activity import ActivityPanel
 from paddock.ui.answer import AnswerView
 from paddock.ui.cards import ToolCard
 from paddock.ui.pages import _button, _label
+from paddock.ui.tips import plain_tip
 
 
 class QuestionCard(QFrame):
@@ -131,6 +132,7 @@ class ChatPage(QWidget):
         self.folder_label = _label("", "folderLabel")
         font = self.folder_label.font()
         font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.35)
         self.folder_label.setFont(font)
         top.addWidget(self.folder_label, 1)
         top.addWidget(_button("Schedules", "chatSchedules", self.schedules_requested.emit))
@@ -189,7 +191,9 @@ class ChatPage(QWidget):
             self._answer.draw()  # the last answer, drawn whole now (it carries on from here)
 
     def reset(self, folder: Path) -> None:
-        self.folder_label.setText(f"Working on {folder}")
+        self.folder_label.setText(folder.name or str(folder))  # the folder by its name; the path on hover
+        self.folder_label.setToolTip(plain_tip(str(folder)))
+        self.folder_label.setAccessibleDescription(f"The folder the assistant works on: {folder}")
         self.history.clear()
         self.activity.clear()
         self.clear()
@@ -225,8 +229,8 @@ class ChatPage(QWidget):
         self._answer = None
 
     def add_user(self, text: str) -> None:
-        label = _label(f"You: {text}", "userMessage")
-        label.setStyleSheet("background: palette(alternate-base); padding: 6px; border-radius: 4px;")
+        label = _label(text, "userMessage")
+        label.setAccessibleName("You said")
         self._add(label)
         self._end_answer()
 
@@ -286,7 +290,6 @@ class ChatPage(QWidget):
 
     def add_note(self, text: str, *, error: bool = False) -> None:
         label = _label(text, "noteError" if error else "note")
-        label.setStyleSheet("color: #b00020;" if error else "color: palette(mid);")
         self._add(label)
         self._end_answer()
 

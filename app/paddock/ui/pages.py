@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from paddock.desk import Change, FirstRun, FolderCheck, SessionSummary, plain_checks, why_not_open
+from paddock.ui import theme
 from paddock.ui.filediff import DiffView
 from paddock.ui.previews import PreviewList
 
@@ -51,6 +52,7 @@ def _button(text: str, name: str, slot: Callable[[], None]) -> QPushButton:
     button.setObjectName(name)
     button.setAccessibleName(text.rstrip("…"))
     button.clicked.connect(slot)
+    theme.button_icon(button)
     return button
 
 
@@ -186,7 +188,6 @@ class FolderPage(QWidget):
         self.recent.itemActivated.connect(lambda item: self.chosen.emit(Path(item.text())))
         layout.addWidget(self.recent, 1)
         self.error = _label("", "folderError")
-        self.error.setStyleSheet("color: #b00020;")
         layout.addWidget(self.error)
         self.trust_box = QFrame()
         self.trust_box.setObjectName("trustBox")
@@ -285,7 +286,6 @@ class SummaryPage(QWidget):
             "git or an editor on this folder). Look at them, or put them back as they were:",
             "riskWarning",
         )
-        self.warning.setStyleSheet("color: #8a4b00;")
         layout.addWidget(self.warning)
         self.risky = QVBoxLayout()
         layout.addLayout(self.risky)

@@ -16,7 +16,6 @@ class ProblemBar(QFrame):
         self.setObjectName("problemBar")
         self.setAccessibleName("Problem")
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setStyleSheet("#problemBar { background: palette(base); border: 1px solid #b00020; }")
         row = QHBoxLayout(self)
         self.text = _label("", "problemText")
         self.text.setAccessibleName("What went wrong")

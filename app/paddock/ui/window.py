@@ -135,6 +135,7 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ folders
 
     def show_folders(self) -> None:
+        self.setWindowTitle("Paddock")
         self.folders.set_recent(self.desk.recent_folders())
         self.folders.error.clear()
         self.stack.setCurrentWidget(self.folders)
@@ -158,6 +159,7 @@ class MainWindow(QMainWindow):
             self._open(folder)
 
     def _open(self, folder: Path) -> None:
+        self.setWindowTitle(f"{folder.name or folder} — Paddock")  # the folder by its name (the path on hover)
         self.chat.reset(folder)
         self.stack.setCurrentWidget(self.chat)
         self.bridge.call(self.desk.open(folder, model=self.desk.model), lambda _: self._opened(), self._open_failed)
