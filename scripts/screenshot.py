@@ -1,6 +1,7 @@
 """Render Paddock's window to PNGs: ``scripts/screenshot.sh`` writes ``docs/screenshot.png`` (the
 README's picture); ``--all DIR`` writes every view to DIR (``docs/screenshots``, shown in
-docs/WINDOW.md); ``--settings OUT.png``: the settings' Model page with the shipped example policy;
+docs/WINDOW.md), light (``NAME.png``) and dark (``NAME-dark.png``), at 1280 × 800;
+``--settings OUT.png``: the settings' Model page with the shipped example policy;
 ``--schedules OUT.png``: the schedule view with two sample schedules and their history (written to
 a throwaway data folder; nothing runs); ``--summary OUT.png``: the session summary.
 
@@ -33,8 +34,10 @@ from paddock.desk.desk import Desk, DeskEvent, FolderCheck, Notice, SandboxState
 from paddock.desk.history import History
 from paddock.desk.plain import conflicts_notice
 from paddock.desk.previews import Preview, checked_png
+from paddock.desk.words import audit_rows
 from paddock.llm import Usage
 from paddock.session.doctor import Check, FirstRun
+from paddock.ui import theme
 from paddock.ui.window import MainWindow
 
 PICTURES = Path(__file__).resolve().parent.parent / "docs" / "screenshots" / "previews"
@@ -231,7 +234,10 @@ def conversation(app: QApplication, window: MainWindow, *, details: bool = False
         (
             "c2",
             "run_command",
-            {"command": "python3 make_report.py jan.csv feb.csv mar.csv"},
+            {
+                "purpose": "Add up the three monthly sales files and write the report, workbook, slides and chart",
+                "command": "python3 make_report.py jan.csv feb.csv mar.csv",
+            },
             "$ python3 make_report.py jan.csv feb.csv mar.csv\n[exit status 0]\n--- stdout ---\nread 3 files, "
             "1,204 rows\nwrote report.docx, sales.xlsx, deck.pptx, chart.png\n\n--- stderr ---\n",
             6.2,
@@ -255,7 +261,7 @@ def conversation(app: QApplication, window: MainWindow, *, details: bool = False
     _feed(
         window,
         [
-            ToolCalled("c4", "run_command", {"command": command}, ""),
+            ToolCalled("c4", "run_command", {"purpose": "Draw one sales chart per region", "command": command}, ""),
             Activity("started", "e4", command, time.time() - 14),
             ToolOutput(
                 "c4", "North: 1,402 rows → north.png\nSouth: 988 rows → south.png\nEast: 1,117 rows → east.png\n"
@@ -404,34 +410,95 @@ VIEWS: dict[str, Shot] = {
     "link-question": link,
     "problem": problem,
     "host-dropped": host_dropped,
+    "settings-allowed": lambda app, w: _settings(app, w, 2),
+    "settings-activity": lambda app, w: _settings(app, w, 3),
+    "settings-help": lambda app, w: _settings(app, w, 4),
 }
 
 
-def render(out_dir: Path, names: list[str]) -> int:
+def _settings(app: QApplication, window: MainWindow, tab: int) -> QWidget:
+    """Settings with the shipped example policy (an organisation's), on one of its tabs."""
+    from paddock.policy import load
+    from paddock.ui.bridge import Bridge
+    from paddock.ui.settings import SettingsDialog
+
+    owner = EXAMPLE.stat().st_uid
+    desk = Desk(policy_loader=lambda **kw: load(managed=EXAMPLE, admin_uid=owner, **kw))
+    dialog = SettingsDialog(Bridge(window.bridge.engine, desk), window)
+    window.settings = dialog
+    dialog.resize(900, 560)
+    dialog.tabs.setCurrentIndex(tab)
+    dialog.show()
+    deadline = time.monotonic() + 30
+    while dialog.policy_table.rowCount() == 0 and time.monotonic() < deadline:
+        app.processEvents()
+        time.sleep(0.05)
+    if tab == 3:
+        dialog._show_audit(audit_rows(_audit_records()))
+    if tab == 4:
+        dialog.support_message.setText(
+            "Copied, and saved as ~/.local/share/paddock/support/paddock-support-20261203-161502.txt. Paste them "
+            "into your message to whoever looks after Paddock, or attach that file."
+        )
+    settle(app)
+    return dialog
+
+
+def _audit_records() -> list[dict[str, object]]:
+    """A short session's records, as the auditor writes them (shown, not written to a log)."""
+    t = time.time() - 600
+    folder = str(FOLDER)
+    kinds: list[tuple[str, dict[str, object]]] = [
+        ("session.started", {"paddock.folder": folder}),
+        ("turn", {"paddock.turn": 1}),
+        ("tool.call", {"paddock.tool.summary": "Add up the sales in the three monthly files"}),
+        ("guest.process.started", {"process.command_args": ["sh", "-c", "python3 make_report.py"]}),
+        ("guest.file.written", {"file.path": "report.docx", "file.size": 38120}),
+        ("guest.file.written", {"file.path": "chart.png", "file.size": 35210}),
+        ("guest.process.exited", {"process.exit.code": 0}),
+        ("tool.result", {"paddock.tool.is_error": False}),
+        ("egress.decision", {"paddock.egress.allowed": False, "server.address": "pastebin.com", "url.path": "/api"}),
+        (
+            "egress.decision",
+            {"paddock.egress.allowed": True, "server.address": "api.example.com", "url.path": "/v1/rates"},
+        ),
+        ("undo.point", {}),
+        ("session.ended", {"paddock.outcome": "finished"}),
+    ]
+    return [
+        {"time_unix": t + 20 * i, "kind": kind, "session_id": "4f2a9c1e" * 4, "attributes": attributes}
+        for i, (kind, attributes) in enumerate(kinds)
+    ]
+
+
+def render(out_dir: Path, names: list[str], schemes: tuple[str, ...] = ("light", "dark")) -> int:
     app = QApplication(sys.argv[:1])
     engine = Engine()
     _past_conversations()
     failed = 0
-    for name in names:
-        window = MainWindow(engine, Desk())
-        window.resize(1220, 760)
-        window.show()
-        _wait_idle(app, window)
-        settle(app, 0.2)
-        shown = VIEWS[name](app, window)
-        settle(app)
-        target: QWidget = shown if shown is not None else window
-        failed += not save(target, out_dir / f"{name}.png")
-        for dialog in (window.notes, window.settings):
-            if dialog is not None:
-                dialog.close()
-        window.close()
+    for scheme in schemes:
+        theme.apply(app, Qt.ColorScheme.Dark if scheme == "dark" else Qt.ColorScheme.Light)
+        suffix = "-dark" if scheme == "dark" else ""
+        for name in names:
+            window = MainWindow(engine, Desk())
+            window.resize(1280, 800)  # the smallest screen the design is for
+            window.show()
+            _wait_idle(app, window)
+            settle(app, 0.2)
+            shown = VIEWS[name](app, window)
+            settle(app)
+            target: QWidget = shown if shown is not None else window
+            failed += not save(target, out_dir / f"{name}{suffix}.png")
+            for dialog in (window.notes, window.settings):
+                if dialog is not None:
+                    dialog.close()
+            window.close()
     engine.close()
     return 1 if failed else 0
 
 
 def main(out: Path) -> int:  # the README's picture: a conversation with a report and a running command
-    code = render(out.parent, ["conversation"])
+    code = render(out.parent, ["conversation"], ("light",))
     produced = out.parent / "conversation.png"
     if code == 0 and produced != out:
         produced.replace(out)

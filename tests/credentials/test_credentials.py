@@ -41,7 +41,7 @@ def _paddock(*args: str, stdin: str = "", env: dict[str, str] | None = None) -> 
 
 def test_keys_set_status_remove_through_the_cli(clean_key: object) -> None:
     key = f"test-{secrets.token_hex(12)}"
-    default = "  anthropic (anthropic, built in"  # with no policy: the built-in endpoints, anthropic first
+    default = "  anthropic (any model)"  # with no policy: the built-in endpoints, anthropic first
     line = next(x for x in _paddock("keys", "status").stdout.splitlines() if x.startswith(default))
     assert line.endswith(": no key stored yet")
     stored = _paddock("keys", "set", stdin=key + "\n")  # no --endpoint: the default endpoint's entry
@@ -50,7 +50,7 @@ def test_keys_set_status_remove_through_the_cli(clean_key: object) -> None:
     status = _paddock("keys", "status")
     line = next(x for x in status.stdout.splitlines() if x.startswith(default))
     assert line.endswith(": key stored") and key not in status.stdout + status.stderr
-    assert "openai (openai" in status.stdout
+    assert "  openai (any model)" in status.stdout
     assert _paddock("keys", "remove").returncode == 0
     assert Keychain().get(MODEL_KEY) is None
     other = _paddock("keys", "set", "--endpoint", "openai", stdin=key + "\n")

@@ -20,7 +20,17 @@ from pytestqt.qtbot import QtBot
 from paddock.assistant.loop import Failed, Finished, TextDelta, ToolCalled, ToolFinished
 from paddock.core.engine import Engine
 from paddock.core.errors import PaddockError
-from paddock.desk import JARGON, Activity, Change, Notice, SandboxState, SandboxStatus, SessionSummary, jargon_in
+from paddock.desk import (
+    JARGON,
+    Activity,
+    Change,
+    Notice,
+    SandboxState,
+    SandboxStatus,
+    SessionSummary,
+    internal_in,
+    jargon_in,
+)
 from paddock.llm import Usage
 from paddock.session.doctor import Check, FirstRun
 from paddock.ui.window import MainWindow
@@ -37,7 +47,7 @@ class Scan:
     def __call__(self) -> None:
         for text, widget in visible_strings().items():
             self.seen += 1
-            words = jargon_in(text)
+            words = jargon_in(text) + internal_in(text)
             if words:
                 self.found.setdefault(text, (widget, words))
 

@@ -138,7 +138,7 @@ def test_first_run_choose_trust_chat_in_the_vm_and_summary(
         qtbot.mouseClick(window.chat.finish_button, _left())
         qtbot.waitUntil(lambda: window.stack.currentWidget() is window.summary, timeout=60_000)
         listed = [window.summary.changes.item(i).text() for i in range(window.summary.changes.count())]
-        assert "created: total.txt" in listed and "created: .git/hooks/pre-commit" in listed
+        assert "New: total.txt" in listed and "New: .git/hooks/pre-commit" in listed
         assert window.summary.warning.isVisible()
         assert set(window.summary.revert_buttons) == {".git/hooks/pre-commit"}
         assert "0 questions" in window.summary.counts.text()

@@ -156,15 +156,15 @@ async def _keys(ns: argparse.Namespace) -> int:
         return 0
     policy = load_policy()
     if cmd == "status":
-        from paddock.policy.effective import describe_endpoint
-
         status = backend_status()
         print(f"Keychain: {status.detail}.")
-        print("Model endpoints (the first is the default):")
+        print("Model services your organisation allows (the first is the usual one):")
         for e in policy.model_endpoints:
-            print(f"  {describe_endpoint(e)}: {key_state(policy, e)}")
+            models = ", ".join(e.models) if e.models is not None else "any model"
+            where = f" at {e.base_url}" if e.base_url else ""
+            print(f"  {e.name}{where} ({models}): {key_state(policy, e)}")
         if not policy.model_endpoints:
-            print("  none: policy allows no model endpoint")
+            print("  none: your organisation allows no model service")
         return 0
     e = endpoint(policy, ns.endpoint)
     if e.key is None:

@@ -23,10 +23,12 @@ from paddock.desk.desk import (
 from paddock.desk.history import ConversationRow, Replayed, UserSaid
 from paddock.desk.notes import NoteRow
 from paddock.desk.plain import (
+    INTERNAL,
     JARGON,
     PlainCheck,
     Problem,
     assistant_failure,
+    internal_in,
     jargon_in,
     plain_checks,
     problem,
@@ -49,6 +51,7 @@ from paddock.undo.changes import Change, revert, why_not_open
 __all__ = [
     "AUDIT_GROUPS",
     "DEFAULT_MODEL",
+    "INTERNAL",
     "JARGON",
     "SCHEDULE_EXAMPLES",
     "WINDOW_ONLY",
@@ -86,6 +89,7 @@ __all__ = [
     "card_output",
     "card_title",
     "filter_audit",
+    "internal_in",
     "jargon_in",
     "notify",
     "plain_checks",

@@ -23,6 +23,20 @@ JARGON: tuple[str, ...] = (
 )  # fmt: skip
 _JARGON = re.compile(r"\b(" + "|".join(re.escape(w) for w in JARGON) + r")\b", re.IGNORECASE)
 
+# Internal terms no person-facing text says, on a screen or from the command line (the window also
+# never says JARGON; the CLI's admin commands, such as doctor, may name the programs to install).
+INTERNAL: tuple[str, ...] = (
+    "session token", "ENDPOINT:MODEL", "keyring.backends", "keyrings.alt", "Traceback", "stack trace",
+    "SDK", "errno", "OSError", "RuntimeError", "KeyError", "ValueError", "argv", "NoneType",
+)  # fmt: skip
+_INTERNAL = re.compile(r"\b(" + "|".join(re.escape(w) for w in INTERNAL) + r")", re.IGNORECASE)
+
+
+def internal_in(text: str) -> list[str]:
+    """The internal terms in ``text`` (empty: a person can read it)."""
+    return sorted({m.group(0) for m in _INTERNAL.finditer(text)})
+
+
 SUPPORT = "If it happens again, press Copy details and send them to whoever looks after Paddock for you."
 
 

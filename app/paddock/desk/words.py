@@ -28,6 +28,14 @@ def who_set(sources: Mapping[str, str], *keys: str) -> str:
     return "Paddock"
 
 
+def place(path: Path) -> str:
+    """A folder as a person writes it: under the home folder, from ``~``."""
+    try:
+        return str(Path("~") / path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)
+
+
 def _few(items: list[str], n: int = 4) -> str:
     return ", ".join(items[:n]) + (f" and {len(items) - n} more" if len(items) > n else "")
 
@@ -70,13 +78,13 @@ def policy_sentences(policy: EffectivePolicy) -> list[tuple[str, str]]:
     if policy.allowed_roots is None:
         folders = "You can give the assistant any folder of your own."
     else:
-        folders = f"You can give the assistant only folders inside: {_few([str(r) for r in policy.allowed_roots])}."
+        folders = f"You can give the assistant only folders inside: {_few([place(r) for r in policy.allowed_roots])}."
     rows.append((folders, who_set(s, "allowed_roots")))
-    denied = [str(p) for p in policy.denied_paths]
+    denied = [place(p) for p in policy.denied_paths]
     rows.append((f"Paddock never shares these places with the assistant: {_few(denied)}.", who_set(s, "denied_paths")))
     if policy.read_only:
         rows.append(
-            (f"The assistant may only read, never change: {_few([str(p) for p in policy.read_only])}.",
+            (f"The assistant may only read, never change: {_few([place(p) for p in policy.read_only])}.",
              who_set(s, "read_only"))
         )  # fmt: skip
     rows.append((_models(policy), who_set(s, "model_endpoints", "models_allowed", "default_model")))

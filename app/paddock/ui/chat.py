@@ -73,6 +73,8 @@ class ChatPage(QWidget):
     def __init__(self) -> None:
         super().__init__()
         outer = QHBoxLayout(self)
+        outer.setContentsMargins(12, 10, 12, 12)
+        outer.setSpacing(16)
         outer.addWidget(self._sidebar())
         main = QWidget()
         outer.addWidget(main, 1)
@@ -83,6 +85,7 @@ class ChatPage(QWidget):
         layout.addLayout(self._top_bar())
 
         status = QHBoxLayout()
+        status.setContentsMargins(10, 0, 0, 4)
         self.status = _label("The sandbox is stopped", "sandboxStatus")
         status.addWidget(self.status, 1)
         self.progress = QProgressBar()
@@ -101,6 +104,7 @@ class ChatPage(QWidget):
         self.transcript = QWidget()
         self.transcript.setObjectName("transcript")
         self.items = QVBoxLayout(self.transcript)
+        self.items.setSpacing(10)
         self.items.addStretch(1)
         self.scroller.setWidget(self.transcript)
         layout.addWidget(self.scroller, 1)
@@ -157,6 +161,7 @@ class ChatPage(QWidget):
         self.history.setObjectName("historyList")
         self.history.setAccessibleName("Conversations in this folder")
         self.history.setWordWrap(True)
+        self.history.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.history.itemActivated.connect(self._chosen)
         column.addWidget(self.history, 1)
         return side

@@ -38,6 +38,25 @@ def _label(text: str, name: str = "", *, rich: bool = False, wrap: bool = True) 
     return label
 
 
+PAGE_WIDTH = 880  # the widest a page of text and choices grows (lines stay readable on a wide screen)
+
+
+def _column(page: QWidget) -> QVBoxLayout:
+    """The page's content: a column of at most ``PAGE_WIDTH``, centred, with comfortable margins."""
+    outer = QHBoxLayout(page)
+    outer.setContentsMargins(24, 20, 24, 16)
+    inner = QWidget()
+    inner.setObjectName("pageColumn")
+    inner.setMaximumWidth(PAGE_WIDTH)
+    outer.addStretch(1)
+    outer.addWidget(inner, 100)
+    outer.addStretch(1)
+    layout = QVBoxLayout(inner)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.setSpacing(10)
+    return layout
+
+
 def _title(text: str) -> QLabel:
     label = _label(text)
     font = label.font()
@@ -68,7 +87,7 @@ class WelcomePage(QWidget):
 
     def __init__(self) -> None:
         super().__init__()
-        layout = QVBoxLayout(self)
+        layout = _column(self)
         layout.addWidget(_title("Welcome to Paddock"))
         layout.addWidget(
             _label(
@@ -80,6 +99,7 @@ class WelcomePage(QWidget):
         )
         layout.addSpacing(12)
         self.key_box = QFrame()
+        self.key_box.setObjectName("keyBox")
         key_layout = QVBoxLayout(self.key_box)
         key_layout.addWidget(
             _label("Paste the assistant key your organisation gave you. It is kept in this computer's keychain.")
@@ -133,7 +153,9 @@ class WelcomePage(QWidget):
         self.key_box.setVisible(state.needs_key)
         items = []
         for c in plain_checks(state):
-            mark = "✔" if c.ok else ("✘" if c.required else "•")
+            tint = theme.colours(theme.current())
+            mark, colour = ("✔", tint.success) if c.ok else ("✘", tint.danger) if c.required else ("•", tint.muted)
+            mark = f'<span style="color:{colour}">{mark}</span>'
             fix = f"<br><i>What to do: {html.escape(c.todo)}</i>" if c.todo else ""
             items.append(f"<p>{mark} <b>{html.escape(c.name)}</b>: {html.escape(c.says)}{fix}</p>")
         self.checks.setText("".join(items))
@@ -171,7 +193,7 @@ class FolderPage(QWidget):
 
     def __init__(self) -> None:
         super().__init__()
-        layout = QVBoxLayout(self)
+        layout = _column(self)
         top = QHBoxLayout()
         top.addWidget(_title("Which folder should the assistant work on?"), 1)
         top.addWidget(_button("Schedules", "schedulesButton", self.schedules_requested.emit))
@@ -181,11 +203,13 @@ class FolderPage(QWidget):
         layout.addWidget(_label("The assistant will see only this folder. It can read, change and create files in it."))
         left = Qt.AlignmentFlag.AlignLeft
         layout.addWidget(_button("Choose a folder…", "chooseFolder", self._browse), alignment=left)
-        layout.addWidget(_label("Recent folders"))
+        layout.addWidget(_label("Recent folders", "sectionTitle"))
         self.recent = QListWidget()
         self.recent.setObjectName("recentFolders")
         self.recent.setAccessibleName("Recent folders")
-        self.recent.itemActivated.connect(lambda item: self.chosen.emit(Path(item.text())))
+        self.recent.itemActivated.connect(
+            lambda item: self.chosen.emit(Path(str(item.data(Qt.ItemDataRole.UserRole) or item.text())))
+        )
         layout.addWidget(self.recent, 1)
         self.error = _label("", "folderError")
         layout.addWidget(self.error)
@@ -211,8 +235,11 @@ class FolderPage(QWidget):
 
     def set_recent(self, folders: list[Path]) -> None:
         self.recent.clear()
-        for f in folders:
-            self.recent.addItem(QListWidgetItem(str(f)))
+        for f in folders:  # by name, with where it is beside it (and on hover)
+            item = QListWidgetItem(f"{f.name or f}    {_home(f.parent)}")
+            item.setData(Qt.ItemDataRole.UserRole, str(f))
+            item.setToolTip(str(f))
+            self.recent.addItem(item)
 
     def refuse(self, reason: str) -> None:
         self.trust_box.hide()
@@ -244,6 +271,17 @@ class FolderPage(QWidget):
 # ---------------------------------------------------------------------- chat
 
 
+_KIND_WORDS = {"created": "New", "changed": "Changed", "deleted": "Removed"}
+
+
+def _home(folder: Path) -> str:
+    """``folder`` with the home folder written as ~ (shorter, and what a person calls it)."""
+    try:
+        return str(Path("~") / folder.relative_to(Path.home()))
+    except ValueError:
+        return str(folder)
+
+
 class SummaryPage(QWidget):
     done = Signal()
     revert_requested = Signal(object)  # a Change
@@ -253,6 +291,8 @@ class SummaryPage(QWidget):
     def __init__(self) -> None:
         super().__init__()
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 20, 24, 16)
+        layout.setSpacing(10)
         self.title = _title("What changed")
         layout.addWidget(self.title)
         self.counts = _label("", "summaryCounts")
@@ -309,7 +349,7 @@ class SummaryPage(QWidget):
         self.diff.setVisible(False)
         self.shown_changes = list(summary.changes)
         for i, c in enumerate(summary.changes):
-            item = QListWidgetItem(f"{c.kind}: {c.shown_path}")
+            item = QListWidgetItem(f"{_KIND_WORDS.get(c.kind, c.kind)}: {c.shown_path}")
             item.setData(Qt.ItemDataRole.UserRole, c.path if c.kind in ("created", "changed") else "")
             item.setData(Qt.ItemDataRole.UserRole + 1, i)
             self.changes.addItem(item)

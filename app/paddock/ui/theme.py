@@ -115,6 +115,8 @@ QLineEdit#messageEdit:focus { padding: 9px 11px; }
 QListWidget, QTableWidget, QTreeWidget { background: palette(base); border: 1px solid palette(mid);
   border-radius: 8px; padding: 4px; outline: none; }
 QListWidget::item { padding: 6px 6px; border-radius: 6px; }
+QListWidget#historyList, QListWidget#runningList, QListWidget#filesList, QListWidget#previewList {
+  background: transparent; border: none; padding: 0; }
 QListWidget::item:selected, QTableWidget::item:selected { background: palette(alternate-base); color: palette(text); }
 QTableWidget { gridline-color: palette(mid); }
 QHeaderView::section { background: palette(window); color: palette(placeholder-text); border: none;
