@@ -71,6 +71,7 @@ def settings_shot(out: Path) -> int:
     from paddock.policy import load
 
     app = QApplication(sys.argv[:1])
+    theme.apply(app, Qt.ColorScheme.Light)
     engine = Engine()
     owner = EXAMPLE.stat().st_uid
     desk = Desk(policy_loader=lambda **kw: load(managed=EXAMPLE, admin_uid=owner, **kw))
@@ -135,6 +136,7 @@ def schedules_shot(out: Path) -> int:
             ),
         )
     app = QApplication(sys.argv[:1])
+    theme.apply(app, Qt.ColorScheme.Light)
     engine = Engine()
     window = MainWindow(engine, Desk())
     dialog = ScheduleDialog(window.bridge, window.schedules, None, window)
@@ -160,6 +162,7 @@ def summary_shot(out: Path) -> int:
     from paddock.desk import Change, SessionSummary
 
     app = QApplication(sys.argv[:1])
+    theme.apply(app, Qt.ColorScheme.Light)
     engine = Engine()
     window = MainWindow(engine, Desk())
     window.resize(960, 640)

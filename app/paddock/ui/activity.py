@@ -32,14 +32,17 @@ class ActivityPanel(QFrame):
         self.running.setObjectName("runningList")
         self.running.setAccessibleName("Programs running in the sandbox now")
         self.running.setWordWrap(True)
+        self.running.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         column.addWidget(self.running, 1)
         self.idle = _label("Nothing is running.", "runningIdle")
         column.addWidget(self.idle)
+        self.running.hide()
         column.addWidget(_label("Files written just now", "filesTitle"))
         self.files = QListWidget()
         self.files.setObjectName("filesList")
         self.files.setAccessibleName("Files written just now")
         self.files.setWordWrap(True)
+        self.files.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         column.addWidget(self.files, 2)
         column.addWidget(_label("Pictures of the files made", "previewsTitle"))
         self.previews = PreviewList("previewList", "Pictures of the files the assistant made")
@@ -66,6 +69,7 @@ class ActivityPanel(QFrame):
         self._items.clear()
         self._files.clear()
         self.idle.show()
+        self.running.hide()
 
     def add(self, ev: Activity) -> None:
         if ev.kind == "started":
@@ -93,3 +97,4 @@ class ActivityPanel(QFrame):
             while self.files.count() > MAX_FILES:
                 self._files.pop(self.files.takeItem(self.files.count() - 1).data(Qt.ItemDataRole.UserRole), None)
         self.idle.setVisible(self.running.count() == 0)
+        self.running.setVisible(self.running.count() > 0)  # an empty list is only "Nothing is running."

@@ -84,7 +84,7 @@ QLabel#folderLabel { font-weight: 700; padding: 2px 0; }
 QLabel#userMessage { background: palette(alternate-base); border-radius: 12px; padding: 10px 14px; }
 QFrame#toolCard, QFrame#questionCard, QFrame#trustBox, QFrame#problemBar, QFrame#keyBox {
   background: palette(base); border: 1px solid palette(mid); border-radius: 10px; }
-QFrame#problemBar { border: 1px solid %(danger)s; }
+QFrame#problemBar { border: 1px solid %(danger)s; margin: 8px 12px 0 12px; }
 QLabel#toolSummary { font-weight: 600; }
 QLabel#toolPurposeDetail { color: palette(placeholder-text); }
 QLabel#toolTail { color: palette(placeholder-text); font-family: monospace; }
@@ -126,6 +126,13 @@ QTabBar::tab { padding: 8px 16px; border: none; color: palette(placeholder-text)
 QTabBar::tab:selected { color: palette(text); border-bottom: 2px solid palette(highlight); font-weight: 600; }
 QProgressBar { border: none; background: palette(mid); border-radius: 3px; max-height: 6px; }
 QProgressBar::chunk { background: palette(highlight); border-radius: 3px; }
+QScrollBar:vertical { background: transparent; width: 10px; margin: 2px; }
+QScrollBar:horizontal { background: transparent; height: 10px; margin: 2px; }
+QScrollBar::handle:vertical { background: palette(mid); border-radius: 3px; min-height: 28px; }
+QScrollBar::handle:horizontal { background: palette(mid); border-radius: 3px; min-width: 28px; }
+QScrollBar::handle:hover { background: palette(placeholder-text); }
+QScrollBar::add-line, QScrollBar::sub-line { width: 0; height: 0; border: none; background: none; }
+QScrollBar::add-page, QScrollBar::sub-page { background: none; }
 QToolTip { background: palette(base); color: palette(text); border: 1px solid palette(mid); padding: 4px; }
 """
 
