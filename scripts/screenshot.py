@@ -185,6 +185,9 @@ def summary_shot(out: Path) -> int:
     for _ in range(20):
         app.processEvents()
         time.sleep(0.02)
+    _wait_idle(app, window)
+    window.stack.setCurrentWidget(window.summary)  # the first-run check may have shown the folders meanwhile
+    settle(app, 0.2)
     ok = window.grab().save(str(out))
     window.close()
     engine.close()
@@ -375,10 +378,16 @@ def host_dropped(app: QApplication, window: MainWindow) -> None:
             SandboxStatus(SandboxState.STARTING, f"{gone} Reconnecting to lab-1…"),
         ],
     )
+    bar = window.chat.scroller.verticalScrollBar()
+    for _ in range(10):  # to the end, once the answer above has been laid out: the note of the version kept
+        settle(app, 0.05)
+        bar.setValue(bar.maximum())
 
 
 def notes(app: QApplication, window: MainWindow) -> QWidget:
     store = MemoryStore()
+    for old in store.list(include_expired=True):  # the same three notes in each scheme's picture
+        store.forget(old.id)
     store.add("Reports go in Word, with a table per month and the chart under it", session="s1", folder=FOLDER)
     store.add("Amounts in euros, no decimals", session="s2", folder=FOLDER.parent / "Invoices 2025", ttl_days=12)
     shared = store.add("Call the regions North, South, East and West", session="s3", folder=FOLDER, ttl_days=3)
@@ -387,6 +396,10 @@ def notes(app: QApplication, window: MainWindow) -> QWidget:
     window.open_notes()
     assert window.notes is not None
     window.notes.resize(860, 340)
+    deadline = time.monotonic() + 30
+    while window.notes.table.rowCount() < 3 and time.monotonic() < deadline:  # the notes, once loaded
+        app.processEvents()
+        time.sleep(0.05)
     return window.notes
 
 

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from paddock.desk import SCHEDULE_EXAMPLES, WINDOW_ONLY, ScheduleRow, ScheduleRun, Schedules
+from paddock.ui import theme
 from paddock.ui.bridge import Bridge
 from paddock.ui.tips import plain_tip
 
@@ -92,6 +93,7 @@ class ScheduleDialog(QDialog):
         button = QPushButton(text)
         button.setObjectName(name)
         button.clicked.connect(slot)
+        theme.button_icon(button)
         row.addWidget(button)
         return button
 

@@ -80,6 +80,7 @@ QLabel#historyTitle, QLabel#runningTitle, QLabel#filesTitle, QLabel#previewsTitl
 QLabel#sectionTitle { color: palette(placeholder-text); font-weight: 600; padding: 10px 2px 4px 2px; }
 QLabel#runningIdle, QLabel#sandboxStatus, QLabel#toolElapsed, QLabel#note, QLabel#summaryCounts,
 QLabel#hint { color: palette(placeholder-text); }
+QLabel#runningIdle { padding: 0 6px; }
 QLabel#folderLabel { font-weight: 700; padding: 2px 0; }
 QLabel#userMessage { background: palette(alternate-base); border-radius: 12px; padding: 10px 14px; }
 QFrame#toolCard, QFrame#questionCard, QFrame#trustBox, QFrame#problemBar, QFrame#keyBox {
@@ -111,6 +112,7 @@ QLineEdit, QComboBox, QPlainTextEdit, QTextEdit#diffView {
   selection-background-color: palette(highlight); selection-color: palette(highlighted-text); }
 QLineEdit:focus, QComboBox:focus, QPlainTextEdit:focus { border: 2px solid palette(highlight); padding: 6px 9px; }
 QLineEdit#messageEdit { padding: 10px 12px; }
+QComboBox::drop-down { border: none; width: 24px; subcontrol-origin: padding; subcontrol-position: center right; }
 QLineEdit#messageEdit:focus { padding: 9px 11px; }
 QListWidget, QTableWidget, QTreeWidget { background: palette(base); border: 1px solid palette(mid);
   border-radius: 8px; padding: 4px; outline: none; }
@@ -133,6 +135,7 @@ QScrollBar::handle:horizontal { background: palette(mid); border-radius: 3px; mi
 QScrollBar::handle:hover { background: palette(placeholder-text); }
 QScrollBar::add-line, QScrollBar::sub-line { width: 0; height: 0; border: none; background: none; }
 QScrollBar::add-page, QScrollBar::sub-page { background: none; }
+QDialogButtonBox { dialogbuttonbox-buttons-have-icons: 0; }
 QToolTip { background: palette(base); color: palette(text); border: 1px solid palette(mid); padding: 4px; }
 """
 
