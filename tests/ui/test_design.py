@@ -166,7 +166,7 @@ RECORDS = [
     {"time_unix": 1_764_770_000 + i, "kind": kind, "session_id": "ab" * 16, "attributes": attrs}
     for i, (kind, attrs) in enumerate(
         [
-            ("session.started", {"paddock.folder": "/home/a/Sales"}),
+            ("session.started", {"paddock.folder": "Sales"}),
             ("guest.file.written", {"file.path": "report.docx", "file.size": 10}),
             ("egress.decision", {"paddock.egress.allowed": False, "server.address": "pastebin.com", "url.path": "/x"}),
             ("guest.file.written", {"file.path": '=HYPERLINK("http://evil")', "file.size": 1}),

@@ -112,7 +112,6 @@ QLineEdit, QComboBox, QPlainTextEdit, QTextEdit#diffView {
   selection-background-color: palette(highlight); selection-color: palette(highlighted-text); }
 QLineEdit:focus, QComboBox:focus, QPlainTextEdit:focus { border: 2px solid palette(highlight); padding: 6px 9px; }
 QLineEdit#messageEdit { padding: 10px 12px; }
-QComboBox::drop-down { border: none; width: 24px; subcontrol-origin: padding; subcontrol-position: center right; }
 QLineEdit#messageEdit:focus { padding: 9px 11px; }
 QListWidget, QTableWidget, QTreeWidget { background: palette(base); border: 1px solid palette(mid);
   border-radius: 8px; padding: 4px; outline: none; }
