@@ -31,13 +31,16 @@ from paddock.policy.sensitive import HEAD_BYTES, SensitiveMatcher, looks_like_pr
 
 log = logging.getLogger(__name__)
 Key = tuple[int, int]
+UNSEEN_KEY: Key = (-1, -1)  # every read open the guard could not look at: one record
+UNSEEN_PATH = "a file Paddock could not check"  # shown as the read's name ("The assistant opened …")
 
 
 @dataclass(frozen=True)
 class SensitiveRead:
     id: str
     path: str  # inside the folder, as the daemon opened it
-    why: str  # "name" (a listed path), "known file" (seen under a listed name before), "private key"
+    why: str  # "name" (a listed path), "known file" (seen under a listed name before), "private key",
+    # "unreadable read" (the guard could not look at the file: fail closed)
     first_name: str  # the listed name the file was first seen under (== path unless renamed or linked)
     time_unix: float
 
@@ -83,6 +86,12 @@ class SensitiveReads:
             why, first = "private key", rel
         if why:
             self._record(key, rel or first or "(a file in the folder)", why, first or rel or "")
+
+    def unseen(self, why: str) -> None:
+        """A read open went on whose file the guard could not look at: recorded once as an
+        "unreadable read", which taints the session like any sensitive read (fail closed)."""
+        log.warning("a read open could not be checked (%s): the session counts as tainted", why)
+        self._record(UNSEEN_KEY, UNSEEN_PATH, "unreadable read", "")
 
     def named(self, fd: int, st: os.stat_result) -> None:
         """A guarded call (rename, link, write, …) names this file: remember it if its name is sensitive."""
