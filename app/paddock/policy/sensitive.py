@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable
 
 import pathspec
+from pathspec.pattern import RegexPattern
+from pathspec.util import normalize_file
 
 BUILT_IN = (
     # environment and credential files
@@ -47,14 +49,34 @@ def check_pattern(pattern: str) -> str:
 
 
 class SensitiveMatcher:
-    """Whether a path inside the folder names a sensitive file."""
+    """Whether a path inside the folder names a sensitive file.
+
+    Asked on every read open the guest makes (``paddock.sandbox.sensitive``): the including
+    patterns' regular expressions, joined into one, answer "no" for an ordinary file in one
+    search (pathspec tries each pattern in turn, about 3x slower); a path that one matches is
+    then decided by pathspec itself (a ``!`` pattern may exclude it again)."""
 
     def __init__(self, extra: Iterable[str] = ()) -> None:
         self.patterns = (*BUILT_IN, *extra)
         self._spec = pathspec.PathSpec.from_lines("gitignore", self.patterns)
+        including = [p for p in self._spec.patterns if p.include]
+        regexes = [p.regex.pattern for p in including if isinstance(p, RegexPattern) and p.regex is not None]
+        # None: some pattern is not a regular expression, so pathspec answers every path
+        self._any = (
+            re.compile("|".join(f"(?:{_ungrouped(r)})" for r in regexes)) if len(regexes) == len(including) else None
+        )
 
     def matches(self, rel: str) -> bool:
-        return bool(rel) and self._spec.match_file(rel)
+        if not rel:
+            return False
+        if self._any is not None and self._any.search(normalize_file(rel)) is None:
+            return False  # no including pattern matches: not sensitive, whatever the rest say
+        return self._spec.match_file(rel)
+
+
+def _ungrouped(regex: str | None) -> str:
+    """A pattern's regular expression without its group names (they would clash when joined)."""
+    return re.sub(r"\(\?P<[A-Za-z_][A-Za-z0-9_]*>", "(?:", regex or "")
 
 
 def looks_like_private_key(head: bytes) -> bool:
