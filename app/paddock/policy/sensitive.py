@@ -52,9 +52,9 @@ class SensitiveMatcher:
     """Whether a path inside the folder names a sensitive file.
 
     Asked on every read open the guest makes (``paddock.sandbox.sensitive``): the including
-    patterns' regular expressions, joined into one, answer "no" for an ordinary file in one
-    search (pathspec tries each pattern in turn, about 3x slower); a path that one matches is
-    then decided by pathspec itself (a ``!`` pattern may exclude it again)."""
+    patterns' regular expressions, joined into one (``_joined``), answer "no" for an ordinary
+    file in one search (pathspec tries each pattern in turn, 3-10x slower); a path that one
+    matches is then decided by pathspec itself (a ``!`` pattern may exclude it again)."""
 
     def __init__(self, extra: Iterable[str] = ()) -> None:
         self.patterns = (*BUILT_IN, *extra)
@@ -62,9 +62,7 @@ class SensitiveMatcher:
         including = [p for p in self._spec.patterns if p.include]
         regexes = [p.regex.pattern for p in including if isinstance(p, RegexPattern) and p.regex is not None]
         # None: some pattern is not a regular expression, so pathspec answers every path
-        self._any = (
-            re.compile("|".join(f"(?:{_ungrouped(r)})" for r in regexes)) if len(regexes) == len(including) else None
-        )
+        self._any = _joined(regexes) if len(regexes) == len(including) else None
 
     def matches(self, rel: str) -> bool:
         if not rel:
@@ -72,6 +70,20 @@ class SensitiveMatcher:
         if self._any is not None and self._any.search(normalize_file(rel)) is None:
             return False  # no including pattern matches: not sensitive, whatever the rest say
         return self._spec.match_file(rel)
+
+
+ANY_DEPTH = "^(?:.+/)?"  # how a gitignore pattern without a slash starts: "at any depth"
+
+
+def _joined(regexes: list[str]) -> re.Pattern[str]:
+    """One expression that matches (searching) every path one of ``regexes`` matches, and maybe
+    more: "at any depth" is factored out as "at the start or after a slash", so the engine
+    tries the names only where a name starts (about twice as quick as each in turn)."""
+    deep = [r.removeprefix(ANY_DEPTH) for r in regexes if r.startswith(ANY_DEPTH)]
+    rest = [r for r in regexes if not r.startswith(ANY_DEPTH)]
+    parts = [f"(?:^|/)(?:{'|'.join(f'(?:{_ungrouped(r)})' for r in deep)})"] if deep else []
+    parts += [f"(?:{_ungrouped(r)})" for r in rest]
+    return re.compile("|".join(parts) or "$^")
 
 
 def _ungrouped(regex: str | None) -> str:
