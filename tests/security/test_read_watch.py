@@ -20,9 +20,8 @@ from paddock.session.auditing import SessionAuditor
 from paddock.vm.guard import NO_KEEPER, launch_guarded
 
 
-def _run_watched(folder: Path, code: str) -> tuple[int, str, SensitiveReads]:
-    """``code`` run by Python under the guard, its read opens told to a session's watcher."""
-    watcher = SensitiveReads(folder, SensitiveMatcher())
+def _guarded(folder: Path, watcher: SensitiveReads, code: str) -> tuple[int, str]:
+    """``code`` run by Python in ``folder`` under the guard, its read opens told to ``watcher``."""
 
     async def spawn(_name: str, argv: list[str], fds: tuple[int, ...]) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
@@ -40,9 +39,16 @@ def _run_watched(folder: Path, code: str) -> tuple[int, str, SensitiveReads]:
             guard.close()
         return proc.returncode or 0, out.decode()
 
-    code_out = asyncio.run(go())
-    watcher.close()
-    return *code_out, watcher
+    try:
+        return asyncio.run(go())
+    finally:
+        watcher.close()
+
+
+def _run_watched(folder: Path, code: str) -> tuple[int, str, SensitiveReads]:
+    """``code`` under the guard, watched as a session's folder is."""
+    watcher = SensitiveReads(folder, SensitiveMatcher())
+    return *_guarded(folder, watcher, code), watcher
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads any process's memory: run as the ordinary user")
@@ -89,3 +95,25 @@ def test_a_read_open_of_no_file_gets_the_kernels_answer_and_taints_nothing(tmp_p
     assert "no such file" in out and "no such folder" in out and "hello" in out, out
     assert (folder / "fresh.lock").exists()
     assert watcher.reads == [] and watcher.opens >= 1
+
+
+def test_a_file_in_a_renamed_folder_stays_sensitive(tmp_path: Path) -> None:
+    """``mv HR Archive`` then reading ``Archive/salaries.xlsx``: the file's own name is ordinary
+    and its inode was never seen, but the folder's rename was a guarded call, so the read is
+    matched under the folder's earlier name. Before: only files were remembered, and the read
+    passed unseen. (Here the stand-in daemon sees host paths: the watch's folder is ``/``.)"""
+    folder = tmp_path / "work"
+    (folder / "HR").mkdir(parents=True)
+    (folder / "HR" / "salaries.xlsx").write_text("alice,91000\n")
+    (folder / "notes.txt").write_text("hello\n")
+    inside = str(folder).lstrip("/")
+    watcher = SensitiveReads(Path("/"), SensitiveMatcher([f"{inside}/HR/**"]))
+    code, out = _guarded(
+        folder,
+        watcher,
+        "import os\nos.rename('HR', 'Archive')\nprint(open('notes.txt').read(), open('Archive/salaries.xlsx').read())",
+    )
+    assert code == 0 and "alice" in out, out
+    [read] = watcher.reads
+    assert read.why == "renamed folder" and read.first_name == f"{inside}/HR/salaries.xlsx", read
+    assert read.path == f"{inside}/Archive/salaries.xlsx"

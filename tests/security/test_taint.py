@@ -86,19 +86,20 @@ def test_a_sensitive_read_holds_sending_until_the_person_allows_it_once(
 
 def test_a_guest_cannot_read_a_sensitive_file_unseen(engine: Engine, guest_image: object, tmp_path: Path) -> None:
     """Renamed first, hard-linked, read through a symlink, opened by a descriptor another process
-    passed on, or a key under an innocent name: each read is seen (the guard sees the daemon's
-    open, whatever name the guest used), and taints the gateway."""
+    passed on, in a folder renamed first, or a key under an innocent name: each read is seen (the
+    guard sees the daemon's open, whatever name the guest used), and taints the gateway."""
     folder = tmp_path / "work"
-    for d in ("a", "keys", "HR", "b", "docs"):
+    for d in ("a", "keys", "HR", "b", "docs", "Finance"):
         (folder / d).mkdir(parents=True)
     (folder / "a" / ".env").write_text("DB_PASSWORD=hunter2\n")
     (folder / "keys" / "server.pem").write_text("certificate and key\n")
     (folder / "HR" / "salaries.xlsx").write_text("alice,91000\n")
     (folder / "b" / ".netrc").write_text("machine x login y password z\n")
+    (folder / "Finance" / "q3.xlsx").write_text("revenue,1200000\n")
     header = "-----BEGIN RSA " + "PRIVATE KEY-----"  # made here: no key-shaped text in the repository
     (folder / "docs" / "meeting.txt").write_text(f"{header}\nMIIEowIBAAKCAQEA\n")
     (folder / "ordinary.txt").write_text("nothing to see\n")
-    policy = EffectivePolicy(grants=[GRANT], sensitive_paths=["HR/**"])
+    policy = EffectivePolicy(grants=[GRANT], sensitive_paths=["HR/**", "Finance/**"])
     sandbox = engine.run(Sandbox.boot(folder, policy=policy, secrets={}), timeout=180)
     try:
         watcher = sandbox.sensitive
@@ -110,11 +111,14 @@ def test_a_guest_cannot_read_a_sensitive_file_unseen(engine: Engine, guest_image
             " && ln -s HR/salaries.xlsx link.txt && cat link.txt >/dev/null"  # a symlink inside the folder
             ' && python3 -c \'import os,subprocess; fd=os.open("b/.netrc", os.O_RDONLY);'
             ' subprocess.run(["cat"], stdin=fd, stdout=subprocess.DEVNULL)\''  # a descriptor passed on
+            " && mv Finance Archive && cat Archive/q3.xlsx >/dev/null"  # a folder renamed first
             " && cat docs/meeting.txt >/dev/null && echo done"
         )
         assert "done" in _run(engine, sandbox, ["sh", "-c", script])
         seen = {r.first_name: r for r in watcher.reads}
-        assert set(seen) == {"a/.env", "keys/server.pem", "HR/salaries.xlsx", "b/.netrc", "docs/meeting.txt"}, seen
+        expected = {"a/.env", "keys/server.pem", "HR/salaries.xlsx", "b/.netrc", "Finance/q3.xlsx", "docs/meeting.txt"}
+        assert set(seen) == expected, seen
+        assert seen["Finance/q3.xlsx"].path == "Archive/q3.xlsx" and seen["Finance/q3.xlsx"].why == "renamed folder"
         assert seen["a/.env"].path == "a/readme.txt" and seen["a/.env"].why == "known file"
         assert seen["docs/meeting.txt"].why == "private key"
         taint = json.loads((sandbox.gateway.run_dir / "taint.json").read_text())

@@ -69,7 +69,7 @@ IOCTL_ID_VALID = 0x40000000 | (8 << 16) | (0x21 << 8) | 2
 IOCTL_SET_FLAGS = 0x40000000 | (8 << 16) | (0x21 << 8) | 4  # Linux 6.6
 FLAG_CONTINUE = 1
 # The daemon and the guard are woken as one hand-off (the caller waits on this CPU while the
-# guard answers), not through the scheduler: about half a read open's round trip (#32).
+# guard answers) rather than through the scheduler's queues (#32).
 FD_SYNC_WAKE_UP = 1
 # A read open whose file cannot be looked at is refused with the kernel's own answer when there
 # is no file to read (the daemon would get the same); any other failure taints (``unseen``).
@@ -155,7 +155,7 @@ class ReadWatcher(Protocol):
         """The file on ``fd`` (an ``O_PATH`` descriptor) is being opened to read; must not raise."""
 
     def named(self, fd: int, st: os.stat_result) -> None:
-        """A guarded call (write, rename, link, …) is about to act on the file on ``fd``."""
+        """A guarded call (write, rename, link, …) is about to act on the file or folder on ``fd``."""
 
     def unseen(self, why: str) -> None:
         """A read open goes on whose file the guard could not look at (fail closed: the session
@@ -333,6 +333,8 @@ class Guard:
                     if self.reads is not None:  # a sensitive file renamed or linked stays sensitive
                         self.reads.named(fd, st)
                     self.keeper.before_change(kind, fd, st)
+                elif stat.S_ISDIR(st.st_mode) and self.reads is not None:  # so do files in a renamed folder
+                    self.reads.named(fd, st)
             finally:
                 os.close(fd)
 
