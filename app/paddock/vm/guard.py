@@ -333,8 +333,8 @@ class Guard:
                     if self.reads is not None:  # a sensitive file renamed or linked stays sensitive
                         self.reads.named(fd, st)
                     self.keeper.before_change(kind, fd, st)
-                elif stat.S_ISDIR(st.st_mode) and self.reads is not None:  # so do files in a renamed folder
-                    self.reads.named(fd, st)
+                elif stat.S_ISDIR(st.st_mode) and self.reads is not None and name.startswith("rename"):
+                    self.reads.named(fd, st)  # so do the files in a renamed folder
             finally:
                 os.close(fd)
 
