@@ -117,3 +117,23 @@ def test_a_file_in_a_renamed_folder_stays_sensitive(tmp_path: Path) -> None:
     [read] = watcher.reads
     assert read.why == "renamed folder" and read.first_name == f"{inside}/HR/salaries.xlsx", read
     assert read.path == f"{inside}/Archive/salaries.xlsx"
+
+
+def test_a_held_request_on_a_sandbox_host_says_why_it_is_asked(tmp_path: Path) -> None:
+    """The person is told the truth: not "opened <file>" (nothing was seen) but that the session
+    runs where Paddock cannot see which files are opened (#32). No gateway process: the decision
+    is the one the gateway sends for a request held by the taint a sandbox host's session starts with."""
+    from paddock.egress import UNWATCHED, Decision, EgressGateway
+    from paddock.session.egress_questions import EgressQuestion
+    from paddock.session.taint_questions import TaintAsker
+
+    gw = EgressGateway(tmp_path / "gw", "vm", [], {})
+    asked: list[object] = []
+    auditor = SessionAuditor(AuditTrail(AuditLog(tmp_path / "audit", key=b"k" * 32), None), tmp_path, entry="test")
+    TaintAsker(gw, asked.append, auditor)
+    gw.decided.emit(Decision(False, "held", "tickets", "POST", "tickets.example.test", "/t", held=True,
+                             taint=UNWATCHED["id"], taint_path=UNWATCHED["path"], taint_mode="ask"))  # fmt: skip
+    [question] = asked
+    assert isinstance(question, EgressQuestion)
+    assert question.text == ("The assistant works on a sandbox host, where Paddock cannot see which files it opens, "
+                             "and now wants to send data to tickets.example.test. Allow this once?")  # fmt: skip
