@@ -60,7 +60,8 @@ def granted_desk(
     policy: EffectivePolicy,
 ) -> Iterator[GrantedDesk]:
     """``folder`` trusted and opened under ``policy``, its sandbox ready; ``host`` (which the
-    policy grants) served by a local upstream; the session finished at the end."""
+    policy grants) served by a local upstream; at the end the session is finished and the window
+    closed (``Desk.close``: ``finish`` alone leaves the pool waking the next folder's sandbox)."""
     upstream = Upstream(upstream_dir, host)
     monkeypatch.setitem(gateway.LOOPBACK_UPSTREAMS, host, f"127.0.0.1:{upstream.port}")
     monkeypatch.setattr(gateway, "UPSTREAM_CA", upstream.ca)
@@ -75,6 +76,5 @@ def granted_desk(
         assert desk._open is not None and desk._open.sandbox is not None
         yield GrantedDesk(engine, desk, desk._open.sandbox, events, upstream)
     finally:
-        if desk.folder is not None:
-            engine.run(desk.finish(), timeout=60)
+        engine.run(desk.close(), timeout=90)  # the session, and the next folder's woken sandbox
         upstream.close()
