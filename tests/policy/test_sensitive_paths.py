@@ -54,6 +54,24 @@ def test_built_in_and_policy_patterns() -> None:
     assert not looks_like_private_key(b"-----BEGIN CERTIFICATE-----\nMIIB")
 
 
+def test_the_quick_no_agrees_with_pathspec_on_every_path() -> None:
+    """The matcher answers an ordinary path with one joined regular expression (#32: it runs on
+    every read open); pathspec, pattern by pattern, is the reference, ``!`` exclusions included."""
+    import pathspec
+
+    extra = ["HR/**", "**/payroll*", "!HR/public/**", "secret?.txt", "[Bb]udget*.xlsx", "Finance/", "*.key"]
+    m = SensitiveMatcher(extra)
+    reference = pathspec.PathSpec.from_lines("gitignore", m.patterns)
+    names = ["HR", "HR/public", "a", "Finance", "x/Finance", ".ssh", ".aws", "docs", "b/c/d", "id_rsa.d", ".opvault"]
+    leaves = ["salaries.xlsx", "notes.txt", ".env", ".env.x", "payroll.csv", "secret1.txt", "secret12.txt",
+              "Budget-2026.xlsx", "budget.xlsx", "credentials", "id_rsa.pub", "server.key", "config", "x.kdbx",
+              "passwords.json", "my-password-list.csv", ".envrc", "README.md"]  # fmt: skip
+    paths = leaves + [f"{d}/{leaf}" for d in names for leaf in leaves]
+    assert sum(m.matches(p) for p in paths) > 50
+    for p in paths:
+        assert m.matches(p) == reference.match_file(p), p
+
+
 def test_what_can_carry_data_out() -> None:
     plain: dict[str, object] = {"id": "g"}
     assert carries_data(plain, "POST", "/t", 0)  # any method but GET or HEAD

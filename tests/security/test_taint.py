@@ -8,47 +8,22 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from paddock.audit import AuditLog
 from paddock.core.engine import Engine
-from paddock.desk.desk import Desk, DeskEvent, SandboxState
-from paddock.egress import gateway
 from paddock.policy import EffectivePolicy, EgressGrant
 from paddock.sandbox import Sandbox
 from paddock.session.egress_questions import EgressQuestion
-from tests.egress.upstream import Upstream
+from tests.framework.granted import SEND, granted_desk
+from tests.framework.waits import wait_until
 
 pytestmark = pytest.mark.vm
 
 HOST = "tickets.example.test"
 GRANT = EgressGrant(id="tickets", host=HOST, methods=["GET", "POST"], path_pattern="/*")
-
-# Runs in the guest: read a file, then send it (POST) or only look (GET, no body).
-SEND = r"""
-import os, sys, urllib.request, urllib.error
-method, url = sys.argv[1], sys.argv[2]
-body = open(sys.argv[3], "rb").read() if len(sys.argv) > 3 else None
-opener = urllib.request.build_opener(urllib.request.ProxyHandler({"https": os.environ["HTTPS_PROXY"]}))
-try:
-    print("STATUS", opener.open(urllib.request.Request(url, data=body, method=method), timeout=30).status)
-except urllib.error.HTTPError as e:
-    print("STATUS", e.code, e.read()[:300])
-except Exception as e:
-    print("ERROR", type(e).__name__, str(e)[:200])
-"""
-
-
-def _wait(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def _run(engine: Engine, sandbox: Sandbox, argv: list[str]) -> str:
@@ -59,57 +34,42 @@ def _run(engine: Engine, sandbox: Sandbox, argv: list[str]) -> str:
 def test_a_sensitive_read_holds_sending_until_the_person_allows_it_once(
     engine: Engine, guest_image: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    upstream = Upstream(tmp_path, HOST)
     folder = tmp_path / "work"
     (folder / "HR").mkdir(parents=True)
     (folder / ".send.py").write_text(SEND)
     (folder / "notes.txt").write_text("printer on floor 2 is jammed again\n")
     (folder / "HR" / "salaries.xlsx").write_text("alice,91000\nbob,87000\n")
-    monkeypatch.setitem(gateway.LOOPBACK_UPSTREAMS, HOST, f"127.0.0.1:{upstream.port}")
-    monkeypatch.setattr(gateway, "UPSTREAM_CA", upstream.ca)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-unused")
     policy = EffectivePolicy(grants=[GRANT], sensitive_paths=["HR/**"])
-    events: list[DeskEvent] = []
-    desk = Desk(policy_loader=lambda **_: policy)
-    desk.subscribe(events.append)
     url = f"https://{HOST}/tickets"
-    try:
-        engine.run(desk.trust(folder), timeout=10)
-        engine.run(desk.open(folder), timeout=180)
-        assert desk.sandbox_state is SandboxState.READY
-        assert desk._open is not None and desk._open.sandbox is not None
-        sandbox = desk._open.sandbox
+    with granted_desk(engine, monkeypatch, tmp_path, HOST, folder, policy) as g:
+        upstream, events = g.upstream, g.events
 
         # An ordinary file read and sent: goes through, nothing asked.
-        assert "STATUS 200" in _run(engine, sandbox, ["python3", ".send.py", "POST", url, "notes.txt"])
+        assert "STATUS 200" in g.run(["python3", ".send.py", "POST", url, "notes.txt"])
         assert len(upstream.hits) == 1
 
         # The injected instruction: read the salaries, post them to the granted host.
-        out = _run(engine, sandbox, ["python3", ".send.py", "POST", url, "HR/salaries.xlsx"])
+        out = g.run(["python3", ".send.py", "POST", url, "HR/salaries.xlsx"])
         assert "STATUS 403" in out and "held" in out, out
         assert len(upstream.hits) == 1, "data left after a sensitive read without the person's yes"
-        _wait(lambda: any(isinstance(e, EgressQuestion) for e in events))
+        wait_until(lambda: any(isinstance(e, EgressQuestion) for e in events), timeout=15, what="the question")
         [question] = [e for e in events if isinstance(e, EgressQuestion)]
         assert question.text == (f"The assistant opened salaries.xlsx and now wants to send data to {HOST}. "
                                  "Allow this once?")  # fmt: skip
 
         # What cannot carry data (a GET with no body) still passes; a second POST is not asked twice.
-        assert "STATUS 200" in _run(engine, sandbox, ["python3", ".send.py", "GET", url])
-        _run(engine, sandbox, ["python3", ".send.py", "POST", url, "notes.txt"])
+        assert "STATUS 200" in g.run(["python3", ".send.py", "GET", url])
+        g.run(["python3", ".send.py", "POST", url, "notes.txt"])
         time.sleep(1.0)
         assert sum(isinstance(e, EgressQuestion) for e in events) == 1
         assert [h["method"] for h in upstream.hits] == ["POST", "GET"]
 
         # Yes, once: the next such request goes; the one after is held again.
-        engine.run(desk.answer(question.id, True), timeout=10)
-        assert "STATUS 200" in _run(engine, sandbox, ["python3", ".send.py", "POST", url, "notes.txt"])
-        assert "STATUS 403" in _run(engine, sandbox, ["python3", ".send.py", "POST", url, "notes.txt"])
+        engine.run(g.desk.answer(question.id, True), timeout=10)
+        assert "STATUS 200" in g.run(["python3", ".send.py", "POST", url, "notes.txt"])
+        assert "STATUS 403" in g.run(["python3", ".send.py", "POST", url, "notes.txt"])
         assert [h["method"] for h in upstream.hits] == ["POST", "GET", "POST"]
-        assert desk.questions_asked >= 1
-    finally:
-        if desk.folder is not None:
-            engine.run(desk.finish(), timeout=60)
-        upstream.close()
+        assert g.desk.questions_asked >= 1
 
     # The audit trail links the read, the taint and each held request.
     everything = list(AuditLog().records())
@@ -126,19 +86,20 @@ def test_a_sensitive_read_holds_sending_until_the_person_allows_it_once(
 
 def test_a_guest_cannot_read_a_sensitive_file_unseen(engine: Engine, guest_image: object, tmp_path: Path) -> None:
     """Renamed first, hard-linked, read through a symlink, opened by a descriptor another process
-    passed on, or a key under an innocent name: each read is seen (the guard sees the daemon's
-    open, whatever name the guest used), and taints the gateway."""
+    passed on, in a folder renamed first, or a key under an innocent name: each read is seen (the
+    guard sees the daemon's open, whatever name the guest used), and taints the gateway."""
     folder = tmp_path / "work"
-    for d in ("a", "keys", "HR", "b", "docs"):
+    for d in ("a", "keys", "HR", "b", "docs", "Finance"):
         (folder / d).mkdir(parents=True)
     (folder / "a" / ".env").write_text("DB_PASSWORD=hunter2\n")
     (folder / "keys" / "server.pem").write_text("certificate and key\n")
     (folder / "HR" / "salaries.xlsx").write_text("alice,91000\n")
     (folder / "b" / ".netrc").write_text("machine x login y password z\n")
+    (folder / "Finance" / "q3.xlsx").write_text("revenue,1200000\n")
     header = "-----BEGIN RSA " + "PRIVATE KEY-----"  # made here: no key-shaped text in the repository
     (folder / "docs" / "meeting.txt").write_text(f"{header}\nMIIEowIBAAKCAQEA\n")
     (folder / "ordinary.txt").write_text("nothing to see\n")
-    policy = EffectivePolicy(grants=[GRANT], sensitive_paths=["HR/**"])
+    policy = EffectivePolicy(grants=[GRANT], sensitive_paths=["HR/**", "Finance/**"])
     sandbox = engine.run(Sandbox.boot(folder, policy=policy, secrets={}), timeout=180)
     try:
         watcher = sandbox.sensitive
@@ -150,11 +111,14 @@ def test_a_guest_cannot_read_a_sensitive_file_unseen(engine: Engine, guest_image
             " && ln -s HR/salaries.xlsx link.txt && cat link.txt >/dev/null"  # a symlink inside the folder
             ' && python3 -c \'import os,subprocess; fd=os.open("b/.netrc", os.O_RDONLY);'
             ' subprocess.run(["cat"], stdin=fd, stdout=subprocess.DEVNULL)\''  # a descriptor passed on
+            " && mv Finance Archive && cat Archive/q3.xlsx >/dev/null"  # a folder renamed first
             " && cat docs/meeting.txt >/dev/null && echo done"
         )
         assert "done" in _run(engine, sandbox, ["sh", "-c", script])
         seen = {r.first_name: r for r in watcher.reads}
-        assert set(seen) == {"a/.env", "keys/server.pem", "HR/salaries.xlsx", "b/.netrc", "docs/meeting.txt"}, seen
+        expected = {"a/.env", "keys/server.pem", "HR/salaries.xlsx", "b/.netrc", "Finance/q3.xlsx", "docs/meeting.txt"}
+        assert set(seen) == expected, seen
+        assert seen["Finance/q3.xlsx"].path == "Archive/q3.xlsx" and seen["Finance/q3.xlsx"].why == "renamed folder"
         assert seen["a/.env"].path == "a/readme.txt" and seen["a/.env"].why == "known file"
         assert seen["docs/meeting.txt"].why == "private key"
         taint = json.loads((sandbox.gateway.run_dir / "taint.json").read_text())

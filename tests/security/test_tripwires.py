@@ -11,18 +11,17 @@ records every request, so "refused" is proven by what arrived there.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from paddock.core.engine import Engine
-from paddock.desk.desk import Desk, DeskEvent, Notice, SandboxState
-from paddock.egress import TokenAuthority, TokenError, gateway
+from paddock.desk.desk import Notice
+from paddock.egress import TokenAuthority, TokenError
 from paddock.policy import EffectivePolicy, EgressGrant
 from paddock.sandbox import Sandbox
-from tests.egress.upstream import Upstream
+from tests.framework.granted import GrantedDesk, granted_desk
+from tests.framework.waits import wait_until
 from tests.otlp_receiver import OtlpReceiver
 
 pytestmark = pytest.mark.vm
@@ -51,15 +50,6 @@ except Exception as e:
 """
 
 
-def _wait(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
 def _run(engine: Engine, sandbox: Sandbox, argv: list[str]) -> str:
     out, err, _ = engine.run(sandbox.guest.run(argv, timeout_s=60), timeout=120)
     return (out + err).decode(errors="replace")
@@ -69,69 +59,59 @@ def _run(engine: Engine, sandbox: Sandbox, argv: list[str]) -> str:
 def test_a_decoy_sent_out_is_refused_alerted_and_closes_egress(
     engine: Engine, guest_image: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, encoding: str
 ) -> None:
-    upstream = Upstream(tmp_path, HOST)
     receiver = OtlpReceiver().start()
     folder = tmp_path / "work"
     folder.mkdir()
     (folder / ".exfil.py").write_text(EXFIL)
     (folder / "notes.txt").write_text("printer on floor 2 is jammed again\n")
-    monkeypatch.setitem(gateway.LOOPBACK_UPSTREAMS, HOST, f"127.0.0.1:{upstream.port}")
-    monkeypatch.setattr(gateway, "UPSTREAM_CA", upstream.ca)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-unused")
     policy = EffectivePolicy(grants=[EgressGrant(id="tickets", host=HOST, methods=["GET", "POST"], path_pattern="/*")],
                              otlp_endpoint=receiver.endpoint)  # fmt: skip
-    events: list[DeskEvent] = []
-    desk = Desk(policy_loader=lambda **_: policy)
-    desk.subscribe(events.append)
     try:
-        engine.run(desk.trust(folder), timeout=10)
-        engine.run(desk.open(folder), timeout=180)
-        assert desk.sandbox_state is SandboxState.READY
-        assert desk._open is not None and desk._open.sandbox is not None
-        sandbox = desk._open.sandbox
-        assert sandbox.gateway is not None and sandbox.token is not None
-        decoys = {d.name: d.secret for d in sandbox.gateway.decoys}
-
-        # Planted where credential-hunting code looks, and in the environment.
-        seen = _run(engine, sandbox, ["sh", "-c", "cat ~/.aws/credentials ~/.netrc ~/.git-credentials "
-                                                  "~/.ssh/id_ed25519; env"])  # fmt: skip
-        for name in ("aws-access-key-id", "aws-secret-access-key", "netrc-password", "git-credentials",
-                     "ssh-private-key", "github-token"):  # fmt: skip
-            assert decoys[name] in seen, f"{name} is not planted in the guest"
-
-        url = f"https://{HOST}/tickets"
-        assert "STATUS 200" in _run(engine, sandbox, ["python3", ".exfil.py", "ordinary", url])
-        assert len(upstream.hits) == 1
-
-        out = _run(engine, sandbox, ["python3", ".exfil.py", encoding, url])
-        assert "STATUS 403" in out, out
-        assert len(upstream.hits) == 1, "the decoy reached the granted host"
-
-        # The window says what was stopped, in one sentence.
-        _wait(lambda: any(isinstance(e, Notice) and "decoy AWS key" in e.text for e in events))
-        [notice] = [e for e in events if isinstance(e, Notice) and "decoy" in e.text]
-        assert HOST in notice.text and notice.error and notice.text.count(". ") == 0
-
-        # The security team's live signal: a high-severity record at the collector, before the session ends.
-        _wait(lambda: any(r["body"] == "egress.tripwire" for r in receiver.logs))
-        [alert] = [r for r in receiver.logs if r["body"] == "egress.tripwire"]
-        assert alert["severity"] == "HIGH" and alert["attributes"]["paddock.severity"] == "high"
-        assert alert["attributes"]["paddock.tripwire.decoy"].startswith("aws-")
-        assert alert["attributes"]["server.address"] == HOST
-
-        # Egress is closed: the token is revoked and even an ordinary request is refused.
-        with pytest.raises(TokenError):
-            TokenAuthority().check(sandbox.token.value, vm_id=sandbox.token.vm_id)
-        after = _run(engine, sandbox, ["python3", ".exfil.py", "ordinary", url])
-        assert "STATUS 200" not in after, after
-        assert len(upstream.hits) == 1
-        # The decoys never reach the audit trail's exported records either.
-        assert not any(s in str(receiver.logs) for s in decoys.values())
+        with granted_desk(engine, monkeypatch, tmp_path, HOST, folder, policy) as g:
+            _decoy_refused_alerted_and_closed(g, receiver, encoding)
     finally:
-        if desk.folder is not None:
-            engine.run(desk.finish(), timeout=60)
-        upstream.close()
         receiver.stop()
+
+
+def _decoy_refused_alerted_and_closed(g: GrantedDesk, receiver: OtlpReceiver, encoding: str) -> None:
+    sandbox, upstream, events = g.sandbox, g.upstream, g.events
+    assert sandbox.gateway is not None and sandbox.token is not None
+    decoys = {d.name: d.secret for d in sandbox.gateway.decoys}
+
+    # Planted where credential-hunting code looks, and in the environment.
+    seen = g.run(["sh", "-c", "cat ~/.aws/credentials ~/.netrc ~/.git-credentials ~/.ssh/id_ed25519; env"])
+    for name in ("aws-access-key-id", "aws-secret-access-key", "netrc-password", "git-credentials",
+                 "ssh-private-key", "github-token"):  # fmt: skip
+        assert decoys[name] in seen, f"{name} is not planted in the guest"
+
+    url = f"https://{HOST}/tickets"
+    assert "STATUS 200" in g.run(["python3", ".exfil.py", "ordinary", url])
+    assert len(upstream.hits) == 1
+
+    out = g.run(["python3", ".exfil.py", encoding, url])
+    assert "STATUS 403" in out, out
+    assert len(upstream.hits) == 1, "the decoy reached the granted host"
+
+    # The window says what was stopped, in one sentence.
+    wait_until(lambda: any(isinstance(e, Notice) and "decoy AWS key" in e.text for e in events), timeout=15)
+    [notice] = [e for e in events if isinstance(e, Notice) and "decoy" in e.text]
+    assert HOST in notice.text and notice.error and notice.text.count(". ") == 0
+
+    # The security team's live signal: a high-severity record at the collector, before the session ends.
+    wait_until(lambda: any(r["body"] == "egress.tripwire" for r in receiver.logs), timeout=15)
+    [alert] = [r for r in receiver.logs if r["body"] == "egress.tripwire"]
+    assert alert["severity"] == "HIGH" and alert["attributes"]["paddock.severity"] == "high"
+    assert alert["attributes"]["paddock.tripwire.decoy"].startswith("aws-")
+    assert alert["attributes"]["server.address"] == HOST
+
+    # Egress is closed: the token is revoked and even an ordinary request is refused.
+    with pytest.raises(TokenError):
+        TokenAuthority().check(sandbox.token.value, vm_id=sandbox.token.vm_id)
+    after = g.run(["python3", ".exfil.py", "ordinary", url])
+    assert "STATUS 200" not in after, after
+    assert len(upstream.hits) == 1
+    # The decoys never reach the audit trail's exported records either.
+    assert not any(s in str(receiver.logs) for s in decoys.values())
 
 
 def test_each_session_plants_its_own_decoys(engine: Engine, guest_image: object, tmp_path: Path) -> None:

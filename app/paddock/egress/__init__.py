@@ -2,9 +2,11 @@
 
 from paddock.egress.channel import Alert, Decision, Question
 from paddock.egress.gateway import EgressGateway, GatewayError, find_mitmdump
+from paddock.egress.taint import UNWATCHED
 from paddock.egress.tokens import SessionToken, TokenAuthority, TokenError
 
 __all__ = [
+    "UNWATCHED",
     "Alert",
     "Decision",
     "EgressGateway",

@@ -17,6 +17,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+# A sandbox host's folder is a copy there: no change guard here sees what its guest opens, so a
+# session that watches reads starts tainted (fail closed), and says why.
+UNWATCHED = {"id": "sandbox-host", "path": "files on a sandbox host"}
 TAINT_FILE = "taint.json"
 ALLOW_FILE = "taint-allow.json"
 LONG_QUERY = 256  # a query longer than this can carry data out

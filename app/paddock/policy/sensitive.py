@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable
 
 import pathspec
+from pathspec.pattern import RegexPattern
+from pathspec.util import normalize_file
 
 BUILT_IN = (
     # environment and credential files
@@ -47,14 +49,46 @@ def check_pattern(pattern: str) -> str:
 
 
 class SensitiveMatcher:
-    """Whether a path inside the folder names a sensitive file."""
+    """Whether a path inside the folder names a sensitive file.
+
+    Asked on every read open the guest makes (``paddock.sandbox.sensitive``): the including
+    patterns' regular expressions, joined into one (``_joined``), answer "no" for an ordinary
+    file in one search (pathspec tries each pattern in turn, 3-10x slower); a path that one
+    matches is then decided by pathspec itself (a ``!`` pattern may exclude it again)."""
 
     def __init__(self, extra: Iterable[str] = ()) -> None:
         self.patterns = (*BUILT_IN, *extra)
         self._spec = pathspec.PathSpec.from_lines("gitignore", self.patterns)
+        including = [p for p in self._spec.patterns if p.include]
+        regexes = [p.regex.pattern for p in including if isinstance(p, RegexPattern) and p.regex is not None]
+        # None: some pattern is not a regular expression, so pathspec answers every path
+        self._any = _joined(regexes) if len(regexes) == len(including) else None
 
     def matches(self, rel: str) -> bool:
-        return bool(rel) and self._spec.match_file(rel)
+        if not rel:
+            return False
+        if self._any is not None and self._any.search(normalize_file(rel)) is None:
+            return False  # no including pattern matches: not sensitive, whatever the rest say
+        return self._spec.match_file(rel)
+
+
+ANY_DEPTH = "^(?:.+/)?"  # how a gitignore pattern without a slash starts: "at any depth"
+
+
+def _joined(regexes: list[str]) -> re.Pattern[str]:
+    """One expression that matches (searching) every path one of ``regexes`` matches, and maybe
+    more: "at any depth" is factored out as "at the start or after a slash", so the engine
+    tries the names only where a name starts (about twice as quick as each in turn)."""
+    deep = [r.removeprefix(ANY_DEPTH) for r in regexes if r.startswith(ANY_DEPTH)]
+    rest = [r for r in regexes if not r.startswith(ANY_DEPTH)]
+    parts = [f"(?:^|/)(?:{'|'.join(f'(?:{_ungrouped(r)})' for r in deep)})"] if deep else []
+    parts += [f"(?:{_ungrouped(r)})" for r in rest]
+    return re.compile("|".join(parts) or "$^")
+
+
+def _ungrouped(regex: str | None) -> str:
+    """A pattern's regular expression without its group names (they would clash when joined)."""
+    return re.sub(r"\(\?P<[A-Za-z_][A-Za-z0-9_]*>", "(?:", regex or "")
 
 
 def looks_like_private_key(head: bytes) -> bool:

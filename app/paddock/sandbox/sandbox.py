@@ -24,7 +24,7 @@ from paddock.core.errors import PaddockError
 from paddock.core.lifetime import Lifetime
 from paddock.core.paths import runtime_dir
 from paddock.core.signal import Signal
-from paddock.egress import Decision, EgressGateway, SessionToken, TokenAuthority
+from paddock.egress import UNWATCHED, Decision, EgressGateway, SessionToken, TokenAuthority
 from paddock.egress.tripwires import make_decoys
 from paddock.guest import ExecEvent, ExecResult, ExecStarted, GuestClient, GuestError, GuestEvent, GuestUnavailable
 from paddock.policy import EffectivePolicy, PolicyError
@@ -75,6 +75,8 @@ class Sandbox:
         self._sync_lock = asyncio.Lock()  # one sync (or synced block) at a time
         self.read_only = False  # a read-only folder is sent, never brought back
         self.sensitive: SensitiveReads | None = None  # sensitive reads seen by the change guard (local only)
+        # On a sandbox host, where reads are not seen from here: tainted from the start (#32).
+        self.reads_unwatched = False
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -121,6 +123,7 @@ class Sandbox:
             placement, guest, timings = await boot_here(request, decision, say, t0, reads=watcher)
         sandbox = cls(placement, guest, folder, timings)
         sandbox.sensitive = watcher
+        sandbox.reads_unwatched = remote is not None and request.watch_reads
         sandbox.read_only = decision.read_only
         try:
             await sandbox._start_life()
@@ -210,6 +213,8 @@ class Sandbox:
                                      decoys=planted.decoys, taint_mode=policy.on_sensitive_send)  # fmt: skip
         if self.sensitive is not None:
             self.sensitive.attach(self.gateway)
+        if self.reads_unwatched:  # before the gateway's first request: fail closed
+            self.gateway.taint([dict(UNWATCHED)])
         try:
             await self.gateway.start()
         except PaddockError as exc:

@@ -6,7 +6,8 @@ A read is sensitive when the file's path in the folder matches the built-in list
 ``sensitive.paths`` (``paddock.policy.sensitive``), when its first bytes are a private-key header,
 or when the same file (device and inode) was seen under a sensitive name before: so a rename, a
 hard link or a symlink made in the guest, or a descriptor passed from another process, still
-counts (the daemon opens the file itself, whatever name the guest used).
+counts (the daemon opens the file itself, whatever name the guest used); so does a file whose
+path is sensitive under the earlier name of a folder above it that the guest renamed.
 
 The first sensitive read of each file is recorded (``SensitiveRead``) and, before the guest's
 open goes on, written to the egress gateway (``EgressGateway.taint``), so a request sent right
@@ -20,6 +21,7 @@ import contextlib
 import logging
 import os
 import secrets
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -31,13 +33,17 @@ from paddock.policy.sensitive import HEAD_BYTES, SensitiveMatcher, looks_like_pr
 
 log = logging.getLogger(__name__)
 Key = tuple[int, int]
+UNSEEN_KEY: Key = (-1, -1)  # every read open the guard could not look at: one record
+UNSEEN_PATH = "a file Paddock could not check"  # shown as the read's name ("The assistant opened …")
 
 
 @dataclass(frozen=True)
 class SensitiveRead:
     id: str
     path: str  # inside the folder, as the daemon opened it
-    why: str  # "name" (a listed path), "known file" (seen under a listed name before), "private key"
+    why: str  # "name" (a listed path), "known file" (seen under a listed name before), "private key",
+    # "renamed folder" (under a folder's earlier name it is listed), "unreadable read" (the guard
+    # could not look at the file: fail closed)
     first_name: str  # the listed name the file was first seen under (== path unless renamed or linked)
     time_unix: float
 
@@ -52,6 +58,7 @@ class SensitiveReads:
         self.read_seen: Signal[SensitiveRead] = Signal("sensitive read")  # on the guard's worker thread
         self.opens = 0  # read opens looked at
         self._known: dict[Key, str] = {}  # inode -> the sensitive name it was first seen under
+        self._folders: dict[Key, str] = {}  # a folder a guarded call named (renamed) -> its first name
         self._read: set[Key] = set()
         self._heads: dict[tuple[int, int, int, int], bool] = {}  # inode version -> has a private-key header
         self._gateway: EgressGateway | None = None
@@ -79,15 +86,27 @@ class SensitiveReads:
             why = "known file" if rel != first else "name"
         elif rel is not None and self.matcher.matches(rel):
             why, first = "name", rel
+        elif rel is not None and self._folders and (was := self._renamed(rel)) is not None:
+            why, first = "renamed folder", was
         elif rel is not None and self._private_key(fd, st):
             why, first = "private key", rel
         if why:
             self._record(key, rel or first or "(a file in the folder)", why, first or rel or "")
 
+    def unseen(self, why: str) -> None:
+        """A read open went on whose file the guard could not look at: recorded once as an
+        "unreadable read", which taints the session like any sensitive read (fail closed)."""
+        log.warning("a read open could not be checked (%s): the session counts as tainted", why)
+        self._record(UNSEEN_KEY, UNSEEN_PATH, "unreadable read", "")
+
     def named(self, fd: int, st: os.stat_result) -> None:
-        """A guarded call (rename, link, write, …) names this file: remember it if its name is sensitive."""
+        """A guarded call (rename, link, write, …) names this file: remember it if its name is
+        sensitive. A folder is remembered under its first name whatever it is (``_renamed``)."""
         rel = self._rel(fd, st)
-        if rel is not None and self.matcher.matches(rel):
+        if rel is not None and stat.S_ISDIR(st.st_mode):
+            with self._lock:
+                self._folders.setdefault((st.st_dev, st.st_ino), rel)
+        elif rel is not None and self.matcher.matches(rel):
             with self._lock:
                 self._known.setdefault((st.st_dev, st.st_ino), rel)
 
@@ -107,6 +126,21 @@ class SensitiveReads:
         except (OSError, ValueError):
             return None
         return rel if (here.st_dev, here.st_ino) == (st.st_dev, st.st_ino) else None
+
+    def _renamed(self, rel: str) -> str | None:
+        """``rel`` under the first name of a folder above it that was renamed, if that is a
+        sensitive path (``mv HR Archive`` then reading ``Archive/salaries.xlsx``), else None."""
+        parts = rel.split("/")
+        for depth in range(len(parts) - 1, 0, -1):
+            try:
+                here = os.stat("/".join(parts[:depth]), dir_fd=self._folder_fd(), follow_symlinks=False)
+            except (OSError, ValueError):
+                continue
+            with self._lock:
+                was = self._folders.get((here.st_dev, here.st_ino))
+            if was is not None and self.matcher.matches(was_rel := "/".join([was, *parts[depth:]])):
+                return was_rel
+        return None
 
     def _folder_fd(self) -> int:
         fd = getattr(self, "_ffd", None)

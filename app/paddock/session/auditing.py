@@ -41,7 +41,7 @@ from paddock.audit import (
 )
 from paddock.core.signal import Signal
 from paddock.core.text import shown
-from paddock.egress import Decision
+from paddock.egress import UNWATCHED, Decision
 from paddock.guest import FileChangedEvent, GuestEvent, ProcessExitedEvent, ProcessStartedEvent
 from paddock.sandbox import Sandbox
 from paddock.sandbox.sensitive import SensitiveRead
@@ -171,6 +171,10 @@ class SessionAuditor:
             sandbox.sensitive.read_seen.connect(told)
             for read in list(sandbox.sensitive.reads):  # any before the session followed
                 self.sensitive_read(read)
+        if sandbox.reads_unwatched and self._taint_span is None:  # a sandbox host: tainted from the start
+            self._taint_span = self._emit(TAINTED, self.session_span, {
+                "paddock.sensitive.read_id": UNWATCHED["id"], "file.path": UNWATCHED["path"],
+                "paddock.reason": "on a sandbox host, which files are read is not seen from here"})  # fmt: skip
         sandbox.exec_started.connect(self.on_exec_started)
         sandbox.guest_event.connect(self.on_guest_event)
         if sandbox.gateway is not None:

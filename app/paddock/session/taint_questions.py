@@ -19,7 +19,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from paddock.egress import Decision, EgressGateway
+from paddock.egress import UNWATCHED, Decision, EgressGateway
 from paddock.session.auditing import SessionAuditor
 from paddock.session.egress_alerts import on_tripwire
 from paddock.session.egress_questions import EgressQuestion
@@ -51,6 +51,9 @@ class TaintAsker:
             return
         name = posixpath.basename(d.taint_path) or d.taint_path or "a sensitive file"
         text = f"The assistant opened {name} and now wants to send data to {d.host}. Allow this once?"
+        if d.taint == UNWATCHED["id"]:
+            text = (f"The assistant works on a sandbox host, where Paddock cannot see which files it opens, "
+                    f"and now wants to send data to {d.host}. Allow this once?")  # fmt: skip
         question = EgressQuestion(secrets.token_hex(4), d.host, d.port, d.scheme, text)
         self._pending[question.id] = (question, d)
         self.asked += 1

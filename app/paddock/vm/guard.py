@@ -16,7 +16,10 @@ Read opens too, where the session watches reads (``ReadWatcher``, #32): the filt
 notifies every ``open``/``openat`` that neither writes nor is an ``O_PATH`` or directory open
 (the daemons open a file so only when the guest opens it to read), and the guard hands the file
 to the watcher before the call goes on. The guest cannot hide such a read: the daemon makes the
-call whatever name, link or descriptor the guest used.
+call whatever name, link or descriptor the guest used. A read open whose name cannot be read or
+whose file cannot be looked at goes on only as ``unseen`` (the session is tainted), or, when
+there is no such file, is answered with the kernel's own error. Read opens are answered on the
+listener's thread (a quick look: no hand-off to a worker), with the kernel's synchronous wake-up.
 
 If Paddock dies, the listener closes with it and every guarded call fails (``ENOSYS``): the
 folder cannot change without its earlier version being kept (fail closed).
@@ -46,7 +49,7 @@ from typing import Protocol
 import pyseccomp
 
 from paddock.vm.sharing import compiled
-from paddock.vm.tracee import AT_FDCWD, open_target, read_bytes, read_string, signed, tree
+from paddock.vm.tracee import AT_FDCWD, open_target, read_bytes, read_string, signed, target, tree
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +66,14 @@ RESP = struct.Struct("=QqiI")  # struct seccomp_notif_resp
 IOCTL_RECV = 0xC0000000 | (NOTIF.size << 16) | (0x21 << 8) | 0
 IOCTL_SEND = 0xC0000000 | (RESP.size << 16) | (0x21 << 8) | 1
 IOCTL_ID_VALID = 0x40000000 | (8 << 16) | (0x21 << 8) | 2
+IOCTL_SET_FLAGS = 0x40000000 | (8 << 16) | (0x21 << 8) | 4  # Linux 6.6
 FLAG_CONTINUE = 1
+# The daemon and the guard are woken as one hand-off (the caller waits on this CPU while the
+# guard answers) rather than through the scheduler's queues (#32).
+FD_SYNC_WAKE_UP = 1
+# A read open whose file cannot be looked at is refused with the kernel's own answer when there
+# is no file to read (the daemon would get the same); any other failure taints (``unseen``).
+NO_FILE = (errno.ENOENT, errno.ENOTDIR)
 WORKERS = 4  # the daemon's threads can wait on several calls at once
 
 
@@ -145,7 +155,11 @@ class ReadWatcher(Protocol):
         """The file on ``fd`` (an ``O_PATH`` descriptor) is being opened to read; must not raise."""
 
     def named(self, fd: int, st: os.stat_result) -> None:
-        """A guarded call (write, rename, link, …) is about to act on the file on ``fd``."""
+        """A guarded call (write, rename, link, …) is about to act on the file or folder on ``fd``."""
+
+    def unseen(self, why: str) -> None:
+        """A read open goes on whose file the guard could not look at (fail closed: the session
+        counts as having read a sensitive file); must not raise."""
 
 
 class Keeper(Protocol):
@@ -211,6 +225,8 @@ class Guard:
         self._stop = threading.Event()
         self._pool = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="paddock-guard")
         self._thread = threading.Thread(target=self._run, name="paddock-guard", daemon=True)
+        with contextlib.suppress(OSError):  # older kernels: the scheduler's hand-off
+            fcntl.ioctl(listener, IOCTL_SET_FLAGS, bytearray(struct.pack("=Q", FD_SYNC_WAKE_UP)), True)
         self._thread.start()
 
     @property
@@ -244,7 +260,17 @@ class Guard:
                     continue
                 return self._lost(str(exc))
             self.notified += 1
-            self._pool.submit(self._answer, bytes(buf))
+            if self.reads is not None and self._only_reads(buf):
+                self._answer(bytes(buf))  # a quick look: answered here, no hand-off to a worker
+            else:
+                self._pool.submit(self._answer, bytes(buf))
+
+    @staticmethod
+    def _only_reads(buf: bytearray) -> bool:
+        """An ``open``/``openat`` that only reads (what the read watch answers)."""
+        _id, _pid, _flags, nr, _arch, _ip, *args = NOTIF.unpack(buf)
+        name = _numbers().get(nr)
+        return name in OPEN_FLAGS_ARG and not args[OPEN_FLAGS_ARG[name]] & NOT_A_READ
 
     def _lost(self, why: str) -> None:
         """The guard cannot answer any more: stop the daemon at once. (A guarded call with no one
@@ -307,6 +333,8 @@ class Guard:
                     if self.reads is not None:  # a sensitive file renamed or linked stays sensitive
                         self.reads.named(fd, st)
                     self.keeper.before_change(kind, fd, st)
+                elif stat.S_ISDIR(st.st_mode) and self.reads is not None and name.startswith("rename"):
+                    self.reads.named(fd, st)  # so do the files in a renamed folder
             finally:
                 os.close(fd)
 
@@ -316,22 +344,32 @@ class Guard:
             flags = read_bytes(pid, args[2], 8)  # struct open_how starts with its u64 flags
             if flags is None or int.from_bytes(flags, sys.byteorder) & OPENAT2_WRITE:
                 raise Refused(errno.ENOSYS)
-            if not int.from_bytes(flags, sys.byteorder) & NOT_A_READ:
-                self._read(pid, signed(args[0]), read_string(pid, args[1]), notif_id)
+            how = int.from_bytes(flags, sys.byteorder)
+            if not how & NOT_A_READ:
+                self._read(pid, signed(args[0]), read_string(pid, args[1]), how, notif_id)
             return True
         if name in OPEN_FLAGS_ARG and not args[OPEN_FLAGS_ARG[name]] & NOT_A_READ:
             path = read_string(pid, args[OPEN_FLAGS_ARG[name] - 1])
-            self._read(pid, AT_FDCWD if name == "open" else signed(args[0]), path, notif_id)
+            dirfd = AT_FDCWD if name == "open" else signed(args[0])
+            self._read(pid, dirfd, path, args[OPEN_FLAGS_ARG[name]], notif_id)
             return True
         return False
 
-    def _read(self, pid: int, dirfd: int, path: str | None, notif_id: int) -> None:
-        """A read open: the watcher is told of the file before the call goes on."""
-        if self.reads is None or path is None or not self._valid(notif_id):
-            return
-        fd = open_target(pid, dirfd, path, True)
-        if fd is None:
-            return
+    def _read(self, pid: int, dirfd: int, path: str | None, flags: int, notif_id: int) -> None:
+        """A read open: the watcher is told of the file before the call goes on. Fail closed: a
+        file the guard cannot look at is told as ``unseen`` (unless there is no file to read)."""
+        if self.reads is None or not self._valid(notif_id):
+            return  # not watched, or the call is gone (it will not open anything)
+        if path is None:
+            return self.reads.unseen("the name it opens could not be read from the daemon's memory")
+        try:
+            fd = target(pid, dirfd, path, True)
+        except OSError as exc:
+            if exc.errno in NO_FILE and (not flags & os.O_CREAT or flags & os.O_EXCL):
+                if not flags & os.O_CREAT:
+                    raise Refused(exc.errno) from None  # what the kernel would answer: nothing is read
+                return None  # O_EXCL: the call makes a new, empty file or fails
+            return self.reads.unseen(f"the file it opens could not be looked at ({exc.strerror})")
         try:
             st = os.fstat(fd)
             if stat.S_ISREG(st.st_mode):

@@ -61,22 +61,29 @@ def read_bytes(pid: int, address: int, size: int) -> bytes | None:
 def open_target(pid: int, dirfd: int, path: str | None, follow: bool) -> int | None:
     """An ``O_PATH`` descriptor of the file the call names, as the process sees it (None: no such file)."""
     try:
-        if path is None or path == "":
-            return os.open(f"/proc/{pid}/fd/{dirfd}", os.O_PATH | os.O_CLOEXEC)
-        if path.startswith("/"):
-            base, rel = f"/proc/{pid}/root", path.lstrip("/") or "."
-        elif dirfd == AT_FDCWD:
-            base, rel = f"/proc/{pid}/cwd", path
-        else:
-            base, rel = f"/proc/{pid}/fd/{dirfd}", path
-        bfd = os.open(base, os.O_PATH | os.O_CLOEXEC)
-        try:
-            flags = os.O_PATH | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
-            return os.open(rel, flags, dir_fd=bfd)
-        finally:
-            os.close(bfd)
+        return target(pid, dirfd, path, follow)
     except OSError:
         return None
+
+
+def target(pid: int, dirfd: int, path: str | None, follow: bool) -> int:
+    """``open_target``, raising the ``OSError`` that says why the file could not be opened."""
+    if path is None or path == "":
+        return os.open(f"/proc/{pid}/fd/{dirfd}", os.O_PATH | os.O_CLOEXEC)
+    if path.startswith(("/proc/self/", "/proc/thread-self/")):  # the caller's own, not ours
+        base, rel = f"/proc/{pid}", path.split("/", 3)[3]
+    elif path.startswith("/"):
+        base, rel = f"/proc/{pid}/root", path.lstrip("/") or "."
+    elif dirfd == AT_FDCWD:
+        base, rel = f"/proc/{pid}/cwd", path
+    else:
+        base, rel = f"/proc/{pid}/fd/{dirfd}", path
+    bfd = os.open(base, os.O_PATH | os.O_CLOEXEC)
+    try:
+        flags = os.O_PATH | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+        return os.open(rel, flags, dir_fd=bfd)
+    finally:
+        os.close(bfd)
 
 
 def tree(pid: int) -> list[int]:
