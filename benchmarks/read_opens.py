@@ -28,7 +28,7 @@ from typing import Any
 from paddock.policy.sensitive import SensitiveMatcher
 from paddock.sandbox.sensitive import SensitiveReads
 from paddock.vm.guard import NO_KEEPER, launch_guarded
-from paddock.vm.tracee import open_target, read_string
+from paddock.vm.tracee import read_string, target
 
 DAEMON = r"""
 import os, sys, time
@@ -77,8 +77,7 @@ def _steps(folder: Path) -> dict[str, float]:
     name = ctypes.create_string_buffer(str(handle).encode())
     pid, n = os.getpid(), 3000
     watcher, matcher = SensitiveReads(Path("/"), SensitiveMatcher()), SensitiveMatcher()
-    fd = open_target(pid, proc_fd, str(handle), True)
-    assert fd is not None
+    fd = target(pid, proc_fd, str(handle), True)
     st = os.fstat(fd)
     rel = watcher._rel(fd, st) or ""
 
@@ -93,7 +92,7 @@ def _steps(folder: Path) -> dict[str, float]:
 
     steps = {
         "read the name from the daemon's memory": lambda: read_string(pid, ctypes.addressof(name)),
-        "open the target (O_PATH) and close it": lambda: os.close(open_target(pid, proc_fd, str(handle), True) or -1),
+        "open the target (O_PATH) and close it": lambda: os.close(target(pid, proc_fd, str(handle), True)),
         "fstat": lambda: os.fstat(fd),
         "its path in the folder (readlink, stat)": lambda: watcher._rel(fd, st),
         "pattern match": lambda: matcher.matches(rel),

@@ -197,3 +197,23 @@ except OSError as exc:
     kept = 6 if "xattr set" in out else 5
     assert guarded.keeper.kept_files + guarded.keeper.linked_files == kept, out  # a, b: linked (renamed)
     _restored(guarded, point, before)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any process's memory: run as the ordinary user")
+def test_a_change_the_guard_cannot_look_at_is_refused_and_the_file_kept(guarded: Guarded) -> None:
+    """A daemon that made itself non-dumpable: the guard can read neither the name it writes nor
+    its descriptors. Before: the guard let the write go on unkept, so the undo could not put the
+    person's words back; now the call is refused and the file is as it was."""
+    (guarded.folder / "keep.txt").write_text("the person's words\n")
+    guarded.point()
+    code, out = _python(
+        guarded,
+        "assert libc.prctl(4, 0, 0, 0, 0) == 0\n"  # PR_SET_DUMPABLE 0
+        "try:\n"
+        "    os.close(os.open('keep.txt', os.O_WRONLY | os.O_TRUNC))\n"
+        "    print('written')\n"
+        "except OSError as exc:\n"
+        "    print('refused', errno.errorcode[exc.errno])\n",
+    )
+    assert code == 0 and "refused" in out, out
+    assert (guarded.folder / "keep.txt").read_text() == "the person's words\n"

@@ -49,7 +49,7 @@ from typing import Protocol
 import pyseccomp
 
 from paddock.vm.sharing import compiled
-from paddock.vm.tracee import AT_FDCWD, open_target, read_bytes, read_string, signed, target, tree
+from paddock.vm.tracee import AT_FDCWD, read_bytes, read_string, signed, target, tree
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,17 @@ class Refused(Exception):
     def __init__(self, err: int) -> None:
         super().__init__(err)
         self.err = err
+
+
+def target_of(pid: int, dirfd: int, path: str | None, follow: bool) -> int | None:
+    """The file a guarded call names (None: no such file, a file about to be made). Any other
+    reason it cannot be opened refuses the call: a file the guard cannot keep first is not changed."""
+    try:
+        return target(pid, dirfd, path, follow)
+    except OSError as exc:
+        if exc.errno in NO_FILE:
+            return None
+        raise Refused(exc.errno or errno.EIO) from exc
 
 
 class GuardError(OSError):
@@ -315,7 +326,11 @@ class Guard:
             dirfd = AT_FDCWD if dirarg is None else signed(args[dirarg])
             path = None if patharg is None else read_string(pid, args[patharg])
             if patharg is not None and path is None and name != "utimensat":
-                continue  # unreadable (``utimensat(fd, NULL, …)`` names the descriptor itself)
+                # ``utimensat(fd, NULL, …)`` names the descriptor itself; any other name the guard
+                # cannot read would change a file it cannot keep first: refused (fail closed)
+                if not self._valid(notif_id):
+                    return
+                raise Refused(errno.EIO)
             if path == "" and name in EMPTY_PATH_ARG and not args[EMPTY_PATH_ARG[name]] & AT_EMPTY_PATH:
                 continue
             if name in FOLLOW_FLAG:
@@ -323,20 +338,23 @@ class Guard:
                 follow = when_set == bool(args[flagarg] & bit)
             if not self._valid(notif_id):  # what we read belonged to a call that is gone
                 return
-            fd = open_target(pid, dirfd, path, follow)
-            if fd is None:
-                continue
-            try:
-                st = os.fstat(fd)
-                if stat.S_ISREG(st.st_mode):
-                    self.kept_calls += 1
-                    if self.reads is not None:  # a sensitive file renamed or linked stays sensitive
-                        self.reads.named(fd, st)
-                    self.keeper.before_change(kind, fd, st)
-                elif stat.S_ISDIR(st.st_mode) and self.reads is not None and name.startswith("rename"):
-                    self.reads.named(fd, st)  # so do the files in a renamed folder
-            finally:
-                os.close(fd)
+            self._keep(name, kind, target_of(pid, dirfd, path, follow))
+
+    def _keep(self, name: str, kind: str, fd: int | None) -> None:
+        """The file a call is about to change, kept first (``fd`` None: nothing there to keep)."""
+        if fd is None:
+            return
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode):
+                self.kept_calls += 1
+                if self.reads is not None:  # a sensitive file renamed or linked stays sensitive
+                    self.reads.named(fd, st)
+                self.keeper.before_change(kind, fd, st)
+            elif stat.S_ISDIR(st.st_mode) and self.reads is not None and name.startswith("rename"):
+                self.reads.named(fd, st)  # so do the files in a renamed folder
+        finally:
+            os.close(fd)
 
     def _opening(self, name: str, pid: int, args: list[int], notif_id: int) -> bool:
         """An ``openat2``, or an open that only reads: answered here (True), else False."""

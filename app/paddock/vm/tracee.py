@@ -58,16 +58,9 @@ def read_bytes(pid: int, address: int, size: int) -> bytes | None:
         os.close(fd)
 
 
-def open_target(pid: int, dirfd: int, path: str | None, follow: bool) -> int | None:
-    """An ``O_PATH`` descriptor of the file the call names, as the process sees it (None: no such file)."""
-    try:
-        return target(pid, dirfd, path, follow)
-    except OSError:
-        return None
-
-
 def target(pid: int, dirfd: int, path: str | None, follow: bool) -> int:
-    """``open_target``, raising the ``OSError`` that says why the file could not be opened."""
+    """An ``O_PATH`` descriptor of the file the call names, as the process sees it; the ``OSError``
+    says why it could not be opened (ENOENT: no such file)."""
     if path is None or path == "":
         return os.open(f"/proc/{pid}/fd/{dirfd}", os.O_PATH | os.O_CLOEXEC)
     if path.startswith(("/proc/self/", "/proc/thread-self/")):  # the caller's own, not ours
