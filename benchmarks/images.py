@@ -1,6 +1,6 @@
 """Two guest images side by side: the cold first command of each, alternating, in one run.
 
-    .venv/bin/python -m benchmarks.images [--rounds 3] NAME=IMAGE_FOLDER NAME=IMAGE_FOLDER ...
+    .venv/bin/python -m benchmarks.images [--rounds 3] [--execs N] NAME=IMAGE_FOLDER NAME=IMAGE_FOLDER ...
 
 Each round boots every image cold once (``PADDOCK_SNAPSHOTS=0``, an empty folder), runs ``true``
 and closes it, so the machine's load moves them alike. Reports, per image, the medians of the wall
@@ -8,6 +8,10 @@ time to the command's answer and of QEMU's own CPU time (user + system) until th
 work, steadier than the wall time on a busy machine), and the guest's uptime when the shares were
 mounted and when the agent answered (its console). For a change to the guest image: the
 installed image against one built elsewhere (``PADDOCK_CACHE_DIR=… ./scripts/setup.sh``).
+
+With ``--execs N``: one sandbox per image instead, open side by side, each round ``N`` round trips
+of ``true`` in each (interleaved), then each one's floor (``benchmarks.sandbox``): medians of the
+round trip, the floor, and QEMU's CPU time per command.
 """
 
 from __future__ import annotations
@@ -63,16 +67,51 @@ async def _run(images: dict[str, GuestImage], rounds: int) -> None:
         print(f"| {name} | {statistics.median(walls[name]):.2f} s | {statistics.median(cpus[name]):.2f} s |")
 
 
+async def _execs(images: dict[str, GuestImage], rounds: int, n: int) -> None:
+    from benchmarks.sandbox import _floor
+
+    os.environ[SNAPSHOT_ENV] = "0"
+    rtt: dict[str, list[float]] = {name: [] for name in images}
+    cpu: dict[str, list[float]] = {name: [] for name in images}
+    floor: dict[str, list[float]] = {name: [] for name in images}
+    with tempfile.TemporaryDirectory(prefix="paddock-bench-images-") as tmp:
+        boxes = {}
+        try:
+            for name, image in images.items():
+                (Path(tmp) / name).mkdir()
+                boxes[name] = await Sandbox.boot(Path(tmp) / name, image=image)
+                await boxes[name].guest.run(["true"])  # warm up
+            for _ in range(rounds):
+                for name, box in boxes.items():
+                    c0 = _qemu_cpu_s(box.vm.pids["qemu"])
+                    for _ in range(n):
+                        t0 = time.perf_counter()
+                        await box.guest.run(["true"])
+                        rtt[name].append(time.perf_counter() - t0)
+                    cpu[name].append((_qemu_cpu_s(box.vm.pids["qemu"]) - c0) / n)
+                for name, box in boxes.items():
+                    floor[name] += await _floor(box, n)
+        finally:
+            for box in boxes.values():
+                await box.close()
+    print("| image | round trip | floor | ratio | QEMU CPU per command |\n|---|---:|---:|---:|---:|")
+    for name in images:
+        r, f = statistics.median(rtt[name]) * 1000, statistics.median(floor[name]) * 1000
+        c = statistics.median(cpu[name]) * 1000
+        print(f"| {name} | {r:.1f} ms | {f:.1f} ms | {r / f:.2f}× | {c:.1f} ms |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
+    parser.add_argument("--execs", type=int, default=0, help="round trips per round instead of cold starts")
     parser.add_argument("images", nargs="+", metavar="NAME=IMAGE_FOLDER")
     ns = parser.parse_args()
     images = {}
     for item in ns.images:
         name, _, folder = item.partition("=")
         images[name] = GuestImage.load(Path(folder).resolve())
-    asyncio.run(_run(images, ns.rounds))
+    asyncio.run(_execs(images, ns.rounds, ns.execs) if ns.execs else _run(images, ns.rounds))
     return 0
 
 
