@@ -40,6 +40,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where to write the JSON")
     ns = parser.parse_args()
     started = time.monotonic()
+    load_start = os.getloadavg()[0]  # the machine's load: on a shared machine, timings swing with it
     results = sandbox.measure(boots=ns.boots, execs=ns.execs)
     turns = turn.measure(ns.turns)
     results.update(turns)
@@ -119,6 +120,7 @@ def main() -> int:
         results.update(undo_results)
         print("\n" + undo.table(undo_results))
     results["total_s"] = round(time.monotonic() - started, 1)
+    results["load_average"] = {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)}
     results["medians_of"] = "median"
     results["user"] = "root" if os.geteuid() == 0 else "ordinary user"
     ns.out.parent.mkdir(parents=True, exist_ok=True)
