@@ -16,7 +16,7 @@ import platform
 import time
 from pathlib import Path
 
-from benchmarks import idle, sandbox, turn, undo, window
+from benchmarks import headless, idle, sandbox, turn, undo, window
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -31,9 +31,16 @@ def main() -> int:
     parser.add_argument("--windows", type=int, default=3, help="window starts to time (default 3; 0: skip)")
     parser.add_argument("--idle-runs", type=int, default=3, help="waiting sandboxes to time (default 3; 0: skip)")
     parser.add_argument("--idle-window", type=float, default=15.0, help="seconds each is timed (default 15)")
+    parser.add_argument(
+        "--headless-runs",
+        type=int,
+        default=3,
+        help="paddock run's first command, woken ahead / woken / cold (default 3; 0: skip)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "latest.json", help="where to write the JSON")
     ns = parser.parse_args()
     started = time.monotonic()
+    load_start = os.getloadavg()[0]  # the machine's load: on a shared machine, timings swing with it
     results = sandbox.measure(boots=ns.boots, execs=ns.execs)
     turns = turn.measure(ns.turns)
     results.update(turns)
@@ -42,6 +49,10 @@ def main() -> int:
         results.update(idle.measure(ns.idle_runs, ns.idle_window))
         for key in ("idle_cpu_pct", "idle_pool_cpu_pct", "idle_unpaused_cpu_pct", "exec_after_idle_ms"):
             results["runs"][key] = ns.idle_runs
+    if ns.headless_runs:
+        results.update(headless.measure(ns.headless_runs))
+        for key in ("run_first_exec_ahead_s", "run_first_exec_woken_s", "run_first_exec_cold_s"):
+            results["runs"][key] = ns.headless_runs
     if ns.windows:
         results.update(window.measure(ns.windows))
         results["runs"]["window_shown_s"] = ns.windows
@@ -51,6 +62,19 @@ def main() -> int:
         ("saved sandbox woken, shares attached, claimed", "restore_s", "s", None),
         ("folder chosen to first command answered (woken)", "first_exec_s", "s", None),
         ("folder chosen to first command answered (woken ahead: the window's pool)", "first_exec_pooled_s", "s", None),
+        (
+            "`paddock run`: session composed to first command answered (woken ahead)",
+            "run_first_exec_ahead_s",
+            "s",
+            None,
+        ),
+        (
+            "`paddock run`, the same, woken after the session is decided (baseline)",
+            "run_first_exec_woken_s",
+            "s",
+            "run_first_exec_ahead_s",
+        ),
+        ("`paddock run`, the same, cold (baseline)", "run_first_exec_cold_s", "s", "run_first_exec_ahead_s"),
         ("exec round trip (`true` in the guest)", "exec_rtt_ms", "ms", None),
         ("exec round trip, host subprocess (baseline)", "exec_rtt_subprocess_ms", "ms", "exec_rtt_ms"),
         ("exec round trip, bubblewrap (baseline)", "exec_rtt_bwrap_ms", "ms", "exec_rtt_ms"),
@@ -96,6 +120,7 @@ def main() -> int:
         results.update(undo_results)
         print("\n" + undo.table(undo_results))
     results["total_s"] = round(time.monotonic() - started, 1)
+    results["load_average"] = {"start": round(load_start, 2), "end": round(os.getloadavg()[0], 2)}
     results["medians_of"] = "median"
     results["user"] = "root" if os.geteuid() == 0 else "ordinary user"
     ns.out.parent.mkdir(parents=True, exist_ok=True)

@@ -90,7 +90,7 @@ async def _run(ns: argparse.Namespace) -> int:
 
     plan = SessionPlan(
         EntryPoint.RUN, AnswerYes() if ns.yes else AnswerNo(NOBODY_RUN), assistant=True, model=ns.model,
-        summary=True, new_conversation=ns.new, warn=_err, on_event=show,
+        summary=True, new_conversation=ns.new, warn=_err, on_event=show, wake_ahead=True,
     )  # fmt: skip
     session = await compose(Path(ns.folder), plan)  # a refused folder or model is recorded; nothing is sent
     if session.ignored and not ns.quiet:

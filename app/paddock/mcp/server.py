@@ -63,7 +63,7 @@ def build_server(runner: SessionRunner) -> Server[Any]:
 
 
 async def serve_stdio(folder: Path, on_progress: Callable[[str], None] | None = None) -> None:
-    session = await compose(folder, SessionPlan(EntryPoint.MCP, AnswerNo(NOBODY)))
+    session = await compose(folder, SessionPlan(EntryPoint.MCP, AnswerNo(NOBODY), wake_ahead=True))
     try:
         await session.boot(on_progress=on_progress)
         server = build_server(session.runner)

@@ -38,6 +38,11 @@ class BootTimings:
     pooled: bool = False  # woken ahead of the folder (a ``WarmPool``'s) rather than after it
     stages: tuple[tuple[str, float], ...] = ()  # a wake's stages, in seconds, in order
 
+    @property
+    def how(self) -> str:
+        """How the sandbox came to be, in the session's log: woken ahead, woken or cold."""
+        return "woken ahead" if self.pooled else "woken" if self.restored else "cold"
+
 
 class Placement(Protocol):
     """Where the sandbox runs, and what that means for the folder."""

@@ -139,7 +139,7 @@ class Sandbox:
                 raise
         say("Sandbox ready")
         log.debug("sandbox %s: ready on %s (%s, %.2f s, %s)", sandbox.vm.id, folder, timings.accel.accel.value,
-                  timings.ready_s, "woken" if timings.restored else "cold")  # fmt: skip
+                  timings.ready_s, timings.how)  # fmt: skip
         return sandbox
 
     async def _start_life(self) -> None:

@@ -53,6 +53,7 @@ async def _session(schedule: Schedule, store: ScheduleStore, started: datetime, 
     plan = SessionPlan(
         EntryPoint.SCHEDULE, AnswerNo(NOBODY), assistant=True, model=schedule.model or None, summary=True,
         new_conversation=True, conversations=store.folder_of(schedule.id) / "conversations", policy_loader=loader,
+        wake_ahead=True,
     )  # fmt: skip
     try:
         session = await compose(Path(schedule.folder), plan)

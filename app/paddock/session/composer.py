@@ -37,7 +37,7 @@ from paddock.core.paths import data_dir
 from paddock.llm import ModelProvider, ModelTarget
 from paddock.policy import EffectivePolicy, TrustStore, behaviour_files
 from paddock.policy import load as load_policy
-from paddock.sandbox import Sandbox, WarmPool
+from paddock.sandbox import Sandbox, WarmPool, snapshots_enabled, wake_ahead
 from paddock.session import model_choice
 from paddock.session.egress_alerts import on_tripwire
 from paddock.session.egress_questions import EgressAsker, EgressQuestion
@@ -143,6 +143,9 @@ class SessionPlan:
     summary: bool = False  # list the folder first and back up what could run on the host (a change summary)
     host: str | None = None  # a sandbox host policy names (None: the one policy assigns, else here)
     warm: WarmPool | None = None  # a sandbox woken ahead of the folder (the window's)
+    # Wake a sandbox as soon as the session is decided (``wake_ahead``), while the folder is listed and
+    # backed up and the provider made: the headless paths (paddock run, a schedule's run, paddock mcp).
+    wake_ahead: bool = False
     new_conversation: bool = False  # the first boot starts a new conversation instead of resuming
     conversations: Path | None = None  # where the conversation is kept (None: with the folder's own)
     policy_loader: PolicyLoader | None = None  # stands in for the policy files (None: the installed ones)
@@ -166,6 +169,7 @@ class Composed:
     provider: ModelProvider | None = None
     asker: EgressAsker | None = None
     held: TaintAsker | None = None  # requests held after a sensitive read, as questions
+    ahead: WarmPool | None = None  # the sandbox woken ahead for this session (plan.wake_ahead)
     agent: AssistantSession | None = None
     questions: list[EgressQuestion] = field(default_factory=list)  # every one asked, over every boot
     _booted: int = 0
@@ -188,7 +192,8 @@ class Composed:
         if self.target is not None and self.provider is None:  # a missing key stops here, before the boot
             self.provider = model_choice.make_provider(self.policy, self.target, plan.provider_factory)
         asking = self.policy.allow_asking
-        sandbox = await runner.boot(on_progress=on_progress, egress_asking=asking, host=plan.host, warm=plan.warm)
+        warm = plan.warm or self.ahead
+        sandbox = await runner.boot(on_progress=on_progress, egress_asking=asking, host=plan.host, warm=warm)
         if sandbox.gateway is not None and asking:
             asker = EgressAsker(sandbox.gateway, lambda q: self._asked(q, asker), runner.auditor)
             self.asker = asker
@@ -227,6 +232,12 @@ class Composed:
         self.agent, self.asker, self.held = None, None, None
         await self.runner.close_sandbox()
 
+    async def _close_ahead(self) -> None:
+        """Stop the sandbox woken ahead if the session never took it (a boot that failed before)."""
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None:
+            await ahead.close()
+
     async def changes(self) -> list[Change]:
         """What changed in the folder since the session began (none listed without plan.summary)."""
         if not self.plan.summary:
@@ -236,7 +247,10 @@ class Composed:
     async def close(self, outcome: str = "finished") -> None:
         """Stop the sandbox and end the session (its end is recorded once)."""
         self.agent, self.asker, self.held = None, None, None
-        await self.runner.close(outcome=outcome)
+        try:
+            await self._close_ahead()
+        finally:
+            await self.runner.close(outcome=outcome)
 
 
 async def compose(folder: Path, plan: SessionPlan) -> Composed:
@@ -251,17 +265,33 @@ async def compose(folder: Path, plan: SessionPlan) -> Composed:
     runner = await SessionRunner.begin(decided, plan.entry, model_decision=choice)
     if plan.warn is not None:
         runner.undo.warn = plan.warn
+    session: Composed | None = None
     try:
         real = runner.folder
-        ignored = [] if trusted or not real.is_dir() else await asyncio.to_thread(behaviour_files, real)
-        session = Composed(plan, runner, ignored)
+        session = Composed(plan, runner, [], ahead=_woken_ahead(plan, runner.policy))
+        if not trusted and real.is_dir():
+            session.ignored = await asyncio.to_thread(behaviour_files, real)
         if plan.summary:
             session.before = await asyncio.to_thread(list_folder, real)
             session.backup = data_dir() / "backups" / runner.session_id
             await asyncio.to_thread(back_up, real, session.before, session.backup)
         session.target = choice.target if choice is not None else None
     except BaseException:
+        if session is not None:
+            await session._close_ahead()
         await runner.close(outcome="failed")
         raise
     log.debug("session %s: composed for %s", runner.session_id, plan.entry.value)
     return session
+
+
+def _woken_ahead(plan: SessionPlan, policy: EffectivePolicy) -> WarmPool | None:
+    """A sandbox woken now for a session that will boot one soon (``plan.wake_ahead``): started
+    once the session is decided (never for a refused folder or model), so the wake overlaps the
+    folder's listing and back-up and the provider, and the boot only attaches the folder and claims
+    it. None where it cannot pay: the window's pool is given, the sandbox runs on a sandbox host
+    (named, or one policy may assign), or saved sandboxes are off. Where none is saved yet, this
+    saves it first (once per image), so the next headless session wakes instead of booting cold."""
+    if not plan.wake_ahead or plan.warm is not None or plan.host or policy.sandbox_hosts or not snapshots_enabled():
+        return None
+    return wake_ahead()

@@ -1,21 +1,26 @@
-"""The agent's entry point: `python3 -u -m paddock_guest` (busybox init starts it, see /etc/inittab)."""
+"""The agent's entry point: busybox init starts it through /opt/paddock/bin/paddock-agent (see
+/etc/inittab), or `python3 -u -m paddock_guest`."""
 
 from __future__ import annotations
 
-import os
-import threading
-import time
-from concurrent import futures
+from paddock_guest.startup import defer_unused
 
-import grpc
+defer_unused()  # before grpc is imported: what it imports and the agent never uses is not loaded
 
-from paddock.guest.v1 import agent_pb2_grpc as pb_grpc
-from paddock_guest.claim import BootKeyInterceptor, KeyBox
-from paddock_guest.config import AGENT_SOCKET, PORT_NAME, log, uptime
-from paddock_guest.events import EventHub
-from paddock_guest.service import Agent
-from paddock_guest.transport import find_port, relay
-from paddock_guest.watch import WATCHER
+import os  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from concurrent import futures  # noqa: E402
+
+import grpc  # noqa: E402
+
+from paddock.guest.v1 import agent_pb2_grpc as pb_grpc  # noqa: E402
+from paddock_guest.claim import BootKeyInterceptor, KeyBox  # noqa: E402
+from paddock_guest.config import AGENT_SOCKET, PORT_NAME, log, uptime  # noqa: E402
+from paddock_guest.events import EventHub  # noqa: E402
+from paddock_guest.service import Agent  # noqa: E402
+from paddock_guest.transport import find_port, relay  # noqa: E402
+from paddock_guest.watch import WATCHER  # noqa: E402
 
 
 def serve() -> None:
