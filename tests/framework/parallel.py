@@ -37,7 +37,8 @@ def shares_costly_fixture(item: pytest.Item) -> bool:
     info = getattr(item, "_fixtureinfo", None)
     if info is None:
         return False
-    return any(fd.scope in SHARED_SCOPES for defs in info.name2fixturedefs.values() for fd in defs)
+    # The last definition of a name is the one the test gets (a module's own ``booted`` overrides the framework's).
+    return any(defs and defs[-1].scope in SHARED_SCOPES for defs in info.name2fixturedefs.values())
 
 
 def group(items: list[pytest.Item]) -> None:
