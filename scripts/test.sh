@@ -27,7 +27,7 @@ pytest_in_keyring() {  # a D-Bus session with a real gnome-keyring of its own, t
 
 # The user half runs in parallel workers (pytest-xdist; what keeps tests apart:
 # tests/framework/parallel.py). PADDOCK_TEST_WORKERS says how many ("0": one process, no workers).
-workers=(-n "${PADDOCK_TEST_WORKERS:-2}" --dist loadgroup)
+workers=(-n "${PADDOCK_TEST_WORKERS:-2}" --dist loadfile)
 
 # A whole run (no test paths given) checks each package's coverage against its floor; a
 # selection only reports it.

@@ -106,17 +106,16 @@ def pytest_configure(config: pytest.Config) -> None:
 _bus: bus.PrivateBus | None = None
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if ROLE in ("user", "root"):
-        keep, drop = [], []
-        for item in items:
-            as_root = item.get_closest_marker("package") is not None or item.get_closest_marker("as_root") is not None
-            (keep if as_root == (ROLE == "root") else drop).append(item)
-        if drop:
-            config.hook.pytest_deselected(items=drop)
-            items[:] = keep
-    parallel.group(items)
+    if ROLE not in ("user", "root"):
+        return
+    keep, drop = [], []
+    for item in items:
+        as_root = item.get_closest_marker("package") is not None or item.get_closest_marker("as_root") is not None
+        (keep if as_root == (ROLE == "root") else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -334,6 +333,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 class _Controller:
     """The controller of a parallel run (pytest-xdist): what each worker killed and found left
     behind is reported with the run's, and fails it likewise."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: object) -> object:
+        return parallel.scheduler(config, log) if config.getvalue("dist") == "loadfile" else None
 
     def pytest_testnodedown(self, node: object, error: object) -> None:
         killed, left = parallel.received(node)

@@ -1,15 +1,15 @@
-"""Running the suite in parallel workers (pytest-xdist, ``-n 2 --dist loadgroup``; scripts/test.sh).
+"""Running the suite in parallel workers (pytest-xdist, ``-n 2 --dist loadfile``; scripts/test.sh).
 
 What keeps a test safe beside another:
 
 * each worker is its own process: its own runtime folder (``/tmp/pdk-test-<pid>``), temporary
   folders, app data (``PADDOCK_DATA_DIR``), D-Bus session and gnome-keyring
   (``tests.framework.bus``); the saved sandbox is shared, made once under a lock.
-* ``group``: tests that share something costly or stateful stay on one worker. A module whose
-  tests share a module-scoped fixture (a booted sandbox, a gateway) runs whole on one worker (two
-  would each boot it); the sandbox-host tests (``tests/remote``) all run on one worker (they share
-  the run's test sshd, whose authorized keys a session fixture writes). Every other test is
-  handed to whichever worker is free.
+* ``Modules`` (the scheduler): a module runs whole on one worker, so a module-scoped fixture (a
+  booted sandbox, a gateway) is made once; all of ``tests/remote`` runs on one worker (its tests
+  share the run's test sshd, whose authorized keys a session fixture writes). The largest units
+  go first; each worker takes the next when it is nearly done. (xdist's own ``loadgroup`` cannot
+  do this with pytest 9: it renames a test through an attribute pytest 9 no longer reads.)
 * a failed test's VM logs go to a folder named by its node id (``folder_name``), unique across
   workers.
 * what a worker's tests left running is sent to the controller (``send``/``received``), which
@@ -19,12 +19,12 @@ What keeps a test safe beside another:
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
-SHARED_SCOPES = ("class", "module", "package")
 REMOTE = "tests/remote/"
-_GROUP_SUFFIX = re.compile(r"@[^@\[\]]*$")  # what --dist loadgroup appends to a grouped test's id
+_GROUP_SUFFIX = re.compile(r"@[^@\[\]]*$")  # what xdist's --dist loadgroup appends to a grouped test's id
 _OUTPUT = "paddock"
 
 
@@ -33,24 +33,20 @@ def worker(config: pytest.Config) -> str:
     return str(getattr(config, "workerinput", {}).get("workerid", ""))
 
 
-def shares_costly_fixture(item: pytest.Item) -> bool:
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return False
-    # The last definition of a name is the one the test gets (a module's own ``booted`` overrides the framework's).
-    return any(defs and defs[-1].scope in SHARED_SCOPES for defs in info.name2fixturedefs.values())
+def unit_of(nodeid: str) -> str:
+    """The tests that run together on one worker: a module; all of ``tests/remote``."""
+    return REMOTE if nodeid.startswith(REMOTE) else nodeid.split("::", 1)[0]
 
 
-def group(items: list[pytest.Item]) -> None:
-    """Mark which tests must run on one worker (``xdist_group``; only ``--dist loadgroup`` reads it)."""
-    for item in items:
-        if item.get_closest_marker("xdist_group") is not None:
-            continue
-        module = item.nodeid.split("::", 1)[0]
-        if item.nodeid.startswith(REMOTE):
-            item.add_marker(pytest.mark.xdist_group("remote"))
-        elif shares_costly_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(module))
+def scheduler(config: pytest.Config, log: Any) -> Any:
+    """The scheduler for ``--dist loadfile``: xdist's, with ``unit_of`` as the unit."""
+    from xdist.scheduler import LoadFileScheduling
+
+    class Modules(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return unit_of(nodeid)
+
+    return Modules(config, log)
 
 
 def plain_id(nodeid: str) -> str:
