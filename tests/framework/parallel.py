@@ -18,13 +18,11 @@ What keeps a test safe beside another:
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
 
 REMOTE = "tests/remote/"
-_GROUP_SUFFIX = re.compile(r"@[^@\[\]]*$")  # what xdist's --dist loadgroup appends to a grouped test's id
 _OUTPUT = "paddock"
 
 
@@ -49,14 +47,9 @@ def scheduler(config: pytest.Config, log: Any) -> Any:
     return Modules(config, log)
 
 
-def plain_id(nodeid: str) -> str:
-    """A test's node id without the group ``--dist loadgroup`` appends to it."""
-    return _GROUP_SUFFIX.sub("", nodeid)
-
-
 def folder_name(nodeid: str) -> str:
     """A folder name for a test's artifacts, unique in the run: its node id, readable."""
-    name = plain_id(nodeid).removeprefix("tests/").replace(".py::", ".").replace("::", ".").replace("/", ".")
+    name = nodeid.removeprefix("tests/").replace(".py::", ".").replace("::", ".").replace("/", ".")
     return name[:200]
 
 

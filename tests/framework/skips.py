@@ -17,8 +17,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.framework.parallel import plain_id
-
 ALLOWED: tuple[tuple[str, str, str], ...] = (
     ("*[[]c-virtiofsd[]]", "is not installed or does not run here",
      "one folder-sharing daemon per release: Debian 12 has only QEMU's C virtiofsd"),
@@ -48,7 +46,7 @@ def skip_of(report: pytest.TestReport) -> Skip | None:
         return None
     longrepr = report.longrepr
     reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
-    return Skip(plain_id(report.nodeid), reason.removeprefix("Skipped: "))
+    return Skip(report.nodeid, reason.removeprefix("Skipped: "))
 
 
 class SkipGate:
