@@ -25,6 +25,10 @@ pytest_in_keyring() {  # a D-Bus session with a real gnome-keyring of its own, t
   dbus-run-session -- ./scripts/with_keyring.sh .venv/bin/python -m pytest "$@"
 }
 
+# The user half runs in parallel workers (pytest-xdist; what keeps tests apart:
+# tests/framework/parallel.py). PADDOCK_TEST_WORKERS says how many ("0": one process, no workers).
+workers=(-n "${PADDOCK_TEST_WORKERS:-2}" --dist loadfile)
+
 # A whole run (no test paths given) checks each package's coverage against its floor; a
 # selection only reports it.
 selection=0
@@ -40,7 +44,7 @@ if [ "$(id -u)" -ne 0 ]; then
   covdir="$(mktemp -d -t paddock-coverage-XXXXXX)"
   trap 'rm -rf "$covdir"' EXIT
   set +e
-  COVERAGE_FILE="$covdir/.coverage" pytest_in_keyring --cov=paddock --cov-report= "$@"
+  COVERAGE_FILE="$covdir/.coverage" pytest_in_keyring --cov=paddock --cov-report= "${workers[@]}" "$@"
   code=$?
   set -e
   coverage_floors "$covdir/.coverage" || { [ "$code" -ne 0 ] || code=1; }
@@ -85,7 +89,7 @@ runuser -u "$TEST_USER" -- env -i \
   PADDOCK_TEST_ADMIN_DIR="$ADMIN_DIR" PADDOCK_TEST_ARTIFACTS="$PWD/test-artifacts" \
   PADDOCK_TEST_SSHD="$PADDOCK_TEST_SSHD" COVERAGE_FILE="$covdir/.coverage" \
   bash -c 'cd "$1" && shift && dbus-run-session -- ./scripts/with_keyring.sh .venv/bin/python -m pytest -p no:cacheprovider "$@"' \
-  paddock-tests "$PWD" --cov=paddock --cov-report= "$@"
+  paddock-tests "$PWD" --cov=paddock --cov-report= "${workers[@]}" "$@"
 codes+=($?)
 user_code=${codes[-1]}
 coverage_floors "$covdir/.coverage"

@@ -35,9 +35,12 @@ from pathlib import Path
 import pytest
 
 from paddock.core.engine import Engine
+from paddock.core.locks import file_lock
+from paddock.core.paths import cache_dir
 from paddock.sandbox import SNAPSHOT_ENV, ensure_snapshot
 from paddock.vm import GuestImage, find_image
 from paddock.vm.sharing import Daemon, FolderSharing, runnable
+from tests.framework import bus, parallel
 from tests.framework.skips import SkipGate
 from tests.framework.vms import Booted, RunDirs, VMFactory, live_processes
 
@@ -49,7 +52,7 @@ ARTIFACTS = Path(os.environ.get("PADDOCK_TEST_ARTIFACTS") or REPO / "test-artifa
 ROLE = os.environ.get("PADDOCK_TEST_ROLE", "")
 # "cold": every stage boots cold (the suite before woken sandboxes were the default).
 COLD_ONLY = os.environ.get("PADDOCK_TEST_STAGE", "") == "cold"
-RUNTIME = Path("/tmp") / f"pdk-test-{os.getpid()}"  # short: unix socket paths are limited
+RUNTIME = Path("/tmp") / f"pdk-test-{os.getpid()}"  # short: unix socket paths are limited (one per worker)
 _run_dirs = RunDirs(RUNTIME / "paddock", ARTIFACTS)
 
 # Everything conftest.py brings in: the fixtures and hooks (pytest finds them by name).
@@ -93,6 +96,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.tbstyle = "native"
     if not config.pluginmanager.has_plugin("paddock-skip-gate"):
         config.pluginmanager.register(SkipGate(), "paddock-skip-gate")
+    if config.pluginmanager.has_plugin("xdist") and not config.pluginmanager.has_plugin("paddock-controller"):
+        config.pluginmanager.register(_Controller(), "paddock-controller")
+    global _bus
+    if parallel.worker(config) and _bus is None:  # a worker of a parallel run: a bus and keyring of its own
+        _bus = bus.start()
+
+
+_bus: bus.PrivateBus | None = None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -133,6 +144,10 @@ def _isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(RUNTIME, ignore_errors=True)
+    global _bus
+    if _bus is not None:
+        _bus.stop()
+        _bus = None
 
 
 @pytest.fixture(scope="session")
@@ -157,7 +172,9 @@ def _saved_sandbox(request: pytest.FixtureRequest) -> None:
     if COLD_ONLY or os.geteuid() == 0 or not any(item.get_closest_marker("vm") for item in request.session.items):
         return  # (root: the package tests boot only inside their clean root, as its user)
     image = request.getfixturevalue("guest_image")
-    request.getfixturevalue("engine").run(ensure_snapshot(image), timeout=600)
+    # One maker at a time (parallel workers, other runs of this user): the others then find it made.
+    with file_lock(cache_dir() / "saved-sandbox.lock"):
+        request.getfixturevalue("engine").run(ensure_snapshot(image), timeout=600)
 
 
 @pytest.fixture(scope="session")
@@ -193,7 +210,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     yield  # after every fixture of the test has finished
-    _run_dirs.after_teardown(item.name, failed=_failed(item))
+    _run_dirs.after_teardown(parallel.folder_name(item.nodeid), failed=_failed(item))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -307,5 +324,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     (any that is, is killed, named, and fails the run)."""
     _left_behind.extend(live_processes(str(RUNTIME) + "/"))
     _run_dirs.kill_all()
+    if parallel.worker(session.config):  # the controller reports them, and fails the run
+        parallel.send(session.config, killed=_run_dirs.killed, left_behind=_left_behind)
     if _left_behind and exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+class _Controller:
+    """The controller of a parallel run (pytest-xdist): what each worker killed and found left
+    behind is reported with the run's, and fails it likewise."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: object) -> object:
+        return parallel.scheduler(config, log) if config.getvalue("dist") == "loadfile" else None
+
+    def pytest_testnodedown(self, node: object, error: object) -> None:
+        killed, left = parallel.received(node)
+        _run_dirs.killed.extend(killed)
+        _left_behind.extend(left)
