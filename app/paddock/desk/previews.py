@@ -1,10 +1,13 @@
 """Pictures of the files a session made or changed, rendered inside the sandbox (no Qt).
 
-The host never parses a document: the guest's own Python (matplotlib, python-docx, openpyxl,
-python-pptx, Pillow, pdftoppm) draws a PNG of each file — the first page of a PDF, the text of a
-Word file, the first rows of a sheet or CSV, the first slide, a picture made smaller — and prints
-it as base64. The guest is not trusted with the result either: the host reads a bounded amount,
-and ``checked_png`` accepts only a PNG of bounded size and dimensions before the window shows it.
+The host never parses a document: the guest lays it out and prints each page as a PNG in base64.
+With the renderer layer attached (``guest_image/layer.py``: LibreOffice without its GUI, and
+metric-compatible fonts), a Word, Excel, PowerPoint, CSV, Markdown or text file is laid out as the
+real document (tables, charts, slides) and turned into a PDF, and every PDF is drawn page by page
+with ``pdftoppm``. Without the layer the guest's own Python draws what it can (the text of a Word
+file, the first rows of a sheet, the first slide's words), and the preview says so. The guest is
+not trusted with the result either: the host reads a bounded amount, and ``checked_png`` accepts
+only a PNG of bounded size and dimensions before the window shows it or the history keeps it.
 """
 
 from __future__ import annotations
@@ -23,11 +26,18 @@ from paddock.sandbox import Sandbox
 from paddock.undo.changes import Change, Entry, list_folder
 
 KINDS = {".pdf", ".docx", ".xlsx", ".pptx", ".png", ".jpg", ".jpeg", ".gif", ".csv", ".md", ".txt"}
+OFFICE = {".docx", ".xlsx", ".pptx", ".csv", ".md", ".txt"}  # laid out by the renderer, when there
 MAX_FILES = 6  # previews made after one answer
+MAX_PAGES = 8  # pages of one file
 MAX_PNG = 1_500_000  # bytes of one picture
 MAX_SIDE = 1600  # pixels
-MAX_OUTPUT = MAX_FILES * MAX_PNG * 2  # base64 and JSON around it
-TIMEOUT_S = 180.0
+SIDE = 1400  # pixels on the long side of a page the guest draws
+MAX_OUTPUT = 48_000_000  # base64 and JSON around the pages of MAX_FILES files
+TIMEOUT_S = 300.0  # LibreOffice's first start in a guest under software emulation is slow
+FALLBACK = (
+    "A simple drawing of the words only: the part of the sandbox that lays documents out as they "
+    "look (tables, charts, slides) is not installed."
+)
 PREVIEW_WAIT_S = 60.0  # at the end of a session, for files not drawn yet
 PNG = b"\x89PNG\r\n\x1a\n"
 log = logging.getLogger(__name__)
@@ -36,9 +46,15 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Preview:
     path: str  # relative to the folder
-    png: bytes  # checked: a PNG within MAX_PNG and MAX_SIDE
+    png: bytes  # the first page; checked: a PNG within MAX_PNG and MAX_SIDE
     width: int
     height: int
+    more: tuple[bytes, ...] = ()  # the pages after the first (at most MAX_PAGES in all), each checked
+    note: str = ""  # said beside the picture: why it is not the document's real layout
+
+    @property
+    def pages(self) -> tuple[bytes, ...]:
+        return (self.png, *self.more)
 
 
 def checked_png(data: bytes) -> tuple[int, int] | None:
@@ -50,7 +66,7 @@ def checked_png(data: bytes) -> tuple[int, int] | None:
 
 
 GUEST_SCRIPT = r"""
-import base64, csv, io, json, os, subprocess, sys, tempfile
+import base64, csv, io, json, os, shutil, subprocess, sys, tempfile
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -84,21 +100,10 @@ def table(title, rows):
             cell.set_facecolor("#e8eef7")
     return fig
 
-def render(path):
+def drawn(path):
+    # The old drawing (no renderer): one PNG, the text and first rows, not the layout.
     name = os.path.basename(path)
     ext = os.path.splitext(path)[1].lower()
-    if ext == ".pdf":
-        root = os.path.join(tempfile.mkdtemp(), "page")
-        subprocess.run(["pdftoppm", "-png", "-singlefile", "-f", "1", "-l", "1", "-scale-to", "800", path, root],
-                       check=True, capture_output=True, timeout=120)
-        return open(root + ".png", "rb").read()
-    if ext in (".png", ".jpg", ".jpeg", ".gif"):
-        from PIL import Image
-        with Image.open(path) as im:
-            im.thumbnail((800, 800))
-            out = io.BytesIO()
-            im.convert("RGBA").save(out, "PNG")
-            return out.getvalue()
     if ext == ".csv":
         with open(path, newline="", errors="replace") as f:
             fig = table(name, [r for _, r in zip(range(16), csv.reader(f))])
@@ -130,14 +135,91 @@ def render(path):
     out = io.BytesIO()
     fig.savefig(out, format="png")
     plt.close(fig)
-    return out.getvalue()
+    return [out.getvalue()]
 
-for path in sys.argv[1:]:
+def pages(pdf, work):
+    # Each page of a PDF as a PNG (at most MAX_PAGES), smaller when a page is too big.
+    out = []
+    for n in range(1, MAX_PAGES + 1):
+        for side in (SIDE, SIDE * 3 // 4, SIDE // 2):
+            root = os.path.join(work, "page")
+            p = subprocess.run(["pdftoppm", "-png", "-singlefile", "-f", str(n), "-l", str(n), "-scale-to", str(side),
+                                pdf, root], capture_output=True, timeout=120)
+            if p.returncode != 0:
+                return out
+            data = open(root + ".png", "rb").read()
+            if len(data) <= MAX_PNG:
+                out.append(data)
+                break
+    return out
+
+def picture(path):
+    from PIL import Image
+    with Image.open(path) as im:
+        im.thumbnail((SIDE, SIDE))
+        out = io.BytesIO()
+        im.convert("RGBA").save(out, "PNG", optimize=True)
+        return [out.getvalue()]
+
+def office(paths, work):
+    # Every document laid out by LibreOffice (one start for the lot), as PDFs: {path: pdf}.
+    src, done = os.path.join(work, "in"), os.path.join(work, "out")
+    os.makedirs(src), os.makedirs(done)
+    named = {}
+    for i, path in enumerate(paths):
+        ext = os.path.splitext(path)[1].lower()
+        link = os.path.join(src, f"{i}{ext}")
+        if ext == ".md":  # Markdown is laid out as a document, headings and tables included
+            link = os.path.join(src, f"{i}.docx")
+            if subprocess.run(["pandoc", "-o", link, path], capture_output=True, timeout=120).returncode != 0:
+                continue
+        else:
+            os.symlink(os.path.abspath(path), link)
+        named[path] = os.path.splitext(os.path.basename(link))[0]
+    profile = "file:///tmp/paddock-renderer-profile"  # kept for the next call: a second start is quicker
+    for kind, infilter in ((".csv", ["--infilter=CSV:44,34,76,1"]), ("", [])):
+        batch = [os.path.join(src, f) for f in sorted(os.listdir(src)) if (f.endswith(".csv")) == bool(kind)]
+        if batch:
+            subprocess.run(["soffice", f"-env:UserInstallation={profile}", "--headless", "--norestore", *infilter,
+                            "--convert-to", "pdf", "--outdir", done, *batch], capture_output=True, timeout=TIMEOUT)
+    return {path: os.path.join(done, stem + ".pdf") for path, stem in named.items()}
+
+def say(path, pngs, faithful):
+    for n, png in enumerate(pngs):
+        print(json.dumps({"path": path, "page": n, "of": len(pngs), "faithful": faithful,
+                          "png": base64.b64encode(png).decode()}), flush=True)
+
+work = tempfile.mkdtemp(prefix="paddock-preview-")
+renderer = shutil.which("soffice") is not None
+paths = sys.argv[1:]
+laid_out = {}
+if renderer:
     try:
-        print(json.dumps({"path": path, "png": base64.b64encode(render(path)).decode()}), flush=True)
+        laid_out = office([p for p in paths if os.path.splitext(p)[1].lower() in OFFICE], work)
+    except Exception:
+        laid_out = {}
+for path in paths:
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".pdf":
+            say(path, pages(path, work), True)
+        elif ext in (".png", ".jpg", ".jpeg", ".gif"):
+            say(path, picture(path), True)
+        elif path in laid_out and os.path.exists(laid_out[path]):
+            say(path, pages(laid_out[path], work), True)
+        else:
+            say(path, drawn(path), False)
     except Exception as exc:
         print(json.dumps({"path": path, "error": type(exc).__name__}), flush=True)
+shutil.rmtree(work, ignore_errors=True)
 """
+
+
+def guest_script() -> bytes:
+    """The Python the guest runs (``python3 - PATH...``), with the host's bounds at its head."""
+    bounds = (MAX_PAGES, SIDE, MAX_PNG, TIMEOUT_S - 30, sorted(OFFICE))
+    head = f"MAX_PAGES, SIDE, MAX_PNG, TIMEOUT, OFFICE = {bounds!r}\n"
+    return (head + GUEST_SCRIPT).encode()
 
 
 def wanted(before: dict[str, Entry], folder: Path, done: dict[str, Entry]) -> list[str]:
@@ -156,28 +238,51 @@ def wanted(before: dict[str, Entry], folder: Path, done: dict[str, Entry]) -> li
 
 
 async def render(sandbox: Sandbox, paths: list[str]) -> list[Preview]:
-    """Draw ``paths`` in the guest; only checked pictures come back."""
+    """Draw ``paths`` in the guest, page by page; only checked pictures come back."""
     if not paths:
         return []
     out = bytearray()
     started = time.monotonic()
-    argv = ["python3", "-", *[p if not p.startswith("-") else "./" + p for p in paths]]
-    async for ev in sandbox.exec(argv, timeout_s=TIMEOUT_S, stdin=GUEST_SCRIPT.encode()):
+    asked = {p if not p.startswith("-") else "./" + p: p for p in paths}
+    argv = ["python3", "-", *asked]
+    async for ev in sandbox.exec(argv, timeout_s=TIMEOUT_S, stdin=guest_script()):
         if isinstance(ev, ExecOutput) and ev.stream is Stream.STDOUT and len(out) < MAX_OUTPUT:
             out += ev.data[: MAX_OUTPUT - len(out)]
-    previews = []
-    asked = {p if not p.startswith("-") else "./" + p: p for p in paths}
-    for line in bytes(out).splitlines():
+    return parse(bytes(out), asked, started)
+
+
+def parse(out: bytes, asked: dict[str, str], started: float = 0.0) -> list[Preview]:
+    """The guest's answer (a JSON line per page), each page checked; a file keeps its pages in
+    order, and only up to its first missing or refused page."""
+    pages: dict[str, list[tuple[int, int]]] = {}
+    pngs: dict[str, list[bytes]] = {}
+    faithful: dict[str, bool] = {}
+    for line in out.splitlines():
         try:
             item = json.loads(line)
             data = base64.b64decode(item["png"], validate=True)
+            page = int(item.get("page", 0))
         except (ValueError, KeyError, TypeError, binascii.Error):
             continue
         size = checked_png(data)
         path = asked.get(str(item.get("path")))
-        if size is not None and path is not None:
-            previews.append(Preview(path, data, *size))
-    log.info("previews: %d of %d drawn in the sandbox in %.1f s", len(previews), len(paths), time.monotonic() - started)
+        if size is None or path is None or page != len(pngs.get(path, [])) or page >= MAX_PAGES:
+            continue
+        pages.setdefault(path, []).append(size)
+        pngs.setdefault(path, []).append(data)
+        faithful[path] = item.get("faithful", True) is True
+    previews = [
+        Preview(path, got[0], *pages[path][0], more=tuple(got[1:]), note="" if faithful[path] else FALLBACK)
+        for path, got in pngs.items()
+    ]
+    if started:
+        log.info(
+            "previews: %d of %d files, %d pages, drawn in the sandbox in %.1f s",
+            len(previews),
+            len(asked),
+            sum(len(p.pages) for p in previews),
+            time.monotonic() - started,
+        )
     return previews
 
 
