@@ -66,7 +66,7 @@ def checked_png(data: bytes) -> tuple[int, int] | None:
 
 
 GUEST_SCRIPT = r"""
-import base64, csv, io, json, os, shutil, subprocess, sys, tempfile
+import base64, csv, io, json, os, re, shutil, subprocess, sys, tempfile
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -161,6 +161,45 @@ def picture(path):
         im.convert("RGBA").save(out, "PNG", optimize=True)
         return [out.getvalue()]
 
+def on_screen(xml):
+    # A sheet drawn as it is seen on screen rather than cut into printed pages: its cells' grid,
+    # and every column on one page (as many pages down as it needs), across.
+    fit = '<pageSetUpPr fitToPage="1"/>'
+    xml = re.sub(r"<pageSetUpPr[^>]*/>|<printOptions[^>]*/>|<pageSetup[^>]*/>", "", xml)
+    if re.search(r"<sheetPr[^>]*/>", xml):
+        xml = re.sub(r"<sheetPr([^>]*)/>", lambda m: f"<sheetPr{m.group(1)}>{fit}</sheetPr>", xml, count=1)
+    elif "</sheetPr>" in xml:
+        xml = xml.replace("</sheetPr>", fit + "</sheetPr>", 1)
+    else:
+        xml = re.sub(r"(<worksheet[^>]*>)", lambda m: m.group(1) + f"<sheetPr>{fit}</sheetPr>", xml, count=1)
+    return re.sub(r"(<pageMargins[^>]*/>)", lambda m: '<printOptions gridLines="1"/>' + m.group(1)
+                  + '<pageSetup orientation="landscape" fitToWidth="1" fitToHeight="0"/>', xml, count=1)
+
+def sheet_copy(path, dest):
+    # A copy of the workbook with each sheet set up by on_screen (the file itself is not touched;
+    # the rest of the workbook, charts included, is copied as it is).
+    import zipfile
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if re.fullmatch(r"xl/worksheets/[^/]+\.xml", info.filename) and len(data) < 50_000_000:
+                data = on_screen(data.decode("utf-8")).encode("utf-8")
+            zout.writestr(info, data)
+
+def csv_copy(path, dest):
+    # A CSV as a workbook with on_screen's set-up (its first 2,000 rows).
+    import openpyxl
+    from openpyxl.worksheet.properties import PageSetupProperties
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    with open(path, newline="", errors="replace") as f:
+        for _, row in zip(range(2000), csv.reader(f)):
+            ws.append(row)
+    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight, ws.page_setup.orientation = 1, 0, "landscape"
+    ws.print_options.gridLines = True
+    wb.save(dest)
+
 def office(paths, work):
     # Every document laid out by LibreOffice (one start for the lot), as PDFs: {path: pdf}.
     src, done = os.path.join(work, "in"), os.path.join(work, "out")
@@ -169,19 +208,28 @@ def office(paths, work):
     for i, path in enumerate(paths):
         ext = os.path.splitext(path)[1].lower()
         link = os.path.join(src, f"{i}{ext}")
-        if ext == ".md":  # Markdown is laid out as a document, headings and tables included
-            link = os.path.join(src, f"{i}.docx")
-            if subprocess.run(["pandoc", "-o", link, path], capture_output=True, timeout=120).returncode != 0:
+        try:
+            if ext == ".md":  # Markdown is laid out as a document, headings and tables included
+                link = os.path.join(src, f"{i}.docx")
+                subprocess.run(["pandoc", "-o", link, path], capture_output=True, timeout=120, check=True)
+            elif ext == ".csv":
+                link = os.path.join(src, f"{i}.xlsx")
+                csv_copy(path, link)
+            elif ext == ".xlsx":
+                sheet_copy(path, link)
+            else:
+                os.symlink(os.path.abspath(path), link)
+        except Exception:
+            if ext == ".xlsx" and not os.path.exists(link):
+                os.symlink(os.path.abspath(path), link)
+            elif not os.path.exists(link):
                 continue
-        else:
-            os.symlink(os.path.abspath(path), link)
         named[path] = os.path.splitext(os.path.basename(link))[0]
     profile = "file:///tmp/paddock-renderer-profile"  # kept for the next call: a second start is quicker
-    for kind, infilter in ((".csv", ["--infilter=CSV:44,34,76,1"]), ("", [])):
-        batch = [os.path.join(src, f) for f in sorted(os.listdir(src)) if (f.endswith(".csv")) == bool(kind)]
-        if batch:
-            subprocess.run(["soffice", f"-env:UserInstallation={profile}", "--headless", "--norestore", *infilter,
-                            "--convert-to", "pdf", "--outdir", done, *batch], capture_output=True, timeout=TIMEOUT)
+    batch = [os.path.join(src, f) for f in sorted(os.listdir(src))]
+    if batch:
+        subprocess.run(["soffice", f"-env:UserInstallation={profile}", "--headless", "--norestore",
+                        "--convert-to", "pdf", "--outdir", done, *batch], capture_output=True, timeout=TIMEOUT)
     return {path: os.path.join(done, stem + ".pdf") for path, stem in named.items()}
 
 def say(path, pngs, faithful):
