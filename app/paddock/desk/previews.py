@@ -33,11 +33,17 @@ MAX_PNG = 1_500_000  # bytes of one picture
 MAX_SIDE = 1600  # pixels
 SIDE = 1400  # pixels on the long side of a page the guest draws
 MAX_OUTPUT = 48_000_000  # base64 and JSON around the pages of MAX_FILES files
-TIMEOUT_S = 300.0  # LibreOffice's first start in a guest under software emulation is slow
+TIMEOUT_S = 300.0  # LibreOffice's start in a guest under software emulation is slow
+RENDERER_S = 200.0  # then the guest gives up on it, and draws the simple picture in what is left
 FALLBACK = (
     "A simple drawing of the words only: the part of the sandbox that lays documents out as they "
     "look (tables, charts, slides) is not installed."
 )
+NOTES = {  # why the guest drew the simple picture instead: what the viewer says
+    "absent": FALLBACK,
+    "slow": "A simple drawing of the words only: laying this document out as it looks took too long this time.",
+    "failed": "A simple drawing of the words only: this document could not be laid out as it looks.",
+}
 PREVIEW_WAIT_S = 60.0  # at the end of a session, for files not drawn yet
 PNG = b"\x89PNG\r\n\x1a\n"
 log = logging.getLogger(__name__)
@@ -228,24 +234,28 @@ def office(paths, work):
     profile = "file:///tmp/paddock-renderer-profile"  # kept for the next call: a second start is quicker
     batch = [os.path.join(src, f) for f in sorted(os.listdir(src))]
     if batch:
-        subprocess.run(["soffice", f"-env:UserInstallation={profile}", "--headless", "--norestore",
-                        "--convert-to", "pdf", "--outdir", done, *batch], capture_output=True, timeout=TIMEOUT)
+        # Niced: the guest has one processor, and the assistant's next command comes first.
+        subprocess.run(["nice", "-n", "10", "soffice", f"-env:UserInstallation={profile}", "--headless",
+                        "--norestore", "--nolockcheck", "--convert-to", "pdf", "--outdir", done, *batch],
+                       capture_output=True, timeout=TIMEOUT)
     return {path: os.path.join(done, stem + ".pdf") for path, stem in named.items()}
 
-def say(path, pngs, faithful):
+def say(path, pngs, faithful, why=""):
     for n, png in enumerate(pngs):
-        print(json.dumps({"path": path, "page": n, "of": len(pngs), "faithful": faithful,
+        print(json.dumps({"path": path, "page": n, "of": len(pngs), "faithful": faithful, "why": why,
                           "png": base64.b64encode(png).decode()}), flush=True)
 
 work = tempfile.mkdtemp(prefix="paddock-preview-")
 renderer = shutil.which("soffice") is not None
 paths = sys.argv[1:]
-laid_out = {}
+laid_out, why = {}, ("" if renderer else "absent")
 if renderer:
     try:
         laid_out = office([p for p in paths if os.path.splitext(p)[1].lower() in OFFICE], work)
+    except subprocess.TimeoutExpired:
+        why = "slow"
     except Exception:
-        laid_out = {}
+        why = "failed"
 for path in paths:
     ext = os.path.splitext(path)[1].lower()
     try:
@@ -256,7 +266,7 @@ for path in paths:
         elif path in laid_out and os.path.exists(laid_out[path]):
             say(path, pages(laid_out[path], work), True)
         else:
-            say(path, drawn(path), False)
+            say(path, drawn(path), False, why or "failed")
     except Exception as exc:
         print(json.dumps({"path": path, "error": type(exc).__name__}), flush=True)
 shutil.rmtree(work, ignore_errors=True)
@@ -265,7 +275,7 @@ shutil.rmtree(work, ignore_errors=True)
 
 def guest_script() -> bytes:
     """The Python the guest runs (``python3 - PATH...``), with the host's bounds at its head."""
-    bounds = (MAX_PAGES, SIDE, MAX_PNG, TIMEOUT_S - 30, sorted(OFFICE))
+    bounds = (MAX_PAGES, SIDE, MAX_PNG, RENDERER_S, sorted(OFFICE))
     head = f"MAX_PAGES, SIDE, MAX_PNG, TIMEOUT, OFFICE = {bounds!r}\n"
     return (head + GUEST_SCRIPT).encode()
 
@@ -304,7 +314,7 @@ def parse(out: bytes, asked: dict[str, str], started: float = 0.0) -> list[Previ
     order, and only up to its first missing or refused page."""
     pages: dict[str, list[tuple[int, int]]] = {}
     pngs: dict[str, list[bytes]] = {}
-    faithful: dict[str, bool] = {}
+    notes: dict[str, str] = {}
     for line in out.splitlines():
         try:
             item = json.loads(line)
@@ -318,10 +328,9 @@ def parse(out: bytes, asked: dict[str, str], started: float = 0.0) -> list[Previ
             continue
         pages.setdefault(path, []).append(size)
         pngs.setdefault(path, []).append(data)
-        faithful[path] = item.get("faithful", True) is True
+        notes[path] = "" if item.get("faithful", True) is True else NOTES.get(str(item.get("why")), NOTES["failed"])
     previews = [
-        Preview(path, got[0], *pages[path][0], more=tuple(got[1:]), note="" if faithful[path] else FALLBACK)
-        for path, got in pngs.items()
+        Preview(path, got[0], *pages[path][0], more=tuple(got[1:]), note=notes[path]) for path, got in pngs.items()
     ]
     if started:
         log.info(

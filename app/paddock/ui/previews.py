@@ -183,3 +183,13 @@ class PreviewList(QListWidget):
             self.large.close()
         self.large = PageViewer(self, preview)
         self.large.show()
+        self._beside(self.large)
+
+    def _beside(self, viewer: QDialog) -> None:
+        """Beside the window when the screen has room for both (the conversation stays in view)."""
+        window, screen = self.window(), self.screen()
+        if screen is None or window is self:
+            return
+        room, frame = screen.availableGeometry(), window.frameGeometry()
+        if frame.right() + viewer.width() <= room.right():
+            viewer.move(frame.right() + 1, max(room.top(), frame.top()))
