@@ -108,8 +108,12 @@ def build(cache: Path, force: bool) -> Path:
                  "-y", "-qq", "--no-install-recommends", *PACKAGES])  # fmt: skip
             versions = run([*chroot, "dpkg-query", "-W", "-f", "${Package}=${Version}\\n", *PACKAGES[:3]])
             run([*chroot, "apt-get", "clean"])
-            # The font cache, once, so that each guest does not build it (it lands in the layer).
+            # The font caches, once, so that each guest does not build them (they land in the layer):
+            # fontconfig's, and matplotlib's for the agent (built at its first chart otherwise, which
+            # with the layer's fonts took over two minutes under a busy host's emulation).
             subprocess.run([*chroot, "fc-cache", "-s"], capture_output=True)
+            run(["chroot", "--userspec=1000:1000", str(merged), "env", "HOME=/home/agent",
+                 "python3", "-c", "import matplotlib.font_manager"])  # fmt: skip
         print(f"      done in {time.monotonic() - started:.0f} s", flush=True)
         for rel in TRIM:  # only what apt added: the base's own files are not in the upper folder
             shutil.rmtree(upper / rel, ignore_errors=True)
