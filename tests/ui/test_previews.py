@@ -77,7 +77,9 @@ def test_previews_of_the_documents_the_assistant_made_are_drawn_in_the_sandbox(
     folder.mkdir()
     (folder / "old.csv").write_text("a,b\n1,2\n")  # there before the session: no preview
     monkeypatch.setenv("ANTHROPIC_API_KEY", f"test-{secrets.token_hex(8)}")
-    with MessagesAPI([tool("run_command", command=MAKE), text("I made the report, the sheet and the slide.")]) as api:
+    with MessagesAPI(
+        [tool("run_command", command=MAKE, timeout_s=600), text("I made the report, the sheet and the slide.")]
+    ) as api:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)
         window = MainWindow(engine, Desk())
         qtbot.addWidget(window)
@@ -86,7 +88,7 @@ def test_previews_of_the_documents_the_assistant_made_are_drawn_in_the_sandbox(
         _open_trusted(qtbot, window, folder)
         _say(qtbot, window, "Make the quarterly documents")
         panel = window.chat.activity
-        _wait(qtbot, window, lambda: panel.previews.count() == 6, timeout=300_000)
+        _wait(qtbot, window, lambda: panel.previews.count() == 6, timeout=900_000)
         shown = {panel.previews.item(i).text() for i in range(panel.previews.count())}
         assert shown == {"report.docx", "sales.xlsx", "deck.pptx", "chart.png", "sales.csv", "summary.pdf"}
         kept = ARTIFACTS / "previews"  # the guest's pictures, for docs/screenshots/previews
