@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from paddock.guest import ExecOutput, Stream
+from paddock.guest import ExecOutput, ExecResult, Stream
 from paddock.sandbox import Sandbox
 from paddock.undo.changes import Change, Entry, list_folder
 
@@ -234,10 +234,18 @@ def office(paths, work):
     profile = "file:///tmp/paddock-renderer-profile"  # kept for the next call: a second start is quicker
     batch = [os.path.join(src, f) for f in sorted(os.listdir(src))]
     if batch:
-        # Niced: the guest has one processor, and the assistant's next command comes first.
-        subprocess.run(["nice", "-n", "10", "soffice", f"-env:UserInstallation={profile}", "--headless",
-                        "--norestore", "--nolockcheck", "--convert-to", "pdf", "--outdir", done, *batch],
-                       capture_output=True, timeout=TIMEOUT)
+        # Niced: the guest has one processor, and the assistant's next command comes first. In a
+        # session of its own, with no pipe to hold: on a timeout the whole of LibreOffice is ended.
+        proc = subprocess.Popen(["nice", "-n", "10", "soffice", f"-env:UserInstallation={profile}", "--headless",
+                                 "--norestore", "--nolockcheck", "--convert-to", "pdf", "--outdir", done, *batch],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        try:
+            proc.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+            raise
     return {path: os.path.join(done, stem + ".pdf") for path, stem in named.items()}
 
 def say(path, pngs, faithful, why=""):
@@ -248,22 +256,29 @@ def say(path, pngs, faithful, why=""):
 work = tempfile.mkdtemp(prefix="paddock-preview-")
 renderer = shutil.which("soffice") is not None
 paths = sys.argv[1:]
-laid_out, why = {}, ("" if renderer else "absent")
-if renderer:
-    try:
-        laid_out = office([p for p in paths if os.path.splitext(p)[1].lower() in OFFICE], work)
-    except subprocess.TimeoutExpired:
-        why = "slow"
-    except Exception:
-        why = "failed"
-for path in paths:
+laid_out, why = None, ("" if renderer else "absent")
+
+def lay_out():
+    global laid_out, why
+    if laid_out is None:
+        laid_out = {}
+        if renderer:
+            try:
+                laid_out = office([p for p in paths if os.path.splitext(p)[1].lower() in OFFICE], work)
+            except subprocess.TimeoutExpired:
+                why = "slow"
+            except Exception:
+                why = "failed"
+    return laid_out
+# Pictures and PDFs first (they need no LibreOffice), then the documents it laid out.
+for path in sorted(paths, key=lambda p: os.path.splitext(p)[1].lower() in OFFICE):
     ext = os.path.splitext(path)[1].lower()
     try:
         if ext == ".pdf":
             say(path, pages(path, work), True)
         elif ext in (".png", ".jpg", ".jpeg", ".gif"):
             say(path, picture(path), True)
-        elif path in laid_out and os.path.exists(laid_out[path]):
+        elif path in lay_out() and os.path.exists(laid_out[path]):
             say(path, pages(laid_out[path], work), True)
         else:
             say(path, drawn(path), False, why or "failed")
@@ -303,9 +318,14 @@ async def render(sandbox: Sandbox, paths: list[str]) -> list[Preview]:
     started = time.monotonic()
     asked = {p if not p.startswith("-") else "./" + p: p for p in paths}
     argv = ["python3", "-", *asked]
+    err = bytearray()
     async for ev in sandbox.exec(argv, timeout_s=TIMEOUT_S, stdin=guest_script()):
         if isinstance(ev, ExecOutput) and ev.stream is Stream.STDOUT and len(out) < MAX_OUTPUT:
             out += ev.data[: MAX_OUTPUT - len(out)]
+        elif isinstance(ev, ExecOutput) and ev.stream is Stream.STDERR:
+            err = (err + ev.data)[-2000:]  # the guest's last words, for the log only
+        elif isinstance(ev, ExecResult):
+            log.info("previews: the guest's drawing ended: %s %s", ev, bytes(err).decode(errors="replace")[-500:])
     return parse(bytes(out), asked, started)
 
 
