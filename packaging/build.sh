@@ -3,13 +3,16 @@
 #
 #   packaging/build.sh [--release debian12|debian13|all]    # default: all
 #   packaging/build.sh --release ubuntu2404                  # a preview, not supported yet (docs/INSTALL-IT.md)
+#   packaging/build.sh --no-renderer                         # leave out the document renderer layer
 #
 # Writes dist/paddock_<version>+deb12_amd64.deb (Debian 12, Python 3.11) and/or
 # dist/paddock_<version>+deb13_amd64.deb (Debian 13, Python 3.13) and prints each path on a line
 # of its own. Each holds Paddock's wheels and those of the egress gateway *for that release's
 # Python* (downloaded as binary wheels for that interpreter and platform, so the build machine's
 # own Python does not matter), the guest image (built here, so it is covered by the signature),
-# the desktop entry and the managed-policy folder. Its preinst refuses any other release; its
+# the guest's optional document renderer layer (LibreOffice without its GUI, for previews that show
+# a document's real layout: about 180 MB; --no-renderer leaves it out, and previews fall back to a
+# simple drawing), the desktop entry and the managed-policy folder. Its preinst refuses any other release; its
 # postinst makes Paddock's own Python environments in /opt/paddock from the bundled wheels
 # (no network, nothing in the system's pip); prerm removes them. Signed with $PADDOCK_SIGNING_KEY,
 # or a throwaway key (and says so).
@@ -33,11 +36,13 @@ release_info() {
 }
 
 releases=(all)
+renderer=yes
 while [ $# -gt 0 ]; do
   case "$1" in
     --release) [ $# -ge 2 ] || die "--release needs a value: ${SUPPORTED[*]} or all"; IFS=, read -ra releases <<< "$2"; shift 2 ;;
     --release=*) IFS=, read -ra releases <<< "${1#--release=}"; shift ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --no-renderer) renderer=no; shift ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument: $1 (usage: packaging/build.sh [--release ${SUPPORTED[*]// /|}|all])" ;;
   esac
 done
@@ -60,6 +65,15 @@ say "Guest image (built now if needed; it ships inside the signed package)"
 ./build_vm.sh >&2
 image=$(.venv/bin/python -c 'from paddock.vm import find_image; print(find_image().root)')
 cp "$image"/* "$common/opt/paddock/guest/"
+if [ "$renderer" = yes ]; then
+  say "The guest's document renderer layer (built now if needed)"
+  ./build_vm.sh --renderer >&2
+  layer=$(.venv/bin/python -c 'from paddock.vm import find_image; print(*[l.path.parent for l in find_image().layers])')
+  [ -n "$layer" ] || die "the renderer layer was built but is not found beside the image $image"
+  # Found beside the image: /opt/paddock/guest -> /opt/paddock/layers/<image hash>-renderer/
+  mkdir -p "$common/opt/paddock/layers/$(basename "$layer")"
+  cp "$layer"/* "$common/opt/paddock/layers/$(basename "$layer")/"
+fi
 install -m 0755 packaging/debian/paddock.sh "$common/usr/bin/paddock"
 install -m 0644 packaging/desktop/paddock.desktop "$common/usr/share/applications/paddock.desktop"
 install -m 0644 packaging/policy/managed-policy.example.json "$common/etc/paddock/managed-policy.example.json"

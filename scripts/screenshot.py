@@ -14,6 +14,7 @@ the app uses, so no VM or model is needed to draw it.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import tempfile
 import time
@@ -292,10 +293,15 @@ def _guest_pictures() -> list[Preview]:
     """Pictures the sandbox drew of the files (saved by tests/ui/test_previews.py from a real VM)."""
     out = []
     for path in sorted(PICTURES.glob("*.png"), reverse=True):
+        if re.search(r"\.p[0-9]+\.png$", path.name):
+            continue  # a later page, read with its first (NAME.png, NAME.p2.png, ...)
         data = path.read_bytes()
         size = checked_png(data)
-        if size is not None:
-            out.append(Preview(path.name.removesuffix(".png"), data, *size))
+        name = path.name.removesuffix(".png")
+        more = [PICTURES / f"{name}.p{n}.png" for n in range(2, 9)]
+        pages = tuple(p.read_bytes() for p in more if p.exists())
+        if size is not None and all(checked_png(p) for p in pages):
+            out.append(Preview(name, data, *size, more=pages))
     return out
 
 

@@ -87,3 +87,5 @@ say "Checking the generated gRPC code"
 
 say "Building the guest image (skipped when nothing changed)"
 ./build_vm.sh
+say "Building the guest's document renderer layer (skipped when nothing changed)"
+./build_vm.sh --renderer

@@ -30,16 +30,24 @@ MAKE = r"""python3 - <<'PY'
 import csv, docx, openpyxl, pptx
 import matplotlib; matplotlib.use("Agg"); import matplotlib.pyplot as plt
 from reportlab.pdfgen import canvas
+from openpyxl.chart import BarChart, Reference
 d = docx.Document(); d.add_heading("Quarterly report", 1); d.add_paragraph("Sales rose 19% this quarter.")
-t = d.add_table(rows=0, cols=2)
-for month, sales in [("Month", "Sales"), ("January", "41,200"), ("March", "48,900")]:
+t = d.add_table(rows=0, cols=2); t.style = "Table Grid"
+for month, sales in [("Month", "Sales"), ("January", "41,200"), ("February", "44,750"), ("March", "48,900")]:
     cells = t.add_row().cells; cells[0].text = month; cells[1].text = sales
+d.add_page_break(); d.add_heading("Next quarter", 1); d.add_paragraph("Open longer on Saturdays.")
 d.save("report.docx")
 wb = openpyxl.Workbook(); ws = wb.active; ws.title = "Sales"
 for row in [("Month", "Sales"), ("January", 41200), ("February", 44750), ("March", 48900)]: ws.append(row)
+chart = BarChart(); chart.title = "Sales by month"
+chart.add_data(Reference(ws, min_col=2, min_row=1, max_row=4), titles_from_data=True)
+chart.set_categories(Reference(ws, min_col=1, min_row=2, max_row=4)); ws.add_chart(chart, "D2")
 wb.save("sales.xlsx")
-p = pptx.Presentation(); s = p.slides.add_slide(p.slide_layouts[1]); s.shapes.title.text = "Q1 in one slide"
-s.placeholders[1].text = "Sales rose 19%"; p.save("deck.pptx")
+p = pptx.Presentation()
+for title, line in [("Q1 in review", "Sales rose 19%"), ("What went well", "March was the best month"),
+                    ("Next steps", "Open longer on Saturdays")]:
+    s = p.slides.add_slide(p.slide_layouts[1]); s.shapes.title.text = title; s.placeholders[1].text = line
+p.save("deck.pptx")
 plt.bar(["Jan", "Feb", "Mar"], [41200, 44750, 48900]); plt.savefig("chart.png")
 with open("sales.csv", "w", newline="") as f: csv.writer(f).writerows([("Month", "Sales"), ("January", 41200)])
 c = canvas.Canvas("summary.pdf"); c.drawString(72, 720, "Summary: sales rose 19%"); c.save()
@@ -69,7 +77,9 @@ def test_previews_of_the_documents_the_assistant_made_are_drawn_in_the_sandbox(
     folder.mkdir()
     (folder / "old.csv").write_text("a,b\n1,2\n")  # there before the session: no preview
     monkeypatch.setenv("ANTHROPIC_API_KEY", f"test-{secrets.token_hex(8)}")
-    with MessagesAPI([tool("run_command", command=MAKE), text("I made the report, the sheet and the slide.")]) as api:
+    with MessagesAPI(
+        [tool("run_command", command=MAKE, timeout_s=600), text("I made the report, the sheet and the slide.")]
+    ) as api:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)
         window = MainWindow(engine, Desk())
         qtbot.addWidget(window)
@@ -78,7 +88,7 @@ def test_previews_of_the_documents_the_assistant_made_are_drawn_in_the_sandbox(
         _open_trusted(qtbot, window, folder)
         _say(qtbot, window, "Make the quarterly documents")
         panel = window.chat.activity
-        _wait(qtbot, window, lambda: panel.previews.count() == 6, timeout=300_000)
+        _wait(qtbot, window, lambda: panel.previews.count() == 6, timeout=900_000)
         shown = {panel.previews.item(i).text() for i in range(panel.previews.count())}
         assert shown == {"report.docx", "sales.xlsx", "deck.pptx", "chart.png", "sales.csv", "summary.pdf"}
         kept = ARTIFACTS / "previews"  # the guest's pictures, for docs/screenshots/previews
@@ -87,7 +97,8 @@ def test_previews_of_the_documents_the_assistant_made_are_drawn_in_the_sandbox(
             assert 50 < pixmap.width() <= MAX_SIDE and 50 < pixmap.height() <= MAX_SIDE, name
             [item] = panel.previews.findItems(name, Qt.MatchFlag.MatchExactly)
             assert not item.icon().isNull()
-            pixmap.save(str(kept / f"{name}.png"))
+            for i, page in enumerate(panel.previews.previews[name].pages):  # every page, as the guest drew it
+                (kept / (f"{name}.png" if i == 0 else f"{name}.p{i + 1}.png")).write_bytes(page)
         # A picture of a document is not a blank page: the drawing has more than one colour.
         image = panel.pictures["report.docx"].toImage()
         colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}

@@ -32,3 +32,18 @@ def test_a_rebuild_with_the_same_inputs_gets_its_own_saved_sandbox(
     same_files = snapshot_path(_image(tmp_path / "c", "3" * 64), Accel.TCG, 1024)
     assert first != rebuilt
     assert first == same_files  # where the image lives does not matter, what it holds does
+
+
+def test_the_renderer_layer_is_part_of_the_saved_sandboxs_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A guest saved without the renderer layer (or with another build of it) never wakes over a
+    different set of disks (#34): the layer's digest is part of the key."""
+    import dataclasses
+
+    from paddock.vm import Layer
+
+    monkeypatch.setenv("PADDOCK_CACHE_DIR", str(tmp_path / "cache"))
+    base = _image(tmp_path / "a", "3" * 64)
+    with_layer = dataclasses.replace(base, layers=(Layer("renderer", tmp_path / "r.squashfs", "5" * 64),))
+    rebuilt = dataclasses.replace(base, layers=(Layer("renderer", tmp_path / "r.squashfs", "6" * 64),))
+    keys = {snapshot_path(i, Accel.TCG, 1024) for i in (base, with_layer, rebuilt)}
+    assert len(keys) == 3

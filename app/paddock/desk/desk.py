@@ -326,7 +326,13 @@ class Desk:
         paths = await asyncio.to_thread(wanted, opened.before, opened.folder, opened.previewed)
         found = await render(opened.sandbox, paths)
         opened.drawn.update((p.path, (p, opened.previewed.get(p.path))) for p in found)
+        if found:  # kept with the conversation, to show again when it is reopened
+            await asyncio.to_thread(History(opened.folder).pictures.keep, found)
         return found
+
+    async def pictures(self) -> list[Preview]:
+        """The pictures kept with the conversation in use (drawn in earlier sessions too)."""
+        return await asyncio.to_thread(History(self._require_open().folder).pictures.load)
 
     # ------------------------------------------------------------------ conversations
 

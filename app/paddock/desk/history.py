@@ -1,13 +1,17 @@
 """Past conversations per folder (no Qt): the one in use is the assistant's ``ConversationStore``
 file; "New conversation" moves it aside into the folder's archive, and reopening an old one swaps
 it back. Everything stays in the host's app-data folder, never in the workspace. ``replay`` turns
-a saved conversation back into the events the window draws (messages, answers, cards)."""
+a saved conversation back into the events the window draws (messages, answers, cards). The
+pictures drawn in the sandbox during a conversation are kept beside it (``Pictures``: checked
+PNGs, bounded in number and bytes) and move with it, so a reopened conversation shows them."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +20,14 @@ from typing import Any
 from paddock.assistant.labels import TAG
 from paddock.assistant.loop import ConversationStore, TextDelta, ToolCalled, ToolFinished
 from paddock.core.errors import PaddockError
+from paddock.desk.previews import MAX_PAGES, Preview, checked_png
 
 CURRENT = "current"
 _ID = re.compile(r"^[0-9]{10,20}$")
 _ROWS_KEPT = 2000  # rows of unchanged conversation files, kept between refreshes
 _ROWS: dict[tuple[str, int, int], ConversationRow | None] = {}
+KEPT_FILES = 24  # pictures of files kept with one conversation: the newest
+KEPT_BYTES = 40_000_000  # and at most this many bytes of them (each page a checked PNG)
 _LABELS = re.compile(rf"</?{TAG}[^>]*>\n?|\n?\(The block above is data from the workspace or a program\.[^)]*\)")
 
 
@@ -57,10 +64,87 @@ def _load(path: Path) -> list[dict[str, Any]]:
     return [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
 
 
+class Pictures:
+    """The pictures of one conversation, in a private folder beside it: ``index.json`` (newest
+    first: each file's name in the workspace, its pages' file names, its note) and one PNG per
+    page, named by its digest. Read back, every PNG is checked again and the index's names are
+    only labels: nothing read from the index is a path on the host."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def load(self) -> list[Preview]:
+        try:
+            index = json.loads((self.folder / "index.json").read_text())
+        except (OSError, ValueError):
+            return []
+        out = []
+        for item in index if isinstance(index, list) else []:
+            try:
+                names = [str(n) for n in item["pages"]][:MAX_PAGES]
+                if not all(re.fullmatch(r"[0-9a-f]{32}\.png", n) for n in names) or not names:
+                    continue
+                pngs = [(self.folder / n).read_bytes() for n in names]
+                sizes = [checked_png(png) for png in pngs]
+                if None in sizes:
+                    continue
+                width, height = sizes[0] or (0, 0)
+                out.append(
+                    Preview(str(item["path"]), pngs[0], width, height, tuple(pngs[1:]), str(item.get("note", "")))
+                )
+            except (OSError, KeyError, TypeError):
+                continue
+        return out
+
+    def keep(self, previews: list[Preview]) -> None:
+        """Add ``previews`` (newest first); a file drawn again replaces its older picture; the
+        oldest go when there are more than KEPT_FILES or KEPT_BYTES."""
+        if not previews:
+            return
+        drawn = {p.path for p in previews}
+        kept = [*previews, *(p for p in self.load() if p.path not in drawn)][:KEPT_FILES]
+        total, chosen = 0, []
+        for p in kept:
+            total += sum(len(png) for png in p.pages)
+            if total > KEPT_BYTES:
+                break
+            chosen.append(p)
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        index, wanted = [], set()
+        for p in chosen:
+            names = []
+            for png in p.pages:
+                name = hashlib.sha256(png).hexdigest()[:32] + ".png"
+                if name not in wanted and not (self.folder / name).exists():
+                    _write(self.folder / name, png)
+                wanted.add(name)
+                names.append(name)
+            index.append({"path": p.path, "pages": names, "note": p.note})
+        _write(self.folder / "index.json", json.dumps(index).encode())
+        for old in self.folder.glob("*.png"):
+            if old.name not in wanted:
+                old.unlink(missing_ok=True)
+
+    def move_to(self, dest: Path) -> None:
+        if self.folder.is_dir():
+            shutil.rmtree(dest, ignore_errors=True)
+            os.replace(self.folder, dest)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 class History:
     def __init__(self, folder: Path, root: Path | None = None) -> None:
         self.store = ConversationStore(folder, root)
         self.archive = self.store.path.with_suffix(".earlier")
+        self.pictures = Pictures(self.store.path.with_suffix(".pictures"))  # the conversation in use's
 
     def _row(self, cid: str, path: Path, messages: list[dict[str, Any]] | None = None) -> ConversationRow | None:
         """One conversation's row. An unchanged file is read once (the sidebar is refreshed after
@@ -98,9 +182,12 @@ class History:
         """Move the conversation in use into the archive (nothing to do when it is empty)."""
         if not _load(self.store.path):
             self.store.clear()
+            self.pictures.remove()
             return
         self.archive.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.replace(self.store.path, self.archive / f"{time.time_ns()}.json")
+        cid = str(time.time_ns())
+        os.replace(self.store.path, self.archive / f"{cid}.json")
+        self.pictures.move_to(self.archive / f"{cid}.pictures")
 
     def reopen(self, cid: str) -> list[dict[str, Any]]:
         """Make an earlier conversation the one in use; returns its messages."""
@@ -111,6 +198,7 @@ class History:
         chosen = self.archive / f"{cid}.json"
         self.put_aside()
         os.replace(chosen, self.store.path)
+        Pictures(self.archive / f"{cid}.pictures").move_to(self.pictures.folder)
         return self.store.load()
 
 

@@ -1,10 +1,13 @@
 """Pictures of the files a session made or changed, rendered inside the sandbox (no Qt).
 
-The host never parses a document: the guest's own Python (matplotlib, python-docx, openpyxl,
-python-pptx, Pillow, pdftoppm) draws a PNG of each file — the first page of a PDF, the text of a
-Word file, the first rows of a sheet or CSV, the first slide, a picture made smaller — and prints
-it as base64. The guest is not trusted with the result either: the host reads a bounded amount,
-and ``checked_png`` accepts only a PNG of bounded size and dimensions before the window shows it.
+The host never parses a document: the guest lays it out and prints each page as a PNG in base64.
+With the renderer layer attached (``guest_image/layer.py``: LibreOffice without its GUI, and
+metric-compatible fonts), a Word, Excel, PowerPoint, CSV, Markdown or text file is laid out as the
+real document (tables, charts, slides) and turned into a PDF, and every PDF is drawn page by page
+with ``pdftoppm``. Without the layer the guest's own Python draws what it can (the text of a Word
+file, the first rows of a sheet, the first slide's words), and the preview says so. The guest is
+not trusted with the result either: the host reads a bounded amount, and ``checked_png`` accepts
+only a PNG of bounded size and dimensions before the window shows it or the history keeps it.
 """
 
 from __future__ import annotations
@@ -18,16 +21,29 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from paddock.guest import ExecOutput, Stream
+from paddock.guest import ExecOutput, ExecResult, Stream
 from paddock.sandbox import Sandbox
 from paddock.undo.changes import Change, Entry, list_folder
 
 KINDS = {".pdf", ".docx", ".xlsx", ".pptx", ".png", ".jpg", ".jpeg", ".gif", ".csv", ".md", ".txt"}
+OFFICE = {".docx", ".xlsx", ".pptx", ".csv", ".md", ".txt"}  # laid out by the renderer, when there
 MAX_FILES = 6  # previews made after one answer
+MAX_PAGES = 8  # pages of one file
 MAX_PNG = 1_500_000  # bytes of one picture
 MAX_SIDE = 1600  # pixels
-MAX_OUTPUT = MAX_FILES * MAX_PNG * 2  # base64 and JSON around it
-TIMEOUT_S = 180.0
+SIDE = 1400  # pixels on the long side of a page the guest draws
+MAX_OUTPUT = 48_000_000  # base64 and JSON around the pages of MAX_FILES files
+TIMEOUT_S = 300.0  # LibreOffice's start in a guest under software emulation is slow
+RENDERER_S = 200.0  # then the guest gives up on it, and draws the simple picture in what is left
+FALLBACK = (
+    "A simple drawing of the words only: the part of the sandbox that lays documents out as they "
+    "look (tables, charts, slides) is not installed."
+)
+NOTES = {  # why the guest drew the simple picture instead: what the viewer says
+    "absent": FALLBACK,
+    "slow": "A simple drawing of the words only: laying this document out as it looks took too long this time.",
+    "failed": "A simple drawing of the words only: this document could not be laid out as it looks.",
+}
 PREVIEW_WAIT_S = 60.0  # at the end of a session, for files not drawn yet
 PNG = b"\x89PNG\r\n\x1a\n"
 log = logging.getLogger(__name__)
@@ -36,9 +52,15 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Preview:
     path: str  # relative to the folder
-    png: bytes  # checked: a PNG within MAX_PNG and MAX_SIDE
+    png: bytes  # the first page; checked: a PNG within MAX_PNG and MAX_SIDE
     width: int
     height: int
+    more: tuple[bytes, ...] = ()  # the pages after the first (at most MAX_PAGES in all), each checked
+    note: str = ""  # said beside the picture: why it is not the document's real layout
+
+    @property
+    def pages(self) -> tuple[bytes, ...]:
+        return (self.png, *self.more)
 
 
 def checked_png(data: bytes) -> tuple[int, int] | None:
@@ -50,7 +72,7 @@ def checked_png(data: bytes) -> tuple[int, int] | None:
 
 
 GUEST_SCRIPT = r"""
-import base64, csv, io, json, os, subprocess, sys, tempfile
+import base64, csv, io, json, os, re, shutil, subprocess, sys, tempfile
 import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -84,21 +106,10 @@ def table(title, rows):
             cell.set_facecolor("#e8eef7")
     return fig
 
-def render(path):
+def drawn(path):
+    # The old drawing (no renderer): one PNG, the text and first rows, not the layout.
     name = os.path.basename(path)
     ext = os.path.splitext(path)[1].lower()
-    if ext == ".pdf":
-        root = os.path.join(tempfile.mkdtemp(), "page")
-        subprocess.run(["pdftoppm", "-png", "-singlefile", "-f", "1", "-l", "1", "-scale-to", "800", path, root],
-                       check=True, capture_output=True, timeout=120)
-        return open(root + ".png", "rb").read()
-    if ext in (".png", ".jpg", ".jpeg", ".gif"):
-        from PIL import Image
-        with Image.open(path) as im:
-            im.thumbnail((800, 800))
-            out = io.BytesIO()
-            im.convert("RGBA").save(out, "PNG")
-            return out.getvalue()
     if ext == ".csv":
         with open(path, newline="", errors="replace") as f:
             fig = table(name, [r for _, r in zip(range(16), csv.reader(f))])
@@ -130,14 +141,158 @@ def render(path):
     out = io.BytesIO()
     fig.savefig(out, format="png")
     plt.close(fig)
-    return out.getvalue()
+    return [out.getvalue()]
 
-for path in sys.argv[1:]:
+def pages(pdf, work):
+    # Each page of a PDF as a PNG (at most MAX_PAGES), smaller when a page is too big.
+    out = []
+    for n in range(1, MAX_PAGES + 1):
+        for side in (SIDE, SIDE * 3 // 4, SIDE // 2):
+            root = os.path.join(work, "page")
+            p = subprocess.run(["pdftoppm", "-png", "-singlefile", "-f", str(n), "-l", str(n), "-scale-to", str(side),
+                                pdf, root], capture_output=True, timeout=120)
+            if p.returncode != 0:
+                return out
+            data = open(root + ".png", "rb").read()
+            if len(data) <= MAX_PNG:
+                out.append(data)
+                break
+    return out
+
+def picture(path):
+    from PIL import Image
+    with Image.open(path) as im:
+        im.thumbnail((SIDE, SIDE))
+        out = io.BytesIO()
+        im.convert("RGBA").save(out, "PNG", optimize=True)
+        return [out.getvalue()]
+
+def on_screen(xml):
+    # A sheet drawn as it is seen on screen rather than cut into printed pages: its cells' grid,
+    # and every column on one page (as many pages down as it needs), across.
+    fit = '<pageSetUpPr fitToPage="1"/>'
+    xml = re.sub(r"<pageSetUpPr[^>]*/>|<printOptions[^>]*/>|<pageSetup[^>]*/>", "", xml)
+    if re.search(r"<sheetPr[^>]*/>", xml):
+        xml = re.sub(r"<sheetPr([^>]*)/>", lambda m: f"<sheetPr{m.group(1)}>{fit}</sheetPr>", xml, count=1)
+    elif "</sheetPr>" in xml:
+        xml = xml.replace("</sheetPr>", fit + "</sheetPr>", 1)
+    else:
+        xml = re.sub(r"(<worksheet[^>]*>)", lambda m: m.group(1) + f"<sheetPr>{fit}</sheetPr>", xml, count=1)
+    return re.sub(r"(<pageMargins[^>]*/>)", lambda m: '<printOptions gridLines="1"/>' + m.group(1)
+                  + '<pageSetup orientation="landscape" fitToWidth="1" fitToHeight="0"/>', xml, count=1)
+
+def sheet_copy(path, dest):
+    # A copy of the workbook with each sheet set up by on_screen (the file itself is not touched;
+    # the rest of the workbook, charts included, is copied as it is).
+    import zipfile
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(dest, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if re.fullmatch(r"xl/worksheets/[^/]+\.xml", info.filename) and len(data) < 50_000_000:
+                data = on_screen(data.decode("utf-8")).encode("utf-8")
+            zout.writestr(info, data)
+
+def csv_copy(path, dest):
+    # A CSV as a workbook with on_screen's set-up (its first 2,000 rows).
+    import openpyxl
+    from openpyxl.worksheet.properties import PageSetupProperties
+    wb = openpyxl.Workbook()
+    ws = wb.active
+    with open(path, newline="", errors="replace") as f:
+        for _, row in zip(range(2000), csv.reader(f)):
+            ws.append(row)
+    ws.sheet_properties.pageSetUpPr = PageSetupProperties(fitToPage=True)
+    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight, ws.page_setup.orientation = 1, 0, "landscape"
+    ws.print_options.gridLines = True
+    wb.save(dest)
+
+def office(paths, work):
+    # Every document laid out by LibreOffice (one start for the lot), as PDFs: {path: pdf}.
+    src, done = os.path.join(work, "in"), os.path.join(work, "out")
+    os.makedirs(src), os.makedirs(done)
+    named = {}
+    for i, path in enumerate(paths):
+        ext = os.path.splitext(path)[1].lower()
+        link = os.path.join(src, f"{i}{ext}")
+        try:
+            if ext == ".md":  # Markdown is laid out as a document, headings and tables included
+                link = os.path.join(src, f"{i}.docx")
+                subprocess.run(["pandoc", "-o", link, path], capture_output=True, timeout=120, check=True)
+            elif ext == ".csv":
+                link = os.path.join(src, f"{i}.xlsx")
+                csv_copy(path, link)
+            elif ext == ".xlsx":
+                sheet_copy(path, link)
+            else:
+                os.symlink(os.path.abspath(path), link)
+        except Exception:
+            if ext == ".xlsx" and not os.path.exists(link):
+                os.symlink(os.path.abspath(path), link)
+            elif not os.path.exists(link):
+                continue
+        named[path] = os.path.splitext(os.path.basename(link))[0]
+    profile = "file:///tmp/paddock-renderer-profile"  # kept for the next call: a second start is quicker
+    batch = [os.path.join(src, f) for f in sorted(os.listdir(src))]
+    if batch:
+        # Niced: the guest has one processor, and the assistant's next command comes first. In a
+        # session of its own, with no pipe to hold: on a timeout the whole of LibreOffice is ended.
+        proc = subprocess.Popen(["nice", "-n", "10", "soffice", f"-env:UserInstallation={profile}", "--headless",
+                                 "--norestore", "--nolockcheck", "--convert-to", "pdf", "--outdir", done, *batch],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        try:
+            proc.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+            raise
+    return {path: os.path.join(done, stem + ".pdf") for path, stem in named.items()}
+
+def say(path, pngs, faithful, why=""):
+    for n, png in enumerate(pngs):
+        print(json.dumps({"path": path, "page": n, "of": len(pngs), "faithful": faithful, "why": why,
+                          "png": base64.b64encode(png).decode()}), flush=True)
+
+work = tempfile.mkdtemp(prefix="paddock-preview-")
+renderer = shutil.which("soffice") is not None
+paths = sys.argv[1:]
+laid_out, why = None, ("" if renderer else "absent")
+
+def lay_out():
+    global laid_out, why
+    if laid_out is None:
+        laid_out = {}
+        if renderer:
+            try:
+                laid_out = office([p for p in paths if os.path.splitext(p)[1].lower() in OFFICE], work)
+            except subprocess.TimeoutExpired:
+                why = "slow"
+            except Exception:
+                why = "failed"
+    return laid_out
+# Pictures and PDFs first (they need no LibreOffice), then the documents it laid out.
+for path in sorted(paths, key=lambda p: os.path.splitext(p)[1].lower() in OFFICE):
+    ext = os.path.splitext(path)[1].lower()
     try:
-        print(json.dumps({"path": path, "png": base64.b64encode(render(path)).decode()}), flush=True)
+        if ext == ".pdf":
+            say(path, pages(path, work), True)
+        elif ext in (".png", ".jpg", ".jpeg", ".gif"):
+            say(path, picture(path), True)
+        elif path in lay_out() and os.path.exists(laid_out[path]):
+            say(path, pages(laid_out[path], work), True)
+        else:
+            say(path, drawn(path), False, why or "failed")
     except Exception as exc:
         print(json.dumps({"path": path, "error": type(exc).__name__}), flush=True)
+shutil.rmtree(work, ignore_errors=True)
 """
+
+
+def guest_script() -> bytes:
+    """The Python the guest runs (``python3 - PATH...``), with the host's bounds at its head."""
+    bounds = (MAX_PAGES, SIDE, MAX_PNG, RENDERER_S, sorted(OFFICE))
+    head = f"MAX_PAGES, SIDE, MAX_PNG, TIMEOUT, OFFICE = {bounds!r}\n"
+    return (head + GUEST_SCRIPT).encode()
 
 
 def wanted(before: dict[str, Entry], folder: Path, done: dict[str, Entry]) -> list[str]:
@@ -156,28 +311,55 @@ def wanted(before: dict[str, Entry], folder: Path, done: dict[str, Entry]) -> li
 
 
 async def render(sandbox: Sandbox, paths: list[str]) -> list[Preview]:
-    """Draw ``paths`` in the guest; only checked pictures come back."""
+    """Draw ``paths`` in the guest, page by page; only checked pictures come back."""
     if not paths:
         return []
     out = bytearray()
     started = time.monotonic()
-    argv = ["python3", "-", *[p if not p.startswith("-") else "./" + p for p in paths]]
-    async for ev in sandbox.exec(argv, timeout_s=TIMEOUT_S, stdin=GUEST_SCRIPT.encode()):
+    asked = {p if not p.startswith("-") else "./" + p: p for p in paths}
+    argv = ["python3", "-", *asked]
+    err = bytearray()
+    async for ev in sandbox.exec(argv, timeout_s=TIMEOUT_S, stdin=guest_script()):
         if isinstance(ev, ExecOutput) and ev.stream is Stream.STDOUT and len(out) < MAX_OUTPUT:
             out += ev.data[: MAX_OUTPUT - len(out)]
-    previews = []
-    asked = {p if not p.startswith("-") else "./" + p: p for p in paths}
-    for line in bytes(out).splitlines():
+        elif isinstance(ev, ExecOutput) and ev.stream is Stream.STDERR:
+            err = (err + ev.data)[-2000:]  # the guest's last words, for the log only
+        elif isinstance(ev, ExecResult):
+            log.info("previews: the guest's drawing ended: %s %s", ev, bytes(err).decode(errors="replace")[-500:])
+    return parse(bytes(out), asked, started)
+
+
+def parse(out: bytes, asked: dict[str, str], started: float = 0.0) -> list[Preview]:
+    """The guest's answer (a JSON line per page), each page checked; a file keeps its pages in
+    order, and only up to its first missing or refused page."""
+    pages: dict[str, list[tuple[int, int]]] = {}
+    pngs: dict[str, list[bytes]] = {}
+    notes: dict[str, str] = {}
+    for line in out.splitlines():
         try:
             item = json.loads(line)
             data = base64.b64decode(item["png"], validate=True)
+            page = int(item.get("page", 0))
         except (ValueError, KeyError, TypeError, binascii.Error):
             continue
         size = checked_png(data)
         path = asked.get(str(item.get("path")))
-        if size is not None and path is not None:
-            previews.append(Preview(path, data, *size))
-    log.info("previews: %d of %d drawn in the sandbox in %.1f s", len(previews), len(paths), time.monotonic() - started)
+        if size is None or path is None or page != len(pngs.get(path, [])) or page >= MAX_PAGES:
+            continue
+        pages.setdefault(path, []).append(size)
+        pngs.setdefault(path, []).append(data)
+        notes[path] = "" if item.get("faithful", True) is True else NOTES.get(str(item.get("why")), NOTES["failed"])
+    previews = [
+        Preview(path, got[0], *pages[path][0], more=tuple(got[1:]), note=notes[path]) for path, got in pngs.items()
+    ]
+    if started:
+        log.info(
+            "previews: %d of %d files, %d pages, drawn in the sandbox in %.1f s",
+            len(previews),
+            len(asked),
+            sum(len(p.pages) for p in previews),
+            time.monotonic() - started,
+        )
     return previews
 
 

@@ -65,8 +65,11 @@ def snapshot_path(image: GuestImage, accel: Accel, memory_mib: int) -> Path:
 
 
 def _built(image: GuestImage) -> str:
-    """A short digest of the image's files as built (the manifest's sha256 of each)."""
+    """A short digest of the image's files as built (the manifest's sha256 of each) and of the
+    optional layers attached over its root (a guest saved without the renderer, or with another
+    one, must not wake over a different set of disks)."""
     files = "".join(f"{name}={digest};" for name, digest in sorted(image.sha256.items()))
+    files += "".join(f"layer {layer.name}={layer.sha256};" for layer in image.layers)
     return hashlib.sha256(files.encode()).hexdigest()[:12]
 
 
@@ -236,7 +239,9 @@ class WarmPool:
             log.debug("warm pool: the woken sandbox could not be made: %s", exc)
             self.last_error = str(exc)
             return None
-        same = woken.image.hash == image.hash and woken.image.sha256 == image.sha256
+        same = (
+            woken.image.hash == image.hash and woken.image.sha256 == image.sha256 and woken.image.layers == image.layers
+        )
         if not woken.alive or not same or woken.memory_mib != memory_mib:
             await woken.discard()
             return None

@@ -54,6 +54,11 @@ class ActivityPanel(QFrame):
         """Pictures drawn in the sandbox (already checked: PNG, bounded size); newest first."""
         self.previews.add_previews(previews)
 
+    def show_pictures(self, previews: list[Preview]) -> None:
+        """Only these pictures (a conversation's kept ones, newest first)."""
+        self.previews.clear_pictures()
+        self.previews.add_previews(list(reversed(previews)))
+
     @property
     def pictures(self) -> dict[str, QPixmap]:
         return self.previews.pictures

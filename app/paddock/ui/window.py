@@ -167,7 +167,12 @@ class MainWindow(QMainWindow):
     def _opened(self) -> None:
         """The folder is open: draw the conversation it carries on, and the earlier ones."""
         self.bridge.call(self.desk.transcript(), self.chat.replay)
+        self._show_pictures()
         self._refresh_history()
+
+    def _show_pictures(self) -> None:
+        """The pictures kept with the conversation now shown (a reopened one's too)."""
+        self.bridge.call(self.desk.pictures(), self.chat.activity.show_pictures)
 
     def _refresh_history(self) -> None:
         self.bridge.call(self.desk.conversations(), self.chat.set_conversations)
@@ -175,6 +180,7 @@ class MainWindow(QMainWindow):
     def _conversation(self, conversation: str | None) -> None:
         def shown(events: list[Replayed]) -> None:
             self.chat.replay(events)
+            self._show_pictures()
             self._refresh_history()
 
         error = lambda msg: self.chat.add_note(msg, error=True)  # noqa: E731

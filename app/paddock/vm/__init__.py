@@ -4,7 +4,7 @@ from paddock.vm.accel import AccelChoice, choose_accel
 from paddock.vm.config import Share, StateError, VMConfig, VMError, VMState, qemu_fingerprint
 from paddock.vm.guard import Guard, Keeper, ReadWatcher
 from paddock.vm.host import Accel, HostError, HostTools, kvm_usable
-from paddock.vm.image import GuestImage, ImageError, find_image
+from paddock.vm.image import GuestImage, ImageError, Layer, find_image
 from paddock.vm.launch import Launcher
 from paddock.vm.machine import VirtualMachine
 from paddock.vm.sharing import Daemon, FolderSharing, SharingError, share_handle_limit, user_namespaces_work
@@ -21,6 +21,7 @@ __all__ = [
     "ImageError",
     "Keeper",
     "Launcher",
+    "Layer",
     "ReadWatcher",
     "Share",
     "SharingError",

@@ -98,6 +98,8 @@ def kernel_cmdline(config: VMConfig) -> str:
         args += ["quiet", "loglevel=3"]
     if config.guest_root:
         args.append("paddock.exec_as_root")
+    if config.image.layers:
+        args.append("paddock.layer")  # the init waits for the layer's disk and lays it over the root
     return " ".join(args)
 
 
@@ -143,6 +145,7 @@ def qemu_argv(config: VMConfig, vm_id: str, run_dir: Path) -> list[str]:
             "-global", "virtio-mmio.force-legacy=false",
             "-drive", f"if=none,id=root,file={e(img.rootfs)},format=raw,readonly=on",
             "-device", "virtio-blk-device,drive=root",
+            *_layer_drives(img),
             "-device", "virtio-serial-device",
             "-chardev", f"socket,id=agent,path={e(run_dir / 'agent.sock')},server=on,wait=off",
             "-device", f"virtserialport,chardev=agent,name={AGENT_PORT_NAME}",
@@ -160,6 +163,17 @@ def qemu_argv(config: VMConfig, vm_id: str, run_dir: Path) -> list[str]:
         argv += [
                 "-chardev", f"socket,id=fs-{share.tag},path={e(sock)}",
                 "-device", f"vhost-user-fs-device,chardev=fs-{share.tag},tag={share.tag}",
+            ]  # fmt: skip
+    return argv
+
+
+def _layer_drives(img: GuestImage) -> list[str]:
+    """The optional read-only layers (#34), each a disk the guest's init knows by its serial."""
+    argv = []
+    for i, layer in enumerate(img.layers):
+        argv += [
+                "-drive", f"if=none,id=layer{i},file={qemu_escape(layer.path)},format=raw,readonly=on",
+                "-device", f"virtio-blk-device,drive=layer{i},serial=paddock-layer",
             ]  # fmt: skip
     return argv
 

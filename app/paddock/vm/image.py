@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
+import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from paddock.core.errors import PaddockError
@@ -18,10 +20,44 @@ BUILD_HINT = (
 )
 SYSTEM_IMAGES = Path("/var/cache/paddock/guest")  # where the README's set-up builds it (root-owned, world-readable)
 PACKAGE_IMAGE = Path("/opt/paddock/guest")  # where the Debian package installs it
+LAYERS = ("renderer",)  # optional read-only layers over the root, found beside the image (#34)
+log = logging.getLogger(__name__)
 
 
 class ImageError(PaddockError):
     """The guest image is missing or damaged."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    """An optional read-only squashfs the guest lays over its root (the document renderer): built
+    by ``guest_image/layer.py`` for one base image, in ``<image folder>/../layers/<hash>-<name>/``."""
+
+    name: str
+    path: Path
+    sha256: str
+
+    @classmethod
+    def find(cls, image_root: Path, image_hash: str, name: str) -> Layer | None:
+        """The layer built for this image, checked like the image; None when it is absent, made
+        for another image, or damaged (then it is never attached, and the log says why)."""
+        folder = image_root.parent / "layers" / f"{image_hash}-{name}"
+        try:
+            manifest = json.loads((folder / "manifest.json").read_text())
+            path = folder / f"{name}.squashfs"
+            size, digest = int(manifest["sizes"][path.name]), str(manifest["sha256"][path.name])
+            if manifest["base"] != image_hash:
+                raise ValueError(f"made for the image {manifest['base']}")
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("the sandbox's optional %s layer in %s is not used: %s", name, folder, exc)
+            return None
+        if st.st_size != size or _sha256(path, st.st_size, st.st_mtime_ns) != digest:
+            log.warning("the sandbox's optional %s layer in %s is damaged: not used", name, folder)
+            return None
+        return cls(name, path, digest)
 
 
 @dataclass(frozen=True)
@@ -34,6 +70,7 @@ class GuestImage:
     kernel_version: str
     sizes: dict[str, int]
     sha256: dict[str, str]
+    layers: tuple[Layer, ...] = field(default=())  # attached read-only after the root, in order
 
     @classmethod
     def load(cls, root: Path) -> GuestImage:
@@ -59,7 +96,8 @@ class GuestImage:
         except (KeyError, TypeError, ValueError) as exc:
             raise ImageError(f"The sandbox image's manifest is incomplete: {exc}", hint=BUILD_HINT) from exc
         image.verify()
-        return image
+        found = tuple(layer for name in LAYERS if (layer := Layer.find(root, image.hash, name)) is not None)
+        return dataclasses.replace(image, layers=found)
 
     def verify(self) -> None:
         """Every file present, with the size and SHA-256 the build recorded.
