@@ -136,6 +136,13 @@ def _build_initramfs(dest: Path, modules: list[Path], out: Path, busybox: Path) 
             stdout=fh,
             check=True,
         )
+        # Whole pages: QEMU 10's microvm loads the initrd at the top of memory, over its own ACPI
+        # tables when the size ends part-way into a page (the DSDT lost, the guest found no disk);
+        # a size of whole pages ends below them. The kernel skips the zeros after the archive.
+        fh.write(b"\0" * (-fh.tell() % PAGE))
+
+
+PAGE = 4096
 
 
 def fetch_kernel(root: Path, kdir: Path, suite: str, meta: str, apt_options: list[str]) -> tuple[str, str, Path, Path]:
