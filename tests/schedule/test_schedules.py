@@ -13,6 +13,8 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,11 +29,13 @@ needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is i
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    runtime = tmp_path / "run"
-    runtime.mkdir(mode=0o700)
-    return {**os.environ, "PADDOCK_DATA_DIR": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config"),
-            "XDG_RUNTIME_DIR": str(runtime)}  # fmt: skip
+def env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    # A short runtime folder: systemd puts sockets there (``…/gnupg/S.gpg-agent.browser``), and a
+    # socket's path may not pass 107 bytes; a parallel worker's tmp_path is too deep for that.
+    runtime = Path(tempfile.mkdtemp(prefix="pdk-run-"))
+    yield {**os.environ, "PADDOCK_DATA_DIR": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "XDG_RUNTIME_DIR": str(runtime)}  # fmt: skip
+    shutil.rmtree(runtime, ignore_errors=True)
 
 
 def _paddock(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
