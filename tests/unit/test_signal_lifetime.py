@@ -92,3 +92,18 @@ def test_cancelling_the_closer_still_cancels_it() -> None:
         return life.open
 
     assert asyncio.run(run()) is False
+
+
+def test_a_lifetime_cancelled_while_it_starts_leaves_no_task() -> None:
+    async def run() -> set[asyncio.Task[object]]:
+        before = set(asyncio.all_tasks())
+        starting = asyncio.ensure_future(Lifetime.start("cancelled"))
+        await asyncio.sleep(0)  # its supervisor is created, not yet running
+        starting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await starting
+        for _ in range(3):
+            await asyncio.sleep(0)
+        return {t for t in asyncio.all_tasks() - before if not t.done() and t is not asyncio.current_task()}
+
+    assert asyncio.run(run()) == set()

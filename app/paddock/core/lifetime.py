@@ -36,7 +36,11 @@ class Lifetime:
     async def start(cls, name: str) -> Lifetime:
         life = cls(name)
         life._supervisor = asyncio.create_task(life._supervise(), name=f"{name}: lifetime")
-        await life._ready.wait()
+        try:
+            await life._ready.wait()
+        except BaseException:  # cancelled before it began: it ends, and is not left waiting
+            await life.close()
+            raise
         return life
 
     async def _supervise(self) -> None:

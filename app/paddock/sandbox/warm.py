@@ -17,7 +17,6 @@ run on first, and the Claim sets the guest's clock, which stood still while it w
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
@@ -202,15 +201,20 @@ class WarmPool:
         return self._waking is not None
 
     async def wait(self) -> bool:
-        """Wait for a wake under way; whether a woken sandbox is held now."""
+        """Wait for a wake under way; whether a woken sandbox is held now (False once the pool
+        was closed meanwhile)."""
         waking = self._waking
         if waking is None:
             return False
-        try:
-            await asyncio.shield(waking)
-        except (PaddockError, OSError) as exc:
+        await asyncio.wait({waking})  # its end, whatever it is: cancelling this waiter leaves it be
+        if waking.cancelled():
+            return False
+        exc = waking.exception()
+        if isinstance(exc, (PaddockError, OSError)):
             self.last_error = str(exc)
             return False
+        if exc is not None:
+            raise exc
         return waking.result().alive
 
     @property
@@ -248,16 +252,17 @@ class WarmPool:
         return woken
 
     async def close(self) -> None:
-        """Stop the held sandbox; the pool fills no more."""
+        """Stop the held sandbox, or the wake under way (it stops where it is and leaves nothing
+        running: ``VirtualMachine.start`` and ``wake`` clean up when cancelled); the pool fills
+        no more. Cancelling the caller does not stop the wake's own clean-up."""
         self._closed = True
         waking, self._waking = self._waking, None
         if waking is None:
             return
-        if not waking.done():
-            waking.cancel()
-        with contextlib.suppress(BaseException):
-            woken = await waking
-            await woken.discard()
+        waking.cancel()  # nothing when it has ended already
+        await asyncio.wait({waking})
+        if not waking.cancelled() and waking.exception() is None:
+            await waking.result().discard()
 
 
 def paused_when_idle(vm: VirtualMachine) -> tuple[ClientInterceptor, ...]:

@@ -313,10 +313,10 @@ class MainWindow(QMainWindow):
         self.notes.show()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        """Stop the session (and its VM) before the window goes."""
-        if self.desk.folder is not None:
-            try:
-                self.bridge.engine.run(self.desk.close(), timeout=60)
-            except Exception:  # noqa: BLE001 - closing must not be blocked by a failing VM
-                pass
+        """Stop the session (and its VM) and the woken sandbox held for the next folder (or its
+        wake under way) before the window goes."""
+        try:
+            self.bridge.engine.run(self.desk.close(), timeout=60)
+        except Exception:  # noqa: BLE001 - closing must not be blocked by a failing VM
+            pass
         super().closeEvent(event)

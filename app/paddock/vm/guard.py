@@ -440,19 +440,37 @@ async def launch_guarded(
         proc = await spawn(name, [*launcher, "--", *argv], (*pass_fds, ffd, theirs.fileno()))
         theirs.close()
         ours.settimeout(LAUNCH_TIMEOUT_S)
+        answering = asyncio.ensure_future(asyncio.to_thread(_answer, ours))
         try:
-            msg, fds, _flags, _addr = await asyncio.to_thread(socket.recv_fds, ours, 256, 1)
-        except OSError as exc:
-            msg, fds = f"the launcher did not answer: {exc}".encode(), []
+            msg, fds = await asyncio.shield(answering)
+        except asyncio.CancelledError:  # the launcher and what it started stop; its answer is read and closed
+            await _stopped(proc)
+            await asyncio.wait({answering})
+            for fd in answering.result()[1]:
+                os.close(fd)
+            raise
         if msg != b"ok" or len(fds) != 1:
             for fd in fds:
                 os.close(fd)
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+            await _stopped(proc)
             return msg.decode(errors="replace").removeprefix("error: ") or "the launcher stopped"
         return proc, Guard(fds[0], keeper, proc.pid, reads)
     finally:
         os.close(ffd)
         ours.close()
         theirs.close()
+
+
+def _answer(sock: socket.socket) -> tuple[bytes, list[int]]:
+    """The launcher's answer: ``ok`` and the listener, or why not (blocking: run in a thread)."""
+    try:
+        msg, fds, _flags, _addr = socket.recv_fds(sock, 256, 1)
+    except OSError as exc:
+        return f"the launcher did not answer: {exc}".encode(), []
+    return msg, fds
+
+
+async def _stopped(proc: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    await proc.wait()

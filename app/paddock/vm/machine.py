@@ -27,7 +27,7 @@ import logging
 import os
 import secrets
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from qemu.qmp import QMPClient
 from qemu.qmp.error import QMPError
 
 from paddock.core.errors import PaddockError
+from paddock.core.lifetime import Lifetime
 from paddock.core.paths import runtime_dir
 from paddock.core.processes import terminate
 from paddock.core.signal import Signal
@@ -68,7 +69,8 @@ class VirtualMachine(Migration):
         self._qemu: asyncio.subprocess.Process | None = None
         self._virtiofsd: dict[str, asyncio.subprocess.Process] = {}
         self._qmp: QMPClient | None = None
-        self._watchers: list[asyncio.Task[None]] = []
+        self._life: Lifetime | None = None  # the watchers of QEMU, each virtiofsd and QMP's events
+        self._stopping: asyncio.Future[None] | None = None  # the one teardown of this run
         self._failed = asyncio.Event()
         self.state_changed: Signal[VMState, str | None] = Signal("VM state")
         self._attached = False
@@ -125,7 +127,11 @@ class VirtualMachine(Migration):
         """Start virtiofsd and QEMU; returns once QEMU runs (the guest is still booting).
 
         With ``incoming`` (hot-plug mode only), QEMU loads that snapshot instead of booting and
-        the guest continues from where it was saved."""
+        the guest continues from where it was saved.
+
+        Cancelled at any point, everything started so far is stopped before the cancellation goes
+        on (no QEMU, no virtiofsd, no task left; the run folder as ``PADDOCK_KEEP_RUN_DIR`` says):
+        STOPPED again, not FAILED. Any other error: FAILED with the reason, everything stopped."""
         if incoming is not None and not self.config.hotplug:
             raise VMError("a snapshot can only be restored into a VM in hot-plug mode")
         self._set_state(VMState.BOOTING)
@@ -135,20 +141,26 @@ class VirtualMachine(Migration):
         self.run_dir = runtime_dir() / f"vm-{self.id}"
         self.run_dir.mkdir(mode=0o700)
         self._paused = False
+        self._stopping = None
         try:
+            self._life = await Lifetime.start(f"vm {self.id}")
             if not self.config.hotplug:
                 for share in self.config.shares:
                     await self._start_virtiofsd(share)
             await self._start_qemu(incoming)
+        except asyncio.CancelledError:
+            self._set_state(VMState.STOPPING)
+            await self._teardown()
+            self._set_state(VMState.STOPPED)
+            raise
         except BaseException as exc:
             reason = str(exc) if isinstance(exc, PaddockError) else f"the sandbox could not start: {exc}"
+            if self._state is not VMState.FAILED:  # else a watcher saw the first cause
+                self.failure = reason
+                self._set_state(VMState.FAILED, reason)
+                self._failed.set()
             await self._teardown()
-            self.failure = reason
-            self._set_state(VMState.FAILED, reason)
-            self._failed.set()
-            if isinstance(exc, PaddockError):
-                raise
-            if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)):
+            if isinstance(exc, (PaddockError, KeyboardInterrupt)):
                 raise
             raise VMError(reason) from exc
 
@@ -198,7 +210,7 @@ class VirtualMachine(Migration):
             await asyncio.sleep(0.01)
         else:
             raise VMError(f"The folder-sharing helper for {share.tag} did not start within 5 s")
-        self._watchers.append(asyncio.create_task(self._watch(f"virtiofsd-{share.tag}", proc)))
+        self._supervise(self._watch(f"virtiofsd-{share.tag}", proc), f"virtiofsd-{share.tag}")
 
     async def _spawn_guarded(self, share: Share, argv: list[str], fd: int) -> asyncio.subprocess.Process | None:
         """The daemon under the change guard (``paddock.vm.guard``); None where the guard cannot
@@ -216,42 +228,53 @@ class VirtualMachine(Migration):
     async def _start_qemu(self, incoming: Path | None = None) -> None:
         assert self.run_dir is not None
         qmp = QMPClient(f"paddock-{self.id}")
-        await qmp.start_server(str(self.run_dir / "qmp.sock"))
         self._qmp = qmp
+        await qmp.start_server(str(self.run_dir / "qmp.sock"))
         argv = qemu_argv(self.config, self.id, self.run_dir) + (["-incoming", "defer"] if incoming is not None else [])
         self._qemu = await self._spawn("qemu", argv)
-        accept = asyncio.ensure_future(qmp.accept())
-        exited = asyncio.ensure_future(self._qemu.wait())
-        try:
-            done, _ = await asyncio.wait(
-                {accept, exited}, timeout=QMP_ACCEPT_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            exited.cancel()
-        if accept not in done:
-            accept.cancel()
-            with contextlib.suppress(BaseException):
-                await accept
-            if self._qemu.returncode is not None:
-                raise VMError(f"QEMU stopped at start (code {self._qemu.returncode}): {self._log_tail('qemu')}")
-            raise VMError(f"QEMU did not answer within {QMP_ACCEPT_TIMEOUT_S:.0f} s")
-        try:
-            accept.result()
-        except Exception as exc:  # QEMU hung up at once: say why, from its own log
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._qemu.wait(), 2.0)
-            code = self._qemu.returncode
-            status = f"stopped at start (code {code})" if code is not None else "closed its control channel"
-            helpers = "".join(
-                f"\nThe folder-sharing helper for {tag} stopped too: {self._log_tail(f'virtiofsd-{tag}')}"
-                for tag, proc in self._virtiofsd.items()
-                if proc.returncode is not None
-            )
-            raise VMError(f"QEMU {status}: {self._log_tail('qemu') or exc}{helpers}") from exc
-        self._watchers.append(asyncio.create_task(self._watch("qemu", self._qemu)))
-        self._watchers.append(asyncio.create_task(self._watch_events(qmp)))
+        await self._accept(qmp, self._qemu)
+        self._supervise(self._watch("qemu", self._qemu), "qemu")
+        self._supervise(self._watch_events(qmp), "QMP events")
         if incoming is not None:
             await self._load_snapshot(qmp, incoming)
+
+    async def _accept(self, qmp: QMPClient, qemu: asyncio.subprocess.Process) -> None:
+        """Wait for QEMU's QMP connection (its greeting and capabilities included). QEMU exiting
+        first, hanging up or not answering within QMP_ACCEPT_TIMEOUT_S is a VMError that says
+        why, from QEMU's own log. The wait and the watch on QEMU's exit run in one task group, so
+        whichever way it ends (cancelled too), neither is left running."""
+        try:
+            async with asyncio.timeout(QMP_ACCEPT_TIMEOUT_S), asyncio.TaskGroup() as group:
+                exit_watch = group.create_task(self._exits_at_start(qemu), name=f"vm {self.id}: QEMU at start")
+                await qmp.accept()
+                exit_watch.cancel()
+        except TimeoutError as exc:
+            raise VMError(f"QEMU did not answer within {QMP_ACCEPT_TIMEOUT_S:.0f} s") from exc
+        except BaseExceptionGroup as errors:
+            exited = next((e for e in errors.exceptions if isinstance(e, VMError)), None)
+            others = [e for e in errors.exceptions if e is not exited]
+            if exited is not None:  # QEMU's exit is the first cause (a hang-up follows from it)
+                raise exited from (others[0] if others else None)
+            if not isinstance(others[0], Exception):
+                raise
+            raise await self._hung_up(qemu, others[0]) from others[0]
+
+    async def _exits_at_start(self, qemu: asyncio.subprocess.Process) -> None:
+        code = await qemu.wait()
+        raise VMError(f"QEMU stopped at start (code {code}): {self._log_tail('qemu')}")
+
+    async def _hung_up(self, qemu: asyncio.subprocess.Process, exc: BaseException) -> VMError:
+        """QEMU connected and hung up at once: say why, from its own log (and the share helpers')."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(qemu.wait(), 2.0)
+        code = qemu.returncode
+        status = f"stopped at start (code {code})" if code is not None else "closed its control channel"
+        helpers = "".join(
+            f"\nThe folder-sharing helper for {tag} stopped too: {self._log_tail(f'virtiofsd-{tag}')}"
+            for tag, proc in self._virtiofsd.items()
+            if proc.returncode is not None
+        )
+        return VMError(f"QEMU {status}: {self._log_tail('qemu') or exc}{helpers}")
 
     async def _execute(self, command: str, arguments: dict[str, Any] | None = None) -> object:
         """A QMP command whose failure is a VMError naming it (the caller falls back or reports)."""
@@ -302,12 +325,17 @@ class VirtualMachine(Migration):
 
     # ------------------------------------------------------------------ supervision
 
+    def _supervise(self, watch: Coroutine[Any, Any, None], name: str) -> None:
+        """Run a watcher for as long as this VM runs (its lifetime ends in ``_teardown``)."""
+        assert self._life is not None
+        self._life.spawn(watch, name=name)
+
     async def _watch(self, name: str, proc: asyncio.subprocess.Process) -> None:
         code = await proc.wait()
         if name != "qemu" and self._qemu is not None:
             # virtiofsd exits on its own when QEMU goes away: blame the first cause.
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(self._qemu.wait()), 1.0)
+                await asyncio.wait_for(self._qemu.wait(), 1.0)
                 await asyncio.sleep(0)
         if self._state in (VMState.BOOTING, VMState.READY):
             label = "QEMU" if name == "qemu" else f"the folder-sharing helper ({name})"
@@ -316,7 +344,7 @@ class VirtualMachine(Migration):
 
     async def _watch_events(self, qmp: QMPClient) -> None:
         with (
-            contextlib.suppress(QMPError, asyncio.CancelledError),
+            contextlib.suppress(QMPError),
             qmp.listener(("SHUTDOWN", "GUEST_PANICKED")) as listener,
         ):
             async for event in listener:
@@ -331,7 +359,7 @@ class VirtualMachine(Migration):
         self.failure = reason
         self._set_state(VMState.FAILED, reason)
         self._failed.set()
-        await self._teardown(current=asyncio.current_task())
+        await self._teardown()
 
     async def fail(self, reason: str) -> None:
         """Give up on this VM (its agent stopped answering): FAILED, and everything stopped."""
@@ -358,10 +386,21 @@ class VirtualMachine(Migration):
             return
         was_failed = self._state is VMState.FAILED
         self._set_state(VMState.STOPPING)
-        await self._teardown(current=asyncio.current_task())
+        await self._teardown()
         self._set_state(VMState.STOPPED, self.failure if was_failed else None)
 
-    async def _teardown(self, current: asyncio.Task[Any] | None = None) -> None:
+    async def _teardown(self) -> None:
+        """Stop everything this VM started, once: a second caller (``stop`` while a watcher is
+        failing the VM) waits for the same teardown instead of cancelling it halfway, and a
+        caller cancelled meanwhile does not stop it either."""
+        if self._stopping is None:
+            self._stopping = asyncio.ensure_future(self._stop_everything())
+        await asyncio.shield(self._stopping)
+
+    async def _stop_everything(self) -> None:
+        """Stop QEMU and every virtiofsd, close the change guards and QMP, end the watchers (one
+        lifetime: cancelled and awaited together), keep the logs of a failure and remove the run
+        folder (unless ``PADDOCK_KEEP_RUN_DIR``)."""
         qmp, self._qmp = self._qmp, None
         if qmp is not None and self._qemu is not None and self._qemu.returncode is None:
             with contextlib.suppress(Exception):
@@ -374,10 +413,9 @@ class VirtualMachine(Migration):
         if qmp is not None:
             with contextlib.suppress(Exception):
                 await qmp.disconnect()
-        for task in self._watchers:
-            if task is not current:
-                task.cancel()
-        self._watchers = [t for t in self._watchers if t is current]
+        life, self._life = self._life, None
+        if life is not None:
+            await life.close()
         if self.run_dir is not None and self.failure:
             self.kept_logs = keep_logs(self.run_dir, f"vm-{self.id}")
         if self.run_dir is not None and not os.environ.get("PADDOCK_KEEP_RUN_DIR"):
