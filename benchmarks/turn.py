@@ -26,15 +26,16 @@ def measure(turns: int = 30) -> dict[str, Any]:
         os.environ["ANTHROPIC_BASE_URL"] = api.url
 
         async def run() -> tuple[float, AssistantSession]:
-            async with Sandbox.open(Path(tmp)) as sandbox:
-                session = AssistantSession(
-                    sandbox,
-                    AnthropicProvider(f"bench-{secrets.token_hex(8)}"),
-                    ConversationStore(Path(tmp), root=Path(tmp) / ".bench-store"),
-                )
-                t0 = time.perf_counter()
-                await session.send("benchmark")
-                return time.perf_counter() - t0, session
+            provider = AnthropicProvider(f"bench-{secrets.token_hex(8)}")
+            try:
+                async with Sandbox.open(Path(tmp)) as sandbox:
+                    store = ConversationStore(Path(tmp), root=Path(tmp) / ".bench-store")
+                    session = AssistantSession(sandbox, provider, store)
+                    t0 = time.perf_counter()
+                    await session.send("benchmark")
+                    return time.perf_counter() - t0, session
+            finally:  # on this loop (a session's end does it in the product)
+                await provider.close()
 
         wall, session = asyncio.run(run())
         per_turn = [t.wall_s - t.tools_s for t in session.timings]

@@ -17,6 +17,7 @@ tests/egress/test_asking.py and tests/schedule/test_unattended.py.
 from __future__ import annotations
 
 import asyncio
+import gc
 import secrets
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -32,11 +33,12 @@ from paddock.core.errors import PaddockError
 from paddock.core.signal import Signal
 from paddock.desk import Desk, DeskEvent, EgressQuestion
 from paddock.egress import Decision
-from paddock.llm import AnthropicProvider
+from paddock.llm import AnthropicProvider, ModelProvider, ModelTarget
 from paddock.policy import EffectivePolicy, EgressGrant, TrustStore
 from paddock.remote import SyncReport
 from paddock.schedule import ScheduleStore, run_schedule
 from paddock.schedule.run import NOBODY
+from paddock.session import model_choice
 from paddock.session.runner import SessionRunner
 from tests.fakes.messages_api import MessagesAPI, text
 
@@ -226,3 +228,44 @@ def test_opening_a_folder_in_the_window_loads_the_policy_once(tmp_path: Path, bo
     asyncio.run(click())
     assert len(loads) == 2, loads
     assert loads[1] == {"folder": folder.resolve(), "folder_trusted": True}
+
+
+def test_a_sessions_end_closes_its_model_client(
+    tmp_path: Path, booted: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window's session and ``paddock run`` each close the model's SDK client when they end,
+    on their own loop. Left open, the client closed itself when the garbage collector found it,
+    on whatever loop ran then: "Task exception was never retrieved … AsyncClient.aclose() …
+    RuntimeError('Event loop is closed')" (seen in ``python -m benchmarks``)."""
+    made: list[AnthropicProvider] = []
+
+    def provider(target: ModelTarget, _key: str | None) -> ModelProvider:
+        made.append(AnthropicProvider(f"test-{secrets.token_hex(6)}", model=target.model))
+        return made[-1]
+
+    monkeypatch.setattr(model_choice, "provider_for", provider)
+    folder = _folder(tmp_path)
+    desk = Desk(provider_factory=provider)
+
+    async def window() -> None:
+        await desk.open(folder)
+        assert await desk.send("Tidy up") == "done"  # a real request: the client holds a connection
+        await desk.finish()
+
+    asyncio.run(window())
+    ns = build_parser().parse_args(["run", "--folder", str(folder), "--yes", "Tidy up"])
+    assert asyncio.run(_run(ns)) == 0
+    assert len(made) == 2
+    assert [p._client.is_closed() for p in made] == [True, True]
+
+    reported: list[str] = []
+
+    async def later() -> None:  # another loop, as the next benchmark's: the garbage collector runs
+        asyncio.get_running_loop().set_exception_handler(lambda _l, c: reported.append(str(c.get("message"))))
+        made.clear()
+        gc.collect()
+        for _ in range(3):
+            await asyncio.sleep(0)
+
+    asyncio.run(later())
+    assert reported == []

@@ -26,11 +26,16 @@ def _provider(api: ChatCompletionsAPI, key: str | None = "k", **kw: object) -> O
 
 
 def _complete(p: OpenAIProvider, messages: list[dict[str, object]], seen: list[str] | None = None) -> object:
-    return asyncio.run(
-        p.complete(
-            system="sys", messages=messages, tools=TOOL_SPECS, on_text=(seen.append if seen is not None else print)
-        )
-    )
+    """One completion, and the provider closed on the same loop (as a session's end does)."""
+
+    async def once() -> object:
+        try:
+            on_text = seen.append if seen is not None else print
+            return await p.complete(system="sys", messages=messages, tools=TOOL_SPECS, on_text=on_text)
+        finally:
+            await p.close()
+
+    return asyncio.run(once())
 
 
 def test_the_conversation_converts_with_tool_output_labels_unchanged() -> None:

@@ -375,7 +375,7 @@ class Desk:
         assert opened.session.backup is not None  # the window's plan asks for a change summary
         summary = SessionSummary(opened.folder, changes, self.questions_asked, opened.session.backup,
                                  first.point.id if first else None, pictures)  # fmt: skip
-        await opened.runner.close()
+        await opened.session.close()  # the session's end, and its model client closed
         self._open = None
         self.pool.fill()  # the next folder's, woken while the person chooses it
         self._emit(summary)

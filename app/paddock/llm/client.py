@@ -103,6 +103,12 @@ class ModelProvider(Protocol):
         on_text: Callable[[str], None],
     ) -> ModelReply: ...
 
+    async def close(self) -> None:
+        """Close the SDK's HTTP client (its connections) on the loop that used it. The session's
+        end does it: an SDK client left to the garbage collector closes itself on whatever loop
+        runs then, which fails once its own loop has ended ("Event loop is closed")."""
+        ...
+
 
 NO_KEY = "no-key"  # what a local server that needs no key is sent (the SDKs insist on some key)
 
@@ -168,3 +174,6 @@ class AnthropicProvider:
                 blocks.append(ToolUse(block.id, block.name, dict(block.input)))
         usage = Usage(final.usage.input_tokens, final.usage.output_tokens)
         return ModelReply(blocks, str(final.stop_reason or "end_turn"), usage)
+
+    async def close(self) -> None:
+        await self._client.close()

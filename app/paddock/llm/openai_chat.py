@@ -188,3 +188,6 @@ class OpenAIProvider:
             base_url = self._client.base_url
             raise plain_error(openai, exc, endpoint=self.endpoint, base_url=base_url, model=self.model) from exc
         return builder.reply()
+
+    async def close(self) -> None:
+        await self._client.close()

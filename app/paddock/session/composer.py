@@ -245,12 +245,18 @@ class Composed:
         return diff(self.before, await asyncio.to_thread(list_folder, self.folder))
 
     async def close(self, outcome: str = "finished") -> None:
-        """Stop the sandbox and end the session (its end is recorded once)."""
+        """Stop the sandbox, end the session (its end is recorded once) and close the model's
+        client (its connections, on this loop)."""
         self.agent, self.asker, self.held = None, None, None
+        provider, self.provider = self.provider, None
         try:
             await self._close_ahead()
         finally:
-            await self.runner.close(outcome=outcome)
+            try:
+                await self.runner.close(outcome=outcome)
+            finally:
+                if provider is not None:
+                    await provider.close()
 
 
 async def compose(folder: Path, plan: SessionPlan) -> Composed:
