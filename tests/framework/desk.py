@@ -1,17 +1,28 @@
 """Driving the window the way a person does (pytest-qt on Qt's offscreen platform): choose and
 trust a folder, wait for the sandbox, type a message and send it. A timeout says what the window
-showed instead."""
+showed instead.
+
+``scripted_window`` (a fixture; ``tests/ui/conftest.py`` brings it in) is the usual start of a
+window test: a window whose model is the scripted Messages API fake, with a trusted folder open and
+its sandbox ready."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import secrets
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from pytestqt.qtbot import QtBot
 
 from paddock.core.engine import Engine
 from paddock.desk.desk import Desk, SandboxState
 from paddock.ui.window import MainWindow
+from paddock.vm import GuestImage
+from tests.fakes.loopback import Step
+from tests.fakes.messages_api import MessagesAPI
 
 BOOT_MS = 180_000
 
@@ -58,3 +69,44 @@ def say(qtbot: QtBot, window: MainWindow, message: str) -> None:
     wait_window(qtbot, window, window.chat.send_button.isEnabled, 30_000)
     qtbot.keyClicks(window.chat.input, message)
     qtbot.mouseClick(window.chat.send_button, Qt.MouseButton.LeftButton)
+
+
+@dataclass
+class ScriptedWindow:
+    window: MainWindow
+    api: MessagesAPI  # the model service's fake: what it was sent is in ``api.requests``
+    folder: Path  # open and trusted, its sandbox ready
+
+
+OpenScripted = Callable[..., ScriptedWindow]
+
+
+@pytest.fixture
+def scripted_window(
+    qtbot: QtBot, engine: Engine, guest_image: GuestImage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[OpenScripted]:
+    """``scripted_window(steps, folder="work", files={name: text})``: a window whose model is the
+    loopback Messages API fake (``tests.fakes.messages_api``) answering with ``steps`` in turn (a
+    throwaway key in ``ANTHROPIC_API_KEY``, the fake's address in ``ANTHROPIC_BASE_URL``), with the
+    folder ``tmp_path / folder`` (holding ``files``) chosen, trusted and open, its sandbox ready.
+    After the test the window is closed (its session finished, its woken sandbox stopped), then the
+    fake. Everything else is real: the engine, the desk, the sandbox."""
+    with contextlib.ExitStack() as stack:
+
+        def open_scripted(
+            steps: Sequence[Step], *, folder: str = "work", files: Mapping[str, str] | None = None
+        ) -> ScriptedWindow:
+            path = tmp_path / folder
+            path.mkdir()
+            for name, content in (files or {}).items():
+                (path / name).write_text(content)
+            monkeypatch.setenv("ANTHROPIC_API_KEY", f"test-{secrets.token_hex(8)}")
+            api = stack.enter_context(MessagesAPI(steps))
+            monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)
+            window = open_window(qtbot, engine)
+            stack.callback(window.close)  # before the fake stops: the session ends first
+            window.show_folders()
+            open_trusted(qtbot, window, path)
+            return ScriptedWindow(window, api, path)
+
+        yield open_scripted

@@ -8,23 +8,18 @@ files and draw them. The fake is the model service (the loopback Messages API se
 
 from __future__ import annotations
 
-import secrets
 import struct
 import zlib
-from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from paddock.core.engine import Engine
-from paddock.desk import Desk
 from paddock.desk.previews import MAX_PNG, MAX_SIDE, Preview, checked_png, for_summary
-from paddock.ui.window import MainWindow
 from paddock.undo.changes import Change, Entry
 from tests.conftest import ARTIFACTS
-from tests.fakes.messages_api import MessagesAPI, text, tool
-from tests.ui.test_window import _open_trusted, _say, _wait
+from tests.fakes.messages_api import text, tool
+from tests.framework.desk import OpenScripted, say, wait_window
 
 MAKE = r"""python3 - <<'PY'
 import csv, docx, openpyxl, pptx
@@ -71,53 +66,42 @@ def test_the_host_shows_only_a_bounded_png() -> None:
 
 @pytest.mark.vm
 def test_previews_of_the_documents_the_assistant_made_are_drawn_in_the_sandbox(
-    qtbot: QtBot, engine: Engine, guest_image: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    qtbot: QtBot, scripted_window: OpenScripted
 ) -> None:
-    folder = tmp_path / "Quarter"
-    folder.mkdir()
-    (folder / "old.csv").write_text("a,b\n1,2\n")  # there before the session: no preview
-    monkeypatch.setenv("ANTHROPIC_API_KEY", f"test-{secrets.token_hex(8)}")
-    with MessagesAPI(
-        [tool("run_command", command=MAKE, timeout_s=600), text("I made the report, the sheet and the slide.")]
-    ) as api:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)
-        window = MainWindow(engine, Desk())
-        qtbot.addWidget(window)
-        window.show()
-        window.show_folders()
-        _open_trusted(qtbot, window, folder)
-        _say(qtbot, window, "Make the quarterly documents")
-        panel = window.chat.activity
-        _wait(qtbot, window, lambda: panel.previews.count() == 6, timeout=900_000)
-        shown = {panel.previews.item(i).text() for i in range(panel.previews.count())}
-        assert shown == {"report.docx", "sales.xlsx", "deck.pptx", "chart.png", "sales.csv", "summary.pdf"}
-        kept = ARTIFACTS / "previews"  # the guest's pictures, for docs/screenshots/previews
-        kept.mkdir(parents=True, exist_ok=True)
-        for name, pixmap in panel.pictures.items():
-            assert 50 < pixmap.width() <= MAX_SIDE and 50 < pixmap.height() <= MAX_SIDE, name
-            [item] = panel.previews.findItems(name, Qt.MatchFlag.MatchExactly)
-            assert not item.icon().isNull()
-            for i, page in enumerate(panel.previews.previews[name].pages):  # every page, as the guest drew it
-                (kept / (f"{name}.png" if i == 0 else f"{name}.p{i + 1}.png")).write_bytes(page)
-        # A picture of a document is not a blank page: the drawing has more than one colour.
-        image = panel.pictures["report.docx"].toImage()
-        colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
-        assert len(colours) > 2
-        panel.previews.itemActivated.emit(panel.previews.item(0))
-        assert panel.large is not None and panel.large.isVisible()
-        panel.large.close()
-        # The summary shows the same pictures (#20): the files made, as they are at the end.
-        qtbot.mouseClick(window.chat.finish_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: window.stack.currentWidget() is window.summary, timeout=120_000)
-        pictures = window.summary.pictures
-        assert pictures.isVisible() and set(pictures.pictures) == shown
-        listed = [pictures.item(i).text() for i in range(pictures.count())]
-        made = [window.summary.changes.item(i).text().split(": ", 1)[1] for i in range(window.summary.changes.count())]
-        assert listed == [m for m in made if m in shown]  # in the order of the list of changes
-        pictures.itemActivated.emit(pictures.item(0))
-        assert pictures.large is not None and pictures.large.isVisible()
-        pictures.large.close()
-        window.close()
+    steps = [tool("run_command", command=MAKE, timeout_s=600), text("I made the report, the sheet and the slide.")]
+    before = {"old.csv": "a,b\n1,2\n"}  # there before the session: no preview
+    window = scripted_window(steps, folder="Quarter", files=before).window
+    say(qtbot, window, "Make the quarterly documents")
+    panel = window.chat.activity
+    wait_window(qtbot, window, lambda: panel.previews.count() == 6, timeout=900_000)
+    shown = {panel.previews.item(i).text() for i in range(panel.previews.count())}
+    assert shown == {"report.docx", "sales.xlsx", "deck.pptx", "chart.png", "sales.csv", "summary.pdf"}
+    kept = ARTIFACTS / "previews"  # the guest's pictures, for docs/screenshots/previews
+    kept.mkdir(parents=True, exist_ok=True)
+    for name, pixmap in panel.pictures.items():
+        assert 50 < pixmap.width() <= MAX_SIDE and 50 < pixmap.height() <= MAX_SIDE, name
+        [item] = panel.previews.findItems(name, Qt.MatchFlag.MatchExactly)
+        assert not item.icon().isNull()
+        for i, page in enumerate(panel.previews.previews[name].pages):  # every page, as the guest drew it
+            (kept / (f"{name}.png" if i == 0 else f"{name}.p{i + 1}.png")).write_bytes(page)
+    # A picture of a document is not a blank page: the drawing has more than one colour.
+    image = panel.pictures["report.docx"].toImage()
+    colours = {image.pixel(x, y) for x in range(0, image.width(), 7) for y in range(0, image.height(), 7)}
+    assert len(colours) > 2
+    panel.previews.itemActivated.emit(panel.previews.item(0))
+    assert panel.large is not None and panel.large.isVisible()
+    panel.large.close()
+    # The summary shows the same pictures (#20): the files made, as they are at the end.
+    qtbot.mouseClick(window.chat.finish_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.stack.currentWidget() is window.summary, timeout=120_000)
+    pictures = window.summary.pictures
+    assert pictures.isVisible() and set(pictures.pictures) == shown
+    listed = [pictures.item(i).text() for i in range(pictures.count())]
+    made = [window.summary.changes.item(i).text().split(": ", 1)[1] for i in range(window.summary.changes.count())]
+    assert listed == [m for m in made if m in shown]  # in the order of the list of changes
+    pictures.itemActivated.emit(pictures.item(0))
+    assert pictures.large is not None and pictures.large.isVisible()
+    pictures.large.close()
 
 
 def test_the_summary_leaves_out_a_picture_of_an_earlier_version() -> None:

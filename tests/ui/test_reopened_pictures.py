@@ -8,18 +8,12 @@ service (the loopback Messages API server in ``tests/fakes``).
 
 from __future__ import annotations
 
-import secrets
-from pathlib import Path
-
 import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
-from paddock.core.engine import Engine
-from paddock.desk import Desk
-from paddock.ui.window import MainWindow
-from tests.fakes.messages_api import MessagesAPI, text, tool
-from tests.ui.test_window import _open_trusted, _say, _wait
+from tests.fakes.messages_api import text, tool
+from tests.framework.desk import OpenScripted, say, wait_window
 
 MAKE = """python3 -c 'from PIL import Image, ImageDraw
 im = Image.new("RGB", (320, 200), "white"); d = ImageDraw.Draw(im)
@@ -28,41 +22,29 @@ im.save("chart.png")'"""
 
 
 @pytest.mark.vm
-def test_a_reopened_conversation_shows_its_pictures(
-    qtbot: QtBot, engine: Engine, guest_image: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    folder = tmp_path / "Charts"
-    folder.mkdir()
-    monkeypatch.setenv("ANTHROPIC_API_KEY", f"test-{secrets.token_hex(8)}")
+def test_a_reopened_conversation_shows_its_pictures(qtbot: QtBot, scripted_window: OpenScripted) -> None:
     steps = [tool("run_command", command=MAKE), text("I drew the chart."), text("Hello again.")]
-    with MessagesAPI(steps) as api:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)
-        window = MainWindow(engine, Desk())
-        qtbot.addWidget(window)
-        window.show()
-        window.show_folders()
-        _open_trusted(qtbot, window, folder)
-        chat, panel = window.chat, window.chat.activity
-        _say(qtbot, window, "Draw the chart")
-        _wait(qtbot, window, lambda: panel.previews.count() == 1, timeout=300_000)
-        drawn = panel.pictures["chart.png"].toImage()
-        qtbot.waitUntil(lambda: not window.desk.busy and chat.history.count() == 1)
+    window = scripted_window(steps, folder="Charts").window
+    chat, panel = window.chat, window.chat.activity
+    say(qtbot, window, "Draw the chart")
+    wait_window(qtbot, window, lambda: panel.previews.count() == 1, timeout=300_000)
+    drawn = panel.pictures["chart.png"].toImage()
+    qtbot.waitUntil(lambda: not window.desk.busy and chat.history.count() == 1)
 
-        # A new conversation has no pictures of its own.
-        qtbot.mouseClick(chat.new_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: not chat.cards and panel.previews.count() == 0)
-        _say(qtbot, window, "Just saying hello")
-        _wait(qtbot, window, lambda: chat._answer is not None and chat._answer.text() == "Hello again.")
-        qtbot.waitUntil(lambda: not window.desk.busy and chat.history.count() == 2)
-        assert panel.previews.count() == 0
+    # A new conversation has no pictures of its own.
+    qtbot.mouseClick(chat.new_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not chat.cards and panel.previews.count() == 0)
+    say(qtbot, window, "Just saying hello")
+    wait_window(qtbot, window, lambda: chat._answer is not None and chat._answer.text() == "Hello again.")
+    qtbot.waitUntil(lambda: not window.desk.busy and chat.history.count() == 2)
+    assert panel.previews.count() == 0
 
-        # Reopened, the first conversation shows its picture again: the same pixels, and it opens large.
-        chat.history.setCurrentRow(1)
-        chat.history.itemActivated.emit(chat.history.item(1))
-        qtbot.waitUntil(lambda: panel.previews.count() == 1)
-        assert panel.previews.item(0).text() == "chart.png"
-        assert panel.pictures["chart.png"].toImage() == drawn
-        panel.previews.itemClicked.emit(panel.previews.item(0))
-        assert panel.large is not None and panel.large.isVisible()
-        panel.large.close()
-        window.close()
+    # Reopened, the first conversation shows its picture again: the same pixels, and it opens large.
+    chat.history.setCurrentRow(1)
+    chat.history.itemActivated.emit(chat.history.item(1))
+    qtbot.waitUntil(lambda: panel.previews.count() == 1)
+    assert panel.previews.item(0).text() == "chart.png"
+    assert panel.pictures["chart.png"].toImage() == drawn
+    panel.previews.itemClicked.emit(panel.previews.item(0))
+    assert panel.large is not None and panel.large.isVisible()
+    panel.large.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,12 +20,10 @@ from pytestqt.qtbot import QtBot
 from paddock.core.engine import Engine
 from paddock.credentials import MODEL_KEY, Keychain
 from paddock.desk import jargon_in
-from paddock.desk.desk import Desk, SandboxState
+from paddock.desk.desk import SandboxState
 from paddock.ui.cards import ToolCard
-from paddock.ui.window import MainWindow
 from tests.fakes.messages_api import MessagesAPI, text, tool
-
-BOOT_MS = 180_000
+from tests.framework.desk import BOOT_MS, OpenScripted, open_window, say, wait_window
 
 
 @pytest.fixture
@@ -36,48 +34,10 @@ def api_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     Keychain().remove(MODEL_KEY)
 
 
-def _window(qtbot: QtBot, engine: Engine) -> MainWindow:
-    window = MainWindow(engine, Desk())
-    qtbot.addWidget(window)
-    window.show()
-    return window
-
-
-def _open_trusted(qtbot: QtBot, window: MainWindow, folder: Path) -> None:
-    window.choose_folder(folder)
-    qtbot.waitUntil(lambda: window.folders.trust_box.isVisible() or window.stack.currentWidget() is window.chat)
-    if window.folders.trust_box.isVisible():
-        qtbot.mouseClick(window.folders.findChild(type(window.chat.send_button), "trustYes"), _left())
-    qtbot.waitUntil(lambda: window.desk.sandbox_state is SandboxState.READY, timeout=BOOT_MS)
-
-
 def _left():  # type: ignore[no-untyped-def]
     from PySide6.QtCore import Qt
 
     return Qt.MouseButton.LeftButton
-
-
-def _shown(window: MainWindow) -> str:
-    """What the chat shows, for a failing test's message."""
-    from PySide6.QtWidgets import QLabel
-
-    texts = [w.text() for w in window.chat.transcript.findChildren(QLabel)]
-    return f"status={window.chat.status.text()!r} state={window.desk.sandbox_state} busy={window.desk.busy} " + (
-        " | ".join(texts)
-    )
-
-
-def _wait(qtbot: QtBot, window: MainWindow, predicate: Callable[[], bool], timeout: int = 120_000) -> None:
-    try:
-        qtbot.waitUntil(predicate, timeout=timeout)
-    except Exception as exc:
-        raise AssertionError(f"timed out; the window shows: {_shown(window)}") from exc
-
-
-def _say(qtbot: QtBot, window: MainWindow, message: str) -> None:
-    _wait(qtbot, window, window.chat.send_button.isEnabled, 30_000)
-    qtbot.keyClicks(window.chat.input, message)
-    qtbot.mouseClick(window.chat.send_button, _left())
 
 
 @pytest.mark.vm
@@ -95,7 +55,7 @@ def test_first_run_choose_trust_chat_in_the_vm_and_summary(
     steps = [tool("run_command", command=command), text("I added the figures up: the total is in total.txt.")]
     with MessagesAPI(steps) as api:
         monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)
-        window = _window(qtbot, engine)
+        window = open_window(qtbot, engine)
 
         # First run: the key goes to the real keychain and is never shown again.
         welcome = window.welcome
@@ -120,8 +80,10 @@ def test_first_run_choose_trust_chat_in_the_vm_and_summary(
         assert "ready" in window.chat.status.text()
 
         # Chat: a command that runs in the real VM, shown as a card; the answer streams in.
-        _say(qtbot, window, "Add up the figures in notes.txt")
-        _wait(qtbot, window, lambda: window.chat._answer is not None and "total.txt" in window.chat._answer.text())
+        say(qtbot, window, "Add up the figures in notes.txt")
+        wait_window(
+            qtbot, window, lambda: window.chat._answer is not None and "total.txt" in window.chat._answer.text()
+        )
         qtbot.waitUntil(lambda: not window.desk.busy and window.chat.send_button.isEnabled())  # Finished drawn too
         [card] = window.chat.cards.values()
         assert isinstance(card, ToolCard)
@@ -157,11 +119,8 @@ def test_first_run_choose_trust_chat_in_the_vm_and_summary(
 
 @pytest.mark.vm
 def test_stop_really_stops_and_a_dead_vm_can_be_restarted(
-    qtbot: QtBot, engine: Engine, guest_image: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    qtbot: QtBot, engine: Engine, scripted_window: OpenScripted
 ) -> None:
-    folder = tmp_path / "work"
-    folder.mkdir()
-    monkeypatch.setenv("ANTHROPIC_API_KEY", f"test-{secrets.token_hex(8)}")
     steps = [
         tool(
             "run_command", command="echo started; echo started > started.txt; sleep 300; echo finished > finished.txt"
@@ -169,59 +128,54 @@ def test_stop_really_stops_and_a_dead_vm_can_be_restarted(
         tool("write_file", path="again.txt", content="again"),
         text("Done again."),
     ]
-    with MessagesAPI(steps) as api:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", api.url)
-        window = _window(qtbot, engine)
-        qtbot.waitUntil(lambda: window.stack.currentWidget() is window.folders or window.welcome.checks.text() != "")
-        if window.stack.currentWidget() is not window.folders:
-            window.show_folders()
-        _open_trusted(qtbot, window, folder)
+    opened = scripted_window(steps)
+    window, folder = opened.window, opened.folder
 
-        _say(qtbot, window, "Take your time")
-        _wait(qtbot, window, lambda: (folder / "started.txt").exists())
-        # The running card: its time so far, and the command's output as it comes from the guest.
-        [card] = window.chat.cards.values()
-        assert card.summary.text() == "Running a command"
-        qtbot.waitUntil(lambda: card.tail.text() == "started" and card.elapsed.text() != "", timeout=30_000)
-        assert window.chat.stop_button.isEnabled()
-        # The activity panel, from the guest's live events: the command is running now.
-        running = window.chat.activity.running
-        qtbot.waitUntil(lambda: running.count() == 1, timeout=30_000)
-        assert "sleep 300" in running.item(0).text() and not window.chat.activity.idle.isVisible()
-        qtbot.mouseClick(window.chat.stop_button, _left())
-        qtbot.waitUntil(lambda: not window.desk.busy, timeout=30_000)
-        assert not window.chat.stop_button.isEnabled()
-        sandbox = window.desk._open.sandbox if window.desk._open else None
-        assert sandbox is not None
-        out, _, _ = engine.run(sandbox.guest.run(["sh", "-c", "ps -eo args | grep -c '[s]leep 300'"]), timeout=60)
-        assert out.decode().strip() == "0", "the stopped command is still running in the guest"
-        assert not (folder / "finished.txt").exists()
+    say(qtbot, window, "Take your time")
+    wait_window(qtbot, window, lambda: (folder / "started.txt").exists())
+    # The running card: its time so far, and the command's output as it comes from the guest.
+    [card] = window.chat.cards.values()
+    assert card.summary.text() == "Running a command"
+    qtbot.waitUntil(lambda: card.tail.text() == "started" and card.elapsed.text() != "", timeout=30_000)
+    assert window.chat.stop_button.isEnabled()
+    # The activity panel, from the guest's live events: the command is running now.
+    running = window.chat.activity.running
+    qtbot.waitUntil(lambda: running.count() == 1, timeout=30_000)
+    assert "sleep 300" in running.item(0).text() and not window.chat.activity.idle.isVisible()
+    qtbot.mouseClick(window.chat.stop_button, _left())
+    qtbot.waitUntil(lambda: not window.desk.busy, timeout=30_000)
+    assert not window.chat.stop_button.isEnabled()
+    sandbox = window.desk._open.sandbox if window.desk._open else None
+    assert sandbox is not None
+    out, _, _ = engine.run(sandbox.guest.run(["sh", "-c", "ps -eo args | grep -c '[s]leep 300'"]), timeout=60)
+    assert out.decode().strip() == "0", "the stopped command is still running in the guest"
+    assert not (folder / "finished.txt").exists()
 
-        # The VM dies: the window says so, stays usable, and Restart brings a new sandbox.
-        os.kill(sandbox.vm.pids["qemu"], signal.SIGKILL)
-        qtbot.waitUntil(lambda: window.desk.sandbox_state is SandboxState.FAILED, timeout=30_000)
-        qtbot.waitUntil(window.chat.restart_button.isVisible)  # the event reaches the Qt thread a moment later
-        assert "stopped working" in window.chat.status.text()
-        assert not jargon_in(window.chat.status.text())  # "QEMU was killed by signal 9" is for support only
-        assert window.problem.isVisible() and "QEMU" in window.problem.details
-        assert not window.chat.send_button.isEnabled()
-        qtbot.mouseClick(window.chat.restart_button, _left())
-        qtbot.waitUntil(lambda: window.desk.sandbox_state is SandboxState.READY, timeout=BOOT_MS)
-        _say(qtbot, window, "Try again")
-        _wait(qtbot, window, lambda: (folder / "again.txt").exists())
-        files = window.chat.activity.files
-        qtbot.waitUntil(lambda: files.count() > 0 and "again.txt (5 bytes)" in files.item(0).text(), timeout=30_000)
-        assert running.count() == 0 and window.chat.activity.idle.isVisible()  # the stopped command is gone
-        qtbot.waitUntil(lambda: not window.desk.busy, timeout=60_000)
-        window.close()
-        assert window.desk.folder is None
+    # The VM dies: the window says so, stays usable, and Restart brings a new sandbox.
+    os.kill(sandbox.vm.pids["qemu"], signal.SIGKILL)
+    qtbot.waitUntil(lambda: window.desk.sandbox_state is SandboxState.FAILED, timeout=30_000)
+    qtbot.waitUntil(window.chat.restart_button.isVisible)  # the event reaches the Qt thread a moment later
+    assert "stopped working" in window.chat.status.text()
+    assert not jargon_in(window.chat.status.text())  # "QEMU was killed by signal 9" is for support only
+    assert window.problem.isVisible() and "QEMU" in window.problem.details
+    assert not window.chat.send_button.isEnabled()
+    qtbot.mouseClick(window.chat.restart_button, _left())
+    qtbot.waitUntil(lambda: window.desk.sandbox_state is SandboxState.READY, timeout=BOOT_MS)
+    say(qtbot, window, "Try again")
+    wait_window(qtbot, window, lambda: (folder / "again.txt").exists())
+    files = window.chat.activity.files
+    qtbot.waitUntil(lambda: files.count() > 0 and "again.txt (5 bytes)" in files.item(0).text(), timeout=30_000)
+    assert running.count() == 0 and window.chat.activity.idle.isVisible()  # the stopped command is gone
+    qtbot.waitUntil(lambda: not window.desk.busy, timeout=60_000)
+    window.close()
+    assert window.desk.folder is None
 
 
 def test_a_folder_policy_denies_is_refused_with_the_reason(
     qtbot: QtBot, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", f"test-{secrets.token_hex(8)}")
-    window = _window(qtbot, engine)
+    window = open_window(qtbot, engine)
     window.show_folders()
     window.choose_folder(Path.home() / ".ssh")
     qtbot.waitUntil(lambda: window.folders.error.text() != "")
@@ -233,7 +187,7 @@ def test_a_folder_policy_denies_is_refused_with_the_reason(
 
 
 def test_settings_show_keys_policy_and_audit(qtbot: QtBot, engine: Engine, api_key: str) -> None:
-    window = _window(qtbot, engine)
+    window = open_window(qtbot, engine)
     window.open_settings()
     dialog = window.settings
     assert dialog is not None
