@@ -11,6 +11,7 @@ AGENT_SOCKET = "/run/paddock/agent.sock"
 PORT_NAME = "paddock.agent"
 AGENT_HOME = "/home/agent"
 RUNAS = "/opt/paddock/bin/paddock-runas"  # guest_image/helper/runas.c, built static by the image build
+RELAY = "/opt/paddock/bin/paddock-relay"  # guest_image/helper/relay.c, likewise
 BUSYBOX = "/opt/paddock/bin/busybox"
 CA_PATH = "/etc/ssl/certs/paddock-egress-ca.pem"
 EGRESS_PORT = 3128
