@@ -11,7 +11,6 @@ import shutil
 import signal
 import threading
 import time
-import uuid
 from collections.abc import Callable, Generator, Iterator, Mapping
 
 import grpc
@@ -37,7 +36,7 @@ def run_command(
     """The body of Exec once argv and cwd are known good: start, stream, report how it ended."""
     clock.catch_up()  # the guest may have been paused since the last command
     env = _command_env(extra_env, request.env)
-    exec_id = request.command_id if COMMAND_ID.fullmatch(request.command_id) else uuid.uuid4().hex[:12]
+    exec_id = request.command_id if COMMAND_ID.fullmatch(request.command_id) else os.urandom(6).hex()
     started = time.monotonic()
     uid, gid = workspace_owner()
     argv = list(request.argv)
