@@ -1,6 +1,6 @@
 """The guest agent's quick start (#33): what grpc imports and the agent never uses (asyncio,
 grpc.aio), and what its libraries import but a first command never uses (traceback, protobuf's
-text format, calendar, bz2, lzma), is not loaded by the agent's start nor by serving
+text format and pure-Python messages, calendar, bz2, lzma), is not loaded by the agent's start nor by serving
 calls, and still works when something does use it.
 
 Runs the agent's own start in a separate interpreter, laid out as the image lays it out (the
@@ -39,7 +39,14 @@ AGENT = textwrap.dedent(
     def loaded(name):
         return name in sys.modules and type(sys.modules[name]).__name__ != "Deferred"
 
-    LATER = ("traceback", "google.protobuf.text_format", "calendar", "bz2", "lzma")
+    LATER = (
+        "traceback",
+        "google.protobuf.text_format",
+        "google.protobuf.internal.python_message",
+        "calendar",
+        "bz2",
+        "lzma",
+    )
     print("after start", loaded("asyncio"), "asyncio.events" in sys.modules, "grpc.aio._call" in sys.modules)
     print("later ones after start", [name for name in LATER if loaded(name)])
     box = KeyBox()

@@ -11,9 +11,11 @@ works as before, only paid for then.
 
 The same stand-ins serve modules that are used, but only off the path to the first command, so
 they are paid for when used, if ever: ``traceback`` (``logging`` imports it; used when an error is
-logged), protobuf's ``text_format`` (a message printed as text), ``calendar`` (protobuf's
-timestamp helpers), ``bz2`` and ``lzma`` (``shutil``'s archives). (Not ``inspect``, which grpc's
-core imports: ``typing_extensions`` uses it at import, when the server is made.)
+logged), protobuf's ``text_format`` (a message printed as text) and ``python_message`` (its
+pure-Python message classes, which its descriptor pool imports but the upb backend never uses: the
+agent's protocol has no extensions), ``calendar`` (protobuf's timestamp helpers), ``bz2`` and
+``lzma`` (``shutil``'s archives). (Not ``inspect``, which grpc's core imports:
+``typing_extensions`` uses it at import, when the server is made.)
 
 Called by the agent's start (``paddock_guest.__main__``) before anything imports grpc; a module
 already imported is left as it is, so it does nothing in a process that has loaded them (the
@@ -35,6 +37,7 @@ UNUSED = (
     "grpc.aio",
     "traceback",
     "google.protobuf.text_format",
+    "google.protobuf.internal.python_message",
     "calendar",
     "bz2",
     "lzma",
