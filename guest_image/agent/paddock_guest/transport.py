@@ -117,7 +117,8 @@ def relay(port_path: str, sock_path: str) -> None:
 def start_relay(port_path: str, sock_path: str) -> str:
     """Join the port to the socket: the static relay in its own process, watched by a thread
     that ends the agent if it ever stops (init starts the agent again, and it a new relay), or
-    the Python relay in a thread without the binary. Returns which, for the log."""
+    the Python relay in a thread without the binary. Returns which, for the log. Call it from
+    the agent's main thread: the relay's parent-death signal follows the thread that started it."""
     if not os.access(RELAY, os.X_OK):
         threading.Thread(target=relay, args=(port_path, sock_path), daemon=True).start()
         return "Python relay"
