@@ -53,7 +53,7 @@ async def _profile(folder: Path, n: int) -> dict[str, Any]:
             "guest_shell_loop_empty_ms": f"for i in $(seq {n}); do :; done",
             "guest_fork_exec_static_ms": f"for i in $(seq {n}); do {BUSYBOX} true; done",
             "guest_fork_exec_true_ms": f"for i in $(seq {n}); do /usr/bin/true; done",
-            "guest_runas_no_cgroup_true_ms": f"for i in $(seq {n}); do {RUNAS} - 1000 1000 -- /usr/bin/true; done",
+            "guest_runas_no_cgroup_true_ms": f"for i in $(seq {n}); do {RUNAS} - 1000 1000 - -- /usr/bin/true; done",
         }
         out: dict[str, Any] = {}
         for key, loop in loops.items():

@@ -299,8 +299,10 @@ def _install_agent(root: Path, busybox: Path) -> None:
     opt = root / "opt" / "paddock"
     (opt / "bin").mkdir(parents=True, exist_ok=True)
     # How every command starts: one exec of a small static binary (see the source's header).
-    run(["gcc", "-static", "-Os", "-Wall", "-Wextra", "-Werror", "-o", str(opt / "bin" / "paddock-runas"),
-         str(HERE / "helper" / "runas.c")])  # fmt: skip
+    # And its way in: the port joined to the agent's socket by a small static relay (relay.c).
+    for name in ("runas", "relay"):
+        run(["gcc", "-static", "-Os", "-Wall", "-Wextra", "-Werror", "-o", str(opt / "bin" / f"paddock-{name}"),
+             str(HERE / "helper" / f"{name}.c")])  # fmt: skip
     # The agent, as the package paddock_guest (started with `python3 -m paddock_guest`, see inittab).
     shutil.copytree(
         HERE / "agent" / "paddock_guest",

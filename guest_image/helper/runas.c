@@ -1,20 +1,25 @@
 /*
  * paddock-runas: how the guest agent starts every command, in one exec of a static binary.
  *
- *     paddock-runas CGROUP_PROCS|- UID GID -- CMD [ARG...]
+ *     paddock-runas CGROUP_PROCS|- UID GID CWD|- -- CMD [ARG...]
  *
  * Joins the commands' cgroup (its pids, memory and cpu limits) before anything of the command
- * runs, drops to the folder's owner (no supplementary groups), and executes CMD. It replaces a
- * shell plus util-linux's setpriv, whose dynamic loading cost about 75 ms a command under
- * software emulation. Exit codes when it cannot: 125 (its own failure), 126/127 (like a shell).
+ * runs, enters CWD, closes every descriptor but 0, 1 and 2 (whatever the agent's libraries left
+ * inheritable), drops to the folder's owner (no supplementary groups), and executes CMD. It
+ * replaces a shell plus util-linux's setpriv, whose dynamic loading cost about 75 ms a command
+ * under software emulation; the agent starts it with posix_spawn (its own new session and the
+ * three pipes), which cannot change directory, hence CWD here. Exit codes when it cannot: 125
+ * (its own failure), 126/127 (like a shell).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static int number(const char *text, unsigned long *out) {
@@ -24,10 +29,30 @@ static int number(const char *text, unsigned long *out) {
     return errno == 0 && end != text && *end == '\0';
 }
 
+/* Every descriptor above 2 closed, or -1. close_range(2) where the kernel has it (5.9+), else
+ * each one /proc/self/fd lists. */
+static int close_inherited(void) {
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, 3U, ~0U, 0U) == 0) return 0;
+#endif
+    DIR *d = opendir("/proc/self/fd");
+    if (d == NULL) return -1;
+    int own = dirfd(d);
+    struct dirent *e;
+    int fds[1024], n = 0;
+    while ((e = readdir(d)) != NULL && n < 1024) {
+        unsigned long fd;
+        if (number(e->d_name, &fd) && fd > 2 && (int)fd != own) fds[n++] = (int)fd;
+    }
+    closedir(d);
+    for (int i = 0; i < n; i++) close(fds[i]);
+    return n == 1024 ? -1 : 0;
+}
+
 int main(int argc, char **argv) {
     unsigned long uid, gid;
-    if (argc < 6 || strcmp(argv[4], "--") != 0 || !number(argv[2], &uid) || !number(argv[3], &gid)) {
-        fputs("usage: paddock-runas CGROUP_PROCS|- UID GID -- CMD [ARG...]\n", stderr);
+    if (argc < 7 || strcmp(argv[5], "--") != 0 || !number(argv[2], &uid) || !number(argv[3], &gid)) {
+        fputs("usage: paddock-runas CGROUP_PROCS|- UID GID CWD|- -- CMD [ARG...]\n", stderr);
         return 125;
     }
     if (strcmp(argv[1], "-") != 0) {
@@ -38,6 +63,14 @@ int main(int argc, char **argv) {
         }
         close(fd);
     }
+    if (strcmp(argv[4], "-") != 0 && chdir(argv[4]) != 0) {
+        perror("paddock-runas: entering the command's folder");
+        return 125;
+    }
+    if (close_inherited() != 0) {
+        perror("paddock-runas: closing inherited descriptors");
+        return 125;
+    }
     if (uid != 0 || gid != 0) {
         if (setgroups(0, NULL) != 0 || setresgid((gid_t)gid, (gid_t)gid, (gid_t)gid) != 0 ||
             setresuid((uid_t)uid, (uid_t)uid, (uid_t)uid) != 0) {
@@ -45,7 +78,7 @@ int main(int argc, char **argv) {
             return 125;
         }
     }
-    execvp(argv[5], argv + 5);
-    fprintf(stderr, "paddock-runas: %s: %s\n", argv[5], strerror(errno));
+    execvp(argv[6], argv + 6);
+    fprintf(stderr, "paddock-runas: %s: %s\n", argv[6], strerror(errno));
     return errno == ENOENT ? 127 : 126;
 }

@@ -59,6 +59,17 @@ def test_stdin_cwd_and_env(booted: Booted) -> None:
     assert out == "/workspace/sub\nhej\nfrom stdin\n"
 
 
+def test_a_command_inherits_no_descriptor_of_the_agent(booted: Booted) -> None:
+    """Commands start by posix_spawn from the agent, which holds its gRPC socket, the host's port
+    (through its relay) and the file watcher's descriptor: the command gets its three streams
+    and nothing else (``ls`` opens the fourth itself, to read the folder)."""
+    out, _, code = booted.run(["ls", "/proc/self/fd"])
+    assert code == 0
+    assert out.split() == ["0", "1", "2", "3"]
+    out, _, code = booted.sh("ls -l /proc/$$/fd | grep -c -- '->'")  # the shell's own: three
+    assert (out.strip(), code) == ("3", 0)
+
+
 def test_cwd_outside_workspace_is_refused(booted: Booted) -> None:
     from paddock.guest import PathOutsideWorkspace
 

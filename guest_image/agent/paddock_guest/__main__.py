@@ -8,7 +8,6 @@ from paddock_guest.startup import defer_unused
 defer_unused()  # before grpc is imported: what it imports and the agent never uses is not loaded
 
 import os  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 from concurrent import futures  # noqa: E402
 
@@ -19,7 +18,7 @@ from paddock_guest.claim import BootKeyInterceptor, KeyBox  # noqa: E402
 from paddock_guest.config import AGENT_SOCKET, PORT_NAME, log, uptime  # noqa: E402
 from paddock_guest.events import EventHub  # noqa: E402
 from paddock_guest.service import Agent  # noqa: E402
-from paddock_guest.transport import find_port, relay  # noqa: E402
+from paddock_guest.transport import find_port, start_relay  # noqa: E402
 from paddock_guest.watch import WATCHER  # noqa: E402
 
 
@@ -51,8 +50,8 @@ def serve() -> None:
     if port is None:
         log(f"no virtio-serial port named {PORT_NAME}; serving on {AGENT_SOCKET} only")
     else:
-        threading.Thread(target=relay, args=(port, AGENT_SOCKET), daemon=True).start()
-        log(f"ready on {port} (guest uptime {uptime():.2f} s)")
+        how = start_relay(port, AGENT_SOCKET)
+        log(f"ready on {port} ({how}; guest uptime {uptime():.2f} s)")
     server.wait_for_termination()
 
 

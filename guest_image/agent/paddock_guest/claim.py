@@ -4,11 +4,11 @@ that every later call must carry."""
 from __future__ import annotations
 
 import fcntl
-import hmac
 import os
 import subprocess
 import threading
 import time
+from _operator import _compare_digest as compare_digest  # constant time, without hmac loading OpenSSL
 from typing import Any
 
 import grpc
@@ -83,7 +83,7 @@ class KeyBox:
         key = self._key
         if key is None or presented is None:
             return False
-        return hmac.compare_digest(key.hex().encode(), presented.encode())
+        return compare_digest(key.hex().encode(), presented.encode())
 
     @property
     def claimed(self) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from paddock_guest.config import log
+from paddock_guest.config import log, read_small
 
 RTC_EPOCH = "/sys/class/rtc/rtc0/since_epoch"
 SLACK_S = 2.0
@@ -21,8 +21,7 @@ SLACK_S = 2.0
 def rtc_seconds() -> int | None:
     """The RTC's time (whole seconds since the epoch), or None without an RTC."""
     try:
-        with open(RTC_EPOCH) as fh:
-            return int(fh.read().strip())
+        return int(read_small(RTC_EPOCH))
     except (OSError, ValueError):
         return None
 

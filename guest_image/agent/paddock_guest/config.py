@@ -11,6 +11,7 @@ AGENT_SOCKET = "/run/paddock/agent.sock"
 PORT_NAME = "paddock.agent"
 AGENT_HOME = "/home/agent"
 RUNAS = "/opt/paddock/bin/paddock-runas"  # guest_image/helper/runas.c, built static by the image build
+RELAY = "/opt/paddock/bin/paddock-relay"  # guest_image/helper/relay.c, likewise
 BUSYBOX = "/opt/paddock/bin/busybox"
 CA_PATH = "/etc/ssl/certs/paddock-egress-ca.pem"
 EGRESS_PORT = 3128
@@ -48,3 +49,14 @@ def log(msg: str) -> None:
 def uptime() -> float:
     with open("/proc/uptime") as fh:
         return float(fh.read().split()[0])
+
+
+def read_small(path: str) -> bytes:
+    """A small kernel file's contents, with plain system calls: for what is read at every command
+    (the RTC, the share's inode count), where ``open()``'s file objects cost more than the read
+    itself under emulation."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 256)
+    finally:
+        os.close(fd)

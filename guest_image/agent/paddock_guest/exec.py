@@ -5,13 +5,12 @@ from __future__ import annotations
 import functools
 import os
 import re
+import select
 import selectors
 import shutil
 import signal
-import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Callable, Generator, Iterator, Mapping
 
 import grpc
@@ -37,7 +36,7 @@ def run_command(
     """The body of Exec once argv and cwd are known good: start, stream, report how it ended."""
     clock.catch_up()  # the guest may have been paused since the last command
     env = _command_env(extra_env, request.env)
-    exec_id = request.command_id if COMMAND_ID.fullmatch(request.command_id) else uuid.uuid4().hex[:12]
+    exec_id = request.command_id if COMMAND_ID.fullmatch(request.command_id) else os.urandom(6).hex()
     started = time.monotonic()
     uid, gid = workspace_owner()
     argv = list(request.argv)
@@ -45,22 +44,27 @@ def run_command(
         yield _start_failed(f"command not found: {argv[0]}")
         return
     try:
-        proc = subprocess.Popen(
-            _wrap_argv(argv, uid, gid),
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.PIPE if request.stdin else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-            close_fds=True,
-        )
+        proc = _Spawned(_wrap_argv(argv, uid, gid, cwd), env, with_stdin=bool(request.stdin))
     except OSError as exc:
         yield _start_failed(
             f"could not start {request.argv[0]!r}: {exc.strerror}", duration_s=time.monotonic() - started
         )
         return
+    try:
+        yield from _run_started(request, context, proc, hub=hub, exec_id=exec_id, started=started)
+    finally:
+        proc.reap()  # however the call ended (a host that went away closes this generator)
 
+
+def _run_started(
+    request: pb.ExecRequest,
+    context: grpc.ServicerContext,
+    proc: _Spawned,
+    *,
+    hub: EventHub,
+    exec_id: str,
+    started: float,
+) -> Iterator[pb.ExecEvent]:
     kill_group = functools.partial(_kill_group, proc.pid)
     context.add_callback(kill_group)  # the caller went away: kill everything
     RUNS.started(proc.pid, exec_id)
@@ -69,11 +73,13 @@ def run_command(
     )
     yield pb.ExecEvent(started=pb.ExecStarted(exec_id=exec_id, pid=proc.pid))
 
-    if request.stdin:
-        threading.Thread(target=_feed_stdin, args=(proc, request.stdin), daemon=True).start()
+    if proc.stdin >= 0:
+        stdin, proc.stdin = proc.stdin, -1  # the feeding thread's now, which closes it
+        threading.Thread(target=_feed_stdin, args=(stdin, request.stdin), daemon=True).start()
     deadline = started + request.timeout_s if request.timeout_s > 0 else None
     timed_out = yield from _stream_output(proc, deadline, kill_group)
     code = proc.wait()
+    assert code is not None  # no timeout: it waited for the end
     # Whatever the command left behind in its group goes with it.
     kill_group()
     result = _exit_result(code, timed_out=timed_out, duration=time.monotonic() - started, timeout_s=request.timeout_s)
@@ -95,14 +101,98 @@ def _command_env(extra_env: Mapping[str, str], request_env: Mapping[str, str]) -
     return env
 
 
-def _wrap_argv(argv: list[str], uid: int, gid: int) -> list[str]:
+def _wrap_argv(argv: list[str], uid: int, gid: int, cwd: str) -> list[str]:
     """One exec of the static helper: join the commands' cgroup (pids, memory and cpu limits)
-    before anything runs, become the folder's owner, run the command. (Not Popen(user=...):
-    that stops subprocess from using vfork, and forking this process is slow under TCG.)"""
+    before anything runs, enter ``cwd``, close every inherited descriptor above 2, become the
+    folder's owner, run the command. (Not Popen(user=...): that stops subprocess from using
+    vfork, and forking this process is slow under TCG.)"""
     if EXEC_AS_ROOT:
         uid = gid = 0
     cgroup = COMMANDS_CGROUP if os.path.exists(COMMANDS_CGROUP) else "-"
-    return [RUNAS, cgroup, str(uid), str(gid), "--", *argv]
+    return [RUNAS, cgroup, str(uid), str(gid), cwd, "--", *argv]
+
+
+class _Spawned:
+    """One command started by ``posix_spawn`` (a vfork and one exec, in C): the run-as helper in
+    a new session, its stdin /dev/null or a pipe, its stdout and stderr pipes. It replaced
+    ``subprocess.Popen``, whose Python-level work (file objects, its error pipe, its bookkeeping)
+    cost several milliseconds a command under emulation (#33). Every descriptor the agent opens
+    is close-on-exec (PEP 446); the helper also closes any that is not before the command runs."""
+
+    def __init__(self, argv: list[str], env: Mapping[str, str], *, with_stdin: bool) -> None:
+        opened: list[int] = []
+        try:
+            if with_stdin:
+                stdin_r, self.stdin = os.pipe()
+                opened += [stdin_r, self.stdin]
+            else:
+                stdin_r, self.stdin = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), -1
+                opened.append(stdin_r)
+            self.stdout, stdout_w = os.pipe()
+            opened += [self.stdout, stdout_w]
+            self.stderr, stderr_w = os.pipe()
+            opened += [self.stderr, stderr_w]
+            self.pid = os.posix_spawn(
+                argv[0],
+                argv,
+                env,
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, stdin_r, 0),
+                    (os.POSIX_SPAWN_DUP2, stdout_w, 1),
+                    (os.POSIX_SPAWN_DUP2, stderr_w, 2),
+                ],
+                setsid=True,
+            )
+        except BaseException:
+            for fd in opened:
+                os.close(fd)
+            raise
+        for fd in (stdin_r, stdout_w, stderr_w):
+            os.close(fd)
+        self.returncode: int | None = None
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Its exit code (negative: the signal that ended it), or None when ``timeout`` (s) passed."""
+        if self.returncode is None and (timeout is None or self._exits_within(timeout)):
+            self._collect(0)
+        return self.returncode
+
+    def _collect(self, flags: int) -> bool:
+        """waitpid once; True when it has ended (and its code is kept)."""
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, flags)
+            if pid == 0:
+                return False
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return True
+
+    def _exits_within(self, timeout: float) -> bool:
+        try:
+            fd = os.pidfd_open(self.pid)
+        except OSError:  # a kernel without pidfds: look every 10 ms
+            deadline = time.monotonic() + timeout
+            while not self._collect(os.WNOHANG):
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.01)
+            return True
+        try:
+            return bool(select.select([fd], [], [], timeout)[0])
+        finally:
+            os.close(fd)
+
+    def reap(self) -> None:
+        """Close its pipes and collect it: now if it has ended, else (a call that went away, whose
+        group was killed) by a thread that waits for it."""
+        for fd in (self.stdin, self.stdout, self.stderr):
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self.stdin = self.stdout = self.stderr = -1
+        if not self._collect(os.WNOHANG):
+            threading.Thread(target=os.waitpid, args=(self.pid, 0), daemon=True).start()
 
 
 def _start_failed(message: str, duration_s: float = 0.0) -> pb.ExecEvent:
@@ -120,13 +210,12 @@ def _kill_group(pid: int) -> None:
 
 
 def _stream_output(
-    proc: subprocess.Popen[bytes], deadline: float | None, kill_group: Callable[[], None]
+    proc: _Spawned, deadline: float | None, kill_group: Callable[[], None]
 ) -> Generator[pb.ExecEvent, None, bool]:
     """Yield the command's output until both its streams close; return whether it timed out.
     Read here, in the call's own thread, with poll(2): no reader threads to start per command
     (each costs milliseconds under emulation) and no queue between them and the stream."""
-    assert proc.stdout is not None and proc.stderr is not None
-    kinds = {proc.stdout.fileno(): pb.OUTPUT_STREAM_STDOUT, proc.stderr.fileno(): pb.OUTPUT_STREAM_STDERR}
+    kinds = {proc.stdout: pb.OUTPUT_STREAM_STDOUT, proc.stderr: pb.OUTPUT_STREAM_STDERR}
     with selectors.DefaultSelector() as selector:
         for fd in kinds:
             selector.register(fd, selectors.EVENT_READ)
@@ -153,9 +242,7 @@ def _stream_output(
                 yield pb.ExecEvent(output=pb.ExecOutput(stream=kinds[fd], data=data))
     if deadline is not None:
         remaining = max(0.0, deadline - time.monotonic())
-        try:
-            proc.wait(timeout=remaining)
-        except subprocess.TimeoutExpired:
+        if proc.wait(timeout=remaining) is None:
             timed_out = True
             kill_group()
     return timed_out
@@ -174,14 +261,14 @@ def _exit_result(code: int, *, timed_out: bool, duration: float, timeout_s: floa
     return pb.ExecExit(reason=pb.EXIT_REASON_EXITED, exit_code=code, duration_s=duration)
 
 
-def _feed_stdin(proc: subprocess.Popen[bytes], data: bytes) -> None:
-    assert proc.stdin is not None
+def _feed_stdin(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to the command's stdin, then close it (a command that ended or
+    stopped reading: the write fails, and it is closed all the same)."""
+    view = memoryview(data)
     try:
-        proc.stdin.write(data)
-    except (BrokenPipeError, OSError):
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError:
         pass
     finally:
-        try:
-            proc.stdin.close()
-        except OSError:
-            pass
+        os.close(fd)

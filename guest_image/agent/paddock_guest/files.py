@@ -6,7 +6,6 @@ import errno
 import os
 import shutil
 import stat
-import uuid
 
 from paddock.guest.v1 import agent_pb2 as pb
 from paddock_guest import config
@@ -47,7 +46,7 @@ def _write_file(request: pb.WriteFileRequest, full: str, parent: str, hub: Event
     if request.create_parents:
         makedirs_as_owner(parent)
     # A symlink at the target is replaced by the rename, never written through.
-    tmp = os.path.join(parent, f".paddock-tmp-{uuid.uuid4().hex}")
+    tmp = os.path.join(parent, f".paddock-tmp-{os.urandom(16).hex()}")
     mode = request.mode & 0o777 or 0o644  # never setuid, setgid or sticky
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from paddock_guest.config import log
+from paddock_guest.config import log, read_small
 
 DEFAULT_HANDLES = 8000  # when the host does not say (an older host)
 POLL_S = 0.2  # near the limit
@@ -31,8 +31,7 @@ def fuse_inodes() -> int:
     cache's own counter where the kernel has one (about half the time of generating all of
     /proc/slabinfo under emulation, and this runs after every command)."""
     try:
-        with open(SLAB_OBJECTS) as fh:
-            return int(fh.read().split()[0])
+        return int(read_small(SLAB_OBJECTS).split()[0])
     except (OSError, ValueError, IndexError):
         pass
     try:

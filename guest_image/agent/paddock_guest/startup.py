@@ -1,4 +1,5 @@
-"""A quick start for the agent: modules grpc imports but the agent never uses are not loaded.
+"""A quick start for the agent: modules its libraries import but its start and its first command
+never use are not loaded.
 
 Under software emulation the agent's imports were most of a cold boot (docs/BENCHMARKS.md, #33).
 grpc's import pulls in asyncio (its Cython core imports it) and grpc.aio (its package imports it
@@ -7,6 +8,14 @@ with grpc's threaded server. ``defer_unused`` puts a stand-in for each of them i
 before grpc is imported: an import of it finds the stand-in (no code runs), and the first
 attribute anything looks up on it loads the real module into the same object, so a later use
 works as before, only paid for then.
+
+The same stand-ins serve modules that are used, but only off the path to the first command, so
+they are paid for when used, if ever: ``traceback`` (``logging`` imports it; used when an error is
+logged), protobuf's ``text_format`` (a message printed as text) and ``python_message`` (its
+pure-Python message classes, which its descriptor pool imports but the upb backend never uses: the
+agent's protocol has no extensions), ``calendar`` (protobuf's timestamp helpers), ``bz2`` and
+``lzma`` (``shutil``'s archives). (Not ``inspect``, which grpc's core imports:
+``typing_extensions`` uses it at import, when the server is made.)
 
 Called by the agent's start (``paddock_guest.__main__``) before anything imports grpc; a module
 already imported is left as it is, so it does nothing in a process that has loaded them (the
@@ -21,8 +30,18 @@ import sys
 import threading
 import types
 
-# What grpc imports and the agent does not use (see the module's docstring).
-UNUSED = ("asyncio", "grpc.aio")
+# What grpc imports and the agent does not use, and what its first command does not use (see the
+# module's docstring).
+UNUSED = (
+    "asyncio",
+    "grpc.aio",
+    "traceback",
+    "google.protobuf.text_format",
+    "google.protobuf.internal.python_message",
+    "calendar",
+    "bz2",
+    "lzma",
+)
 
 _lock = threading.RLock()
 
@@ -49,11 +68,16 @@ class Deferred(types.ModuleType):
 
 
 def _spec(name: str) -> importlib.machinery.ModuleSpec | None:
-    """Found without importing the module or its parent (a submodule: in its parent's folder)."""
+    """Found without importing the module or its parent (a submodule: in its parent's folder; the
+    grandparent, as ``google`` for ``google.protobuf.text_format``, is imported to find the parent).
+    None when it is not there."""
     parent = name.rpartition(".")[0]
     if not parent:
         return importlib.util.find_spec(name)
-    parent_spec = importlib.util.find_spec(parent)
+    try:
+        parent_spec = importlib.util.find_spec(parent)
+    except ImportError:  # the grandparent is not there
+        return None
     if parent_spec is None or not parent_spec.submodule_search_locations:
         return None
     return importlib.machinery.PathFinder.find_spec(name, list(parent_spec.submodule_search_locations))

@@ -1,4 +1,9 @@
-"""The way in: the virtio-serial port `paddock.agent`, joined to the gRPC server's unix socket."""
+"""The way in: the virtio-serial port `paddock.agent`, joined to the gRPC server's unix socket.
+
+By the static relay ``paddock-relay`` (guest_image/helper/relay.c) in its own process: every
+message of every call crosses it, and in Python each crossing woke a thread under emulation. The
+Python relay below is what the agent falls back to when the binary is missing (an image built
+before it), and the relay's model."""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import socket
 import threading
 import time
 
-from paddock_guest.config import CHUNK
+from paddock_guest.config import CHUNK, RELAY, log
 
 
 def find_port(name: str) -> str | None:
@@ -107,3 +112,22 @@ def relay(port_path: str, sock_path: str) -> None:
         except OSError:
             conn.close()
             conn = None
+
+
+def start_relay(port_path: str, sock_path: str) -> str:
+    """Join the port to the socket: the static relay in its own process, watched by a thread
+    that ends the agent if it ever stops (init starts the agent again, and it a new relay), or
+    the Python relay in a thread without the binary. Returns which, for the log. Call it from
+    the agent's main thread: the relay's parent-death signal follows the thread that started it."""
+    if not os.access(RELAY, os.X_OK):
+        threading.Thread(target=relay, args=(port_path, sock_path), daemon=True).start()
+        return "Python relay"
+    pid = os.posix_spawn(RELAY, [RELAY, port_path, sock_path], dict(os.environ))
+    threading.Thread(target=_watch_relay, args=(pid,), name="relay", daemon=True).start()
+    return f"relay {pid}"
+
+
+def _watch_relay(pid: int) -> None:
+    _, status = os.waitpid(pid, 0)
+    log(f"the relay stopped (status {status}); the agent stops so that init starts both again")
+    os._exit(1)
