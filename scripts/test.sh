@@ -69,10 +69,10 @@ chown "$TEST_USER:" "$covdir"
 # The sandbox-host tests (tests/remote): two server accounts and a test-only sshd on loopback.
 PADDOCK_TEST_USER="$TEST_USER" ./scripts/remote_test_host.sh start
 # The Debian 13 stage and the root half leave much of the CPU unused (downloads, debootstrap, apt:
-# about 0.7 of 2 cores for the Debian 13 stage) while the user half can use all of it: by default
-# they run beside the user half, one after the other, into a log printed once the user half is
-# done (PADDOCK_TEST_OVERLAP=0: all three one after another, printed as they go).
-overlap="${PADDOCK_TEST_OVERLAP:-1}"
+# the Debian 13 stage used about 0.7 of the 2 cores on average). PADDOCK_TEST_OVERLAP=1 runs them
+# beside the user half, one after the other, into a log printed once the user half is done; not
+# yet the default: the whole command has not been measured that way (tests/README.md).
+overlap="${PADDOCK_TEST_OVERLAP:-0}"
 logs="$(mktemp -d /tmp/paddock-test-logs.XXXXXX)"
 # Other releases (supported means tested here): a clean root of each, set up as a new user with
 # sudo would (scripts/ci_release.sh). By default on a whole run; PADDOCK_TEST_RELEASES says which
