@@ -243,21 +243,47 @@ def test_bad_tokens_are_refused(egress: Egress, kind: str) -> None:
     assert len(egress.upstream.hits) == before
 
 
-# Runs in the guest: the secret comes on stdin (so it is in no command line, and this process's
-# own memory is skipped), and every file and every other process's environment, command line
-# and writable memory is searched for it.
+# Runs in the guest: the secrets come on stdin, one a line (so they are in no command line, and
+# this process's own memory is skipped), and every file and every other process's environment,
+# command line and writable memory is searched for each, in one walk. Prints "FOUND" and, for
+# each secret in order, where it was found.
+# A file still on a read-only image layer is not read: it was built before the test made its
+# secrets. Under the root's overlay a file reports the device of the layer it comes from: the
+# upper layer's (what was written since the sandbox started: the device of a file made here now)
+# or a lower layer's, which no mount has. So a file whose device is neither a mount's nor the
+# upper layer's comes from a lower layer: the read-only image disks (every block device must be
+# read-only, and the root an overlay, else every file is read).
 SEARCH = r"""
-import os, sys
-secret = sys.stdin.read().encode()
-found = []
+import json, os, sys, tempfile
+secrets = [line.encode() for line in sys.stdin.read().splitlines() if line]
+found = [[] for _ in secrets]
+def search(data, where):
+    for i, secret in enumerate(secrets):
+        if secret in data and where not in found[i]:
+            found[i].append(where)
+def read_only(dev):
+    try:
+        return open(f"/sys/block/{dev}/ro").read().strip() == "1"
+    except OSError:
+        return False
+mounts = [line.split() for line in open("/proc/self/mountinfo")]
+mounted = {os.makedev(*map(int, m[2].split(":"))) for m in mounts}
+root_is_overlay = any(m[4] == "/" and m[m.index("-") + 1] == "overlay" for m in mounts)
+disks_read_only = all(read_only(d) for d in os.listdir("/sys/block") if not d.startswith(("loop", "ram")))
+with tempfile.NamedTemporaryFile(dir="/tmp") as probe:
+    upper = os.stat(probe.name).st_dev
+skip_images = root_is_overlay and disks_read_only and upper not in mounted
 for root, dirs, files in os.walk("/"):
     if root == "/":
         dirs[:] = [d for d in dirs if d not in ("proc", "sys", "dev")]
     for name in files:
         path = os.path.join(root, name)
         try:
-            if os.path.isfile(path) and os.path.getsize(path) < 50_000_000 and secret in open(path, "rb").read():
-                found.append(path)
+            st = os.stat(path)
+            if skip_images and st.st_dev not in mounted and st.st_dev != upper:
+                continue  # on a read-only image layer, as it was built
+            if os.path.isfile(path) and st.st_size < 50_000_000:
+                search(open(path, "rb").read(), path)
         except OSError:
             pass
 me = {str(os.getpid()), str(os.getppid())}
@@ -265,8 +291,7 @@ for pid in os.listdir("/proc"):
     if pid.isdigit() and pid not in me:
         for part in ("environ", "cmdline"):
             try:
-                if secret in open(f"/proc/{pid}/{part}", "rb").read():
-                    found.append(f"/proc/{pid}/{part}")
+                search(open(f"/proc/{pid}/{part}", "rb").read(), f"/proc/{pid}/{part}")
             except OSError:
                 pass
         try:  # and its memory: every readable, writable mapping (heap, stacks, anonymous memory)
@@ -278,31 +303,36 @@ for pid in os.listdir("/proc"):
                     start, end = (int(x, 16) for x in addr.split("-"))
                     try:
                         mem.seek(start)
-                        if secret in mem.read(end - start):
-                            found.append(f"/proc/{pid}/mem")
-                            break
+                        search(mem.read(end - start), f"/proc/{pid}/mem")
                     except (OSError, OverflowError, ValueError):
                         pass
         except OSError:
             pass
-print("FOUND", found)
+print("FOUND", json.dumps(found))
 """
 
 
 def test_the_real_key_never_reaches_the_guest(egress: Egress) -> None:
     assert "STATUS 200" in egress.request("POST", f"https://{HOST}/v1/messages")
-    out, _, _ = egress.engine.run(
-        egress.sandbox.guest.run(["python3", "-c", SEARCH], stdin=egress.secret.encode(), timeout_s=300), timeout=400
-    )
-    assert out.decode().strip() == "FOUND []", f"the real key is visible in the guest: {out!r}"
     # Nor the gateway CA's private key (the guest trusts the CA's certificate only).
     assert egress.sandbox.gateway is not None
     ca_pem = (egress.sandbox.gateway.confdir / "mitmproxy-ca.pem").read_text()
     key_line = next(line for line in ca_pem.split("PRIVATE KEY-----", 1)[1].splitlines() if len(line) > 40)
+    # And a canary written in the guest since it started (in the root's overlay): the search finds it.
+    canary = f"canary-{secrets.token_hex(12)}"
+    planted = ["sh", "-c", 'cat > /tmp/planted.txt && cp /tmp/planted.txt "$HOME/.planted.txt"']
+    egress.engine.run(egress.sandbox.guest.run(planted, stdin=canary.encode()))
     out, _, _ = egress.engine.run(
-        egress.sandbox.guest.run(["python3", "-c", SEARCH], stdin=key_line.encode(), timeout_s=300), timeout=400
+        egress.sandbox.guest.run(
+            ["python3", "-c", SEARCH], stdin=f"{egress.secret}\n{key_line}\n{canary}\n".encode(), timeout_s=300
+        ),
+        timeout=400,
     )
-    assert out.decode().strip() == "FOUND []", f"the gateway CA's private key is visible in the guest: {out!r}"
+    assert out.decode().startswith("FOUND "), out
+    key_found, ca_key_found, canary_found = json.loads(out.decode().removeprefix("FOUND "))
+    assert "/tmp/planted.txt" in canary_found and any(p.endswith("/.planted.txt") for p in canary_found), canary_found
+    assert key_found == [], f"the real key is visible in the guest: {key_found}"
+    assert ca_key_found == [], f"the gateway CA's private key is visible in the guest: {ca_key_found}"
     assert egress.secret not in egress.sandbox.vm.console_tail(1_000_000)
     env, _, _ = egress.engine.run(egress.sandbox.guest.run(["env"]))
     assert b"HTTPS_PROXY=http://paddock:pdk1." in env  # the guest holds only its session token

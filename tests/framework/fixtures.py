@@ -40,7 +40,7 @@ from paddock.core.paths import cache_dir
 from paddock.sandbox import SNAPSHOT_ENV, ensure_snapshot
 from paddock.vm import GuestImage, find_image
 from paddock.vm.sharing import Daemon, FolderSharing, runnable
-from tests.framework import bus, parallel
+from tests.framework import bus, hangs, parallel
 from tests.framework.skips import SkipGate
 from tests.framework.vms import Booted, RunDirs, VMFactory, live_processes
 
@@ -158,10 +158,15 @@ def guest_image() -> GuestImage:
         pytest.fail(f"the guest image is not built: {exc}\n(run ./build_vm.sh, or the README's test command)")
 
 
+_engines: list[Engine] = []  # the run's engine loops: what each waits on is reported at a timeout
+
+
 @pytest.fixture(scope="session")
 def engine() -> Iterator[Engine]:
     eng = Engine("paddock-test-engine")
+    _engines.append(eng)
     yield eng
+    _engines.remove(eng)
     eng.close()
 
 
@@ -193,6 +198,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     rep = outcome.get_result()  # type: ignore[attr-defined]
     setattr(item, f"rep_{rep.when}", rep)
+    if rep.failed and "Timeout" in str(rep.longrepr):  # pytest-timeout: which await never ended
+        for eng in _engines:
+            rep.sections.append(("engine tasks at the timeout", hangs.describe(eng.loop)))
 
 
 @pytest.hookimpl(hookwrapper=True)

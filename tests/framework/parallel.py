@@ -7,8 +7,9 @@ What keeps a test safe beside another:
   (``tests.framework.bus``); the saved sandbox is shared, made once under a lock.
 * ``Modules`` (the scheduler): a module runs whole on one worker, so a module-scoped fixture (a
   booted sandbox, a gateway) is made once; all of ``tests/remote`` runs on one worker (its tests
-  share the run's test sshd, whose authorized keys a session fixture writes). The largest units
-  go first; each worker takes the next when it is nearly done. (xdist's own ``loadgroup`` cannot
+  share the run's test sshd, whose authorized keys a session fixture writes). The units that took
+  longest when last measured go first (``durations``); each worker takes the next when it is
+  nearly done. (xdist's own ``loadgroup`` cannot
   do this with pytest 9: it renames a test through an attribute pytest 9 no longer reads.)
 * a failed test's VM logs go to a folder named by its node id (``folder_name``), unique across
   workers.
@@ -37,12 +38,28 @@ def unit_of(nodeid: str) -> str:
 
 
 def scheduler(config: pytest.Config, log: Any) -> Any:
-    """The scheduler for ``--dist loadfile``: xdist's, with ``unit_of`` as the unit."""
+    """The scheduler for ``--dist loadfile``: xdist's, with ``unit_of`` as the unit, handing out
+    the units that took longest when last measured first (``durations``; xdist's own order is by
+    number of tests, which sends a long module of one test last, to run while the other worker
+    idles)."""
     from xdist.scheduler import LoadFileScheduling
 
+    from tests.framework import durations
+
     class Modules(LoadFileScheduling):
+        _ordered = False
+
         def _split_scope(self, nodeid: str) -> str:
             return unit_of(nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if not self._ordered:  # the whole queue is known before the first unit goes out
+                known = durations.load()
+                queue = sorted(self.workqueue.items(), key=lambda kv: -durations.expected(kv[0], len(kv[1]), known))
+                self.workqueue.clear()
+                self.workqueue.update(queue)
+                self._ordered = True
+            super()._assign_work_unit(node)
 
     return Modules(config, log)
 

@@ -13,6 +13,7 @@ import os
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -55,8 +56,13 @@ def test_a_run_makes_the_file_and_a_history_entry_and_a_second_run_at_once_is_re
     folder.mkdir()
     (folder / "march.csv").write_text("invoice,amount\nA-1,120\nA-2,80\n")
     command = "awk -F, 'NR>1{s+=$2} END{print \"total\", s}' march.csv > summary.txt"
-    script = [Reply(tool_uses=[("run_command", {"command": command})], delay_s=25), text("Wrote summary.txt.")]
-    with MessagesAPI(script) as api:
+    release = threading.Event()  # the model answers the first run once the second has been refused
+
+    def held(_body: object) -> Reply:
+        release.wait(120)
+        return Reply(tool_uses=[("run_command", {"command": command})])
+
+    with MessagesAPI([held, text("Wrote summary.txt.")]) as api:
         env = _env(tmp_path, api)
         sid = _add(env, folder, "Summarise the invoices into summary.txt")
         first = subprocess.Popen([sys.executable, "-m", "paddock.cli", "schedule", "run", sid],
@@ -68,8 +74,10 @@ def test_a_run_makes_the_file_and_a_history_entry_and_a_second_run_at_once_is_re
             assert api.requests, f"the first run never reached the model: {first.communicate()}"
             second = _paddock(env, "schedule", "run", sid, timeout=120)
             requests_during = len(api.requests)
+            release.set()
             out, err = first.communicate(timeout=300)
         finally:
+            release.set()
             if first.poll() is None:
                 first.kill()
     assert second.returncode == 1 and "still going" in second.stdout, (second.stdout, second.stderr)

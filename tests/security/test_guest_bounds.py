@@ -25,7 +25,8 @@ from paddock.guest.v1 import agent_pb2 as pb
 
 def test_event_strings_from_the_guest_are_cut() -> None:
     huge = "x" * 5_000_000
-    message = pb.GuestEvent(seq=1, process_started=pb.ProcessStarted(exec_id=huge, pid=7, argv=[huge] * 1000, cwd=huge))
+    long = "y" * (EVENT_TEXT_MAX * 10)  # each of 1,000 arguments over the bound (not 5 MB each: 5 GB in all)
+    message = pb.GuestEvent(seq=1, process_started=pb.ProcessStarted(exec_id=huge, pid=7, argv=[long] * 1000, cwd=huge))
     event = _event_from_pb(message)
     assert isinstance(event, ProcessStartedEvent)
     assert len(event.argv) == EVENT_ARGS_MAX + 1 and "744 arguments cut" in event.argv[-1]

@@ -30,6 +30,7 @@ from paddock.undo.changes import Change
 log = logging.getLogger(__name__)
 Notifier = Callable[[str, str, bool], object]
 ANSWER_KEPT = 2000
+MINUTE_S = 60.0  # a minute of a run's time limit (a test of the limit shortens it, in its own process)
 
 
 def _now() -> datetime:
@@ -63,7 +64,7 @@ async def _session(schedule: Schedule, store: ScheduleStore, started: datetime, 
     try:
         await session.boot()
         assert session.agent is not None
-        answer = await asyncio.wait_for(session.agent.send(schedule.task), schedule.timeout_min * 60)
+        answer = await asyncio.wait_for(session.agent.send(schedule.task), schedule.timeout_min * MINUTE_S)
         outcome = "finished"
     except TimeoutError:
         outcome = "timed out"
