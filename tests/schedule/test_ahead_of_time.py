@@ -16,6 +16,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -166,3 +167,22 @@ def test_a_run_refused_before_its_time_wakes_nothing(tmp_path: Path) -> None:
     run = asyncio.run(run_schedule(sid, store=store, notifier=lambda *_: None, due=due, wait=clock))
     assert run.outcome == "skipped" and "never shares" in run.why and run.started == due
     assert waited == [] and not _vms() - before
+
+
+def test_the_timer_s_run_takes_its_due_time_from_the_schedule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--timer``: started WAKE_LEAD_S before 08:00 the run is 08:00's; started minutes after (a
+    catch-up) it runs at once. The folder is denied, so no VM starts and nothing waits."""
+    from paddock.schedule import run as schedule_run
+
+    folder = tmp_path / "work"
+    folder.mkdir()
+    store, sid = _add(folder)
+    (data_dir() / "settings.json").write_text(json.dumps({"mounts": {"denied_paths": [str(folder)]}}))
+    due = datetime.now().replace(hour=8, minute=0, second=0, microsecond=0).astimezone()
+    for now, started in ((due - timedelta(seconds=WAKE_LEAD_S), due), (due + timedelta(minutes=7), None)):
+        monkeypatch.setattr(schedule_run, "_now", lambda now=now: now)
+        run = asyncio.run(run_schedule(sid, store=store, notifier=lambda *_: None, timer=True))
+        assert run.outcome == "skipped" and run.started == (started or now), (now, run)
+    cli = subprocess.run([sys.executable, "-m", "paddock.cli", "schedule", "run", "--timer", sid],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert cli.returncode == 1 and "skipped" in cli.stdout, (cli.stdout, cli.stderr)
