@@ -99,8 +99,10 @@ def test_add_writes_units_systemd_accepts_and_remove_deletes_them(env: dict[str,
     assert verified.returncode == 0 and verified.stderr == "", verified.stderr  # no warning either
     assert service.stat().st_mode & 0o777 == 0o600 and timer.stat().st_mode & 0o777 == 0o600  # the task is private
     timer_text, service_text = timer.read_text(), service.read_text()
-    assert "OnCalendar=Mon *-*-* 09:00:00" in timer_text and "Persistent=true" in timer_text
-    assert f'ExecStart="{sys.executable}" "-m" "paddock.cli" "schedule" "run" "{sid}"' in service_text
+    # The timer fires WAKE_LEAD_S ahead, on time to the second (the run waits for 09:00 itself).
+    assert "OnCalendar=Mon *-*-* 08:59:50" in timer_text and "Persistent=true" in timer_text
+    assert "AccuracySec=1s" in timer_text and "RandomizedDelaySec" not in timer_text
+    assert f'ExecStart="{sys.executable}" "-m" "paddock.cli" "schedule" "run" "--timer" "{sid}"' in service_text
     assert Path(sys.executable).is_absolute()
     assert (units / "timers.target.wants" / timer.name).resolve() == timer.resolve()  # enabled for the next login
     # No user systemd here: said plainly (a test that would notice if one appeared and was not used).
@@ -125,7 +127,7 @@ def test_verify_would_catch_a_broken_timer(env: dict[str, str], tmp_path: Path) 
                    "x").stdout.split()[1]  # fmt: skip
     units = tmp_path / "config" / "systemd" / "user"
     timer = units / f"paddock-schedule-{sid}.timer"
-    timer.write_text(timer.read_text().replace("08:00:00", "29:00:00"))
+    timer.write_text(timer.read_text().replace("07:59:50", "29:59:50"))
     assert _verify(env, timer, units / f"paddock-schedule-{sid}.service").returncode != 0
 
 
@@ -196,7 +198,7 @@ def test_a_task_cannot_write_its_own_lines_into_the_unit_files(env: dict[str, st
     service = units / f"paddock-schedule-{sid}.service"
     lines = service.read_text().splitlines()
     assert [line for line in lines if line.startswith("ExecStart")] == [
-        f'ExecStart="{sys.executable}" "-m" "paddock.cli" "schedule" "run" "{sid}"'
+        f'ExecStart="{sys.executable}" "-m" "paddock.cli" "schedule" "run" "--timer" "{sid}"'
     ]
     assert lines.count("[Service]") == 1
     assert lines[1].startswith(f"Description=Paddock schedule {sid}: tidy %%h %%u ExecStartPre=")

@@ -47,7 +47,7 @@ async def schedule(ns: argparse.Namespace) -> int:
         removed = schedules.remove(ns.id)
         print(f"Schedule {removed.id} removed, with its timer.")
     else:
-        run = await run_schedule(ns.id)
+        run = await run_schedule(ns.id, timer=ns.timer)
         print(run.line())
         if run.answer and not ns.quiet:
             print(run.answer)
@@ -80,4 +80,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         cmd.add_argument("id", metavar="ID")
         if name == "run":
             cmd.add_argument("--quiet", "-q", action="store_true", help="print only the result line")
+            cmd.add_argument("--timer", action="store_true",
+                             help="as the schedule's timer starts it, seconds early: wake the sandbox now, "
+                                  "send the task at the time it is due")  # fmt: skip
     sch.set_defaults(handler=schedule)

@@ -1,9 +1,13 @@
 """A systemd user timer and service per schedule, so schedules run with the window closed::
 
-    $XDG_CONFIG_HOME/systemd/user/paddock-schedule-<id>.timer     OnCalendar=…, Persistent=true
-    $XDG_CONFIG_HOME/systemd/user/paddock-schedule-<id>.service   <python> -m paddock.cli schedule run <id>
+    $XDG_CONFIG_HOME/systemd/user/paddock-schedule-<id>.timer     OnCalendar=…, AccuracySec=1s, Persistent=true
+    $XDG_CONFIG_HOME/systemd/user/paddock-schedule-<id>.service   <python> -m paddock.cli schedule run --timer <id>
 
-``Persistent=true`` catches up a run missed while the computer was off. The timer is enabled
+The timer fires ``WAKE_LEAD_S`` before each due time (``When.ahead_calendar``; ``AccuracySec=1s``
+so systemd does not put it off by up to a minute, its default): the run wakes its sandbox then
+and sends the task at the due time (``--timer``, ``paddock.schedule.run``). No
+``RandomizedDelaySec``. ``Persistent=true`` catches up a run missed while the computer was off
+(``--timer`` then finds no due time near and runs at once). The timer is enabled
 (the ``timers.target.wants`` link ``systemctl --user enable`` makes) whether or not a user
 manager is running now; with one, it is also started. Paddock writes and removes only files
 named ``paddock-schedule-*``.
@@ -21,6 +25,7 @@ from pathlib import Path
 from platformdirs import user_config_path
 
 from paddock.schedule.store import Schedule
+from paddock.schedule.when import WAKE_LEAD_S, parse_when
 
 log = logging.getLogger(__name__)
 PREFIX = "paddock-schedule-"
@@ -52,7 +57,7 @@ def _one_line(text: str, limit: int = 80) -> str:
 
 
 def service_text(schedule: Schedule, python: str | None = None) -> str:
-    argv = [python or sys.executable, "-m", "paddock.cli", "schedule", "run", schedule.id]
+    argv = [python or sys.executable, "-m", "paddock.cli", "schedule", "run", "--timer", schedule.id]
     env = "".join(f"Environment={_env_quote(f'{k}={v}')}\n" for k, v in _environment().items())
     return (
         "[Unit]\n"
@@ -109,7 +114,8 @@ def timer_text(schedule: Schedule) -> str:
         "[Unit]\n"
         f"Description=Paddock schedule {schedule.id}: {_one_line(schedule.when)}\n"
         "\n[Timer]\n"
-        f"OnCalendar={schedule.on_calendar}\n"
+        f"OnCalendar={parse_when(schedule.when).ahead_calendar(WAKE_LEAD_S)}\n"
+        "AccuracySec=1s\n"
         "Persistent=true\n"
         f"Unit={PREFIX}{schedule.id}.service\n"
         "\n[Install]\n"

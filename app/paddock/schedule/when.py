@@ -43,6 +43,12 @@ _FORMS = (
 )
 
 
+# A timer-started run starts this long before its time, wakes its sandbox and sends the task at the
+# time (``paddock.schedule.run``): a wake takes ≈ 1.6 s under emulation, composing a session a little
+# more; bounded below a minute (``When.ahead_calendar``), kept short so the early start is not seen.
+WAKE_LEAD_S = 10
+
+
 class BadWhen(PaddockError):
     """A ``--when`` that is not in the grammar."""
 
@@ -69,6 +75,28 @@ class When:
             return f"{_SYSTEMD_DAYS[self.weekday]} *-*-* {at}"
         return f"*-*-{self.day:02d} {at}"
 
+    def ahead_calendar(self, lead_s: int) -> str:
+        """The ``OnCalendar=`` expression ``lead_s`` seconds (1 to 59) before each due time: the
+        timer of a run that wakes its sandbox ahead of its time. Every due time is on a whole
+        minute, so this is the minute before at second ``60 - lead_s``; at 00:00 that is the day
+        before (the 1st of a month: the last day of the one before, systemd's ``~01``)."""
+        if not 0 < lead_s < 60:
+            raise ValueError(f"a lead of {lead_s} s is not 1 to 59 s")
+        second = f"{60 - lead_s:02d}"
+        if self.kind == "hour":
+            return f"*-*-* *:59:{second}"
+        minutes = self.hour * 60 + self.minute - 1
+        at = f"{minutes // 60 % 24:02d}:{minutes % 60:02d}:{second}"
+        if minutes >= 0:
+            return self.on_calendar.rsplit(" ", 1)[0] + f" {at}"  # the same days, the minute before
+        if self.kind == "day":
+            return f"*-*-* {at}"
+        if self.kind == "weekday":
+            return f"Sun,Mon,Tue,Wed,Thu *-*-* {at}"
+        if self.kind == "week":
+            return f"{_SYSTEMD_DAYS[(self.weekday - 1) % 7]} *-*-* {at}"
+        return f"*-*-{self.day - 1:02d} {at}" if self.day > 1 else f"*-*~01 {at}"
+
     def rule(self, after: datetime) -> rrule:
         """The times this schedule is due (the ``OnCalendar`` above as an RFC 5545 rule), from ``after`` on."""
         if self.kind == "hour":
@@ -91,6 +119,13 @@ class When:
         if due is None:  # every rule above repeats for ever
             raise AssertionError(f"{self} is never due after {t}")
         return due
+
+    def due_soon(self, now: datetime, lead_s: float = WAKE_LEAD_S) -> datetime | None:
+        """The due time a timer fired ahead of: the next one after ``now`` (naive local time) when it
+        is at most ``lead_s`` (and a second's slack) away; None otherwise (a catch-up after the
+        computer was off, or a timer that fired late: the run starts now)."""
+        due = self.next_after(now)
+        return due if (due - now).total_seconds() <= lead_s + 1 else None
 
 
 def _refuse(text: str, why: str) -> BadWhen:
