@@ -70,6 +70,10 @@ done
 install -d -m 0755 -o root -g root "$dir"
 chmod 0755 "$dir"
 install -d -m 0755 -o "$test_user" "$dir/keys"
+# The sessions' temporary folder (TMPDIR, below): the accounts' runtime folders, where their VMs'
+# run folders stay after the VMs stop (PADDOCK_KEEP_RUN_DIR) for a failed test to keep their logs
+# (read as the account over SFTP), removed with this server's folder.
+install -d -m 1777 "$dir/tmp"
 ssh-keygen -q -t ed25519 -N '' -C paddock-test-host -f "$dir/host_key"
 mkdir -p /run/sshd
 for attempt in 1 2 3 4 5; do  # a free port can be taken between finding it and sshd binding it
@@ -89,7 +93,7 @@ AllowUsers ${accounts[*]}
 MaxSessions 64
 MaxStartups 32
 ClientAliveInterval 5
-SetEnv PADDOCK_TEST_SSHD_RUN=$dir
+SetEnv PADDOCK_TEST_SSHD_RUN=$dir PADDOCK_KEEP_RUN_DIR=1 TMPDIR=$dir/tmp
 Subsystem sftp internal-sftp
 LogLevel VERBOSE
 CONF

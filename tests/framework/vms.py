@@ -13,6 +13,12 @@ After each test, ``RunDirs.after_teardown`` kills the QEMU, virtiofsd and bubble
 of any VM the test's body started and left running, and, when the test failed, copies the logs
 of every VM of the test (and of those still running for its module) to
 ``PADDOCK_TEST_ARTIFACTS/<test>/vm-<id>/``.
+
+The VMs a sandbox host boots for ``tests/remote`` run as the server's accounts, in their own
+runtime folders (mode 0700; scripts/remote_test_host.sh gives each test server's sessions a
+temporary folder of their own and ``PADDOCK_KEEP_RUN_DIR``): ``copy_server_logs`` reads them
+over the accounts' SFTP (the access tests/remote already has), never through rights of the test
+user on the accounts' files.
 """
 
 from __future__ import annotations
@@ -20,8 +26,10 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from paddock.core.engine import Engine
 from paddock.sandbox import SNAPSHOT_ENV, Sandbox, ensure_snapshot
@@ -175,13 +183,7 @@ class RunDirs:
 
     def running(self) -> dict[str, list[int]]:
         """Run folder name → pids of the helper processes that name it."""
-        out: dict[str, list[int]] = {}
-        prefix = f"{self.root}/"
-        for pid, cmd in _processes():
-            if prefix in cmd and any(n in cmd for n in HELPERS):
-                name = cmd.split(prefix, 1)[1].split("/", 1)[0]
-                out.setdefault(name, []).append(pid)
-        return out
+        return running_under(self.root)
 
     def before_setup(self) -> None:
         self.at_setup = set(self._dirs())
@@ -210,6 +212,62 @@ class RunDirs:
         for pids in running.values():
             _kill(pids)
         return sorted(running)
+
+
+def running_under(root: Path | str) -> dict[str, list[int]]:
+    """Run folder name (under ``root``) → pids of the helper processes that name it (any user's:
+    a command line is readable by all)."""
+    out: dict[str, list[int]] = {}
+    prefix = f"{root}/"
+    for pid, cmd in _processes():
+        if prefix in cmd and any(n in cmd for n in HELPERS):
+            name = cmd.split(prefix, 1)[1].split("/", 1)[0]
+            out.setdefault(name, []).append(pid)
+    return out
+
+
+class _Attrs(Protocol):  # what paramiko's SFTPAttributes hold
+    filename: str
+    st_mode: int | None
+    st_mtime: int | float | None
+
+
+class Reader(Protocol):  # paramiko.SFTPClient, as the account whose files they are
+    def listdir_attr(self, path: str = ...) -> list[_Attrs]: ...
+    def get(self, remotepath: str, localpath: str) -> object: ...
+
+
+def copy_server_logs(files: Reader, root: str, dest: Path, *, since: float) -> list[str]:
+    """The logs of the VMs under another account's runtime folder ``root``, read through
+    ``files`` (its SFTP): every run folder touched (made, logged to, stopped) since ``since``
+    (seconds since the epoch), or whose QEMU, virtiofsd or bubblewrap still runs, into
+    ``dest/<vm-id>/``. Returns the run folders copied."""
+    try:
+        entries = files.listdir_attr(root)
+    except OSError:  # no VM ran there yet
+        return []
+    running = running_under(root)
+    kept = []
+    for entry in sorted(entries, key=lambda e: e.filename):
+        if not entry.filename.startswith("vm-") or not stat.S_ISDIR(entry.st_mode or 0):
+            continue
+        folder = f"{root}/{entry.filename}"
+        try:
+            logs = [a for a in files.listdir_attr(folder) if a.filename.endswith(".log")]
+        except OSError:
+            continue
+        touched = max([entry.st_mtime or 0, *(a.st_mtime or 0 for a in logs)])
+        if touched < int(since) and entry.filename not in running:  # SFTP's times are whole seconds
+            continue
+        out = dest / entry.filename
+        out.mkdir(parents=True, exist_ok=True)
+        for log in logs:
+            try:
+                files.get(f"{folder}/{log.filename}", str(out / log.filename))
+            except OSError:
+                continue
+        kept.append(entry.filename)
+    return kept
 
 
 def _kill(pids: list[int]) -> None:

@@ -42,9 +42,9 @@ def _search_server(needles: list[bytes]) -> str:
 
     forms = [f for n in needles for f in (n, n.hex().encode(), base64.b64encode(n))]
     script = (
-        "import os,sys\n"
+        "import os,sys,tempfile\n"
         f"forms=[bytes.fromhex(h) for h in {[f.hex() for f in forms]!r}]\n"
-        "roots=[os.path.expanduser('~'), f'/tmp/paddock-{os.getuid()}']\n"
+        "roots=[os.path.expanduser('~'), f'{tempfile.gettempdir()}/paddock-{os.getuid()}']\n"
         "for root in roots:\n"
         "  for d, _, names in os.walk(root):\n"
         "    for n in names:\n"

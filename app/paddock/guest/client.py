@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import grpc
 import grpc.aio
 
+from paddock.guest.idle import _Gated
 from paddock.guest.tunnel import Tunnel
 from paddock.guest.types import (
     READ_MAX,
@@ -76,8 +77,19 @@ class GuestClient:
         )
         self._stub = pb_grpc.GuestAgentStub(self._channel)
         self._metadata: tuple[tuple[str, str], ...] = ()
+        # The pause-when-idle gates among the interceptors (``paddock.guest.idle``): closed first.
+        self._gates = list({id(i.gate): i.gate for i in interceptors if isinstance(i, _Gated)}.values())
+
+    async def stop_pausing(self) -> None:
+        """The sandbox is closing: its idle gate pauses the VM no more, and a pause under way has
+        ended (``IdleGate.aclose``). Calls still go through. Idempotent."""
+        for gate in self._gates:
+            await gate.aclose()
 
     async def close(self) -> None:
+        """Close the channel (every call on it is cancelled), the idle gate first: no pause of
+        this VM starts or is still under way once this returns."""
+        await self.stop_pausing()
         await self._channel.close(grace=None)
 
     async def wait_ready(self, timeout_s: float) -> None:

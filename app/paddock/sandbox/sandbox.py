@@ -338,6 +338,7 @@ class Sandbox:
 
     async def close(self) -> None:
         log.debug("sandbox %s: closing (%s)", self.vm.id, self.vm.state.value)
+        await self.guest.stop_pausing()  # first: no pause of the VM races its stop (#31)
         await self.settle()  # what is on the wire arrives first
         if self._life is not None:
             await self._life.close()  # the watchdog, the event stream and the tunnel end here

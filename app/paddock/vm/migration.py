@@ -48,8 +48,14 @@ class Migration:
         Idempotent."""
         async with self._pause_lock:
             if not self._paused:
-                await self._execute("stop")
+                # Marked first: a stop cancelled on its way may still have stopped the guest, and
+                # ``resume`` must then send ``cont`` (harmless on a guest that runs).
                 self._paused = True
+                try:
+                    await self._execute("stop")
+                except VMError:
+                    self._paused = False
+                    raise
 
     @requires(VMState.BOOTING, VMState.READY)
     async def resume(self) -> None:
