@@ -69,6 +69,7 @@ def test_a_window_session_on_the_assigned_host_reconnects_after_a_drop(
                 assert desk.sandbox_state is SandboxState.READY
                 assert await desk.send("again") == "Again."
                 await desk.finish()
+                await desk.close()  # and the sandbox woken for the next folder
 
             engine.run(session(), timeout=400)
     finally:
