@@ -136,18 +136,7 @@ def measure_scheduled(runs: int = 3, files: int = 400) -> dict[str, Any]:
 
 
 def measure(runs: int = 3, files: int = 400) -> dict[str, Any]:
-    saved_env = {k: os.environ.get(k) for k in ("PADDOCK_DATA_DIR", "ANTHROPIC_API_KEY", SNAPSHOT_ENV)}
-    with tempfile.TemporaryDirectory(prefix="paddock-bench-headless-") as tmp:
-        os.environ["PADDOCK_DATA_DIR"] = str(Path(tmp) / "data")
-        os.environ["ANTHROPIC_API_KEY"] = f"bench-{secrets.token_hex(8)}"  # made into a provider, never sent
-        try:
-            times = asyncio.run(_measure(_folder(Path(tmp), files), runs))
-        finally:
-            for k, v in saved_env.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+    times = _isolated(files, lambda folder: _measure(folder, runs))
     out: dict[str, Any] = {f"run_first_exec_{name}_s": round(statistics.median(ts), 3) for name, ts in times.items()}
     out["raw_run_first_exec_s"] = {name: [round(t, 3) for t in ts] for name, ts in times.items()}
     out["run_first_exec_files"] = files
