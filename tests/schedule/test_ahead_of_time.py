@@ -150,9 +150,10 @@ def test_a_run_stopped_before_its_time_leaves_no_vm(tmp_path: Path) -> None:
     assert run.outcome == "failed" and run.why == "it was stopped" and run.started == due
 
 
-def test_a_run_refused_before_its_time_wakes_nothing(tmp_path: Path) -> None:
+def test_a_run_refused_before_its_time_wakes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A folder policy now denies: refused at once, recorded at its due time; no VM is started
     (nothing is woken before the folder is decided)."""
+    monkeypatch.setenv("PADDOCK_DATA_DIR", str(tmp_path / "data"))  # the denying settings are this test's only
     folder = tmp_path / "work"
     folder.mkdir()
     store, sid = _add(folder)
@@ -174,6 +175,7 @@ def test_the_timer_s_run_takes_its_due_time_from_the_schedule(tmp_path: Path, mo
     catch-up) it runs at once. The folder is denied, so no VM starts and nothing waits."""
     from paddock.schedule import run as schedule_run
 
+    monkeypatch.setenv("PADDOCK_DATA_DIR", str(tmp_path / "data"))  # the denying settings are this test's only
     folder = tmp_path / "work"
     folder.mkdir()
     store, sid = _add(folder)
