@@ -156,6 +156,7 @@ def test_the_window_leaves_an_audit_trail(tmp_path: Path, engine: Engine, monkey
             await desk.open(folder)
             assert await desk.send("say hello") == "Done."
             await desk.finish()
+            await desk.close()  # and the sandbox woken for the next folder
 
         engine.run(session(), timeout=300)
     records = _only_session(data, "window")
