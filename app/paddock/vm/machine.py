@@ -27,6 +27,7 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -83,6 +84,7 @@ class VirtualMachine(Migration):
         # Where this run's start spent its time: (what, ``time.monotonic()`` when it was done), in
         # order; the sandbox reports them as a cold boot's stages (docs/BENCHMARKS.md).
         self.start_marks: list[tuple[str, float]] = []
+        self._spawned: list[asyncio.subprocess.Process] = []  # every process this run started
 
     # ------------------------------------------------------------------ state
 
@@ -176,18 +178,34 @@ class VirtualMachine(Migration):
         log.debug("vm %s: %s at +%.3f s", self.id, what, now - self.start_marks[0][1])
 
     async def _spawn(self, name: str, argv: list[str], pass_fds: tuple[int, ...] = ()) -> asyncio.subprocess.Process:
+        """Start ``argv``; every process started is stopped by the teardown (``_spawned``).
+
+        A cancellation does not cut a start short: the start finishes, and the cancellation goes
+        on. Cut short, asyncio would kill the process at once, and a bubblewrap killed between
+        making its sandbox's process and that process asking to die with it leaves the daemon
+        running (the share daemons start side by side, so a cancel can land in one's start)."""
         assert self.run_dir is not None
         log = log_file(self.run_dir / f"{name}.log")
         try:
-            return await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,  # a Ctrl-C in the terminal is ours to handle
-                preexec_fn=set_pdeathsig,
-                pass_fds=pass_fds,
+            starting = asyncio.ensure_future(
+                asyncio.create_subprocess_exec(
+                    *argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,  # a Ctrl-C in the terminal is ours to handle
+                    preexec_fn=set_pdeathsig,
+                    pass_fds=pass_fds,
+                )
             )
+            try:
+                proc = await asyncio.shield(starting)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    self._spawned.append(await asyncio.shield(starting))
+                raise
+            self._spawned.append(proc)
+            return proc
         finally:
             log.close()
 
@@ -434,8 +452,15 @@ class VirtualMachine(Migration):
         if qmp is not None and self._qemu is not None and self._qemu.returncode is None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(qmp.execute("quit"), 1.0)
-        procs = [p for p in [self._qemu, *self._virtiofsd.values()] if p is not None]
+        started = [self._qemu, *self._virtiofsd.values(), *self._spawned]
+        procs = list({id(p): p for p in started if p is not None}.values())
+        self._spawned = []
         await terminate(procs, STOP_GRACE_S)
+        for proc in procs:  # each leads its own process group (``start_new_session``)
+            # What a stopped bubblewrap left behind: its sandbox's process, when bubblewrap was
+            # stopped before that process asked to die with it (a start cancelled at once).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
         guards, self.guards = self.guards, {}
         for guard in guards.values():
             await asyncio.to_thread(guard.close)
