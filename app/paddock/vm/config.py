@@ -132,12 +132,14 @@ MACHINE = "microvm,memory-backend=mem,isa-serial=on,pit=off,pic=on,rtc=on"
 @functools.lru_cache(maxsize=4)
 def _fingerprint(qemu: Path) -> str:
     version = subprocess.run([str(qemu), "--version"], capture_output=True, text=True, timeout=10).stdout
-    return hashlib.sha256(f"{version}\n{MACHINE}\n".encode()).hexdigest()[:8]
+    # The counter rate the guest was told (TCG): a guest saved with another keeps its clock's pace.
+    return hashlib.sha256(f"{version}\n{MACHINE}\n{host_tsc_khz()}\n".encode()).hexdigest()[:8]
 
 
 def qemu_fingerprint(tools: HostTools | None = None) -> str:
-    """Which QEMU and machine a saved state belongs to: a short hash of QEMU's version line and
-    the machine type (a state saved by one does not load in another)."""
+    """Which QEMU and machine a saved state belongs to: a short hash of QEMU's version line, the
+    machine type (a state saved by one does not load in another) and the counter rate the guest
+    is told (``kernel_cmdline``)."""
     return _fingerprint((tools or HostTools.find()).qemu)
 
 
