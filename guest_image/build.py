@@ -7,8 +7,9 @@ $PADDOCK_CACHE_DIR says otherwise, keyed by a hash of every input, so an
 unchanged recipe is not rebuilt; the files are world-readable, because
 Paddock runs as the person, never as root):
 
-    <cache>/guest/<hash>/vmlinux          uncompressed kernel (boots via PVH on -M microvm)
-    <cache>/guest/<hash>/initrd.cpio      busybox + the modules the root needs + /init
+    <cache>/guest/<hash>/vmlinux          the guest's own kernel, everything built in (kernel.py;
+                                          boots via PVH on -M microvm)
+    <cache>/guest/<hash>/initrd.cpio      busybox + /init
     <cache>/guest/<hash>/rootfs.squashfs  read-only root: Debian minbase, Python 3, grpcio, agent
     <cache>/guest/<hash>/manifest.json    what was built from what
     <cache>/guest/current -> <hash>
@@ -18,8 +19,9 @@ environment exists. Needs root (debootstrap), debootstrap, mksquashfs,
 cpio, dpkg-deb, gcc with the static C library, zstd and Debian's archive
 keys, and network access to a Debian mirror (the one the host's apt uses,
 or $PADDOCK_DEBIAN_MIRROR) and to PyPI. Whatever the host runs (Debian 12,
-Debian 13, Ubuntu), the guest's root, kernel, modules and busybox all come
-from the pinned guest suite below, so the same inputs give the same image.
+Debian 13, Ubuntu), the guest's root, kernel (built from the suite's own
+kernel source with its own gcc, cached under <cache>/kernel) and busybox all
+come from the pinned guest suite below, so the same inputs give the same image.
 """
 
 from __future__ import annotations
@@ -38,27 +40,21 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # buildlib.py beside this file, however this file is started
 from buildlib import (  # noqa: E402
-    MODULES,
     BuildError,
     _build_initramfs,
     _link_current,
-    _module_name,
     _prune,
     _sha256,
     apt_mirror,
     check_tools,
-    extract_vmlinux,
     fetch_busybox,
-    fetch_kernel,
-    resolve_modules,
     run,
     step,
 )
+from kernel import guest_kernel  # noqa: E402
 
 REPO = HERE.parent
 SUITE = "bookworm"
-KERNEL_META = "linux-image-amd64"
-# Modules the initramfs loads, in order (dependencies are added automatically).
 # The knowledge-work toolkit (#11): documents, spreadsheets, slides, PDFs and charts. The root is
 # a lazily read squashfs, so these cost image size, not boot time.
 OFFICE_PACKAGES = [
@@ -96,6 +92,8 @@ TRIM = [
 INPUTS = [
     HERE / "build.py",
     HERE / "buildlib.py",
+    HERE / "kernel.py",
+    HERE / "kernel",
     HERE / "helper",
     HERE / "requirements.txt",
     HERE / "office-requirements.txt",
@@ -116,7 +114,7 @@ def inputs_hash() -> str:
         h.update(str(f.relative_to(REPO)).encode() + b"\0")
         h.update(f.read_bytes() + b"\0")
         h.update(oct(f.stat().st_mode & 0o111).encode())
-    h.update(f"{SUITE} {KERNEL_META} {DEB_PACKAGES} {OFFICE_PACKAGES} {MODULES} {SQUASHFS_COMP}".encode())
+    h.update(f"{SUITE} {DEB_PACKAGES} {OFFICE_PACKAGES} {SQUASHFS_COMP}".encode())
     return h.hexdigest()[:16]
 
 
@@ -155,10 +153,10 @@ def build(cache: Path, force: bool) -> Path:
         root = work / "root"
         _bootstrap_root(root, mirror, total)
 
-        t = step(2, total, f"kernel and busybox from {SUITE}'s own packages")
-        kpkg, kver, vmlinuz, moddir = fetch_kernel(root, work / "kernel", SUITE, KERNEL_META, APT_OPTIONS)
+        t = step(2, total, f"kernel (built from {SUITE}'s own source, or cached) and busybox")
+        vmlinux, kinfo = guest_kernel(cache, root, work, suite=SUITE, mirror=mirror, apt_options=APT_OPTIONS)
         busybox = fetch_busybox(root, work, APT_OPTIONS)
-        print(f"      {kpkg} ({kver}) in {time.monotonic() - t:.0f} s")
+        print(f"      done in {time.monotonic() - t:.0f} s")
 
         t = step(3, total, "Python packages from PyPI: the agent's (grpcio, protobuf) and python-pptx")
         site = root / "opt" / "paddock" / "site"
@@ -188,18 +186,18 @@ def build(cache: Path, force: bool) -> Path:
                 "-no-progress",
             ]
         )
-        extract_vmlinux(vmlinuz, staging / "vmlinux")
+        shutil.copy2(vmlinux, staging / "vmlinux")
+        shutil.copy2(vmlinux.parent / "config", staging / "kernel.config")  # what it was built with
 
-        t = step(7, total, "initramfs (busybox + modules)")
-        modules = resolve_modules(moddir)
-        _build_initramfs(work / "initrd", modules, staging / "initrd.cpio", busybox)
+        t = step(7, total, "initramfs (busybox + /init)")
+        _build_initramfs(work / "initrd", staging / "initrd.cpio", busybox)
 
         manifest = {
             "hash": key,
             "suite": SUITE,
-            "kernel_package": kpkg,
-            "kernel_version": kver,
-            "modules": [_module_name(m) for m in modules],
+            "kernel_package": f"{kinfo['source_package']} {kinfo['source_version']}",
+            "kernel_version": kinfo["kernel_version"],
+            "kernel": kinfo,
             "sizes": {p.name: p.stat().st_size for p in staging.iterdir()},
             "sha256": {p.name: _sha256(p) for p in staging.iterdir()},
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -1,30 +1,17 @@
-"""The guest image build's helpers: running commands, the kernel, its modules, the initramfs.
+"""The guest image build's helpers: running commands, Debian packages, the initramfs.
 Only the standard library, like build.py, which imports this file from beside it."""
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import lzma
 import os
 import re
 import shutil
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-MODULES = [
-    "virtio_mmio",
-    "virtio_pci",
-    "virtio_blk",
-    "virtio_console",
-    "squashfs",
-    "overlay",
-    "fuse",
-    "virtiofs",
-]
 
 
 class BuildError(Exception):
@@ -44,110 +31,12 @@ def run(cmd: list[str], *, quiet: bool = True, **kw: object) -> subprocess.Compl
     return proc
 
 
-def extract_vmlinux(bzimage: Path, out: Path) -> None:
-    """Decompress the ELF kernel out of a bzImage (the kernel's scripts/extract-vmlinux)."""
-    data = bzimage.read_bytes()
-    attempts: list[tuple[bytes, Callable[[bytes], bytes]]] = [
-        (b"\xfd7zXZ\x00", lambda b: lzma.LZMADecompressor().decompress(b)),
-        (b"\x1f\x8b\x08", lambda b: gzip.GzipFile(fileobj=__import__("io").BytesIO(b)).read()),
-        (b"\x28\xb5\x2f\xfd", _zstd),
-    ]
-    for magic, fn in attempts:
-        pos = data.find(magic)
-        while pos != -1:
-            try:
-                blob = fn(data[pos:])
-            except BuildError:
-                raise
-            except Exception:  # noqa: BLE001 - try the next candidate offset
-                blob = b""
-            if blob[:4] == b"\x7fELF":
-                out.write_bytes(blob)
-                return
-            pos = data.find(magic, pos + 1)
-    raise BuildError(f"could not find a compressed ELF kernel in {bzimage}")
-
-
-def _zstd(b: bytes) -> bytes:
-    if shutil.which("zstd") is None:
-        raise BuildError("the kernel or its modules are zstd-compressed and zstd is missing (apt package zstd)")
-    return subprocess.run(["zstd", "-dc"], input=b, capture_output=True).stdout
-
-
-def _module_bytes(path: Path) -> bytes:
-    data = path.read_bytes()
-    if path.name.endswith(".xz"):
-        return lzma.decompress(data)
-    if path.name.endswith(".zst"):
-        return _zstd(data)
-    return data
-
-
-def _module_name(path: Path) -> str:
-    return path.name.split(".ko")[0].replace("-", "_")
-
-
-def resolve_modules(moddir: Path) -> list[Path]:
-    """The modules to load, dependencies first (read from each module's modinfo;
-    the package ships no modules.dep, and busybox insmod ignores softdeps)."""
-    by_name = {_module_name(p): p for p in moddir.rglob("*.ko*")}
-    builtin: set[str] = set()
-    builtin_file = moddir / "modules.builtin"
-    if builtin_file.exists():
-        builtin = {_module_name(Path(t)) for t in builtin_file.read_text().split()}
-    order: list[Path] = []
-
-    def visit(name: str) -> None:
-        if name in builtin:
-            return
-        path = by_name.get(name)
-        if path is None:
-            raise BuildError(f"kernel module {name} is neither built in nor shipped in the kernel package")
-        if path in order:
-            return
-        m = re.search(rb"depends=([A-Za-z0-9_,-]*)\x00", _module_bytes(path))
-        for dep in m.group(1).decode().split(",") if m and m.group(1) else []:
-            visit(dep.replace("-", "_"))
-        order.append(path)
-
-    for name in MODULES:
-        visit(name)
-    return order
-
-
-SIG_MAGIC = b"~Module signature appended~\n"
-
-
-def unsigned(module: bytes) -> bytes:
-    """A kernel module without its appended signature. The guest kernel checks the signature of
-    every signed module it loads (a SHA-256 of the whole module and an RSA verification, in the
-    emulated CPU at every boot); unsigned, it loads it all the same (the guest kernel does not
-    enforce signatures) and notes a taint once. What the signature would prove, the host already
-    checked: the initramfs is built from the pinned kernel package and its SHA-256 is verified
-    before every boot (``GuestImage.verify``)."""
-    if not module.endswith(SIG_MAGIC):
-        return module
-    # struct module_signature (12 bytes) before the magic; its last 4 bytes: the signature's length.
-    info_end = len(module) - len(SIG_MAGIC)
-    sig_len = int.from_bytes(module[info_end - 4 : info_end], "big")
-    start = info_end - 12 - sig_len
-    if start <= 0:
-        raise BuildError("a kernel module's signature block is malformed")
-    return module[:start]
-
-
-def _build_initramfs(dest: Path, modules: list[Path], out: Path, busybox: Path) -> None:
+def _build_initramfs(dest: Path, out: Path, busybox: Path) -> None:
+    """busybox and /init: nothing to load, the guest kernel has everything built in (kernel.py)."""
     (dest / "bin").mkdir(parents=True)
-    (dest / "modules").mkdir()
     shutil.copy2(busybox, dest / "bin" / "busybox")
     shutil.copy2(HERE / "initramfs" / "init", dest / "init")
     (dest / "init").chmod(0o755)
-    names = []
-    for src in modules:
-        name = _module_name(src) + ".ko"
-        (dest / "modules" / name).write_bytes(unsigned(_module_bytes(src)))
-        names.append(name)
-    (dest / "modules.order").write_text("\n".join(names) + "\n")
     files = subprocess.run(["find", ".", "-print0"], cwd=dest, capture_output=True, check=True).stdout
     with open(out, "wb") as fh:
         subprocess.run(
@@ -164,30 +53,6 @@ def _build_initramfs(dest: Path, modules: list[Path], out: Path, busybox: Path) 
 
 
 PAGE = 4096
-
-
-def fetch_kernel(root: Path, kdir: Path, suite: str, meta: str, apt_options: list[str]) -> tuple[str, str, Path, Path]:
-    """Step 2: the guest suite's kernel package (asked of the guest root's own apt, never the
-    host's: the host may run another release or distribution), unpacked in ``kdir``:
-    (package, version, vmlinuz, modules folder)."""
-    kdir.mkdir()
-    depends = run(["chroot", str(root), "apt-cache", *apt_options, "depends", meta]).stdout.decode()
-    m = re.search(r"Depends:\s*(linux-image-[0-9][^\s]*)", depends)
-    if not m:
-        raise BuildError(f"the {suite} root's apt could not resolve {meta}")
-    kpkg = m.group(1)
-    x = kdir / "x"
-    deb = download_deb(root, kpkg, kdir, apt_options)
-    run(["dpkg-deb", "-x", str(deb), str(x)])
-    vmlinuz = next((x / "boot").glob("vmlinuz-*"), None)
-    if vmlinuz is None:
-        raise BuildError(f"{kpkg} holds no /boot/vmlinuz-*")
-    kver = vmlinuz.name.removeprefix("vmlinuz-")
-    # Older packages keep modules under /lib/modules, newer ones (merged /usr) under /usr/lib/modules.
-    for moddir in (x / "lib" / "modules" / kver, x / "usr" / "lib" / "modules" / kver):
-        if moddir.is_dir():
-            return kpkg, kver, vmlinuz, moddir
-    raise BuildError(f"{kpkg} ships no modules folder for {kver}")
 
 
 def download_deb(root: Path, package: str, dest: Path, apt_options: list[str]) -> Path:
@@ -224,7 +89,8 @@ def _sha256(path: Path) -> str:
 
 def check_tools() -> None:
     """Every tool the build runs, on any host: named with its package when missing (the guest's own
-    kernel, busybox and root come from the guest suite, never from the host's release)."""
+    kernel, busybox and root come from the guest suite, never from the host's release; the kernel
+    is compiled in a build chroot of that suite, with its compiler)."""
     missing = []
     for tool, pkg in [
         ("debootstrap", "debootstrap"),
@@ -232,7 +98,6 @@ def check_tools() -> None:
         ("cpio", "cpio"),
         ("dpkg-deb", "dpkg"),
         ("gcc", "gcc"),
-        ("zstd", "zstd"),
     ]:
         if shutil.which(tool) is None:
             missing.append(f"{tool} (apt package {pkg})")
@@ -243,7 +108,7 @@ def check_tools() -> None:
     if missing:
         raise BuildError(
             "missing tools: " + "; ".join(missing) + "\n  install them with: sudo apt-get install "
-            "debootstrap squashfs-tools cpio dpkg gcc libc6-dev zstd debian-archive-keyring"
+            "debootstrap squashfs-tools cpio dpkg gcc libc6-dev debian-archive-keyring"
         )
     if os.geteuid() != 0:
         raise BuildError("building the guest image needs root (debootstrap); run: sudo ./build_vm.sh")

@@ -73,7 +73,7 @@ def test_a_session_on_an_openai_compatible_endpoint_runs_a_command_and_writes_a_
     result = second["messages"][3]
     assert result["role"] == "tool" and result["tool_call_id"] == call["id"]
     assert re.match(r'<untrusted_data id="[0-9a-f]{16}" source="command output">', result["content"])
-    assert "made-in-the-vm" in result["content"] and "-amd64" in result["content"]  # ran in the guest's kernel
+    assert "made-in-the-vm" in result["content"] and "-paddock" in result["content"]  # ran in the guest's kernel
     # Persisted in Messages API shape, whichever provider spoke.
     saved = json.loads(next((data / "conversations").glob("*.json")).read_text())
     messages = saved["messages"] if isinstance(saved, dict) else saved
