@@ -227,6 +227,21 @@ def test_a_request_with_no_or_two_host_headers_is_refused(gw: Gateway) -> None:
         assert_safe(gw, status, hits, decisions)
 
 
+@pytest.mark.parametrize("header", ["Content-Encoding", "Content-Type"])
+def test_a_framing_header_carrying_free_text_is_refused(gw: Gateway, header: str) -> None:
+    """Found by the generated bodies below (a rare draw): on a grant with no API profile the
+    gateway passed Content-Encoding and Content-Type on untouched, so a guest's own key written
+    there reached the upstream. A well-formed value still passes on the same grant."""
+    for value in (GUEST_KEY, f"Bearer {GUEST_KEY}"):
+        status, hits, decisions = gw.send(request("POST", "/open/x", b"{}", headers={header: value}))
+        assert hits == [] and status == 403, (header, value, status, hits)
+        assert_safe(gw, status, hits, decisions)
+    good = "gzip" if header == "Content-Encoding" else "text/plain; charset=utf-8"
+    body = gzip.compress(b"{}") if header == "Content-Encoding" else b"{}"
+    status, hits, decisions = gw.send(request("POST", "/open/x", body, headers={header: good}))
+    assert status == 200 and len(hits) == 1 and hits[0]["headers"][header.lower()] == good, (status, hits)
+
+
 def test_a_body_over_the_limit_is_refused_before_it_is_read(gw: Gateway) -> None:
     body = json.dumps({**PLAIN, "system": "x" * (11 * 1024 * 1024)}).encode()
     status, hits, decisions = gw.send(request("POST", "/v1/messages", body))

@@ -56,6 +56,7 @@ from paddock.egress.rules import (
     blocked_address,
     clean_path,
     forwardable,
+    framing_problem,
     match_grant,
 )
 from paddock.egress.taint import TaintGate, carries_data
@@ -307,7 +308,10 @@ class Gate:
         return None
 
     def _profile_problem(self, flow: http.HTTPFlow, grant: dict[str, Any]) -> str | None:
-        """A grant that attaches a credential serves one API; only that API's requests pass."""
+        """A grant that attaches a credential serves one API; only that API's requests pass. On
+        every grant the framing headers passed on must be well formed (``framing_problem``)."""
+        if problem := framing_problem(list(flow.request.headers.items(multi=True))):
+            return problem
         api = grant.get("api")
         if api in (None, "", "any"):
             if grant.get("credential") and api != "any":

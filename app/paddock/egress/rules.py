@@ -42,6 +42,30 @@ def authority_matches(authority: str, host: str, port: int, scheme: str) -> bool
     return int(m.group(2) or default) == port
 
 
+# The framing headers a grant passes carry what RFC 9110 lets them carry and nothing else: a
+# Content-Encoding the upstream cannot decode, or a Content-Type that is no media type, is free text
+# the gateway would otherwise hand on untouched (a guest's own key in it reached the upstream).
+CODINGS = frozenset({"identity", "gzip", "x-gzip", "deflate", "br", "zstd", "compress", "x-compress"})
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_MEDIA_TYPE = re.compile(
+    rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*{_TOKEN}=(?:{_TOKEN}|\"(?:[^\"\\\x00-\x08\x0a-\x1f\x7f]|\\.)*\"))*[ \t]*"
+)
+
+
+def framing_problem(headers: Sequence[tuple[str, str]]) -> str | None:
+    """Why the request's Content-Encoding or Content-Type is refused (None: both are well formed
+    or absent). ``headers``: every (name, value) the request carries, in any case."""
+    for name, value in headers:
+        key = name.lower()
+        if key == "content-encoding":
+            codings = [c.strip().lower() for c in value.split(",")]
+            if not all(c in CODINGS or not c for c in codings):
+                return "the request's Content-Encoding names no compression Paddock knows"
+        elif key == "content-type" and _MEDIA_TYPE.fullmatch(value.strip()) is None:
+            return "the request's Content-Type is not a media type"
+    return None
+
+
 def forwardable(header: str, grant: dict[str, Any]) -> bool:
     name = header.lower()
     return name in FORWARD_HEADERS or name in grant.get("forward_headers", ())
