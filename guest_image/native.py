@@ -27,7 +27,6 @@ GO_PACKAGES = [
     "protobuf-compiler",
     "protoc-gen-go",
     "protoc-gen-go-grpc",
-    "ca-certificates",
 ]
 INPUTS = [AGENT / "src", AGENT / "build.sh", PROTOS, HERE / "native.py"]
 
@@ -50,12 +49,17 @@ def build_agent(cache: Path, suite: str, mirror: str, apt_options: list[str]) ->
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="paddock-agent-build-", dir=cache) as tmp:
         root = Path(tmp) / "root"
-        run(["debootstrap", "--variant=minbase", f"--include={','.join(GO_PACKAGES)}", suite, str(root), mirror])
+        run(["debootstrap", "--variant=minbase", suite, str(root), mirror])
         inside = root / "build"
         shutil.copytree(AGENT, inside / "agent", ignore=shutil.ignore_patterns("__pycache__"))
         shutil.copytree(PROTOS, inside / "protos")
         run(["mount", "-t", "proc", "proc", str(root / "proc")])
         try:
+            # With apt, not debootstrap's --include: its resolver takes the first of alternatives,
+            # and Debian 13's Go packages then conflict (two providers of github.com/golang/protobuf).
+            run(["chroot", str(root), "apt-get", *apt_options, "update", "-qq"])
+            run(["chroot", str(root), "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", *apt_options, "install",
+                 "-y", "-qq", "--no-install-recommends", *GO_PACKAGES])  # fmt: skip
             proc = run(["chroot", str(root), "/bin/sh", "/build/agent/build.sh", "/build/agent/src", "/build/protos",
                         "/build/paddock-agent"], quiet=True)  # fmt: skip
         finally:
