@@ -6,6 +6,10 @@
 # depend on the release (QEMU, the folder-sharing daemon, the change guard, the quick start).
 #
 #   sudo scripts/ci_release.sh [SUITE]          SUITE: trixie (Debian 13, the default)
+#   sudo scripts/ci_release.sh SUITE --bench [ARG...]
+#       the same root and set-up, then `python -m benchmarks ARG...` as her instead of the tests
+#       (not part of CI: benchmarks are not tests); writes benchmarks/results/latest-SUITE.json
+#       here, beside Debian 12's latest.json. ARG defaults to the short set in docs/BENCHMARKS.md.
 #
 # Run by scripts/test.sh as root. The root lives in $PADDOCK_RELEASE_ROOTS (default
 # /var/tmp/paddock-release-roots) and is made anew each run, so nothing from an earlier run or
@@ -14,6 +18,13 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo="$PWD"
 suite="${1:-trixie}"
+shift || true
+bench=
+if [ "${1:-}" = --bench ]; then
+  bench=1; shift
+  bench_args=("$@")
+  [ ${#bench_args[@]} -gt 0 ] || bench_args=(--boots 5 --execs 100 --turns 10 --undo-mb 0 --windows 0)
+fi
 base="${PADDOCK_RELEASE_ROOTS:-/var/tmp/paddock-release-roots}"
 root="$base/$suite"
 user=alice
@@ -73,6 +84,17 @@ as_user 'mkdir -p ~/work && .venv/bin/paddock sandbox exec --folder ~/work -- sh
 owner="$(stat -c %u "$root/home/$user/work/proof.txt")"
 [ "$owner" = "$(chroot "$root" id -u "$user")" ] && grep -qx made-in-the-guest "$root/home/$user/work/proof.txt" \
   || { echo "ci_release: the guest's file is missing or not $user's (owner uid: $owner)" >&2; exit 1; }
+
+if [ -n "$bench" ]; then
+  say "python -m benchmarks ${bench_args[*]}, as $user"
+  versions='echo "QEMU: $(qemu-system-x86_64 --version | head -1)"; echo "virtiofsd: $(/usr/libexec/virtiofsd --version 2>/dev/null | head -1)"; echo "host kernel: $(uname -r)"; echo "Python: $(python3 --version)"; uptime'
+  as_user "$versions"
+  as_user "dbus-run-session -- ./scripts/with_keyring.sh .venv/bin/python -m benchmarks ${bench_args[*]} --out benchmarks/results/latest-$suite.json"
+  as_user "$versions"
+  cp "$root/home/$user/paddock/benchmarks/results/latest-$suite.json" "$repo/benchmarks/results/latest-$suite.json"
+  say "benchmarks written to benchmarks/results/latest-$suite.json in $((SECONDS - t0)) s"
+  exit 0
+fi
 
 say "the tests that depend on the release, as $user"
 as_user "dbus-run-session -- ./scripts/with_keyring.sh .venv/bin/python -m pytest -p no:cacheprovider -q ${RELEASE_TESTS[*]}" \

@@ -20,7 +20,7 @@ from paddock.vm import (
     VMConfig,
     VMState,
 )
-from paddock.vm.config import qemu_escape
+from paddock.vm.config import DEFAULT_TSC_KHZ, host_tsc_khz, kernel_cmdline, qemu_escape
 
 
 def _fake_image(tmp_path: Path) -> GuestImage:
@@ -132,3 +132,16 @@ def test_started_as_root_the_sandbox_says_to_use_your_own_account(monkeypatch: p
     with pytest.raises(sharing.SharingError, match="not as root") as info:
         sharing.find_sharing(Path("/usr/bin/bwrap"))
     assert info.value.hint and "your own account" in info.value.hint
+
+
+def test_the_guest_is_told_the_hosts_counter_rate(tmp_path: Path) -> None:
+    """Under TCG the guest's TSC is the host's: its rate comes from the host's bogomips (2 × MHz),
+    and 2 GHz only where the host says nothing plausible."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nbogomips\t: 5187.81\n")
+    assert host_tsc_khz(cpuinfo) == 2_593_905
+    cpuinfo.write_text("processor\t: 0\nBogoMIPS\t: 50.00\n")  # an Arm host's line: not the TSC
+    assert host_tsc_khz(cpuinfo) == DEFAULT_TSC_KHZ
+    assert host_tsc_khz(tmp_path / "absent") == DEFAULT_TSC_KHZ
+    config = VMConfig(image=_fake_image(tmp_path), accel=Accel.TCG, tools=_tools())
+    assert f"tsc_early_khz={host_tsc_khz()}" in kernel_cmdline(config).split()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import time
 from pathlib import Path
@@ -23,6 +24,7 @@ from paddock.guest import (
     ProcessStartedEvent,
 )
 from paddock.session.auditing import SessionAuditor
+from paddock.vm import VirtualMachine
 from tests.conftest import Booted
 from tests.framework.fixtures import booted_any
 from tests.framework.waits import eventually
@@ -209,6 +211,39 @@ def test_guest_info(booted: Booted) -> None:
     assert info.uptime_s > 0
     assert ("workspace", "/workspace", False) in info.mounts
     assert ("profile", "/home/agent/.claude", True) in info.mounts
+
+
+def test_the_guests_clock_keeps_the_hosts_pace(booted: Booted) -> None:
+    """Under emulation the guest's time-stamp counter is the host's own, and its kernel is told
+    the host's rate (``kernel_cmdline``): a second in the guest is a second. Before, told 2 GHz
+    on this 2.6 GHz host, the guest's clock ran 1.3× fast (a 4 s sleep took 3.1 s; its uptimes,
+    time-outs and file times with it). A host whose counter runs at 2 GHz passes either way."""
+    t0 = time.monotonic()
+    _out, err, code = booted.sh("sleep 4")
+    took = time.monotonic() - t0
+    assert code == 0, err
+    assert took >= 4.0 * 0.99, f"a 4 s sleep in the guest took {took:.2f} s"
+
+
+def test_the_agent_serves_only_once_the_shares_are_mounted(booted: Booted) -> None:
+    """The guest mounts its shares while the agent starts (guest_image/rootfs/etc/inittab): the
+    agent serves only once the share script has written /run/paddock-shares, so the host's first
+    call finds the folder mounted. A cold boot mounted both at start; the saved sandbox had none
+    to mount (its Claim mounted them after the wake)."""
+    out, err, code = booted.sh("cat /run/paddock-shares")
+    assert code == 0, err
+    cold = booted.sandbox.timings.how == "cold"
+    state = "mounted" if cold else "not mounted"
+    assert out.splitlines() == [f"workspace {state}", f"profile {state}"]
+    if cold:
+        vm = booted.sandbox.vm
+        assert isinstance(vm, VirtualMachine)
+        console = vm.console_log.read_text(errors="replace")
+        mounted = re.search(r"shares mounted \(uptime ([0-9.]+) s\)", console)
+        ready = re.search(r"paddock-agent: ready\b.*?uptime ([0-9.]+) s", console)
+        assert mounted is not None, console
+        if ready is not None:  # an agent that says when it became ready: not before the mounts
+            assert float(mounted[1]) <= float(ready[1]), console
 
 
 def test_files_any_command_writes_are_reported_and_recorded(booted: Booted, tmp_path: Path) -> None:

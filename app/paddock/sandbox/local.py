@@ -58,8 +58,8 @@ async def boot_here(
         started = time.monotonic() - t0
     else:
         config = launcher.config(shares, memory_mib=memory_mib, guest_root=request.guest_root)
-        vm, guest, started = await _cold_boot(launcher, config, say, t0)
-    stages = tuple(woken.stages.items()) if woken is not None else ()
+        vm, guest, started, cold_stages = await _cold_boot(launcher, config, say, t0)
+    stages = tuple(woken.stages.items()) if woken is not None else cold_stages
     return Here(vm), guest, BootTimings(accel, started, time.monotonic() - t0, woken is not None, pooled, stages)
 
 
@@ -86,7 +86,8 @@ async def _woken(
 
 async def _cold_boot(
     launcher: Launcher, config: VMConfig, say: Progress, t0: float
-) -> tuple[VirtualMachine, GuestClient, float]:
+) -> tuple[VirtualMachine, GuestClient, float, tuple[tuple[str, float], ...]]:
+    """Start the VM, wait for its agent, claim it; also the boot's stages (``_stages``)."""
     say(f"Starting the sandbox ({config.accel.label})")
     try:
         vm = await launcher.start(config)
@@ -97,6 +98,7 @@ async def _cold_boot(
     guest = GuestClient(vm.agent_socket, interceptors=paused_when_idle(vm))
     try:
         await unless_failed(vm, guest.wait_ready(BOOT_TIMEOUT_S))
+        answered = time.monotonic()
         await unless_failed(vm, guest.claim(share_handles=share_handle_limit()))
         vm.mark_ready()
     except BaseException as exc:
@@ -110,4 +112,15 @@ async def _cold_boot(
             f"The sandbox did not start: {detail}",
             hint=f"Last lines from the sandbox console:\n{tail}" if tail else None,
         ) from exc
-    return vm, guest, started
+    marks = [*vm.start_marks, ("agent answers", answered), ("claimed", time.monotonic())]
+    return vm, guest, started, _stages(t0, marks)
+
+
+def _stages(t0: float, marks: list[tuple[str, float]]) -> tuple[tuple[str, float], ...]:
+    """A cold boot's stages, in seconds: from each mark to the next, from ``t0`` (the boot asked
+    for) to the VM's start (policy, image, accelerator: ``before the vm``), to the agent's answer."""
+    out, last = [], t0
+    for what, when in marks:
+        out.append(("before the vm" if what == "start" else what, when - last))
+        last = when
+    return tuple(out)

@@ -83,6 +83,25 @@ def qemu_escape(value: str | os.PathLike[str]) -> str:
     return text.replace(",", ",,")
 
 
+DEFAULT_TSC_KHZ = 2_000_000
+
+
+def host_tsc_khz(cpuinfo: Path = Path("/proc/cpuinfo")) -> int:
+    """The rate of the host's time-stamp counter, in kHz: half its ``bogomips`` (x86 calibrates
+    its delay loop from the TSC: bogomips = 2 × the TSC's MHz), readable by anyone, unlike the
+    kernel's log. 2 GHz where it says nothing plausible (the guest's clock is then off by the
+    ratio, as it always was before)."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == "bogomips":
+                khz = round(float(value) * 500)
+                return khz if 500_000 <= khz <= 10_000_000 else DEFAULT_TSC_KHZ
+    except (OSError, ValueError):
+        pass
+    return DEFAULT_TSC_KHZ
+
+
 def kernel_cmdline(config: VMConfig) -> str:
     # cryptomgr.notests: the kernel's self-tests of its crypto algorithms ran at every boot, about
     # a quarter of the kernel's time before init under emulation (docs/BENCHMARKS.md, #33).
@@ -91,9 +110,11 @@ def kernel_cmdline(config: VMConfig) -> str:
         args.append("pcie_ports=native")  # pciehp takes hot-plugged shares without ACPI _OSC
     if config.accel is Accel.TCG:
         # Under TCG the early TSC calibration fails now and then and the kernel hangs before
-        # init; a fixed rate avoids it. The emulated TSC follows the host's clock, so the
-        # watchdog that would demote it to jiffies when the host is busy is not needed.
-        args += ["tsc_early_khz=2000000", "tsc=reliable"]
+        # init; a fixed rate avoids it. The emulated TSC is the host's own counter, so the rate
+        # given is the host's (with 2 GHz on a 2.6 GHz host the guest's clock ran 1.3× fast: its
+        # uptimes, sleeps and time-outs), and the watchdog that would demote it to jiffies when
+        # the host is busy is not needed.
+        args += [f"tsc_early_khz={host_tsc_khz()}", "tsc=reliable"]
     if not os.environ.get("PADDOCK_GUEST_VERBOSE"):
         args += ["quiet", "loglevel=3"]
     if config.guest_root:
@@ -111,12 +132,14 @@ MACHINE = "microvm,memory-backend=mem,isa-serial=on,pit=off,pic=on,rtc=on"
 @functools.lru_cache(maxsize=4)
 def _fingerprint(qemu: Path) -> str:
     version = subprocess.run([str(qemu), "--version"], capture_output=True, text=True, timeout=10).stdout
-    return hashlib.sha256(f"{version}\n{MACHINE}\n".encode()).hexdigest()[:8]
+    # The counter rate the guest was told (TCG): a guest saved with another keeps its clock's pace.
+    return hashlib.sha256(f"{version}\n{MACHINE}\n{host_tsc_khz()}\n".encode()).hexdigest()[:8]
 
 
 def qemu_fingerprint(tools: HostTools | None = None) -> str:
-    """Which QEMU and machine a saved state belongs to: a short hash of QEMU's version line and
-    the machine type (a state saved by one does not load in another)."""
+    """Which QEMU and machine a saved state belongs to: a short hash of QEMU's version line, the
+    machine type (a state saved by one does not load in another) and the counter rate the guest
+    is told (``kernel_cmdline``)."""
     return _fingerprint((tools or HostTools.find()).qemu)
 
 

@@ -27,6 +27,8 @@ import logging
 import os
 import secrets
 import shutil
+import signal
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,10 @@ class VirtualMachine(Migration):
         self.guard_failures: dict[str, str] = {}  # share tag → why it is not guarded
         self._paused = False
         self._pause_lock = asyncio.Lock()
+        # Where this run's start spent its time: (what, ``time.monotonic()`` when it was done), in
+        # order; the sandbox reports them as a cold boot's stages (docs/BENCHMARKS.md).
+        self.start_marks: list[tuple[str, float]] = []
+        self._spawned: list[asyncio.subprocess.Process] = []  # every process this run started
 
     # ------------------------------------------------------------------ state
 
@@ -142,11 +148,12 @@ class VirtualMachine(Migration):
         self.run_dir.mkdir(mode=0o700)
         self._paused = False
         self._stopping = None
+        self.start_marks = []
+        self._mark("start")
         try:
             self._life = await Lifetime.start(f"vm {self.id}")
             if not self.config.hotplug:
-                for share in self.config.shares:
-                    await self._start_virtiofsd(share)
+                await self._start_daemons(self.config.shares)
             await self._start_qemu(incoming)
         except asyncio.CancelledError:
             self._set_state(VMState.STOPPING)
@@ -164,21 +171,57 @@ class VirtualMachine(Migration):
                 raise
             raise VMError(reason) from exc
 
+    def _mark(self, what: str) -> None:
+        """Note that ``what`` is done now (``start_marks``, and the debug log with the time since start)."""
+        now = time.monotonic()
+        self.start_marks.append((what, now))
+        log.debug("vm %s: %s at +%.3f s", self.id, what, now - self.start_marks[0][1])
+
     async def _spawn(self, name: str, argv: list[str], pass_fds: tuple[int, ...] = ()) -> asyncio.subprocess.Process:
+        """Start ``argv``; every process started is stopped by the teardown (``_spawned``).
+
+        A cancellation does not cut a start short: the start finishes, and the cancellation goes
+        on. Cut short, asyncio would kill the process at once, and a bubblewrap killed between
+        making its sandbox's process and that process asking to die with it leaves the daemon
+        running (the share daemons start side by side, so a cancel can land in one's start)."""
         assert self.run_dir is not None
         log = log_file(self.run_dir / f"{name}.log")
         try:
-            return await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,  # a Ctrl-C in the terminal is ours to handle
-                preexec_fn=set_pdeathsig,
-                pass_fds=pass_fds,
+            starting = asyncio.ensure_future(
+                asyncio.create_subprocess_exec(
+                    *argv,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,  # a Ctrl-C in the terminal is ours to handle
+                    preexec_fn=set_pdeathsig,
+                    pass_fds=pass_fds,
+                )
             )
+            try:
+                proc = await asyncio.shield(starting)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    self._spawned.append(await asyncio.shield(starting))
+                raise
+            self._spawned.append(proc)
+            return proc
         finally:
             log.close()
+
+    async def _start_daemons(self, shares: tuple[Share, ...]) -> None:
+        """Start one virtiofsd per share, side by side (each in its own jail, under its own guard
+        where it has one); returns once every one listens. QEMU starts only after this, so the
+        guest never sees a share before its daemon is jailed and guarded. The first failure is the
+        error (the others are cancelled: what they started is stopped by the caller's teardown)."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                for share in shares:
+                    group.create_task(self._start_virtiofsd(share), name=f"vm {self.id}: virtiofsd-{share.tag}")
+        except BaseExceptionGroup as errors:
+            for other in errors.exceptions[1:]:
+                log.debug("vm %s: a share daemon failed too: %s", self.id, other)
+            raise errors.exceptions[0]  # noqa: B904 - the group is its context
 
     async def _start_virtiofsd(self, share: Share) -> None:
         assert self.run_dir is not None
@@ -201,6 +244,7 @@ class VirtualMachine(Migration):
         finally:
             os.close(fd)
         self._virtiofsd[share.tag] = proc
+        self._mark(f"virtiofsd-{share.tag} started")
         for _ in range(500):
             if sock.exists():
                 break
@@ -210,6 +254,7 @@ class VirtualMachine(Migration):
             await asyncio.sleep(0.01)
         else:
             raise VMError(f"The folder-sharing helper for {share.tag} did not start within 5 s")
+        self._mark(f"virtiofsd-{share.tag} listening")
         self._supervise(self._watch(f"virtiofsd-{share.tag}", proc), f"virtiofsd-{share.tag}")
 
     async def _spawn_guarded(self, share: Share, argv: list[str], fd: int) -> asyncio.subprocess.Process | None:
@@ -232,7 +277,9 @@ class VirtualMachine(Migration):
         await qmp.start_server(str(self.run_dir / "qmp.sock"))
         argv = qemu_argv(self.config, self.id, self.run_dir) + (["-incoming", "defer"] if incoming is not None else [])
         self._qemu = await self._spawn("qemu", argv)
+        self._mark("qemu started")
         await self._accept(qmp, self._qemu)
+        self._mark("qmp connected")
         self._supervise(self._watch("qemu", self._qemu), "qemu")
         self._supervise(self._watch_events(qmp), "QMP events")
         if incoming is not None:
@@ -405,8 +452,15 @@ class VirtualMachine(Migration):
         if qmp is not None and self._qemu is not None and self._qemu.returncode is None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(qmp.execute("quit"), 1.0)
-        procs = [p for p in [self._qemu, *self._virtiofsd.values()] if p is not None]
+        started = [self._qemu, *self._virtiofsd.values(), *self._spawned]
+        procs = list({id(p): p for p in started if p is not None}.values())
+        self._spawned = []
         await terminate(procs, STOP_GRACE_S)
+        for proc in procs:  # each leads its own process group (``start_new_session``)
+            # What a stopped bubblewrap left behind: its sandbox's process, when bubblewrap was
+            # stopped before that process asked to die with it (a start cancelled at once).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
         guards, self.guards = self.guards, {}
         for guard in guards.values():
             await asyncio.to_thread(guard.close)

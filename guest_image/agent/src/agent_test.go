@@ -79,11 +79,11 @@ func TestPathsNeverLeaveTheWorkspace(t *testing.T) {
 func TestJailRefusals(t *testing.T) {
 	newWorkspace(t)
 	for path, want := range map[string]string{
-		"/etc/passwd":   "absolute paths are not allowed: '/etc/passwd' (use a path relative to the workspace)",
-		"../secret":     "path leaves the workspace: '../secret'",
-		"out/passwd":    "path leaves the workspace through a symbolic link: 'out/passwd'",
-		"up/secret":     "path leaves the workspace through a symbolic link: 'up/secret'",
-		"a\x00b":        "path contains a NUL byte",
+		"/etc/passwd": "absolute paths are not allowed: '/etc/passwd' (use a path relative to the workspace)",
+		"../secret":   "path leaves the workspace: '../secret'",
+		"out/passwd":  "path leaves the workspace through a symbolic link: 'out/passwd'",
+		"up/secret":   "path leaves the workspace through a symbolic link: 'up/secret'",
+		"a\x00b":      "path contains a NUL byte",
 	} {
 		_, err := resolve(path, false, true)
 		if st := status.Convert(statusFor(err)); st.Code() != codes.InvalidArgument || st.Message() != want {

@@ -166,4 +166,3 @@ func (h *EventHub) unsubscribe(s *subscriber) {
 	s.closed = true
 	s.mu.Unlock()
 }
-

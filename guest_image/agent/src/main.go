@@ -34,6 +34,7 @@ const AgentVersion = "0.2.0"
 
 const (
 	agentSocket     = "/run/paddock/agent.sock"
+	sharesDone      = "/run/paddock-shares" // written by /opt/paddock/shares once the mounts were tried
 	portName        = "paddock.agent"
 	agentHome       = "/home/agent"
 	runasPath       = "/opt/paddock/bin/paddock-runas"
@@ -141,7 +142,20 @@ func newServer(agent *Agent) *grpc.Server {
 	return server
 }
 
+// waitForShares: the contract with the share script (rootfs/opt/paddock/shares, started beside
+// the agent by init): the agent listens on nothing before /run/paddock-shares exists, so the
+// host's first call, and every command after it, finds the folder mounted (or never mounted).
+func waitForShares() {
+	for {
+		if _, err := os.Stat(sharesDone); err == nil {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func main() {
+	waitForShares()
 	if err := os.MkdirAll(filepath.Dir(agentSocket), 0o700); err != nil {
 		logf("cannot make %s: %v", filepath.Dir(agentSocket), err)
 		os.Exit(1)
