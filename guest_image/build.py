@@ -10,7 +10,7 @@ Paddock runs as the person, never as root):
     <cache>/guest/<hash>/vmlinux          the guest's own kernel, everything built in (kernel.py;
                                           boots via PVH on -M microvm)
     <cache>/guest/<hash>/initrd.cpio      busybox + /init
-    <cache>/guest/<hash>/rootfs.squashfs  read-only root: Debian minbase, Python 3, grpcio, agent
+    <cache>/guest/<hash>/rootfs.squashfs  read-only root: Debian minbase, Python 3, the native agent
     <cache>/guest/<hash>/manifest.json    what was built from what
     <cache>/guest/current -> <hash>
 
@@ -52,6 +52,7 @@ from buildlib import (  # noqa: E402
     step,
 )
 from kernel import guest_kernel  # noqa: E402
+from native import build_agent  # noqa: E402
 
 REPO = HERE.parent
 SUITE = "bookworm"
@@ -95,9 +96,9 @@ INPUTS = [
     HERE / "kernel.py",
     HERE / "kernel",
     HERE / "helper",
-    HERE / "requirements.txt",
+    HERE / "native.py",
     HERE / "office-requirements.txt",
-    HERE / "agent" / "paddock_guest",
+    HERE / "agent",
     HERE / "initramfs" / "init",
     REPO / "protos",
     HERE / "rootfs",
@@ -158,14 +159,13 @@ def build(cache: Path, force: bool) -> Path:
         busybox = fetch_busybox(root, work, APT_OPTIONS)
         print(f"      done in {time.monotonic() - t:.0f} s")
 
-        t = step(3, total, "Python packages from PyPI: the agent's (grpcio, protobuf) and python-pptx")
-        site = root / "opt" / "paddock" / "site"
-        _pip_target(site, HERE / "requirements.txt")
+        t = step(3, total, "python-pptx from PyPI; the native agent (Go, in a build root of its own)")
+        agent = build_agent(cache, SUITE, mirror, APT_OPTIONS)
         office = root / "usr" / "local" / "lib" / "python3.11" / "dist-packages"
         _pip_target(office, HERE / "office-requirements.txt")
 
         t = step(4, total, "agent, init and users")
-        _install_agent(root, busybox)
+        _install_agent(root, busybox, agent)
         print(f"      done in {time.monotonic() - t:.0f} s")
 
         t = step(5, total, "trim and precompile")
@@ -293,7 +293,7 @@ def _pip_target(target: Path, requirements: Path) -> None:
     )
 
 
-def _install_agent(root: Path, busybox: Path) -> None:
+def _install_agent(root: Path, busybox: Path, agent: Path) -> None:
     opt = root / "opt" / "paddock"
     (opt / "bin").mkdir(parents=True, exist_ok=True)
     # How every command starts: one exec of a small static binary (see the source's header).
@@ -301,13 +301,9 @@ def _install_agent(root: Path, busybox: Path) -> None:
     for name in ("runas", "relay"):
         run(["gcc", "-static", "-Os", "-Wall", "-Wextra", "-Werror", "-o", str(opt / "bin" / f"paddock-{name}"),
              str(HERE / "helper" / f"{name}.c")])  # fmt: skip
-    # The agent, as the package paddock_guest (started with `python3 -m paddock_guest`, see inittab).
-    shutil.copytree(
-        HERE / "agent" / "paddock_guest",
-        opt / "site" / "paddock_guest",
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-        dirs_exist_ok=True,
-    )
+    # The agent: one static binary (native.py), started by init (rootfs/etc/inittab).
+    shutil.copy2(agent, opt / "bin" / "paddock-agent")
+    (opt / "bin" / "paddock-agent").chmod(0o755)
     shutil.copy2(busybox, opt / "bin" / "busybox")
     for src in (HERE / "rootfs").rglob("*"):
         dest = root / src.relative_to(HERE / "rootfs")
@@ -316,17 +312,6 @@ def _install_agent(root: Path, busybox: Path) -> None:
         else:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest)
-    # The generated gRPC code, as the package paddock.guest.v1 (nothing else of the host's).
-    gen = opt / "site" / "paddock" / "guest" / "v1"
-    gen.mkdir(parents=True, exist_ok=True)
-    for pkg in (opt / "site" / "paddock", opt / "site" / "paddock" / "guest"):
-        (pkg / "__init__.py").write_text("")
-    for f in (REPO / "app" / "paddock" / "guest" / "v1").glob("*.py"):
-        shutil.copy2(f, gen / f.name)
-    # Make the agent's packages importable by Debian's python3.
-    pth = root / "usr" / "lib" / "python3" / "dist-packages" / "paddock-agent.pth"
-    pth.parent.mkdir(parents=True, exist_ok=True)
-    pth.write_text("/opt/paddock/site\n")
     # The unprivileged user that commands run as, and the mount points.
     with open(root / "etc" / "passwd", "a") as fh:
         fh.write("agent:x:1000:1000:Paddock agent:/home/agent:/bin/sh\n")

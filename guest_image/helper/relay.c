@@ -9,6 +9,13 @@
  * port reads EOF while no host client is connected; each host connection gets a fresh
  * connection to the gRPC server, so a host that goes away cancels its calls. The agent starts
  * it and it dies with the agent (PR_SET_PDEATHSIG): the agent restarted by init starts its own.
+ *
+ * A host connection begins with HTTP/2's client preface. The port does not always read EOF
+ * between two host connections: a guest saved right after its host hung up wakes with the old
+ * connection still open here, and the new host's first bytes would go into it (and the rest of
+ * a connection that is gone would open the next one). So a read that begins with the preface
+ * always gets a fresh connection, and bytes that begin none (what is left of a host that went
+ * away) are dropped until one does.
  * Exit codes: 2 (usage), 1 (the port or the first setup step failed).
  */
 #define _GNU_SOURCE
@@ -27,6 +34,13 @@
 #define CHUNK (32 * 1024)
 
 static char buf[CHUNK];
+static const char PREFACE[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+#define PREFACE_LEN (sizeof PREFACE - 1)
+
+/* Whether these bytes begin a host connection (all of the preface, or the start of it). */
+static int begins_connection(const char *data, size_t len) {
+    return memcmp(data, PREFACE, len < PREFACE_LEN ? len : PREFACE_LEN) == 0;
+}
 
 /* All of it, or -1. A full port (the host reads slowly) waits until it takes more. */
 static int write_all(int fd, const char *data, size_t len) {
@@ -112,7 +126,12 @@ int main(int argc, char **argv) {
             nanosleep(&pause, NULL);
             continue;
         }
-        if (conn < 0) conn = connect_agent(argv[2]);
+        if (conn >= 0 && (size_t)got >= PREFACE_LEN && begins_connection(buf, (size_t)got))
+            hang_up(&conn); /* a new host: its own connection, whatever the old one was doing */
+        if (conn < 0) {
+            if (!begins_connection(buf, (size_t)got)) continue; /* the rest of a host that is gone */
+            conn = connect_agent(argv[2]);
+        }
         if (conn < 0 || write_all(conn, buf, (size_t)got) != 0) hang_up(&conn);
     }
 }

@@ -114,7 +114,7 @@ def test_a_corrupted_image_is_refused_before_boot(tmp_path: Path, guest_image: G
     assert not live_processes()
 
 
-AGENT_PID = "/opt/paddock/bin/busybox pidof python3"  # the agent is the guest's only Python process here
+AGENT_PID = "/opt/paddock/bin/busybox pidof paddock-agent"  # the native agent (guest_image/agent/)
 
 
 @pytest.mark.guest_root  # only the guest's root may signal the agent
