@@ -43,11 +43,11 @@ from buildlib import (  # noqa: E402
     BuildError,
     _build_initramfs,
     _link_current,
-    _prune,
     _sha256,
     apt_mirror,
     check_tools,
     fetch_busybox,
+    prune,
     run,
     step,
 )
@@ -210,7 +210,7 @@ def build(cache: Path, force: bool) -> Path:
         staging.rename(out)
         _publish(out)
         _link_current(cache, key)
-        _prune(cache, keep=key)
+        prune(cache / "guest", keep=key)
         sizes = ", ".join(
             f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in out.iterdir() if p.name != "manifest.json"
         )

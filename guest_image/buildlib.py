@@ -139,15 +139,16 @@ def apt_mirror() -> str:
     )
 
 
-def _prune(cache: Path, keep: str, keep_recent: int = 3) -> None:
-    """Drop old images, keeping the newest few (another checkout may still use one)."""
-    images = [
+def prune(folder: Path, keep: str, keep_recent: int = 3) -> None:
+    """Drop old builds in ``folder`` (images, kernels, agents: each a folder named by its 16-digit
+    key), keeping ``keep`` and the newest few (another checkout may still use one)."""
+    old = [
         d
-        for d in (cache / "guest").iterdir()
+        for d in folder.iterdir()
         if d.is_dir() and not d.is_symlink() and re.fullmatch(r"[0-9a-f]{16}", d.name) and d.name != keep
     ]
-    images.sort(key=lambda d: d.stat().st_mtime, reverse=True)
-    for d in images[keep_recent - 1 :]:
+    old.sort(key=lambda d: d.stat().st_mtime, reverse=True)
+    for d in old[keep_recent - 1 :]:
         shutil.rmtree(d, ignore_errors=True)
 
 

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from buildlib import BuildError, run
+from buildlib import BuildError, prune, run
 
 HERE = Path(__file__).resolve().parent
 FRAGMENT = HERE / "kernel" / "paddock.config"
@@ -192,16 +192,8 @@ def guest_kernel(
     for d in (out.parent, out):
         d.chmod(0o755)
     print(f"      kernel {release} built in {info['build_seconds']} s, cached in {out}", flush=True)
-    _prune(out.parent, keep=out.name)
+    prune(out.parent, keep=out.name)
     return out / "vmlinux", info
-
-
-def _prune(kernels: Path, keep: str, keep_recent: int = 3) -> None:
-    """Drop old kernels, keeping the newest few (another checkout's image may be built from one)."""
-    old = [d for d in kernels.iterdir() if d.is_dir() and re.fullmatch(r"[0-9a-f]{16}", d.name) and d.name != keep]
-    old.sort(key=lambda d: d.stat().st_mtime, reverse=True)
-    for d in old[keep_recent - 1 :]:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def _installed(chroot: Path, package: str) -> str:

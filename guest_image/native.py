@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from buildlib import BuildError, run
+from buildlib import BuildError, prune, run
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -70,4 +70,5 @@ def build_agent(cache: Path, suite: str, mirror: str, apt_options: list[str]) ->
             raise BuildError("the native agent's build made no binary")
         shutil.copy2(built, out.with_suffix(".tmp"))
         out.with_suffix(".tmp").rename(out)
+    prune(out.parent.parent, keep=out.parent.name)
     return out
